@@ -1,0 +1,45 @@
+// Shape of one 2-D convolution, in CUTLASS's names.
+//
+//   activation x : N × C × H × W        filter w : K × (C/groups) × R × S        output y : N × K × P × Q
+//
+//   y[n, k, p, q] = bias[k] + Σ_{c<C/groups, r<R, s<S} x[n, g·Cg + c, h, w] · w[k, c, r, s]
+//      with g = k / Kg,  h = p·stride_h − pad_h + r·dil_h,  w = q·stride_w − pad_w + s·dil_w
+//      (taps with h or w outside the image read zero padding).
+//
+// pad_h / pad_w are the *leading* (top / left) paddings; the trailing padding is implied by P and Q, which is how
+// padding='same' with an even kernel (torch pads one more at the bottom/right) fits the same kernels.
+// Every size is int64_t: N·C·H·W and N·P·Q can exceed 2^31.
+#pragma once
+#include <cstdint>
+
+#include "macros.h"
+
+namespace pyconv {
+
+struct Conv2dShape {
+  int64_t N, C, H, W;  // activation
+  int64_t K, R, S;     // filter (each filter has C/groups input channels)
+  int64_t P, Q;        // output spatial size
+  int64_t stride_h, stride_w;
+  int64_t pad_h, pad_w;  // leading padding
+  int64_t dil_h, dil_w;
+  int64_t groups;
+
+  PYCONV_HD int64_t Cg() const { return C / groups; }  // input channels per group
+  PYCONV_HD int64_t Kg() const { return K / groups; }  // output channels per group
+  PYCONV_HD int64_t crs() const { return Cg() * R * S; }
+  PYCONV_HD int64_t npq() const { return N * P * Q; }
+  // 2·N·K·P·Q·(C/groups)·R·S: one multiply and one add per filter tap per output element.
+  double flops() const { return 2.0 * double(N) * double(K) * double(P) * double(Q) * double(crs()); }
+};
+
+// Element strides of a 4-D tensor, in its logical (NCHW / KCRS) dimension order. Kernels index through these, so
+// NCHW, channels_last and non-contiguous views all go through the same code.
+struct Strides4 {
+  int64_t s0, s1, s2, s3;
+  PYCONV_HD int64_t at(int64_t i0, int64_t i1, int64_t i2, int64_t i3) const {
+    return i0 * s0 + i1 * s1 + i2 * s2 + i3 * s3;
+  }
+};
+
+}  // namespace pyconv

@@ -1,0 +1,49 @@
+// Helpers shared by every CUDA kernel: accumulator types, ceil_div, and the one launch helper.
+// No torch header: kernels take raw pointers, a shape struct and a cudaStream_t.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "macros.h"
+
+namespace pyconv {
+
+// Half-precision inputs accumulate in float (as cuDNN does); float in float; double in double.
+template <typename T> struct AccType { using type = float; };
+template <> struct AccType<double> { using type = double; };
+template <typename T> using acc_t = typename AccType<T>::type;
+
+template <typename T> PYCONV_HD acc_t<T> to_acc(T v) { return static_cast<acc_t<T>>(v); }
+template <typename T> PYCONV_HD T from_acc(acc_t<T> v) { return static_cast<T>(v); }
+// __half / __nv_bfloat16 need their explicit conversion functions in device code on every toolkit.
+template <> PYCONV_HD float to_acc<__half>(__half v) { return __half2float(v); }
+template <> PYCONV_HD __half from_acc<__half>(float v) { return __float2half_rn(v); }
+template <> PYCONV_HD float to_acc<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <> PYCONV_HD __nv_bfloat16 from_acc<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+PYCONV_HD int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Largest grid.x a 1-D grid-stride kernel needs: enough blocks to fill any current GPU several times over;
+// the loops inside the kernels cover the rest, so no element count can overflow the grid limit.
+constexpr int64_t kMaxGridX = 65535LL * 32;
+
+inline unsigned grid_1d(int64_t n, int threads) {
+  int64_t b = ceil_div(n, threads);
+  if (b < 1) b = 1;
+  return static_cast<unsigned>(b < kMaxGridX ? b : kMaxGridX);
+}
+
+// Every kernel launch in pyconv goes through here, so one place decides how a kernel is started: with <<<>>> under
+// nvcc, and (with the emulation backend) by the CPU emulator. Returns the launch error; the torch glue turns a
+// non-success into a Python exception.
+template <typename... KArgs, typename... Args>
+inline cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                          Args&&... args) {
+  kernel<<<grid, block, smem, stream>>>(static_cast<KArgs>(args)...);
+  return cudaGetLastError();
+}
+
+}  // namespace pyconv

@@ -1,0 +1,202 @@
+// conv2d on the CPU, rung 1: "im2col_gemm". Each direction is a GEMM whose activation operand is gathered tile by
+// tile (im2col) straight into the packed-panel layout of csrc/common/cpu_gemm.h, then multiplied by the vectorised
+// micro-kernel. Requires contiguous NCHW activations and KCRS filters (the glue makes them so).
+//
+//   fprop  y[g]  (Kg × PQ)  = w[g] (Kg × CRS)   · col (CRS × PQ)      col[crs, pq] = x[n, g·Cg+c, h(p,r), w(q,s)]
+//   dgrad  dcol  (CRS × PQ) = w[g]ᵀ (CRS × Kg)  · dy[g] (Kg × PQ)     then col2im: dx[n, c, h, w] += dcol[crs, pq]
+//   wgrad  dw[g] (Kg × CRS) = Σ_n dy[g] (Kg × PQ) · colᵀ (PQ × CRS)
+//
+// PQ is cut into column tiles of kTilePQ so the gathered operand (CRS × tile) stays in L2 and every (n, g, tile)
+// is an independent parallel task; the reduction dimension is cut into kBlockK slices so a micro-panel of B stays in
+// L1 while it is reused against every row panel of A.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "../common/conv_params.h"
+#include "../common/cpu_gemm.h"
+
+namespace pyconv {
+namespace cpu {
+
+constexpr int64_t kTilePQ = 256;  // columns of one im2col tile (a multiple of every NR)
+constexpr int64_t kBlockK = 256;  // reduction slice: NR·kBlockK·sizeof(T) ≤ 32 KiB for float on AVX-512
+
+// Visits every (row, column) of the im2col matrix restricted to output positions [pq0, pq0 + cols) of image n and
+// group g, calling emit(crs, j, value). Rows are (c, r, s) in KCRS order, so row crs pairs with w[k][crs].
+// (p, q) advance incrementally instead of being divided out of pq for every element.
+template <typename T, typename Emit>
+inline void im2col_visit(const Conv2dShape& s, const T* x, int64_t n, int64_t g, int64_t pq0, int64_t cols,
+                         Emit&& emit) {
+  const int64_t Cg = s.Cg();
+  const T* xg = x + (n * s.C + g * Cg) * s.H * s.W;
+  const int64_t p0 = pq0 / s.Q, q0 = pq0 % s.Q;
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t r = 0; r < s.R; ++r)
+      for (int64_t t = 0; t < s.S; ++t) {
+        const int64_t crs = (c * s.R + r) * s.S + t;
+        const T* plane = xg + c * s.H * s.W;
+        int64_t p = p0, q = q0;
+        for (int64_t j = 0; j < cols; ++j) {
+          const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
+          const int64_t w = q * s.stride_w - s.pad_w + t * s.dil_w;
+          emit(crs, j, (h >= 0 && h < s.H && w >= 0 && w < s.W) ? plane[h * s.W + w] : T(0));
+          if (++q == s.Q) { q = 0; ++p; }
+        }
+      }
+}
+
+// Packs rows [0, M) × reduction [0, Kd) of a matrix given by elem(i, kd) into MR-row panels, zero-padded.
+template <typename T, typename Elem>
+inline void pack_a(int64_t M, int64_t Kd, int mr, Elem&& elem, T* out) {
+  for (int64_t ip = 0; ip < M; ip += mr)
+    for (int64_t kd = 0; kd < Kd; ++kd)
+      for (int i = 0; i < mr; ++i) *out++ = (ip + i < M) ? elem(ip + i, kd) : T(0);
+}
+
+// C (M × N, row stride ldc) += Ap · Bp over Kd, both operands packed (see cpu_gemm.h).
+template <typename T>
+inline void gemm_packed(const MicroKernel<T>& uk, int64_t M, int64_t N, int64_t Kd, const T* Ap, const T* Bp, T* C,
+                        int64_t ldc) {
+  for (int64_t k0 = 0; k0 < Kd; k0 += kBlockK) {
+    const int64_t kb = std::min(kBlockK, Kd - k0);
+    for (int64_t j0 = 0; j0 < N; j0 += uk.nr) {
+      const T* b = Bp + (j0 / uk.nr) * Kd * uk.nr + k0 * uk.nr;  // B micro-panel: reused by every A panel below
+      for (int64_t i0 = 0; i0 < M; i0 += uk.mr) {
+        const T* a = Ap + (i0 / uk.mr) * Kd * uk.mr + k0 * uk.mr;
+        uk.fn(kb, a, b, C + i0 * ldc + j0, ldc, int(std::min<int64_t>(uk.mr, M - i0)),
+              int(std::min<int64_t>(uk.nr, N - j0)));
+      }
+    }
+  }
+}
+
+template <typename T>
+inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+// Filters of every group packed as A panels (row = output channel k, reduction = crs).
+template <typename T>
+std::vector<T> pack_filters(const Conv2dShape& s, const T* w, int mr) {
+  const int64_t Kg = s.Kg(), CRS = s.crs(), per_group = round_up<T>(Kg, mr) * CRS;
+  std::vector<T> packed(s.groups * per_group);
+  for (int64_t g = 0; g < s.groups; ++g) {
+    const T* wg = w + g * Kg * CRS;
+    pack_a<T>(Kg, CRS, mr, [&](int64_t k, int64_t crs) { return wg[k * CRS + crs]; }, packed.data() + g * per_group);
+  }
+  return packed;
+}
+
+template <typename T, typename ParallelFor>
+void conv2d_fprop_im2col_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y,
+                              ParallelFor&& pfor) {
+  const auto uk = select_micro_kernel<T>();
+  const int64_t Kg = s.Kg(), CRS = s.crs(), PQ = s.P * s.Q;
+  const std::vector<T> wp = pack_filters(s, w, uk.mr);
+  const int64_t wp_group = round_up<T>(Kg, uk.mr) * CRS;
+  const int64_t tiles = (PQ + kTilePQ - 1) / kTilePQ;
+  pfor(0, s.N * s.groups * tiles, [&](int64_t begin, int64_t end) {
+    std::vector<T> col(CRS * kTilePQ);  // this task's packed im2col tile: [cols/NR][CRS][NR]
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t tile = task % tiles, ng = task / tiles, g = ng % s.groups, n = ng / s.groups;
+      const int64_t pq0 = tile * kTilePQ, cols = std::min(kTilePQ, PQ - pq0);
+      std::fill(col.begin(), col.begin() + CRS * round_up<T>(cols, uk.nr), T(0));
+      const int64_t nr = uk.nr;
+      im2col_visit(s, x, n, g, pq0, cols, [&](int64_t crs, int64_t j, T v) {
+        col[(j / nr) * CRS * nr + crs * nr + j % nr] = v;
+      });
+      T* yt = y + (n * s.K + g * Kg) * PQ + pq0;  // row k of this tile is yt[k·PQ .. +cols)
+      for (int64_t k = 0; k < Kg; ++k) std::fill(yt + k * PQ, yt + k * PQ + cols, bias ? bias[g * Kg + k] : T(0));
+      gemm_packed(uk, Kg, cols, CRS, wp.data() + g * wp_group, col.data(), yt, PQ);
+    }
+  });
+}
+
+template <typename T, typename ParallelFor>
+void conv2d_dgrad_im2col_gemm(const Conv2dShape& s, const T* dy, const T* w, T* dx, ParallelFor&& pfor) {
+  const auto uk = select_micro_kernel<T>();
+  const int64_t Kg = s.Kg(), Cg = s.Cg(), CRS = s.crs(), PQ = s.P * s.Q;
+  // A = wᵀ per group: row crs, reduction k.
+  const int64_t wt_group = round_up<T>(CRS, uk.mr) * Kg;
+  std::vector<T> wt(s.groups * wt_group);
+  for (int64_t g = 0; g < s.groups; ++g) {
+    const T* wg = w + g * Kg * CRS;
+    pack_a<T>(CRS, Kg, uk.mr, [&](int64_t crs, int64_t k) { return wg[k * CRS + crs]; }, wt.data() + g * wt_group);
+  }
+  // One task per (n, g): col2im scatters overlapping windows into dx[n, g's channels], which no other task touches.
+  pfor(0, s.N * s.groups, [&](int64_t begin, int64_t end) {
+    std::vector<T> dyp(round_up<T>(kTilePQ, uk.nr) * Kg);  // packed dy tile: [cols/NR][Kg][NR]
+    std::vector<T> dcol(CRS * kTilePQ);                    // row-major CRS × cols
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / s.groups, g = task % s.groups;
+      T* dxg = dx + (n * s.C + g * Cg) * s.H * s.W;
+      std::fill(dxg, dxg + Cg * s.H * s.W, T(0));
+      const T* dyg = dy + (n * s.K + g * Kg) * PQ;
+      for (int64_t pq0 = 0; pq0 < PQ; pq0 += kTilePQ) {
+        const int64_t cols = std::min(kTilePQ, PQ - pq0), nr = uk.nr;
+        for (int64_t jp = 0; jp < cols; jp += nr)
+          for (int64_t k = 0; k < Kg; ++k)
+            for (int64_t jj = 0; jj < nr; ++jj)
+              dyp[(jp / nr) * Kg * nr + k * nr + jj] = (jp + jj < cols) ? dyg[k * PQ + pq0 + jp + jj] : T(0);
+        std::fill(dcol.begin(), dcol.begin() + CRS * cols, T(0));
+        gemm_packed(uk, CRS, cols, Kg, wt.data() + g * wt_group, dyp.data(), dcol.data(), cols);
+        // col2im: the transpose of im2col's gather; taps that fell in the padding are dropped.
+        const int64_t p0 = pq0 / s.Q, q0 = pq0 % s.Q;
+        for (int64_t c = 0; c < Cg; ++c)
+          for (int64_t r = 0; r < s.R; ++r)
+            for (int64_t t = 0; t < s.S; ++t) {
+              const T* row = dcol.data() + ((c * s.R + r) * s.S + t) * cols;
+              T* plane = dxg + c * s.H * s.W;
+              int64_t p = p0, q = q0;
+              for (int64_t j = 0; j < cols; ++j) {
+                const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
+                const int64_t ww = q * s.stride_w - s.pad_w + t * s.dil_w;
+                if (h >= 0 && h < s.H && ww >= 0 && ww < s.W) plane[h * s.W + ww] += row[j];
+                if (++q == s.Q) { q = 0; ++p; }
+              }
+            }
+      }
+    }
+  });
+}
+
+template <typename T, typename ParallelFor>
+void conv2d_wgrad_im2col_gemm(const Conv2dShape& s, const T* dy, const T* x, T* dw, int64_t max_threads,
+                              ParallelFor&& pfor) {
+  const auto uk = select_micro_kernel<T>();
+  const int64_t Kg = s.Kg(), CRS = s.crs(), PQ = s.P * s.Q;
+  // The reduction runs over n: split the batch into `chunks` contiguous ranges, each summed into its own partial dw,
+  // then add the partials in chunk order. No atomics, and the order of additions is fixed for a given thread count.
+  const int64_t chunks = std::max<int64_t>(1, std::min(s.N, max_threads));
+  const int64_t dw_size = s.K * CRS;
+  std::vector<T> partial(chunks * dw_size, T(0));
+  pfor(0, chunks, [&](int64_t begin, int64_t end) {
+    std::vector<T> dyp(round_up<T>(Kg, uk.mr) * kTilePQ);  // A: dy tile, [Kg/MR][cols][MR]
+    std::vector<T> colT(round_up<T>(CRS, uk.nr) * kTilePQ);  // B: colᵀ tile, [CRS/NR][cols][NR]
+    for (int64_t chunk = begin; chunk < end; ++chunk) {
+      T* dwc = partial.data() + chunk * dw_size;
+      for (int64_t n = chunk * s.N / chunks; n < (chunk + 1) * s.N / chunks; ++n)
+        for (int64_t g = 0; g < s.groups; ++g)
+          for (int64_t pq0 = 0; pq0 < PQ; pq0 += kTilePQ) {
+            const int64_t cols = std::min(kTilePQ, PQ - pq0), nr = uk.nr;
+            const T* dyg = dy + (n * s.K + g * Kg) * PQ + pq0;
+            pack_a<T>(Kg, cols, uk.mr, [&](int64_t k, int64_t j) { return dyg[k * PQ + j]; }, dyp.data());
+            std::fill(colT.begin(), colT.end(), T(0));
+            im2col_visit(s, x, n, g, pq0, cols, [&](int64_t crs, int64_t j, T v) {
+              colT[(crs / nr) * cols * nr + j * nr + crs % nr] = v;
+            });
+            gemm_packed(uk, Kg, CRS, cols, dyp.data(), colT.data(), dwc + g * Kg * CRS, CRS);
+          }
+    }
+  });
+  pfor(0, dw_size, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      T acc = partial[i];
+      for (int64_t c = 1; c < chunks; ++c) acc += partial[c * dw_size + i];
+      dw[i] = acc;
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace pyconv

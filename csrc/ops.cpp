@@ -1,0 +1,72 @@
+// Every pyconv op schema, declared once; backends add implementations with TORCH_LIBRARY_IMPL in their own files.
+// Also the small pybind11 module `pyconv._C` that reports build facts (pyconv.build_info()).
+#include <torch/extension.h>
+#include <torch/library.h>
+
+#include "build_config.h"
+#include "conv2d/algos.h"
+
+#ifdef PYCONV_WITH_CUDA
+#include <cuda_runtime_api.h>  // CUDART_VERSION
+#endif
+
+// Schema notes:
+//  * padding is 2 ints (symmetric) or 4 ints (top, bottom, left, right): padding='same' with an even kernel pads one
+//    more at the bottom/right, exactly like torch.
+//  * input_size / weight_size are SymInt[] so torch.compile can keep batch and spatial sizes dynamic.
+//  * algo selects the rung of the ladder ("auto" = the fastest available for the device).
+TORCH_LIBRARY(pyconv, m) {
+  m.def("conv2d_fprop(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, "
+        "int groups, str algo=\"auto\") -> Tensor");
+  m.def("conv2d_dgrad(Tensor grad_output, Tensor weight, SymInt[] input_size, int[] stride, int[] padding, "
+        "int[] dilation, int groups, str algo=\"auto\") -> Tensor");
+  m.def("conv2d_wgrad(Tensor grad_output, Tensor input, SymInt[] weight_size, int[] stride, int[] padding, "
+        "int[] dilation, int groups, str algo=\"auto\") -> Tensor");
+  m.def("conv2d_bgrad(Tensor grad_output) -> Tensor");
+}
+
+namespace {
+
+#define PYCONV_STR2(x) #x
+#define PYCONV_STR(x) PYCONV_STR2(x)
+
+pybind11::dict build_info() {
+  namespace py = pybind11;
+  py::dict d;
+  d["version"] = PYCONV_VERSION;
+#ifdef PYCONV_WITH_CUDA
+  d["cuda"] = true;
+  d["cuda_version"] = PYCONV_STR(CUDART_VERSION);  // e.g. 13000
+#else
+  d["cuda"] = false;
+  d["cuda_version"] = py::none();
+#endif
+  d["arch_list"] = PYCONV_ARCH_LIST;
+#if defined(__clang__)
+  d["compiler"] = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+  d["compiler"] = std::string("gcc ") + __VERSION__;
+#else
+  d["compiler"] = "unknown";
+#endif
+  d["torch_version_built"] = PYCONV_TORCH_VERSION;
+  py::list ops;
+  for (const char* op : {"conv2d_fprop", "conv2d_dgrad", "conv2d_wgrad", "conv2d_bgrad"}) ops.append(op);
+  d["ops"] = ops;
+  py::dict algos, cpu, cuda;
+  cpu["conv2d"] = pyconv::conv2d_cpu_algos();
+  algos["cpu"] = cpu;
+#ifdef PYCONV_WITH_CUDA
+  cuda["conv2d"] = pyconv::conv2d_cuda_algos();
+  algos["cuda"] = cuda;
+#endif
+  d["algorithms"] = algos;
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "pyconv native extension: registers the pyconv:: torch ops and reports build facts";
+  m.def("build_info", &build_info, "Facts about how this pyconv extension was built");
+}

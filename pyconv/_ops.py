@@ -1,0 +1,207 @@
+"""Fake kernels and autograd for the pyconv:: ops (the C++ side only declares schemas and device kernels).
+
+The fake kernels mirror the C++ checks (same messages) and the C++ output-layout rule, so torch.compile sees the same
+errors, shapes and strides as eager mode.
+"""
+from __future__ import annotations
+
+import torch
+
+ops = torch.ops.pyconv
+
+
+def _pads(padding):
+    """2 entries (symmetric) or 4 entries (top, bottom, left, right) → (top, bottom, left, right)."""
+    if len(padding) == 2:
+        return padding[0], padding[0], padding[1], padding[1]
+    if len(padding) == 4:
+        return tuple(padding)
+    raise RuntimeError(
+        f"pyconv.conv2d: expected padding to have 2 (symmetric) or 4 (top, bottom, left, right) elements, "
+        f"but got {len(padding)}")
+
+
+def conv2d_output_size(input_size, weight_size, stride, padding, dilation, groups):
+    """Checks one convolution's geometry the way the C++ glue does and returns (N, K, P, Q)."""
+    if len(stride) != 2:
+        raise RuntimeError(f"pyconv.conv2d: expected stride to have 2 elements, but got {len(stride)}")
+    if len(dilation) != 2:
+        raise RuntimeError(f"pyconv.conv2d: expected dilation to have 2 elements, but got {len(dilation)}")
+    top, bottom, left, right = _pads(padding)
+    if any(s <= 0 for s in stride):
+        raise RuntimeError(f"pyconv.conv2d: non-positive stride is not supported (got stride={list(stride)})")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError(f"pyconv.conv2d: non-positive dilation is not supported (got dilation={list(dilation)})")
+    if min(top, bottom, left, right) < 0:
+        raise RuntimeError(f"pyconv.conv2d: negative padding is not supported (got padding={list(padding)})")
+    if groups <= 0:
+        raise RuntimeError(f"pyconv.conv2d: non-positive groups is not supported (got groups={groups})")
+    if len(input_size) != 4:
+        raise RuntimeError(f"pyconv.conv2d: expected 4-D input (N, C, H, W), but got input of size {list(input_size)}")
+    if len(weight_size) != 4:
+        raise RuntimeError(
+            f"pyconv.conv2d: expected 4-D weight (K, C/groups, R, S), but got weight of size {list(weight_size)}")
+    N, C, H, W = input_size
+    K, Cg, R, S = weight_size
+    if K % groups != 0:
+        raise RuntimeError(
+            f"pyconv.conv2d: Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, "
+            f"but got weight of size {list(weight_size)} instead")
+    if C != Cg * groups:
+        raise RuntimeError(
+            f"pyconv.conv2d: Given groups={groups}, weight of size {list(weight_size)}, expected "
+            f"input{list(input_size)} to have {Cg * groups} channels, but got {C} channels instead")
+    ph, pw = H + top + bottom, W + left + right
+    er, es = dilation[0] * (R - 1) + 1, dilation[1] * (S - 1) + 1
+    if ph < er or pw < es:
+        raise RuntimeError(
+            f"pyconv.conv2d: Calculated padded input size per channel: ({ph} x {pw}). Kernel size: ({er} x {es}). "
+            f"Kernel size can't be greater than actual input size")
+    return N, K, (ph - er) // stride[0] + 1, (pw - es) // stride[1] + 1
+
+
+_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def _check_dtype(t, name):
+    if t.dtype not in _DTYPES:
+        raise RuntimeError(
+            f"pyconv.conv2d: {name} has unsupported dtype {t.dtype}; expected float32, float64, float16 or bfloat16")
+
+
+def _check_same(a, an, b, bn):
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"pyconv.conv2d: expected {an} and {bn} to have the same dtype, but got {an} of dtype "
+                           f"{a.dtype} and {bn} of dtype {b.dtype}")
+    if a.device != b.device:
+        raise RuntimeError(f"pyconv.conv2d: expected {an} and {bn} to be on the same device, but got {an} on "
+                           f"{a.device} and {bn} on {b.device}")
+
+
+def output_memory_format(t):
+    """The C++ rule (csrc/conv2d/conv2d_glue.h): channels_last iff t is channels_last- but not NCHW-contiguous."""
+    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def _check_grad_output(grad_output, expected):
+    if grad_output.dim() != 4 or tuple(grad_output.shape) != tuple(expected):
+        raise RuntimeError(f"pyconv.conv2d: expected grad_output of size {list(expected)} for this convolution, "
+                           f"but got {list(grad_output.shape)}")
+
+
+@torch.library.register_fake("pyconv::conv2d_fprop")
+def _fprop_fake(input, weight, bias, stride, padding, dilation, groups, algo="auto"):
+    _check_dtype(input, "input")
+    _check_same(input, "input", weight, "weight")
+    shape = conv2d_output_size(input.shape, weight.shape, stride, padding, dilation, groups)
+    if bias is not None:
+        _check_same(input, "input", bias, "bias")
+        if bias.dim() != 1 or bias.shape[0] != shape[1]:
+            raise RuntimeError(f"pyconv.conv2d: expected bias of size [{shape[1]}], but got bias of size "
+                               f"{list(bias.shape)}")
+    return torch.empty(shape, dtype=input.dtype, device=input.device, memory_format=output_memory_format(input))
+
+
+@torch.library.register_fake("pyconv::conv2d_dgrad")
+def _dgrad_fake(grad_output, weight, input_size, stride, padding, dilation, groups, algo="auto"):
+    _check_dtype(grad_output, "grad_output")
+    _check_same(grad_output, "grad_output", weight, "weight")
+    _check_grad_output(grad_output, conv2d_output_size(input_size, weight.shape, stride, padding, dilation, groups))
+    return torch.empty(tuple(input_size), dtype=grad_output.dtype, device=grad_output.device,
+                       memory_format=output_memory_format(grad_output))
+
+
+@torch.library.register_fake("pyconv::conv2d_wgrad")
+def _wgrad_fake(grad_output, input, weight_size, stride, padding, dilation, groups, algo="auto"):
+    _check_dtype(grad_output, "grad_output")
+    _check_same(grad_output, "grad_output", input, "input")
+    _check_grad_output(grad_output, conv2d_output_size(input.shape, weight_size, stride, padding, dilation, groups))
+    return grad_output.new_empty(tuple(weight_size))
+
+
+@torch.library.register_fake("pyconv::conv2d_bgrad")
+def _bgrad_fake(grad_output):
+    _check_dtype(grad_output, "grad_output")
+    if grad_output.dim() != 4:
+        raise RuntimeError(f"pyconv.conv2d: expected 4-D grad_output, but got size {list(grad_output.shape)}")
+    return grad_output.new_empty((grad_output.shape[1],))
+
+
+# ---- autograd -------------------------------------------------------------------------------------------------------
+# y = conv(x, w) + b is linear in each of x, w, b, so its backward is three more convolutions-shaped ops:
+#   dx = dgrad(dy, w)      dw = wgrad(dy, x)      db = Σ_{n,p,q} dy
+# and, because dgrad and wgrad are themselves linear in both their tensor arguments, their own derivatives are again
+# fprop/dgrad/wgrad; registering those makes double backward (gradgradcheck, Hessian-vector products) work too.
+
+
+def _fprop_setup(ctx, inputs, output):
+    input, weight, bias, stride, padding, dilation, groups, algo = inputs
+    ctx.save_for_backward(input, weight)
+    ctx.geometry = (stride, padding, dilation, groups, algo)
+    ctx.has_bias = bias is not None
+
+
+def _fprop_backward(ctx, grad):
+    input, weight = ctx.saved_tensors
+    stride, padding, dilation, groups, algo = ctx.geometry
+    gi = gw = gb = None
+    if ctx.needs_input_grad[0]:
+        gi = ops.conv2d_dgrad(grad, weight, input.shape, stride, padding, dilation, groups, algo)
+    if ctx.needs_input_grad[1]:
+        gw = ops.conv2d_wgrad(grad, input, weight.shape, stride, padding, dilation, groups, algo)
+    if ctx.has_bias and ctx.needs_input_grad[2]:
+        gb = ops.conv2d_bgrad(grad)
+    return gi, gw, gb, None, None, None, None, None
+
+
+def _dgrad_setup(ctx, inputs, output):
+    grad_output, weight, input_size, stride, padding, dilation, groups, algo = inputs
+    ctx.save_for_backward(grad_output, weight)
+    ctx.geometry = (stride, padding, dilation, groups, algo)
+
+
+def _dgrad_backward(ctx, ggi):
+    # dgrad(dy, w) = (∂fprop/∂x)ᵀ dy; its adjoint w.r.t. dy is fprop(ggi, w) and w.r.t. w is wgrad(dy, ggi).
+    grad_output, weight = ctx.saved_tensors
+    stride, padding, dilation, groups, algo = ctx.geometry
+    g_go = g_w = None
+    if ctx.needs_input_grad[0]:
+        g_go = ops.conv2d_fprop(ggi, weight, None, stride, padding, dilation, groups, algo)
+    if ctx.needs_input_grad[1]:
+        g_w = ops.conv2d_wgrad(grad_output, ggi, weight.shape, stride, padding, dilation, groups, algo)
+    return g_go, g_w, None, None, None, None, None, None
+
+
+def _wgrad_setup(ctx, inputs, output):
+    grad_output, input, weight_size, stride, padding, dilation, groups, algo = inputs
+    ctx.save_for_backward(grad_output, input)
+    ctx.geometry = (stride, padding, dilation, groups, algo)
+
+
+def _wgrad_backward(ctx, ggw):
+    # wgrad(dy, x) is bilinear: w.r.t. dy its adjoint is fprop(x, ggw); w.r.t. x it is dgrad(dy, ggw).
+    grad_output, input = ctx.saved_tensors
+    stride, padding, dilation, groups, algo = ctx.geometry
+    g_go = g_in = None
+    if ctx.needs_input_grad[0]:
+        g_go = ops.conv2d_fprop(input, ggw, None, stride, padding, dilation, groups, algo)
+    if ctx.needs_input_grad[1]:
+        g_in = ops.conv2d_dgrad(grad_output, ggw, input.shape, stride, padding, dilation, groups, algo)
+    return g_go, g_in, None, None, None, None, None, None
+
+
+def _bgrad_setup(ctx, inputs, output):
+    ctx.grad_output_shape = inputs[0].shape
+
+
+def _bgrad_backward(ctx, ggb):
+    # db = Σ_{n,p,q} dy  ⇒  its adjoint broadcasts ggb back over (N, P, Q).
+    return ggb.view(1, -1, 1, 1).expand(ctx.grad_output_shape)
+
+
+torch.library.register_autograd("pyconv::conv2d_fprop", _fprop_backward, setup_context=_fprop_setup)
+torch.library.register_autograd("pyconv::conv2d_dgrad", _dgrad_backward, setup_context=_dgrad_setup)
+torch.library.register_autograd("pyconv::conv2d_wgrad", _wgrad_backward, setup_context=_wgrad_setup)
+torch.library.register_autograd("pyconv::conv2d_bgrad", _bgrad_backward, setup_context=_bgrad_setup)
