@@ -120,7 +120,10 @@ def main():
     cu_sources = sorted(glob.glob(os.path.join("csrc", "**", "*.cu"), recursive=True))
     opt = ["-O0", "-g"] if debug else ["-O3"]
     # No -std flag: torch.utils.cpp_extension adds the standard its headers need (C++17 up to torch 2.9, C++20 after).
-    cxx = opt + ["-fvisibility=hidden"]
+    # -fopenmp: at::parallel_for is an inline template whose OpenMP pragmas are compiled *here*; without the flag it
+    # silently runs serially. The extension then links libgomp.so.1, the same soname torch ships and has loaded.
+    cxx = opt + ["-fvisibility=hidden", "-fopenmp"]
+    link = ["-fopenmp"]
     defines = []
     arch_list = os.environ["TORCH_CUDA_ARCH_LIST"] if with_cuda else ""
     write_build_config(arch_list)
@@ -135,13 +138,13 @@ def main():
             nvcc.append("-G")
         defines.append(("PYCONV_WITH_CUDA", "1"))
         ext = CUDAExtension("pyconv._C", cpp_sources + cu_sources, define_macros=defines,
-                            extra_compile_args={"cxx": cxx, "nvcc": nvcc})
+                            extra_compile_args={"cxx": cxx, "nvcc": nvcc}, extra_link_args=link)
         _log(f"building CUDAExtension pyconv._C ({why})")
         _log(f"  CUDA_HOME={ce.CUDA_HOME}; {nvcc_ver}")
         _log(f"  TORCH_CUDA_ARCH_LIST={arch_list}")
         _log(f"  .cu sources: {', '.join(cu_sources)}")
     else:
-        ext = CppExtension("pyconv._C", cpp_sources, define_macros=defines, extra_compile_args={"cxx": cxx})
+        ext = CppExtension("pyconv._C", cpp_sources, define_macros=defines, extra_compile_args={"cxx": cxx}, extra_link_args=link)
         _log(f"building CppExtension pyconv._C, CPU only ({why})")
     _log(f"  .cpp sources: {', '.join(cpp_sources)}")
     _log(f"  debug={'on' if debug else 'off'}; ninja={'yes' if shutil.which('ninja') else 'no'}")

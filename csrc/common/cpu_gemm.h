@@ -79,7 +79,7 @@ static inline __attribute__((always_inline)) void micro_kernel_body(int64_t kd, 
 template <typename T>
 __attribute__((target("avx512f,fma"))) void micro_kernel_avx512(int64_t kd, const T* a, const T* b, T* c,
                                                                  int64_t ldc, int m, int n) {
-  micro_kernel_body<T, 64, 8>(kd, a, b, c, ldc, m, n);
+  micro_kernel_body<T, 64, 12>(kd, a, b, c, ldc, m, n);
 }
 template <typename T>
 __attribute__((target("avx2,fma"))) void micro_kernel_avx2(int64_t kd, const T* a, const T* b, T* c, int64_t ldc,
@@ -105,7 +105,7 @@ inline MicroKernel<T> select_micro_kernel(const char* forced = nullptr) {
   const bool avx512 = __builtin_cpu_supports("avx512f");
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if ((!want || !std::strcmp(want, "avx512")) && avx512)
-    return {8, 2 * 64 / s, &detail::micro_kernel_avx512<T>, "avx512"};
+    return {12, 2 * 64 / s, &detail::micro_kernel_avx512<T>, "avx512"};
   if ((!want || !std::strcmp(want, "avx512") || !std::strcmp(want, "avx2")) && avx2)
     return {6, 2 * 32 / s, &detail::micro_kernel_avx2<T>, "avx2"};
 #endif

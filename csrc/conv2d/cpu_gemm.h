@@ -21,30 +21,101 @@ namespace pyconv {
 namespace cpu {
 
 constexpr int64_t kTilePQ = 256;  // columns of one im2col tile (a multiple of every NR)
-constexpr int64_t kBlockK = 256;  // reduction slice: NR·kBlockK·sizeof(T) ≤ 32 KiB for float on AVX-512
+constexpr int64_t kBlockK = 128;  // reduction slice: a B micro-panel (NR·kBlockK·sizeof(T) = 16 KiB for float on AVX-512) stays in L1
 
-// Visits every (row, column) of the im2col matrix restricted to output positions [pq0, pq0 + cols) of image n and
-// group g, calling emit(crs, j, value). Rows are (c, r, s) in KCRS order, so row crs pairs with w[k][crs].
-// (p, q) advance incrementally instead of being divided out of pq for every element.
-template <typename T, typename Emit>
-inline void im2col_visit(const Conv2dShape& s, const T* x, int64_t n, int64_t g, int64_t pq0, int64_t cols,
-                         Emit&& emit) {
-  const int64_t Cg = s.Cg();
-  const T* xg = x + (n * s.C + g * Cg) * s.H * s.W;
-  const int64_t p0 = pq0 / s.Q, q0 = pq0 % s.Q;
-  for (int64_t c = 0; c < Cg; ++c)
-    for (int64_t r = 0; r < s.R; ++r)
-      for (int64_t t = 0; t < s.S; ++t) {
-        const int64_t crs = (c * s.R + r) * s.S + t;
-        const T* plane = xg + c * s.H * s.W;
-        int64_t p = p0, q = q0;
-        for (int64_t j = 0; j < cols; ++j) {
-          const int64_t h = p * s.stride_h - s.pad_h + r * s.dil_h;
-          const int64_t w = q * s.stride_w - s.pad_w + t * s.dil_w;
-          emit(crs, j, (h >= 0 && h < s.H && w >= 0 && w < s.W) ? plane[h * s.W + w] : T(0));
-          if (++q == s.Q) { q = 0; ++p; }
+// The im2col matrix of image n, group g, restricted to output positions [pq0, pq0 + cols):
+//   col[crs, j] = x[n, g·Cg + c, h, w]   with (c, r, s) = crs in KCRS order (so row crs pairs with w[k][crs]),
+//   (p, q) = pq0 + j,  h = p·stride_h − pad_h + r·dil_h,  w = q·stride_w − pad_w + s·dil_w,  0 outside the image.
+// Two gathers write it straight into a packed B operand, each in the order its layout is stored so every write is
+// sequential and no index is divided inside the loops:
+//   im2col_pack_cols: panels of NR columns  → [cols/NR][CRS][NR]    (fprop: B = col)
+//   im2col_pack_rows: panels of NR rows     → [CRS/NR][cols][NR]    (wgrad: B = colᵀ)
+// Where a panel runs past the matrix edge it is zero-filled.
+struct Im2colTile {
+  std::vector<int64_t> h0, w0;  // per column j: p·stride_h − pad_h and q·stride_w − pad_w
+  Im2colTile(const Conv2dShape& s, int64_t pq0, int64_t cols) : h0(cols), w0(cols) {
+    int64_t p = pq0 / s.Q, q = pq0 % s.Q;
+    for (int64_t j = 0; j < cols; ++j) {
+      h0[j] = p * s.stride_h - s.pad_h;
+      w0[j] = q * s.stride_w - s.pad_w;
+      if (++q == s.Q) { q = 0; ++p; }
+    }
+  }
+};
+
+// Within one panel the columns j0..j0+NR-1 are consecutive output positions, which form at most a few runs of
+// consecutive q on one output row p. Along a run, h is fixed and w advances by stride_w, so each (c, r, s) row of a
+// run is a strided copy from one input row with zeros where w leaves the image: a memcpy-like loop for stride 1,
+// instead of a bounds test per element.
+template <typename T>
+inline void im2col_pack_cols(const Conv2dShape& s, const T* x, int64_t n, int64_t g, int64_t pq0, int64_t cols,
+                             int nr, T* out) {
+  const T* xg = x + (n * s.C + g * s.Cg()) * s.H * s.W;
+  struct Run { int64_t jj, len, p, q; };
+  std::vector<Run> runs;
+  for (int64_t j0 = 0; j0 < cols; j0 += nr) {
+    const int64_t jn = std::min<int64_t>(nr, cols - j0);
+    runs.clear();
+    for (int64_t jj = 0; jj < jn;) {  // split the panel at output-row boundaries
+      const int64_t pq = pq0 + j0 + jj, p = pq / s.Q, q = pq % s.Q;
+      const int64_t len = std::min(jn - jj, s.Q - q);
+      runs.push_back({jj, len, p, q});
+      jj += len;
+    }
+    for (int64_t c = 0; c < s.Cg(); ++c)
+      for (int64_t r = 0; r < s.R; ++r)
+        for (int64_t t = 0; t < s.S; ++t) {
+          const T* plane = xg + c * s.H * s.W;
+          for (const Run& run : runs) {
+            T* o = out + run.jj;
+            const int64_t h = run.p * s.stride_h - s.pad_h + r * s.dil_h;
+            if (h < 0 || h >= s.H) {  // the whole run reads the top/bottom padding
+              for (int64_t i = 0; i < run.len; ++i) o[i] = T(0);
+              continue;
+            }
+            const T* row = plane + h * s.W;
+            const int64_t w0 = run.q * s.stride_w - s.pad_w + t * s.dil_w;  // w of the run's first column
+            // columns i with 0 ≤ w0 + i·stride_w < W:  i in [lo, hi)
+            int64_t lo = w0 >= 0 ? 0 : (-w0 + s.stride_w - 1) / s.stride_w;
+            int64_t hi = w0 >= s.W ? 0 : (s.W - 1 - w0) / s.stride_w + 1;
+            lo = std::min(lo, run.len), hi = std::max(lo, std::min(hi, run.len));
+            for (int64_t i = 0; i < lo; ++i) o[i] = T(0);
+            if (s.stride_w == 1) {
+              const T* src = row + w0;
+              for (int64_t i = lo; i < hi; ++i) o[i] = src[i];
+            } else {
+              for (int64_t i = lo; i < hi; ++i) o[i] = row[w0 + i * s.stride_w];
+            }
+            for (int64_t i = hi; i < run.len; ++i) o[i] = T(0);
+          }
+          for (int64_t jj = jn; jj < nr; ++jj) out[jj] = T(0);
+          out += nr;
         }
+  }
+}
+
+template <typename T>
+inline void im2col_pack_rows(const Conv2dShape& s, const T* x, int64_t n, int64_t g, int64_t pq0, int64_t cols,
+                             int nr, T* out) {
+  const Im2colTile tile(s, pq0, cols);
+  const T* xg = x + (n * s.C + g * s.Cg()) * s.H * s.W;
+  const int64_t CRS = s.crs();
+  std::vector<int64_t> plane(nr), dr(nr), ds(nr);  // per row of the panel: channel plane offset and tap offsets
+  for (int64_t i0 = 0; i0 < CRS; i0 += nr) {
+    const int64_t in = std::min<int64_t>(nr, CRS - i0);
+    for (int64_t ii = 0; ii < in; ++ii) {
+      const int64_t crs = i0 + ii, c = crs / (s.R * s.S), r = crs / s.S % s.R, t = crs % s.S;
+      plane[ii] = c * s.H * s.W, dr[ii] = r * s.dil_h, ds[ii] = t * s.dil_w;
+    }
+    for (int64_t j = 0; j < cols; ++j) {
+      for (int64_t ii = 0; ii < in; ++ii) {
+        const int64_t h = tile.h0[j] + dr[ii], w = tile.w0[j] + ds[ii];
+        out[ii] = (h >= 0 && h < s.H && w >= 0 && w < s.W) ? xg[plane[ii] + h * s.W + w] : T(0);
       }
+      for (int64_t ii = in; ii < nr; ++ii) out[ii] = T(0);
+      out += nr;
+    }
+  }
 }
 
 // Packs rows [0, M) × reduction [0, Kd) of a matrix given by elem(i, kd) into MR-row panels, zero-padded.
@@ -96,15 +167,11 @@ void conv2d_fprop_im2col_gemm(const Conv2dShape& s, const T* x, const T* w, cons
   const int64_t wp_group = round_up<T>(Kg, uk.mr) * CRS;
   const int64_t tiles = (PQ + kTilePQ - 1) / kTilePQ;
   pfor(0, s.N * s.groups * tiles, [&](int64_t begin, int64_t end) {
-    std::vector<T> col(CRS * kTilePQ);  // this task's packed im2col tile: [cols/NR][CRS][NR]
+    std::vector<T> col(CRS * round_up<T>(kTilePQ, uk.nr));  // this task's packed im2col tile: [cols/NR][CRS][NR]
     for (int64_t task = begin; task < end; ++task) {
       const int64_t tile = task % tiles, ng = task / tiles, g = ng % s.groups, n = ng / s.groups;
       const int64_t pq0 = tile * kTilePQ, cols = std::min(kTilePQ, PQ - pq0);
-      std::fill(col.begin(), col.begin() + CRS * round_up<T>(cols, uk.nr), T(0));
-      const int64_t nr = uk.nr;
-      im2col_visit(s, x, n, g, pq0, cols, [&](int64_t crs, int64_t j, T v) {
-        col[(j / nr) * CRS * nr + crs * nr + j % nr] = v;
-      });
+      im2col_pack_cols(s, x, n, g, pq0, cols, uk.nr, col.data());
       T* yt = y + (n * s.K + g * Kg) * PQ + pq0;  // row k of this tile is yt[k·PQ .. +cols)
       for (int64_t k = 0; k < Kg; ++k) std::fill(yt + k * PQ, yt + k * PQ + cols, bias ? bias[g * Kg + k] : T(0));
       gemm_packed(uk, Kg, cols, CRS, wp.data() + g * wp_group, col.data(), yt, PQ);
@@ -181,10 +248,7 @@ void conv2d_wgrad_im2col_gemm(const Conv2dShape& s, const T* dy, const T* x, T* 
             const int64_t cols = std::min(kTilePQ, PQ - pq0), nr = uk.nr;
             const T* dyg = dy + (n * s.K + g * Kg) * PQ + pq0;
             pack_a<T>(Kg, cols, uk.mr, [&](int64_t k, int64_t j) { return dyg[k * PQ + j]; }, dyp.data());
-            std::fill(colT.begin(), colT.end(), T(0));
-            im2col_visit(s, x, n, g, pq0, cols, [&](int64_t crs, int64_t j, T v) {
-              colT[(crs / nr) * cols * nr + j * nr + crs % nr] = v;
-            });
+            im2col_pack_rows(s, x, n, g, pq0, cols, nr, colT.data());
             gemm_packed(uk, Kg, CRS, cols, dyp.data(), colT.data(), dwc + g * Kg * CRS, CRS);
           }
     }
