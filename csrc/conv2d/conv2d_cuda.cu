@@ -1,0 +1,160 @@
+// CUDA host wrappers for conv2d, in torchvision's order: check inputs → device guard → allocate → current stream →
+// return early when empty → dtype dispatch → launch → check the launch. Kernels see raw pointers, element strides
+// (so any memory layout works without a copy) and the current stream, which keeps the ops correct under
+// torch.cuda.stream(...) and inside CUDA graphs.
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "conv2d_glue.h"
+#include "cuda_direct.cuh"
+#include "cuda_implicit_gemm.cuh"
+
+namespace pyconv {
+namespace {
+
+// at::Half / at::BFloat16 are layout-identical to CUDA's __half / __nv_bfloat16; kernels use CUDA's own types so that
+// they compile with no torch header.
+template <typename T> struct KernelType { using type = T; };
+template <> struct KernelType<at::Half> { using type = __half; };
+template <> struct KernelType<at::BFloat16> { using type = __nv_bfloat16; };
+
+template <typename scalar_t>
+auto kptr(const at::Tensor& t) {
+  return reinterpret_cast<typename KernelType<scalar_t>::type*>(t.data_ptr<scalar_t>());
+}
+
+void check_launch(cudaError_t err, const char* what) {
+  TORCH_CHECK(err == cudaSuccess, "pyconv: CUDA kernel launch failed in ", what, ": ", cudaGetErrorString(err));
+}
+
+void check_cuda(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.is_cuda(), "pyconv.conv2d: CUDA kernel called with ", name, " on ", t.device());
+}
+
+at::Tensor fprop_cuda(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                      c10::string_view algo_name) {
+  check_floating(input, "input");
+  check_same(input, "input", weight, "weight");
+  check_cuda(input, "input");
+  const Conv2dShape s = make_shape(input.sizes(), weight.sizes(), check_geometry(stride, padding, dilation, groups));
+  if (bias) {
+    check_same(input, "input", *bias, "bias");
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == s.K, "pyconv.conv2d: expected bias of size [", s.K,
+                "], but got bias of size ", bias->sizes());
+  }
+  const std::string algo = check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
+
+  const c10::cuda::CUDAGuard guard(input.device());
+  at::Tensor y = at::empty({s.N, s.K, s.P, s.Q}, input.options().memory_format(conv_output_format(input)));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  if (y.numel() == 0) return y;
+  at::Tensor b = bias ? bias->contiguous() : at::Tensor();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "pyconv_conv2d_fprop_cuda", [&] {
+    using KT = typename KernelType<scalar_t>::type;
+    const KT* bp = b.defined() ? kptr<scalar_t>(b) : nullptr;
+    if (algo == "direct")
+      check_launch(cuda::launch_fprop_direct<KT>(s, kptr<scalar_t>(input), strides4(input), kptr<scalar_t>(weight),
+                                                 strides4(weight), bp, kptr<scalar_t>(y), strides4(y), stream),
+                   "conv2d_fprop direct");
+    else
+      check_launch(cuda::launch_fprop_implicit_gemm<KT>(s, kptr<scalar_t>(input), strides4(input),
+                                                        kptr<scalar_t>(weight), strides4(weight), bp,
+                                                        kptr<scalar_t>(y), strides4(y), stream),
+                   "conv2d_fprop implicit_gemm");
+  });
+  return y;
+}
+
+at::Tensor dgrad_cuda(const at::Tensor& grad_output, const at::Tensor& weight, at::IntArrayRef input_size,
+                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                      c10::string_view algo_name) {
+  check_floating(grad_output, "grad_output");
+  check_same(grad_output, "grad_output", weight, "weight");
+  check_cuda(grad_output, "grad_output");
+  const Conv2dShape s = make_shape(input_size, weight.sizes(), check_geometry(stride, padding, dilation, groups));
+  check_grad_output(grad_output, s);
+  const std::string algo = check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
+
+  const c10::cuda::CUDAGuard guard(grad_output.device());
+  at::Tensor dx = at::empty(input_size, grad_output.options().memory_format(conv_output_format(grad_output)));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  if (dx.numel() == 0) return dx;
+  if (grad_output.numel() == 0 || s.Kg() == 0) return dx.zero_();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "pyconv_conv2d_dgrad_cuda", [&] {
+    using KT = typename KernelType<scalar_t>::type;
+    if (algo == "direct")
+      check_launch(cuda::launch_dgrad_direct<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
+                                                 kptr<scalar_t>(weight), strides4(weight), kptr<scalar_t>(dx),
+                                                 strides4(dx), stream),
+                   "conv2d_dgrad direct");
+    else
+      check_launch(cuda::launch_dgrad_implicit_gemm<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
+                                                        kptr<scalar_t>(weight), strides4(weight), kptr<scalar_t>(dx),
+                                                        strides4(dx), stream),
+                   "conv2d_dgrad implicit_gemm");
+  });
+  return dx;
+}
+
+at::Tensor wgrad_cuda(const at::Tensor& grad_output, const at::Tensor& input, at::IntArrayRef weight_size,
+                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                      c10::string_view algo_name) {
+  check_floating(grad_output, "grad_output");
+  check_same(grad_output, "grad_output", input, "input");
+  check_cuda(grad_output, "grad_output");
+  const Conv2dShape s = make_shape(input.sizes(), weight_size, check_geometry(stride, padding, dilation, groups));
+  check_grad_output(grad_output, s);
+  const std::string algo = check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
+
+  const c10::cuda::CUDAGuard guard(grad_output.device());
+  at::Tensor dw = at::empty(weight_size, grad_output.options());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  if (dw.numel() == 0) return dw;
+  if (grad_output.numel() == 0) return dw.zero_();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "pyconv_conv2d_wgrad_cuda", [&] {
+    using KT = typename KernelType<scalar_t>::type;
+    if (algo == "direct")
+      check_launch(cuda::launch_wgrad_direct<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
+                                                 kptr<scalar_t>(input), strides4(input), kptr<scalar_t>(dw),
+                                                 strides4(dw), stream),
+                   "conv2d_wgrad direct");
+    else
+      check_launch(cuda::launch_wgrad_implicit_gemm<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
+                                                        kptr<scalar_t>(input), strides4(input), kptr<scalar_t>(dw),
+                                                        strides4(dw), stream),
+                   "conv2d_wgrad implicit_gemm");
+  });
+  return dw;
+}
+
+at::Tensor bgrad_cuda(const at::Tensor& grad_output) {
+  check_floating(grad_output, "grad_output");
+  check_cuda(grad_output, "grad_output");
+  TORCH_CHECK(grad_output.dim() == 4, "pyconv.conv2d: expected 4-D grad_output, but got size ", grad_output.sizes());
+  const int64_t N = grad_output.size(0), K = grad_output.size(1), P = grad_output.size(2), Q = grad_output.size(3);
+  const c10::cuda::CUDAGuard guard(grad_output.device());
+  at::Tensor db = at::empty({K}, grad_output.options());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  if (K == 0) return db;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "pyconv_conv2d_bgrad_cuda", [&] {
+    using KT = typename KernelType<scalar_t>::type;
+    check_launch(cuda::launch_bgrad<KT>(N, K, P, Q, kptr<scalar_t>(grad_output), strides4(grad_output),
+                                        kptr<scalar_t>(db), stream),
+                 "conv2d_bgrad");
+  });
+  return db;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(pyconv, CUDA, m) {
+  m.impl("conv2d_fprop", &fprop_cuda);
+  m.impl("conv2d_dgrad", &dgrad_cuda);
+  m.impl("conv2d_wgrad", &wgrad_cuda);
+  m.impl("conv2d_bgrad", &bgrad_cuda);
+}
+
+}  // namespace pyconv
