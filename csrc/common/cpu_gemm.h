@@ -16,6 +16,7 @@
 // fit the register file (32 zmm for AVX-512, 16 ymm/xmm otherwise).
 #pragma once
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 namespace pyconv {
@@ -94,12 +95,12 @@ void micro_kernel_base(int64_t kd, const T* a, const T* b, T* c, int64_t ldc, in
 
 }  // namespace detail
 
-// The widest micro-kernel this CPU runs. PYCONV_CPU_ISA=avx512|avx2|base (environment) overrides, for testing every
-// variant on one machine.
+// The widest micro-kernel this CPU runs. PYCONV_CPU_ISA=avx512|avx2|base (environment, read on every call) caps the
+// choice, so tests and benchmarks can run every variant on one machine; a variant the CPU lacks falls back to the next.
 template <typename T>
 inline MicroKernel<T> select_micro_kernel(const char* forced = nullptr) {
   constexpr int s = int(sizeof(T));
-  const char* want = forced;
+  const char* want = forced ? forced : std::getenv("PYCONV_CPU_ISA");
 #if defined(PYCONV_X86_DISPATCH)
   __builtin_cpu_init();
   const bool avx512 = __builtin_cpu_supports("avx512f");

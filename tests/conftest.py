@@ -1,0 +1,22 @@
+import pytest
+import torch
+
+import pyconv
+
+HAS_CUDA = pyconv.build_info()["cuda_available"]
+DEVICES = ["cpu"] + (["cuda"] if HAS_CUDA else [])
+
+
+def algos(device):
+    return pyconv.build_info()["algorithms"][device]["conv2d"]
+
+
+def pytest_report_header(config):
+    info = pyconv.build_info()
+    return [f"pyconv {info['version']}: cuda compiled={info['cuda']} available={info['cuda_available']} "
+            f"arch={info['arch_list']!r} algorithms={info['algorithms']}"]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
