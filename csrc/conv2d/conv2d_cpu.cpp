@@ -59,7 +59,7 @@ at::Tensor fprop_cpu(const at::Tensor& input, const at::Tensor& weight, const st
       at::Tensor x = input.to(ct).contiguous(), w = weight.to(ct).contiguous();
       at::Tensor yc = (y.scalar_type() == ct && y.is_contiguous()) ? y : at::empty({s.N, s.K, s.P, s.Q}, y.options().dtype(ct));
       cpu::conv2d_fprop_im2col_gemm<scalar_t>(s, x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), bp,
-                                              yc.data_ptr<scalar_t>(), TorchParallelFor{});
+                                              yc.data_ptr<scalar_t>(), at::get_num_threads(), TorchParallelFor{});
       finish(y, yc);
     }
   });

@@ -47,26 +47,30 @@ struct Im2colTile {
 // consecutive q on one output row p. Along a run, h is fixed and w advances by stride_w, so each (c, r, s) row of a
 // run is a strided copy from one input row with zeros where w leaves the image: a memcpy-like loop for stride 1,
 // instead of a bounds test per element.
+//
+// Here the columns are the flattened output positions m = (n·P + p)·Q + q of all images, [m0, m0 + cols): when P·Q
+// is small (7×7 late layers) one tile spans several images, so the filter operand is reused across images instead of
+// being streamed from memory once per image.
 template <typename T>
-inline void im2col_pack_cols(const Conv2dShape& s, const T* x, int64_t n, int64_t g, int64_t pq0, int64_t cols,
-                             int nr, T* out) {
-  const T* xg = x + (n * s.C + g * s.Cg()) * s.H * s.W;
-  struct Run { int64_t jj, len, p, q; };
+inline void im2col_pack_cols(const Conv2dShape& s, const T* x, int64_t g, int64_t m0, int64_t cols, int nr,
+                             T* out) {
+  struct Run { int64_t jj, len, p, q; const T* xg; };
   std::vector<Run> runs;
+  const int64_t PQ = s.P * s.Q;
   for (int64_t j0 = 0; j0 < cols; j0 += nr) {
     const int64_t jn = std::min<int64_t>(nr, cols - j0);
     runs.clear();
-    for (int64_t jj = 0; jj < jn;) {  // split the panel at output-row boundaries
-      const int64_t pq = pq0 + j0 + jj, p = pq / s.Q, q = pq % s.Q;
+    for (int64_t jj = 0; jj < jn;) {  // split the panel at output-row (and so image) boundaries
+      const int64_t m = m0 + j0 + jj, n = m / PQ, p = m % PQ / s.Q, q = m % s.Q;
       const int64_t len = std::min(jn - jj, s.Q - q);
-      runs.push_back({jj, len, p, q});
+      runs.push_back({jj, len, p, q, x + (n * s.C + g * s.Cg()) * s.H * s.W});
       jj += len;
     }
     for (int64_t c = 0; c < s.Cg(); ++c)
       for (int64_t r = 0; r < s.R; ++r)
         for (int64_t t = 0; t < s.S; ++t) {
-          const T* plane = xg + c * s.H * s.W;
           for (const Run& run : runs) {
+            const T* plane = run.xg + c * s.H * s.W;
             T* o = out + run.jj;
             const int64_t h = run.p * s.stride_h - s.pad_h + r * s.dil_h;
             if (h < 0 || h >= s.H) {  // the whole run reads the top/bottom padding
@@ -146,35 +150,57 @@ inline void gemm_packed(const MicroKernel<T>& uk, int64_t M, int64_t N, int64_t 
 template <typename T>
 inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
-// Filters of every group packed as A panels (row = output channel k, reduction = crs).
-template <typename T>
-std::vector<T> pack_filters(const Conv2dShape& s, const T* w, int mr) {
-  const int64_t Kg = s.Kg(), CRS = s.crs(), per_group = round_up<T>(Kg, mr) * CRS;
-  std::vector<T> packed(s.groups * per_group);
-  for (int64_t g = 0; g < s.groups; ++g) {
-    const T* wg = w + g * Kg * CRS;
-    pack_a<T>(Kg, CRS, mr, [&](int64_t k, int64_t crs) { return wg[k * CRS + crs]; }, packed.data() + g * per_group);
-  }
-  return packed;
+// Packs rows [0, M) of one matrix, given by elem(i, kd), into the MR-row panels that live at `out`, panel by panel in
+// parallel: the weight repack of a large layer (K·C·R·S ≈ 2.4 M floats for 512 channels of 3×3) would otherwise be
+// a serial prologue that costs a sizeable fraction of the whole convolution.
+template <typename T, typename Elem, typename ParallelFor>
+inline void pack_a_parallel(int64_t M, int64_t Kd, int mr, Elem&& elem, T* out, ParallelFor&& pfor) {
+  const int64_t panels = (M + mr - 1) / mr;
+  pfor(0, panels, [&](int64_t b, int64_t e) {
+    for (int64_t ip = b; ip < e; ++ip) {
+      T* o = out + ip * Kd * mr;
+      const int64_t i0 = ip * mr;
+      for (int64_t kd = 0; kd < Kd; ++kd)
+        for (int i = 0; i < mr; ++i) *o++ = (i0 + i < M) ? elem(i0 + i, kd) : T(0);
+    }
+  });
 }
 
 template <typename T, typename ParallelFor>
 void conv2d_fprop_im2col_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y,
-                              ParallelFor&& pfor) {
+                              int64_t max_threads, ParallelFor&& pfor) {
   const auto uk = select_micro_kernel<T>();
   const int64_t Kg = s.Kg(), CRS = s.crs(), PQ = s.P * s.Q;
-  const std::vector<T> wp = pack_filters(s, w, uk.mr);
+  // Filters of every group packed as A panels (row = output channel k, reduction = crs).
   const int64_t wp_group = round_up<T>(Kg, uk.mr) * CRS;
-  const int64_t tiles = (PQ + kTilePQ - 1) / kTilePQ;
-  pfor(0, s.N * s.groups * tiles, [&](int64_t begin, int64_t end) {
+  std::vector<T> wp(s.groups * wp_group);
+  for (int64_t g = 0; g < s.groups; ++g) {
+    const T* wg = w + g * Kg * CRS;
+    pack_a_parallel<T>(Kg, CRS, uk.mr, [&](int64_t k, int64_t crs) { return wg[k * CRS + crs]; },
+                       wp.data() + g * wp_group, pfor);
+  }
+  // Column tiles over all N·P·Q output positions: at most kTilePQ wide, and as many per group as makes the task
+  // count a multiple of the thread count, with equal widths, so the static split of parallel_for is balanced.
+  const int64_t NPQ = s.N * PQ, threads = std::max<int64_t>(1, max_threads);
+  int64_t tiles = (NPQ + kTilePQ - 1) / kTilePQ;
+  if (s.groups < threads) tiles = round_up<T>(tiles, threads / s.groups);
+  const int64_t tile_w = (NPQ + tiles - 1) / tiles;
+  tiles = (NPQ + tile_w - 1) / tile_w;
+  pfor(0, s.groups * tiles, [&](int64_t begin, int64_t end) {
     std::vector<T> col(CRS * round_up<T>(kTilePQ, uk.nr));  // this task's packed im2col tile: [cols/NR][CRS][NR]
+    std::vector<T> ct(Kg * kTilePQ);                         // its output tile, row-major Kg × cols
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t tile = task % tiles, ng = task / tiles, g = ng % s.groups, n = ng / s.groups;
-      const int64_t pq0 = tile * kTilePQ, cols = std::min(kTilePQ, PQ - pq0);
-      im2col_pack_cols(s, x, n, g, pq0, cols, uk.nr, col.data());
-      T* yt = y + (n * s.K + g * Kg) * PQ + pq0;  // row k of this tile is yt[k·PQ .. +cols)
-      for (int64_t k = 0; k < Kg; ++k) std::fill(yt + k * PQ, yt + k * PQ + cols, bias ? bias[g * Kg + k] : T(0));
-      gemm_packed(uk, Kg, cols, CRS, wp.data() + g * wp_group, col.data(), yt, PQ);
+      const int64_t g = task / tiles, m0 = (task % tiles) * tile_w, cols = std::min(tile_w, NPQ - m0);
+      im2col_pack_cols(s, x, g, m0, cols, uk.nr, col.data());
+      for (int64_t k = 0; k < Kg; ++k) std::fill(ct.data() + k * cols, ct.data() + (k + 1) * cols, bias ? bias[g * Kg + k] : T(0));
+      gemm_packed(uk, Kg, cols, CRS, wp.data() + g * wp_group, col.data(), ct.data(), cols);
+      // Scatter the tile into y, one image segment at a time: y[n, g·Kg + k, pq .. pq + len).
+      for (int64_t j = 0; j < cols;) {
+        const int64_t m = m0 + j, n = m / PQ, pq = m % PQ, len = std::min(cols - j, PQ - pq);
+        for (int64_t k = 0; k < Kg; ++k)
+          std::copy(ct.data() + k * cols + j, ct.data() + k * cols + j + len, y + (n * s.K + g * Kg + k) * PQ + pq);
+        j += len;
+      }
     }
   });
 }
@@ -188,7 +214,8 @@ void conv2d_dgrad_im2col_gemm(const Conv2dShape& s, const T* dy, const T* w, T* 
   std::vector<T> wt(s.groups * wt_group);
   for (int64_t g = 0; g < s.groups; ++g) {
     const T* wg = w + g * Kg * CRS;
-    pack_a<T>(CRS, Kg, uk.mr, [&](int64_t crs, int64_t k) { return wg[k * CRS + crs]; }, wt.data() + g * wt_group);
+    pack_a_parallel<T>(CRS, Kg, uk.mr, [&](int64_t crs, int64_t k) { return wg[k * CRS + crs]; },
+                       wt.data() + g * wt_group, pfor);
   }
   // One task per (n, g): col2im scatters overlapping windows into dx[n, g's channels], which no other task touches.
   pfor(0, s.N * s.groups, [&](int64_t begin, int64_t end) {
