@@ -147,7 +147,6 @@ inline void gemm_packed(const MicroKernel<T>& uk, int64_t M, int64_t N, int64_t 
   }
 }
 
-template <typename T>
 inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
 // Packs rows [0, M) of one matrix, given by elem(i, kd), into the MR-row panels that live at `out`, panel by panel in
@@ -172,7 +171,7 @@ void conv2d_fprop_im2col_gemm(const Conv2dShape& s, const T* x, const T* w, cons
   const auto uk = select_micro_kernel<T>();
   const int64_t Kg = s.Kg(), CRS = s.crs(), PQ = s.P * s.Q;
   // Filters of every group packed as A panels (row = output channel k, reduction = crs).
-  const int64_t wp_group = round_up<T>(Kg, uk.mr) * CRS;
+  const int64_t wp_group = round_up(Kg, uk.mr) * CRS;
   std::vector<T> wp(s.groups * wp_group);
   for (int64_t g = 0; g < s.groups; ++g) {
     const T* wg = w + g * Kg * CRS;
@@ -183,11 +182,11 @@ void conv2d_fprop_im2col_gemm(const Conv2dShape& s, const T* x, const T* w, cons
   // count a multiple of the thread count, with equal widths, so the static split of parallel_for is balanced.
   const int64_t NPQ = s.N * PQ, threads = std::max<int64_t>(1, max_threads);
   int64_t tiles = (NPQ + kTilePQ - 1) / kTilePQ;
-  if (s.groups < threads) tiles = round_up<T>(tiles, threads / s.groups);
+  if (s.groups < threads) tiles = round_up(tiles, threads / s.groups);
   const int64_t tile_w = (NPQ + tiles - 1) / tiles;
   tiles = (NPQ + tile_w - 1) / tile_w;
   pfor(0, s.groups * tiles, [&](int64_t begin, int64_t end) {
-    std::vector<T> col(CRS * round_up<T>(kTilePQ, uk.nr));  // this task's packed im2col tile: [cols/NR][CRS][NR]
+    std::vector<T> col(CRS * round_up(kTilePQ, uk.nr));  // this task's packed im2col tile: [cols/NR][CRS][NR]
     std::vector<T> ct(Kg * kTilePQ);                         // its output tile, row-major Kg × cols
     for (int64_t task = begin; task < end; ++task) {
       const int64_t g = task / tiles, m0 = (task % tiles) * tile_w, cols = std::min(tile_w, NPQ - m0);
@@ -210,7 +209,7 @@ void conv2d_dgrad_im2col_gemm(const Conv2dShape& s, const T* dy, const T* w, T* 
   const auto uk = select_micro_kernel<T>();
   const int64_t Kg = s.Kg(), Cg = s.Cg(), CRS = s.crs(), PQ = s.P * s.Q;
   // A = wᵀ per group: row crs, reduction k.
-  const int64_t wt_group = round_up<T>(CRS, uk.mr) * Kg;
+  const int64_t wt_group = round_up(CRS, uk.mr) * Kg;
   std::vector<T> wt(s.groups * wt_group);
   for (int64_t g = 0; g < s.groups; ++g) {
     const T* wg = w + g * Kg * CRS;
@@ -219,7 +218,7 @@ void conv2d_dgrad_im2col_gemm(const Conv2dShape& s, const T* dy, const T* w, T* 
   }
   // One task per (n, g): col2im scatters overlapping windows into dx[n, g's channels], which no other task touches.
   pfor(0, s.N * s.groups, [&](int64_t begin, int64_t end) {
-    std::vector<T> dyp(round_up<T>(kTilePQ, uk.nr) * Kg);  // packed dy tile: [cols/NR][Kg][NR]
+    std::vector<T> dyp(round_up(kTilePQ, uk.nr) * Kg);  // packed dy tile: [cols/NR][Kg][NR]
     std::vector<T> dcol(CRS * kTilePQ);                    // row-major CRS × cols
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / s.groups, g = task % s.groups;
@@ -265,8 +264,8 @@ void conv2d_wgrad_im2col_gemm(const Conv2dShape& s, const T* dy, const T* x, T* 
   const int64_t dw_size = s.K * CRS;
   std::vector<T> partial(chunks * dw_size, T(0));
   pfor(0, chunks, [&](int64_t begin, int64_t end) {
-    std::vector<T> dyp(round_up<T>(Kg, uk.mr) * kTilePQ);  // A: dy tile, [Kg/MR][cols][MR]
-    std::vector<T> colT(round_up<T>(CRS, uk.nr) * kTilePQ);  // B: colᵀ tile, [CRS/NR][cols][NR]
+    std::vector<T> dyp(round_up(Kg, uk.mr) * kTilePQ);  // A: dy tile, [Kg/MR][cols][MR]
+    std::vector<T> colT(round_up(CRS, uk.nr) * kTilePQ);  // B: colᵀ tile, [CRS/NR][cols][NR]
     for (int64_t chunk = begin; chunk < end; ++chunk) {
       T* dwc = partial.data() + chunk * dw_size;
       for (int64_t n = chunk * s.N / chunks; n < (chunk + 1) * s.N / chunks; ++n)
