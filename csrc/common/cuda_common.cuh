@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
 
 #include "macros.h"
 
@@ -24,6 +25,15 @@ template <> PYCONV_HD __half from_acc<__half>(float v) { return __float2half_rn(
 template <> PYCONV_HD float to_acc<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
 template <> PYCONV_HD __nv_bfloat16 from_acc<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
+// Dynamic shared memory (the launch's `smem` bytes) as a T array named `name`. Kernels use this instead of writing
+// `extern __shared__ T name[];`, which has no host-compiler equivalent for the emulator.
+#if defined(PYCONV_EMULATION)
+#define PYCONV_EXTERN_SHARED(T, name) T* name = reinterpret_cast<T*>(::pyconv_emu::detail::dynamic_smem())
+#else
+#define PYCONV_EXTERN_SHARED(T, name) extern __shared__ __align__(16) unsigned char name##_raw_[]; \
+  T* name = reinterpret_cast<T*>(name##_raw_)
+#endif
+
 PYCONV_HD int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // Largest grid.x a 1-D grid-stride kernel needs: enough blocks to fill any current GPU several times over;
@@ -37,13 +47,17 @@ inline unsigned grid_1d(int64_t n, int threads) {
 }
 
 // Every kernel launch in pyconv goes through here, so one place decides how a kernel is started: with <<<>>> under
-// nvcc, and (with the emulation backend) by the CPU emulator. Returns the launch error; the torch glue turns a
-// non-success into a Python exception.
+// nvcc, and by the CPU emulator (csrc/emu/cuda_emu.h) in the emulated build. Returns the launch error; the torch glue
+// turns a non-success into a Python exception.
 template <typename... KArgs, typename... Args>
 inline cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                           Args&&... args) {
+#if defined(PYCONV_EMULATION)
+  return ::pyconv_emu::launch(kernel, grid, block, smem, stream, std::forward<Args>(args)...);
+#else
   kernel<<<grid, block, smem, stream>>>(static_cast<KArgs>(args)...);
   return cudaGetLastError();
+#endif
 }
 
 }  // namespace pyconv

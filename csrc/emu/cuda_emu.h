@@ -1,0 +1,1215 @@
+// pyconv's CPU emulation of CUDA: the *unchanged* kernel sources compile with the host compiler and run on the CPU.
+//
+// How a launch runs
+//   * Every CUDA thread of a block is a fiber: a tiny coroutine with its own stack (64 KiB by default). Fibers of one
+//     block run on one OS thread and switch only where CUDA threads must wait for each other: __syncthreads*,
+//     __syncwarp and the warp collectives (__shfl*_sync, __ballot_sync, …, the mma helpers). Between two such points a
+//     fiber runs alone, so everything a kernel does between barriers is checked exactly as written.
+//   * A block-scheduler loop resumes every runnable fiber in turn (order: forward, reverse, or shuffled every sweep).
+//     When every live fiber waits at a barrier it checks that they wait at the *same* barrier, then releases them.
+//     A thread that returned while others wait, threads waiting at different barriers, a warp call whose mask names a
+//     lane that does not exist or has exited: each is an error with a message, never a hang.
+//   * Blocks are handed to `workers` OS threads (in forward, reverse or random order), so inter-block races and
+//     order assumptions show up as different results, and atomics really are concurrent.
+//   * `__shared__` becomes `thread_local`: one copy per OS thread, i.e. per running block, shared by its fibers.
+//     Dynamic shared memory is declared with PYCONV_EXTERN_SHARED(T, name) (see cuda_common.cuh), not with
+//     `extern __shared__`, which has no host-compiler equivalent.
+//
+// What is not modelled (README, "The CUDA emulator"): the memory model beyond barriers, warp lock-step (a warp's
+// lanes do not run in lock-step here, which is what Volta's independent thread scheduling allows anyway), the exact
+// rounding of fast-math intrinsics and of tensor-core accumulation, timing and occupancy. compute-sanitizer on a real
+// GPU stays the final word.
+//
+// Sanitizers: under -fsanitize=address the fiber switches are announced to ASan (__sanitizer_*_switch_fiber); under
+// -fsanitize=thread every fiber is a TSan fiber switched *without* synchronisation, and only the emulated barriers
+// publish happens-before edges, so a missing __syncthreads shows up as a data race.
+//
+// Include order matters: CUDA and torch headers first, this header last, because it defines macros (threadIdx,
+// __shared__, __syncthreads, …) that must not reach them.
+#pragma once
+
+#if defined(__CUDACC__)
+#error "cuda_emu.h is for the host compiler; nvcc builds the real kernels"
+#endif
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#if !defined(__x86_64__) || defined(PYCONV_EMU_UCONTEXT)
+#define PYCONV_EMU_USE_UCONTEXT 1
+#include <ucontext.h>
+#endif
+
+#if defined(__SANITIZE_ADDRESS__)
+#define PYCONV_EMU_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define PYCONV_EMU_TSAN 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PYCONV_EMU_ASAN 1
+#endif
+#if __has_feature(thread_sanitizer)
+#define PYCONV_EMU_TSAN 1
+#endif
+#endif
+
+#ifdef PYCONV_EMU_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef PYCONV_EMU_TSAN
+#include <sanitizer/tsan_interface.h>
+extern "C" {
+void AnnotateIgnoreReadsBegin(const char* file, int line);
+void AnnotateIgnoreReadsEnd(const char* file, int line);
+void AnnotateIgnoreWritesBegin(const char* file, int line);
+void AnnotateIgnoreWritesEnd(const char* file, int line);
+}
+#endif
+
+#define PYCONV_EMULATION 1
+
+namespace pyconv_emu {
+
+// ---- configuration --------------------------------------------------------------------------------------------
+
+enum class Order { forward, reverse, random };
+
+struct Config {
+  int workers = 2;                 // OS threads that run blocks
+  Order order = Order::forward;    // block start order and fiber resume order
+  uint64_t seed = 0;               // for Order::random
+  size_t stack_bytes = 64 * 1024;  // per fiber (per CUDA thread)
+  size_t max_dynamic_smem = 48 * 1024;  // CUDA's default limit without cudaFuncSetAttribute opt-in
+};
+
+inline const char* order_name(Order o) {
+  return o == Order::forward ? "forward" : o == Order::reverse ? "reverse" : "random";
+}
+
+inline bool parse_order(const std::string& s, Order* out) {
+  if (s == "forward") *out = Order::forward;
+  else if (s == "reverse") *out = Order::reverse;
+  else if (s == "random") *out = Order::random;
+  else return false;
+  return true;
+}
+
+namespace detail {
+inline Config config_from_env() {
+  Config c;
+#ifdef PYCONV_EMU_ASAN
+  c.stack_bytes = 256 * 1024;  // ASan's redzones make frames several times larger
+#endif
+  if (const char* v = std::getenv("PYCONV_EMU_WORKERS")) c.workers = std::max(1, std::atoi(v));
+  if (const char* v = std::getenv("PYCONV_EMU_ORDER")) parse_order(v, &c.order);
+  if (const char* v = std::getenv("PYCONV_EMU_SEED")) c.seed = std::strtoull(v, nullptr, 10);
+  if (const char* v = std::getenv("PYCONV_EMU_STACK_KIB")) c.stack_bytes = size_t(std::max(16, std::atoi(v))) * 1024;
+  return c;
+}
+inline std::mutex& config_mutex() {
+  static std::mutex m;
+  return m;
+}
+inline Config& config_storage() {
+  static Config c = config_from_env();
+  return c;
+}
+}  // namespace detail
+
+// The settings the next launch will use (read once at launch start; safe to change between launches).
+inline Config get_config() {
+  std::lock_guard<std::mutex> lock(detail::config_mutex());
+  return detail::config_storage();
+}
+inline void set_config(const Config& c) {
+  std::lock_guard<std::mutex> lock(detail::config_mutex());
+  detail::config_storage() = c;
+}
+
+// ---- errors ---------------------------------------------------------------------------------------------------
+// The emulator reports errors like the CUDA runtime does (a cudaError_t from the launch), and keeps the detailed
+// message for cudaGetErrorString, which this header maps to error_string below.
+
+namespace detail {
+struct LastError {
+  cudaError_t code = cudaSuccess;
+  std::string message;
+};
+inline LastError& last_error() {
+  thread_local LastError e;
+  return e;
+}
+inline cudaError_t set_error(cudaError_t code, std::string msg) {
+  last_error().code = code;
+  last_error().message = std::move(msg);
+  return code;
+}
+}  // namespace detail
+
+inline cudaError_t get_last_error() {
+  const cudaError_t e = detail::last_error().code;
+  detail::last_error().code = cudaSuccess;  // like cudaGetLastError: reading resets a non-sticky error
+  return e;
+}
+inline cudaError_t peek_last_error() { return detail::last_error().code; }
+
+inline const char* error_string(cudaError_t e) {
+  const detail::LastError& le = detail::last_error();
+  if (e != cudaSuccess && !le.message.empty()) return le.message.c_str();
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    default: return "unknown error";
+  }
+}
+
+// ---- fibers -----------------------------------------------------------------------------------------------------
+
+namespace detail {
+
+#ifndef PYCONV_EMU_USE_UCONTEXT
+// Save the callee-saved registers of the System V x86-64 ABI on the current stack, store the stack pointer in *save,
+// load `to` as the stack pointer and pop the registers saved there. Everything else is caller-saved, so the compiler
+// has already spilled it around this call. A fresh fiber's stack is laid out (init_stack) so that the `ret` lands on
+// its entry function.
+__attribute__((naked, noinline)) inline void ctx_switch(void** /*save*/, void* /*to*/) {
+  __asm__ volatile(
+      "pushq %rbp\n\t"
+      "pushq %rbx\n\t"
+      "pushq %r12\n\t"
+      "pushq %r13\n\t"
+      "pushq %r14\n\t"
+      "pushq %r15\n\t"
+      "movq %rsp, (%rdi)\n\t"
+      "movq %rsi, %rsp\n\t"
+      "popq %r15\n\t"
+      "popq %r14\n\t"
+      "popq %r13\n\t"
+      "popq %r12\n\t"
+      "popq %rbx\n\t"
+      "popq %rbp\n\t"
+      "ret\n\t");
+}
+#endif
+
+struct Context {
+#ifdef PYCONV_EMU_USE_UCONTEXT
+  ucontext_t uc;
+#else
+  void* sp = nullptr;
+#endif
+};
+
+inline void switch_context(Context& from, Context& to) {
+#ifdef PYCONV_EMU_USE_UCONTEXT
+  swapcontext(&from.uc, &to.uc);
+#else
+  ctx_switch(&from.sp, to.sp);
+#endif
+}
+
+enum class State : uint8_t { runnable, barrier, warp, done };
+enum class BarrierKind : uint8_t { sync, count, all, any };
+
+struct Fiber {
+  Context ctx;
+  char* stack = nullptr;  // lowest usable address (a guard page lies below it)
+  size_t stack_size = 0;
+  uint3 tid{};            // threadIdx
+  int linear = 0;         // x + y·bx + z·bx·by
+  State state = State::runnable;
+  bool started = false;
+  // where it waits, for barrier matching and error messages
+  const char* file = nullptr;
+  int line = 0;
+  const char* what = nullptr;
+  BarrierKind bar_kind = BarrierKind::sync;
+  int pred = 0, result = 0;
+  // warp collective operands (live on this fiber's stack while it waits)
+  const void* in = nullptr;
+  void* out = nullptr;
+  // Lanes of this warp that had exited when this thread last synchronised (kernel start, a barrier, a collective):
+  // __activemask() leaves out only those, as lanes that exit later would still be converged with it on a GPU.
+  unsigned exited_at_sync = 0;
+#ifdef PYCONV_EMU_ASAN
+  void* fake_stack = nullptr;
+#endif
+#ifdef PYCONV_EMU_TSAN
+  void* tsan_fiber = nullptr;
+#endif
+};
+
+// A warp collective in progress: lanes of `mask` arrive one by one; the last one computes everyone's result.
+struct WarpGroup {
+  unsigned mask = 0, arrived = 0;
+  int kind = 0, width = 0;
+  size_t tsize = 0;
+  const char* file = nullptr;
+  int line = 0;
+  const char* what = nullptr;
+};
+
+struct Launch;
+
+struct Block {
+  Launch* launch = nullptr;
+  uint3 idx{};
+  dim3 dim{}, grid{};
+  int nthreads = 0, alive = 0;
+  std::vector<Fiber>* fibers = nullptr;
+  Fiber* cur = nullptr;
+  Context sched;
+  bool failed = false;
+  bool aborting = false;  // set after a failure: resumed fibers unwind instead of continuing
+  std::string error;
+  unsigned char* dyn_smem = nullptr;
+  std::vector<std::vector<WarpGroup>> warps;
+  std::vector<unsigned> warp_exited;  // per warp: lanes that have returned
+  std::mt19937_64 rng;
+#ifdef PYCONV_EMU_ASAN
+  void* sched_fake_stack = nullptr;
+  const void* sched_stack_bottom = nullptr;
+  size_t sched_stack_size = 0;
+#endif
+#ifdef PYCONV_EMU_TSAN
+  void* sched_tsan_fiber = nullptr;
+  char barrier_token = 0;           // address used as the barrier's sync object
+  std::vector<char> warp_tokens;    // one per warp, for __syncwarp
+  char* prev_blocks_token = nullptr;  // released by the previous block on this OS thread
+  char* this_block_token = nullptr;
+#endif
+};
+
+struct Launch {
+  dim3 grid{}, block{};
+  size_t smem = 0;
+  void (*run)(const void*) = nullptr;  // runs the kernel body for the current fiber
+  const void* thunk = nullptr;
+  Config cfg;
+  std::atomic<bool> failed{false};
+  std::mutex error_mutex;
+  std::string error;
+  cudaError_t error_code = cudaSuccess;
+#ifdef PYCONV_EMU_TSAN
+  char start_token = 0, done_token = 0;
+#endif
+  void fail(cudaError_t code, const std::string& msg) {
+    std::lock_guard<std::mutex> lock(error_mutex);
+    if (!failed.exchange(true)) {
+      error = msg;
+      error_code = code;
+    }
+  }
+};
+
+inline Block*& current_block() {
+  thread_local Block* b = nullptr;
+  return b;
+}
+
+inline Block& block() { return *current_block(); }
+inline Fiber& fiber() { return *current_block()->cur; }
+
+// TSan: emulator bookkeeping (fiber states, warp groups) is written by one fiber and read by another without any
+// happens-before edge (fibers switch without synchronisation, deliberately). It is not kernel memory, so it is
+// excluded from race detection.
+struct IgnoreScope {
+#ifndef PYCONV_EMU_TSAN
+  IgnoreScope() {}  // user-provided, so that an unused scope object draws no warning
+#else
+  IgnoreScope() {
+    AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+    AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+  }
+  ~IgnoreScope() {
+    AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+    AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+  }
+#endif
+};
+
+inline void tsan_release(const void* addr) {
+#ifdef PYCONV_EMU_TSAN
+  __tsan_release(const_cast<void*>(addr));
+#else
+  (void)addr;
+#endif
+}
+inline void tsan_acquire(const void* addr) {
+#ifdef PYCONV_EMU_TSAN
+  __tsan_acquire(const_cast<void*>(addr));
+#else
+  (void)addr;
+#endif
+}
+
+inline std::string fmt_idx(uint3 v) {
+  return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
+}
+inline std::string where(const char* file, int line) {
+  if (!file) return "?";
+  const char* slash = std::strrchr(file, '/');
+  return std::string(slash ? slash + 1 : file) + ":" + std::to_string(line);
+}
+
+// Thrown by fail() (and into every waiting thread once a block has failed) and caught at the bottom of the fiber
+// (fiber_entry): unwinding runs the destructors of everything on the thread's stack, so an error leaks nothing and
+// leaves no sanitizer state behind.
+struct FiberAbort {};
+
+// Fiber → scheduler. `exiting`: the fiber will never run again (its ASan fake stack can be freed).
+inline void yield_to_scheduler(bool exiting = false) {
+  Block& b = block();
+  Fiber& f = *b.cur;
+#ifdef PYCONV_EMU_ASAN
+  __sanitizer_start_switch_fiber(exiting ? nullptr : &f.fake_stack, b.sched_stack_bottom, b.sched_stack_size);
+#else
+  (void)exiting;
+#endif
+#ifdef PYCONV_EMU_TSAN
+  // Between fibers there is no synchronisation (that is what lets TSan see a missing barrier). The final switch of
+  // a finished fiber does synchronise with its OS thread: everything the fiber did happens before the launch returns.
+  __tsan_switch_to_fiber(b.sched_tsan_fiber, exiting ? 0 : __tsan_switch_to_fiber_no_sync);
+#endif
+  switch_context(f.ctx, b.sched);
+  // resumed by the scheduler
+#ifdef PYCONV_EMU_ASAN
+  __sanitizer_finish_switch_fiber(f.fake_stack, &b.sched_stack_bottom, &b.sched_stack_size);
+#endif
+  if (b.aborting) throw FiberAbort{};  // the block failed elsewhere: unwind this thread's stack and end it
+}
+
+// Record an error for this block and end the calling CUDA thread; the scheduler then abandons the block.
+[[noreturn]] inline void fail(const std::string& msg) {
+  Block& b = block();
+  {
+    IgnoreScope ig;
+    if (!b.failed) {
+      b.failed = true;
+      b.error = msg;
+    }
+  }
+  throw FiberAbort{};
+}
+
+inline std::string thread_desc(const Fiber& f) {
+  return "thread " + fmt_idx(f.tid) + " of block " + fmt_idx(block().idx);
+}
+
+inline void fiber_entry() {
+  Block& b = block();
+  Fiber& f = *b.cur;
+#ifdef PYCONV_EMU_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, &b.sched_stack_bottom, &b.sched_stack_size);
+#endif
+#ifdef PYCONV_EMU_TSAN
+  tsan_acquire(&b.launch->start_token);  // inputs written before the launch
+  tsan_acquire(b.prev_blocks_token);      // shared memory last used by the previous block on this OS thread
+#endif
+  try {
+    b.launch->run(b.launch->thunk);  // the kernel body, as this CUDA thread
+  } catch (const FiberAbort&) {
+    // fail() recorded the error (b.failed makes the scheduler stop the block), or the block is being aborted.
+  }
+  if (b.aborting) {
+    IgnoreScope ig;
+    f.state = State::done;
+  } else {
+    IgnoreScope ig;
+    f.state = State::done;
+    --b.alive;
+    b.warp_exited[size_t(f.linear / 32)] |= 1u << (f.linear % 32);
+    // A lane that exits while its warp-mates wait for it in a collective would hang a GPU.
+    const int w = f.linear / 32, lane = f.linear % 32;
+    for (const WarpGroup& g : b.warps[w])
+      if (g.mask & (1u << lane)) {
+        const std::string msg = thread_desc(f) + " exited while lanes of its warp wait for it in " + g.what + " at " +
+                                where(g.file, g.line) + " (mask 0x" + [&] {
+                                  char buf[16];
+                                  std::snprintf(buf, sizeof buf, "%08x", g.mask);
+                                  return std::string(buf);
+                                }() + ")";
+        if (!b.failed) {
+          b.failed = true;
+          b.error = msg;
+        }
+      }
+  }
+#ifdef PYCONV_EMU_TSAN
+  tsan_release(b.this_block_token);
+  tsan_release(&b.launch->done_token);
+#endif
+  yield_to_scheduler(true);
+  std::abort();  // a finished fiber is never resumed
+}
+
+#ifdef PYCONV_EMU_USE_UCONTEXT
+inline void fiber_entry_uc() { fiber_entry(); }
+#endif
+
+// Lay out a fresh stack so that the first switch into it starts fiber_entry.
+inline void init_fiber_context(Fiber& f, Context& sched) {
+#ifdef PYCONV_EMU_USE_UCONTEXT
+  getcontext(&f.ctx.uc);
+  f.ctx.uc.uc_stack.ss_sp = f.stack;
+  f.ctx.uc.uc_stack.ss_size = f.stack_size;
+  f.ctx.uc.uc_link = &sched.uc;
+  makecontext(&f.ctx.uc, &fiber_entry_uc, 0);
+#else
+  (void)sched;
+  uintptr_t top = (reinterpret_cast<uintptr_t>(f.stack) + f.stack_size) & ~uintptr_t(15);
+  void** sp = reinterpret_cast<void**>(top);
+  *--sp = nullptr;                                       // fiber_entry's (never used) return address
+  *--sp = reinterpret_cast<void*>(&fiber_entry);         // where ctx_switch's `ret` goes
+  for (int i = 0; i < 6; ++i) *--sp = nullptr;           // rbp rbx r12 r13 r14 r15
+  f.ctx.sp = sp;  // at fiber_entry's first instruction rsp = top − 8: aligned as right after a `call`
+#endif
+}
+
+// Fiber stacks for one OS thread: one mapping, a PROT_NONE guard page below each stack so that a stack overflow
+// faults instead of silently overwriting the neighbouring fiber.
+struct StackPool {
+  char* base = nullptr;
+  size_t slot = 0, count = 0, usable = 0;
+  StackPool(size_t n, size_t stack_bytes) {
+    const size_t page = size_t(sysconf(_SC_PAGESIZE));
+    usable = (stack_bytes + page - 1) / page * page;
+    slot = usable + page;
+    count = n;
+    void* p = mmap(nullptr, slot * n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+      base = nullptr;
+      return;
+    }
+    base = static_cast<char*>(p);
+    for (size_t i = 0; i < n; ++i) mprotect(base + i * slot, page, PROT_NONE);
+  }
+  ~StackPool() {
+    if (!base) return;
+#ifdef PYCONV_EMU_ASAN
+    for (size_t i = 0; i < count; ++i) __asan_unpoison_memory_region(stack(i), usable);
+#endif
+    munmap(base, slot * count);
+  }
+  char* stack(size_t i) const { return base + i * slot + (slot - usable); }
+};
+
+// ---- the block scheduler ----------------------------------------------------------------------------------------
+
+inline void resume(Block& b, Fiber& f) {
+  b.cur = &f;
+#ifdef PYCONV_EMU_ASAN
+  __sanitizer_start_switch_fiber(&b.sched_fake_stack, f.stack, f.stack_size);
+#endif
+#ifdef PYCONV_EMU_TSAN
+  __tsan_switch_to_fiber(f.tsan_fiber, __tsan_switch_to_fiber_no_sync);
+#endif
+  switch_context(b.sched, f.ctx);
+#ifdef PYCONV_EMU_ASAN
+  __sanitizer_finish_switch_fiber(b.sched_fake_stack, nullptr, nullptr);
+#endif
+}
+
+// Every live fiber waits somewhere and nothing is runnable: either all wait at one barrier (release them), or the
+// block is stuck, which on a GPU is a hang or undefined behaviour. Returns false (with b.error) when stuck.
+inline bool resolve_barrier(Block& b) {
+  std::vector<Fiber>& fs = *b.fibers;
+  const Fiber* first = nullptr;
+  int at_barrier = 0, at_warp = 0;
+  const Fiber* first_warp = nullptr;
+  const Fiber* first_done = nullptr;
+  for (const Fiber& f : fs) {
+    if (f.state == State::barrier) {
+      ++at_barrier;
+      if (!first) first = &f;
+    } else if (f.state == State::warp) {
+      ++at_warp;
+      if (!first_warp) first_warp = &f;
+    } else if (f.state == State::done && !first_done) {
+      first_done = &f;
+    }
+  }
+  const std::string blk = "block " + fmt_idx(b.idx);
+  if (at_warp > 0) {
+    b.error = "deadlock in " + blk + ": " + std::to_string(at_warp) + " thread(s) (first: thread " +
+              fmt_idx(first_warp->tid) + ") wait in " + first_warp->what + " at " +
+              where(first_warp->file, first_warp->line) + " for lanes that never arrive" +
+              (first ? " (they wait at " + std::string(first->what) + " at " + where(first->file, first->line) + ")"
+                     : std::string());
+    return false;
+  }
+  if (at_barrier < b.nthreads) {
+    b.error = std::string("divergent barrier in ") + blk + ": thread " + fmt_idx(first_done->tid) +
+              " returned while " + std::to_string(at_barrier) + " thread(s) wait at " + first->what + " at " +
+              where(first->file, first->line) +
+              "; every thread of a block must reach every __syncthreads (an early return before a barrier)";
+    return false;
+  }
+  int count = 0;
+  for (const Fiber& f : fs) {
+    if (f.file != first->file || f.line != first->line || f.bar_kind != first->bar_kind) {
+      b.error = std::string("divergent barrier in ") + blk + ": thread " + fmt_idx(first->tid) + " waits at " +
+                first->what + " at " + where(first->file, first->line) + " but thread " + fmt_idx(f.tid) +
+                " waits at " + f.what + " at " + where(f.file, f.line);
+      return false;
+    }
+    count += f.pred != 0;
+  }
+  for (Fiber& f : fs) {
+    switch (first->bar_kind) {
+      case BarrierKind::sync: f.result = 0; break;
+      case BarrierKind::count: f.result = count; break;
+      case BarrierKind::all: f.result = count == b.nthreads; break;
+      case BarrierKind::any: f.result = count != 0; break;
+    }
+    f.exited_at_sync = b.warp_exited[size_t(f.linear / 32)];
+    f.state = State::runnable;
+  }
+  return true;
+}
+
+// After an error: resume every thread that started and has not finished, so that it unwinds (FiberAbort) and ends.
+inline void abort_block(Block& b) {
+  b.aborting = true;
+  for (Fiber& f : *b.fibers)
+    if (f.started && f.state != State::done) {
+      f.state = State::runnable;
+      resume(b, f);
+    }
+  b.aborting = false;
+}
+
+// Runs one block to completion (or to its first error). `order` permutes the resume order of fibers each sweep.
+inline void run_block(Block& b) {
+  std::vector<Fiber>& fs = *b.fibers;
+  for (int i = 0; i < b.nthreads; ++i) {
+    Fiber& f = fs[i];
+    f.linear = i;
+    f.tid = uint3{unsigned(i % b.dim.x), unsigned((i / b.dim.x) % b.dim.y), unsigned(i / (b.dim.x * b.dim.y))};
+    f.state = State::runnable;
+    f.started = false;
+    f.file = nullptr;
+    f.exited_at_sync = 0;
+#ifdef PYCONV_EMU_ASAN
+    __asan_unpoison_memory_region(f.stack, f.stack_size);  // an abandoned fiber may have left poisoned frames
+#endif
+    init_fiber_context(f, b.sched);
+  }
+  b.alive = b.nthreads;
+  b.failed = false;
+  b.error.clear();
+  for (auto& w : b.warps) w.clear();
+  std::fill(b.warp_exited.begin(), b.warp_exited.end(), 0u);
+  if (b.launch->smem) std::memset(b.dyn_smem, 0xff, b.launch->smem);  // uninitialised shared memory reads as NaN
+  std::vector<int> perm(b.nthreads);
+  for (int i = 0; i < b.nthreads; ++i) perm[i] = b.launch->cfg.order == Order::reverse ? b.nthreads - 1 - i : i;
+  while (true) {
+    bool ran = false;
+    if (b.launch->cfg.order == Order::random) std::shuffle(perm.begin(), perm.end(), b.rng);
+    for (int i : perm) {
+      Fiber& f = fs[i];
+      if (f.state != State::runnable) continue;
+      f.started = true;
+      resume(b, f);
+      ran = true;
+      if (b.failed) return abort_block(b);
+    }
+    if (b.alive == 0) return;
+    if (ran) {
+      bool any_runnable = false;
+      for (const Fiber& f : fs) any_runnable |= f.state == State::runnable;
+      if (any_runnable) continue;  // released by a warp collective during this sweep
+    }
+    if (!resolve_barrier(b)) {
+      b.failed = true;
+      return abort_block(b);
+    }
+  }
+}
+
+// One OS thread's share of a launch: take block indices from a shared counter until none are left.
+inline void worker(Launch& L, const std::vector<uint64_t>* order, std::atomic<uint64_t>* next, uint64_t nblocks,
+                   int worker_id) {
+  const int nthreads = int(L.block.x * L.block.y * L.block.z);
+  StackPool pool(size_t(nthreads), L.cfg.stack_bytes);
+  if (!pool.base) {
+    L.fail(cudaErrorMemoryAllocation, "pyconv emulator: could not allocate fiber stacks");
+    return;
+  }
+  std::vector<Fiber> fibers(static_cast<size_t>(nthreads));
+  for (int i = 0; i < nthreads; ++i) {
+    fibers[i].stack = pool.stack(size_t(i));
+    fibers[i].stack_size = pool.usable;
+  }
+  std::vector<unsigned char> smem(L.smem + 16);
+  Block b;
+  b.launch = &L;
+  b.dim = L.block;
+  b.grid = L.grid;
+  b.nthreads = nthreads;
+  b.fibers = &fibers;
+  b.dyn_smem = smem.data();
+  b.warps.resize(size_t((nthreads + 31) / 32));
+  b.warp_exited.resize(b.warps.size());
+  b.rng.seed(L.cfg.seed * 0x9E3779B97F4A7C15ull + uint64_t(worker_id) + 1);
+#ifdef PYCONV_EMU_TSAN
+  b.sched_tsan_fiber = __tsan_get_current_fiber();
+  for (Fiber& f : fibers) f.tsan_fiber = __tsan_create_fiber(0);
+  b.warp_tokens.resize(b.warps.size());
+  char block_tokens[2] = {0, 0};
+  AnnotateIgnoreReadsBegin(__FILE__, __LINE__);  // the scheduler's own bookkeeping is not kernel memory
+  AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+#endif
+  Block*& cur = current_block();
+  Block* saved = cur;  // a kernel launched from inside an emulated kernel is not supported, but keep the slot sane
+  cur = &b;
+  uint64_t parity = 0;
+  while (!L.failed.load(std::memory_order_relaxed)) {
+    const uint64_t i = next->fetch_add(1);
+    if (i >= nblocks) break;
+    const uint64_t lin = order ? (*order)[i] : i;
+    b.idx = uint3{unsigned(lin % L.grid.x), unsigned((lin / L.grid.x) % L.grid.y),
+                  unsigned(lin / (uint64_t(L.grid.x) * L.grid.y))};
+#ifdef PYCONV_EMU_TSAN
+    b.prev_blocks_token = &block_tokens[(parity + 1) & 1];
+    b.this_block_token = &block_tokens[parity & 1];
+#endif
+    ++parity;
+    run_block(b);
+    if (b.failed) L.fail(cudaErrorLaunchFailure, "pyconv emulator: " + b.error);
+  }
+  cur = saved;
+#ifdef PYCONV_EMU_TSAN
+  AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+  AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+  for (Fiber& f : fibers) __tsan_destroy_fiber(f.tsan_fiber);
+#endif
+}
+
+inline cudaError_t run_launch(dim3 grid, dim3 blockd, size_t smem, void (*run)(const void*), const void* thunk) {
+  Launch L;
+  L.cfg = get_config();
+  L.grid = grid;
+  L.block = blockd;
+  L.smem = smem;
+  L.run = run;
+  L.thunk = thunk;
+  // The CUDA runtime's launch checks, with its error codes.
+  const uint64_t nthreads = uint64_t(blockd.x) * blockd.y * blockd.z;
+  if (blockd.x == 0 || blockd.y == 0 || blockd.z == 0 || blockd.x > 1024 || blockd.y > 1024 || blockd.z > 64 ||
+      nthreads > 1024)
+    return set_error(cudaErrorInvalidConfiguration,
+                     "pyconv emulator: invalid block dimensions (" + std::to_string(blockd.x) + ", " +
+                         std::to_string(blockd.y) + ", " + std::to_string(blockd.z) +
+                         "): each must be ≥ 1, x,y ≤ 1024, z ≤ 64, and x·y·z ≤ 1024");
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535)
+    return set_error(cudaErrorInvalidConfiguration,
+                     "pyconv emulator: invalid grid dimensions (" + std::to_string(grid.x) + ", " +
+                         std::to_string(grid.y) + ", " + std::to_string(grid.z) +
+                         "): each must be ≥ 1, x ≤ 2^31−1, y,z ≤ 65535");
+  if (smem > L.cfg.max_dynamic_smem)
+    return set_error(cudaErrorInvalidValue, "pyconv emulator: " + std::to_string(smem) +
+                                                " bytes of dynamic shared memory requested; the limit is " +
+                                                std::to_string(L.cfg.max_dynamic_smem));
+  const uint64_t nblocks = uint64_t(grid.x) * grid.y * grid.z;
+  std::vector<uint64_t> order;
+  if (L.cfg.order != Order::forward) {
+    if (nblocks > (uint64_t(1) << 24))
+      return set_error(cudaErrorInvalidConfiguration,
+                       "pyconv emulator: reverse/random block order supports grids of up to 2^24 blocks");
+    order.resize(nblocks);
+    for (uint64_t i = 0; i < nblocks; ++i) order[i] = L.cfg.order == Order::reverse ? nblocks - 1 - i : i;
+    if (L.cfg.order == Order::random) {
+      std::mt19937_64 rng(L.cfg.seed);
+      std::shuffle(order.begin(), order.end(), rng);
+    }
+  }
+  std::atomic<uint64_t> next{0};
+  const int nworkers = int(std::min<uint64_t>(uint64_t(std::max(1, L.cfg.workers)), nblocks));
+#ifdef PYCONV_EMU_TSAN
+  tsan_release(&L.start_token);
+#endif
+  const std::vector<uint64_t>* ord = order.empty() ? nullptr : &order;
+  std::vector<std::thread> threads;
+  for (int w = 1; w < nworkers; ++w) threads.emplace_back(worker, std::ref(L), ord, &next, nblocks, w);
+  worker(L, ord, &next, nblocks, 0);  // the launching thread is worker 0 (no extra thread with workers = 1)
+  for (std::thread& t : threads) t.join();
+#ifdef PYCONV_EMU_TSAN
+  tsan_acquire(&L.done_token);
+#endif
+  if (L.failed) return set_error(L.error_code, L.error);
+  return set_error(cudaSuccess, std::string());
+}
+
+}  // namespace detail
+
+// The emulated `kernel<<<grid, block, smem, stream>>>(args...)`. Each CUDA thread gets its own copy of the
+// arguments, as kernel parameters are per thread on a GPU. Runs synchronously: emulated streams are in order anyway.
+template <typename... KArgs, typename... Args>
+cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t /*stream*/,
+                   Args&&... args) {
+  using Tuple = std::tuple<std::decay_t<KArgs>...>;
+  struct Thunk {
+    void (*kernel)(KArgs...);
+    Tuple args;
+    static void run(const void* self) {
+      const Thunk* t = static_cast<const Thunk*>(self);
+      Tuple mine = t->args;
+      std::apply(t->kernel, mine);
+    }
+  };
+  const Thunk thunk{kernel, Tuple(static_cast<KArgs>(std::forward<Args>(args))...)};
+  return detail::run_launch(grid, block, smem, &Thunk::run, &thunk);
+}
+
+// ---- what kernels call --------------------------------------------------------------------------------------------
+
+namespace detail {
+
+inline const uint3& thread_idx() { return fiber().tid; }
+inline const uint3& block_idx() { return block().idx; }
+inline const dim3& block_dim() { return block().dim; }
+inline const dim3& grid_dim() { return block().grid; }
+
+inline int block_barrier(BarrierKind kind, int pred, const char* what, const char* file, int line) {
+  Block& b = block();
+  Fiber& f = *b.cur;
+  {
+    IgnoreScope ig;
+    f.state = State::barrier;
+    f.bar_kind = kind;
+    f.pred = pred;
+    f.what = what;
+    f.file = file;
+    f.line = line;
+  }
+  tsan_release(&b);  // everything this thread wrote before the barrier …
+  yield_to_scheduler();
+  tsan_acquire(&b);  // … is visible to every thread after it
+  return f.result;
+}
+
+inline void* dynamic_smem() { return block().dyn_smem; }
+
+inline std::string hex(unsigned v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
+}
+
+// Rendezvous of the lanes named in `mask`. Every lane passes pointers to its operand and result; the last lane to
+// arrive calls combine(lanes) with the Fiber* of each participating lane (nullptr elsewhere), which reads each lane's
+// `in` and writes each lane's `out`. Checks CUDA's rules: the caller is in its mask, the mask names only lanes that
+// exist and have not exited, and all lanes of one mask execute the same collective.
+template <typename Combine>
+void warp_collective(int kind, const char* what, unsigned mask, int width, size_t tsize, const void* in, void* out,
+                     const char* file, int line, bool sync_memory, Combine&& combine) {
+  Block& b = block();
+  Fiber& f = *b.cur;
+  const int w = f.linear / 32, lane = f.linear % 32;
+  const int lanes_in_warp = std::min(32, b.nthreads - w * 32);
+  const unsigned existing = lanes_in_warp == 32 ? 0xffffffffu : ((1u << lanes_in_warp) - 1);
+  bool last = false;
+  void* token = nullptr;  // TSan sync object of this warp, for __syncwarp
+  {
+    IgnoreScope ig;
+#ifdef PYCONV_EMU_TSAN
+    token = &b.warp_tokens[size_t(w)];
+#endif
+    const std::string at = std::string(what) + " at " + where(file, line) + " (" + thread_desc(f) + ")";
+    if (width < 1 || width > 32 || (width & (width - 1)))
+      fail(at + ": width " + std::to_string(width) + " is not a power of two in [1, 32]");
+    if (!(mask & (1u << lane))) fail(at + ": the calling lane " + std::to_string(lane) + " is not in mask " + hex(mask));
+    if (mask & ~existing)
+      fail(at + ": mask " + hex(mask) + " names lanes that do not exist; this warp has only " +
+           std::to_string(lanes_in_warp) + " thread(s) (blockDim " + fmt_idx(uint3{b.dim.x, b.dim.y, b.dim.z}) +
+           "), so use mask " + hex(existing) + " or __activemask()");
+    for (int l = 0; l < lanes_in_warp; ++l) {
+      const Fiber& o = (*b.fibers)[size_t(w * 32 + l)];
+      if ((mask & (1u << l)) && o.state == State::done)
+        fail(at + ": lane " + std::to_string(l) + " named in mask " + hex(mask) + " has already exited");
+    }
+    std::vector<WarpGroup>& groups = b.warps[size_t(w)];
+    WarpGroup* g = nullptr;
+    for (WarpGroup& x : groups) {
+      if (x.mask == mask) {
+        g = &x;
+      } else if (x.mask & mask) {
+        fail(at + ": mask " + hex(mask) + " overlaps mask " + hex(x.mask) + " of " + x.what + " at " +
+             where(x.file, x.line) + " that other lanes of this warp wait in");
+      }
+    }
+    if (!g) {
+      groups.push_back(WarpGroup{mask, 0u, kind, width, tsize, file, line, what});
+      g = &groups.back();
+    } else if (g->kind != kind || g->width != width || g->tsize != tsize) {
+      fail(at + ": divergent warp collective: other lanes of mask " + hex(mask) + " wait in " + g->what + " at " +
+           where(g->file, g->line));
+    }
+    f.in = in;
+    f.out = out;
+    g->arrived |= 1u << lane;
+    if (g->arrived == mask) {
+      Fiber* lanes[32] = {};
+      for (int l = 0; l < 32; ++l)
+        if (mask & (1u << l)) lanes[l] = &(*b.fibers)[size_t(w * 32 + l)];
+      combine(lanes);
+      for (int l = 0; l < 32; ++l)
+        if (lanes[l]) {
+          lanes[l]->exited_at_sync = b.warp_exited[size_t(w)];
+          if (l != lane) lanes[l]->state = State::runnable;
+        }
+      groups.erase(groups.begin() + (g - groups.data()));
+      last = true;
+    } else {
+      f.state = State::warp;
+      f.what = what;
+      f.file = file;
+      f.line = line;
+    }
+  }
+  // __syncwarp orders memory among its lanes: each releases before it waits, and acquires once all have arrived.
+  if (sync_memory) tsan_release(token);
+  if (!last) yield_to_scheduler();
+  if (sync_memory) tsan_acquire(token);
+}
+
+enum WarpKind { kSyncwarp = 1, kShfl, kShflUp, kShflDown, kShflXor, kBallot, kAny, kAll, kMma };
+
+inline int lane_id() { return fiber().linear % 32; }
+
+template <typename T>
+T shfl(int kind, const char* what, unsigned mask, T var, int arg, int width, const char* file, int line) {
+  static_assert(std::is_trivially_copyable<T>::value, "__shfl*_sync needs a trivially copyable type");
+  struct In {
+    T var;
+    int arg;  // srcLane / delta / laneMask: per lane, as in PTX
+  } in{var, arg};
+  T result = var;
+  warp_collective(kind, what, mask, width, sizeof(T), &in, &result, file, line, false, [&](Fiber** lanes) {
+    for (int l = 0; l < 32; ++l) {
+      if (!lanes[l]) continue;
+      const int a = static_cast<const In*>(lanes[l]->in)->arg;
+      // PTX shfl.sync: lanes form segments of `width`; a source outside the segment → the lane's own value.
+      const int seg_lo = l & ~(width - 1), seg_hi = seg_lo + width - 1;
+      int src = l;
+      bool valid = true;
+      switch (kind) {
+        case kShfl: src = seg_lo + (a & (width - 1)); break;  // srcLane mod width, inside the segment
+        case kShflUp: src = l - a; valid = src >= seg_lo; break;
+        case kShflDown: src = l + a; valid = src <= seg_hi; break;
+        case kShflXor: src = l ^ a; valid = src <= seg_hi && src >= 0 && src < 32; break;
+      }
+      if (!valid) src = l;
+      if (!lanes[src])
+        fail(std::string(what) + " at " + where(file, line) + ": lane " + std::to_string(l) + " reads lane " +
+             std::to_string(src) + ", which is not in mask " + hex(mask) + " (its value is undefined on a GPU)");
+      std::memcpy(static_cast<void*>(lanes[l]->out), &static_cast<const In*>(lanes[src]->in)->var, sizeof(T));
+    }
+  });
+  return result;
+}
+
+inline unsigned vote(int kind, const char* what, unsigned mask, int pred, const char* file, int line) {
+  unsigned result = 0;
+  warp_collective(kind, what, mask, 32, sizeof(int), &pred, &result, file, line, false, [&](Fiber** lanes) {
+    unsigned ballot = 0;
+    for (int l = 0; l < 32; ++l)
+      if (lanes[l] && *static_cast<const int*>(lanes[l]->in)) ballot |= 1u << l;
+    unsigned r = ballot;
+    if (kind == kAny) r = ballot != 0;
+    if (kind == kAll) r = ballot == mask;
+    for (int l = 0; l < 32; ++l)
+      if (lanes[l]) *static_cast<unsigned*>(lanes[l]->out) = r;
+  });
+  return result;
+}
+
+inline void syncwarp(unsigned mask, const char* file, int line) {
+  warp_collective(kSyncwarp, "__syncwarp", mask, 32, 0, nullptr, nullptr, file, line, true, [](Fiber**) {});
+}
+
+inline unsigned activemask() {
+  // No lock-step here, so "converged lanes" is approximated by: the warp's lanes minus those that had exited when the
+  // caller last synchronised (see Fiber::exited_at_sync).
+  Block& b = block();
+  const Fiber& f = *b.cur;
+  const int w = f.linear / 32, n = std::min(32, b.nthreads - w * 32);
+  const unsigned existing = n == 32 ? 0xffffffffu : ((1u << n) - 1);
+  return existing & ~f.exited_at_sync;
+}
+
+// mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32, per the PTX ISA's fragment layouts (groupID = lane / 4,
+// tig = lane % 4):  A (16×16, row-major) a[0..3] = half2 pairs at rows {g, g+8, g, g+8}, cols {2tig, 2tig, 2tig+8,
+// 2tig+8} (+0/+1);  B (16×8, "col") b[0..1] = half2 pairs at rows {2tig, 2tig+8} (+0/+1), col g;  C/D (16×8 f32)
+// c[0..3] at rows {g, g, g+8, g+8}, cols 2tig + {0, 1, 0, 1}. Accumulates in float in k order: tensor cores round
+// differently, so compare with a tolerance.
+struct MmaIn {
+  uint32_t a[4], b[2];
+  float c[4];
+};
+inline void mma_m16n8k16_f16_f32(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4],
+                                 const char* file, int line) {
+  MmaIn in;
+  std::memcpy(in.a, a, sizeof in.a);
+  std::memcpy(in.b, b, sizeof in.b);
+  std::memcpy(in.c, c, sizeof in.c);
+  float out[4];
+  warp_collective(kMma, "mma.sync.m16n8k16", 0xffffffffu, 32, sizeof(MmaIn), &in, out, file, line, false,
+                  [&](Fiber** lanes) {
+                    float A[16][16], B[16][8], C[16][8];
+                    auto h = [](uint32_t pair, int hi) {
+                      __half_raw r;
+                      r.x = static_cast<unsigned short>(hi ? pair >> 16 : pair & 0xffff);
+                      return __half2float(__half(r));
+                    };
+                    for (int l = 0; l < 32; ++l) {
+                      const MmaIn& v = *static_cast<const MmaIn*>(lanes[l]->in);
+                      const int g = l / 4, t = l % 4;
+                      for (int i = 0; i < 4; ++i) {
+                        const int row = g + ((i & 1) ? 8 : 0), col = 2 * t + ((i & 2) ? 8 : 0);
+                        A[row][col] = h(v.a[i], 0);
+                        A[row][col + 1] = h(v.a[i], 1);
+                      }
+                      for (int i = 0; i < 2; ++i) {
+                        const int row = 2 * t + (i ? 8 : 0);
+                        B[row][g] = h(v.b[i], 0);
+                        B[row + 1][g] = h(v.b[i], 1);
+                      }
+                      for (int i = 0; i < 4; ++i) C[g + ((i & 2) ? 8 : 0)][2 * t + (i & 1)] = v.c[i];
+                    }
+                    for (int l = 0; l < 32; ++l) {
+                      const int g = l / 4, t = l % 4;
+                      float* o = static_cast<float*>(lanes[l]->out);
+                      for (int i = 0; i < 4; ++i) {
+                        const int row = g + ((i & 2) ? 8 : 0), col = 2 * t + (i & 1);
+                        float acc = C[row][col];
+                        for (int k = 0; k < 16; ++k) acc += A[row][k] * B[k][col];
+                        o[i] = acc;
+                      }
+                    }
+                  });
+  std::memcpy(d, out, sizeof out);
+}
+
+// ---- atomics: real atomics, since blocks run on several OS threads -----------------------------------------------
+
+template <typename T>
+T atomic_add(T* p, T v) {
+  if constexpr (std::is_integral<T>::value) {
+    return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+  } else {
+    // float/double/__half: compare-and-swap on the bit pattern.
+    using Bits = std::conditional_t<sizeof(T) == 8, uint64_t, std::conditional_t<sizeof(T) == 4, uint32_t, uint16_t>>;
+    Bits* bp = reinterpret_cast<Bits*>(p);
+    Bits old_bits = __atomic_load_n(bp, __ATOMIC_RELAXED);
+    while (true) {
+      T old_v;
+      std::memcpy(static_cast<void*>(&old_v), &old_bits, sizeof(T));
+      const T new_v = T(old_v + v);
+      Bits new_bits;
+      std::memcpy(&new_bits, static_cast<const void*>(&new_v), sizeof(T));
+      if (__atomic_compare_exchange_n(bp, &old_bits, new_bits, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        return old_v;
+    }
+  }
+}
+
+template <typename T, typename Op>
+T atomic_rmw_cas(T* p, Op op) {
+  T old = __atomic_load_n(p, __ATOMIC_RELAXED);
+  while (!__atomic_compare_exchange_n(p, &old, op(old), true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+  return old;
+}
+
+}  // namespace detail
+
+// Thread-block and warp intrinsics as functions, for code that wants to call them explicitly.
+inline unsigned activemask() { return detail::activemask(); }
+
+}  // namespace pyconv_emu
+
+// ---- the CUDA names, mapped onto the emulator --------------------------------------------------------------------
+
+#undef __shared__
+#define __shared__ thread_local
+#ifndef __launch_bounds__
+#define __launch_bounds__(...)
+#endif
+#undef __constant__
+#define __constant__
+#undef __managed__
+#define __managed__
+
+#define threadIdx (::pyconv_emu::detail::thread_idx())
+#define blockIdx (::pyconv_emu::detail::block_idx())
+#define blockDim (::pyconv_emu::detail::block_dim())
+#define gridDim (::pyconv_emu::detail::grid_dim())
+#define warpSize 32
+
+#define __syncthreads() \
+  ((void)::pyconv_emu::detail::block_barrier(::pyconv_emu::detail::BarrierKind::sync, 0, "__syncthreads", __FILE__, __LINE__))
+#define __syncthreads_count(p) \
+  ::pyconv_emu::detail::block_barrier(::pyconv_emu::detail::BarrierKind::count, (p) ? 1 : 0, "__syncthreads_count", __FILE__, __LINE__)
+#define __syncthreads_and(p) \
+  ::pyconv_emu::detail::block_barrier(::pyconv_emu::detail::BarrierKind::all, (p) ? 1 : 0, "__syncthreads_and", __FILE__, __LINE__)
+#define __syncthreads_or(p) \
+  ::pyconv_emu::detail::block_barrier(::pyconv_emu::detail::BarrierKind::any, (p) ? 1 : 0, "__syncthreads_or", __FILE__, __LINE__)
+#define __syncwarp(...) ::pyconv_emu::detail::syncwarp_at(__FILE__, __LINE__, ##__VA_ARGS__)
+
+#define __shfl_sync(mask, var, ...) \
+  ::pyconv_emu::detail::shfl_at(::pyconv_emu::detail::kShfl, "__shfl_sync", __FILE__, __LINE__, mask, var, __VA_ARGS__)
+#define __shfl_up_sync(mask, var, ...) \
+  ::pyconv_emu::detail::shfl_at(::pyconv_emu::detail::kShflUp, "__shfl_up_sync", __FILE__, __LINE__, mask, var, __VA_ARGS__)
+#define __shfl_down_sync(mask, var, ...) \
+  ::pyconv_emu::detail::shfl_at(::pyconv_emu::detail::kShflDown, "__shfl_down_sync", __FILE__, __LINE__, mask, var, __VA_ARGS__)
+#define __shfl_xor_sync(mask, var, ...) \
+  ::pyconv_emu::detail::shfl_at(::pyconv_emu::detail::kShflXor, "__shfl_xor_sync", __FILE__, __LINE__, mask, var, __VA_ARGS__)
+#define __ballot_sync(mask, p) \
+  ::pyconv_emu::detail::vote(::pyconv_emu::detail::kBallot, "__ballot_sync", mask, (p) ? 1 : 0, __FILE__, __LINE__)
+#define __any_sync(mask, p) \
+  int(::pyconv_emu::detail::vote(::pyconv_emu::detail::kAny, "__any_sync", mask, (p) ? 1 : 0, __FILE__, __LINE__))
+#define __all_sync(mask, p) \
+  int(::pyconv_emu::detail::vote(::pyconv_emu::detail::kAll, "__all_sync", mask, (p) ? 1 : 0, __FILE__, __LINE__))
+#define __activemask() ::pyconv_emu::detail::activemask()
+
+#define cudaGetLastError() ::pyconv_emu::get_last_error()
+#define cudaPeekAtLastError() ::pyconv_emu::peek_last_error()
+#define cudaGetErrorString(e) ::pyconv_emu::error_string(e)
+
+namespace pyconv_emu {
+namespace detail {
+inline void syncwarp_at(const char* file, int line, unsigned mask = 0xffffffffu) { syncwarp(mask, file, line); }
+template <typename T>
+T shfl_at(int kind, const char* what, const char* file, int line, unsigned mask, T var, int arg, int width = 32) {
+  return shfl(kind, what, mask, var, arg, width, file, line);
+}
+}  // namespace detail
+}  // namespace pyconv_emu
+
+// ---- device functions with no host definition in CUDA's headers ---------------------------------------------------
+
+inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+inline void __threadfence_block() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+template <typename T>
+inline T __ldg(const T* p) { return *p; }
+
+#define PYCONV_EMU_ATOMIC_ADD(T) \
+  inline T atomicAdd(T* p, T v) { return ::pyconv_emu::detail::atomic_add(p, v); }
+PYCONV_EMU_ATOMIC_ADD(int)
+PYCONV_EMU_ATOMIC_ADD(unsigned int)
+PYCONV_EMU_ATOMIC_ADD(unsigned long long)
+PYCONV_EMU_ATOMIC_ADD(float)
+PYCONV_EMU_ATOMIC_ADD(double)
+PYCONV_EMU_ATOMIC_ADD(__half)
+#undef PYCONV_EMU_ATOMIC_ADD
+#define PYCONV_EMU_ATOMIC_INT(T)                                                                                    \
+  inline T atomicSub(T* p, T v) { return __atomic_fetch_sub(p, v, __ATOMIC_RELAXED); }                               \
+  inline T atomicExch(T* p, T v) { return __atomic_exchange_n(p, v, __ATOMIC_RELAXED); }                             \
+  inline T atomicMax(T* p, T v) {                                                                                   \
+    return ::pyconv_emu::detail::atomic_rmw_cas(p, [v](T o) { return o < v ? v : o; });                             \
+  }                                                                                                                 \
+  inline T atomicMin(T* p, T v) {                                                                                   \
+    return ::pyconv_emu::detail::atomic_rmw_cas(p, [v](T o) { return v < o ? v : o; });                             \
+  }                                                                                                                 \
+  inline T atomicCAS(T* p, T expected, T desired) {                                                                 \
+    __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);                  \
+    return expected;                                                                                                \
+  }                                                                                                                 \
+  inline T atomicAnd(T* p, T v) { return __atomic_fetch_and(p, v, __ATOMIC_RELAXED); }                               \
+  inline T atomicOr(T* p, T v) { return __atomic_fetch_or(p, v, __ATOMIC_RELAXED); }                                 \
+  inline T atomicXor(T* p, T v) { return __atomic_fetch_xor(p, v, __ATOMIC_RELAXED); }
+PYCONV_EMU_ATOMIC_INT(int)
+PYCONV_EMU_ATOMIC_INT(unsigned int)
+PYCONV_EMU_ATOMIC_INT(unsigned long long)
+PYCONV_EMU_ATOMIC_INT(long long)
+#undef PYCONV_EMU_ATOMIC_INT
+inline unsigned short atomicCAS(unsigned short* p, unsigned short expected, unsigned short desired) {
+  __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+  return expected;
+}
+
+// min/max: CUDA device code calls them unqualified for any mix of arithmetic types.
+template <typename A, typename B,
+          typename = std::enable_if_t<std::is_arithmetic<A>::value && std::is_arithmetic<B>::value>>
+inline std::common_type_t<A, B> min(A a, B b) {
+  return b < a ? std::common_type_t<A, B>(b) : std::common_type_t<A, B>(a);
+}
+template <typename A, typename B,
+          typename = std::enable_if_t<std::is_arithmetic<A>::value && std::is_arithmetic<B>::value>>
+inline std::common_type_t<A, B> max(A a, B b) {
+  return a < b ? std::common_type_t<A, B>(b) : std::common_type_t<A, B>(a);
+}
+
+// Fast-math intrinsics: computed at full precision here (the GPU's approximations are not modelled).
+inline float __expf(float x) { return std::exp(x); }
+inline float __exp10f(float x) { return std::pow(10.0f, x); }
+inline float __logf(float x) { return std::log(x); }
+inline float __log2f(float x) { return std::log2(x); }
+inline float __sinf(float x) { return std::sin(x); }
+inline float __cosf(float x) { return std::cos(x); }
+inline float __tanf(float x) { return std::tan(x); }
+inline float __powf(float x, float y) { return std::pow(x, y); }
+inline float __fdividef(float x, float y) { return x / y; }
+inline float __frcp_rn(float x) { return 1.0f / x; }
+inline float __fsqrt_rn(float x) { return std::sqrt(x); }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
+inline double __fma_rn(double a, double b, double c) { return std::fma(a, b, c); }
+inline double __dadd_rn(double a, double b) { return a + b; }
+inline double __dmul_rn(double a, double b) { return a * b; }
+inline float __saturatef(float x) { return x < 0.0f ? 0.0f : (x > 1.0f ? 1.0f : (x == x ? x : 0.0f)); }
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+inline double rsqrt(double x) { return 1.0 / std::sqrt(x); }
+inline int __float_as_int(float x) { int i; std::memcpy(&i, &x, 4); return i; }
+inline unsigned __float_as_uint(float x) { unsigned i; std::memcpy(&i, &x, 4); return i; }
+inline float __int_as_float(int i) { float x; std::memcpy(&x, &i, 4); return x; }
+inline float __uint_as_float(unsigned i) { float x; std::memcpy(&x, &i, 4); return x; }
+inline long long __double_as_longlong(double x) { long long i; std::memcpy(&i, &x, 8); return i; }
+inline double __longlong_as_double(long long i) { double x; std::memcpy(&x, &i, 8); return x; }
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
+inline int __popcll(unsigned long long x) { return __builtin_popcountll(x); }
+inline int __clz(int x) { return x == 0 ? 32 : __builtin_clz(unsigned(x)); }
+inline int __clzll(long long x) { return x == 0 ? 64 : __builtin_clzll((unsigned long long)x); }
+inline int __ffs(int x) { return __builtin_ffs(x); }
+inline int __ffsll(long long x) { return __builtin_ffsll(x); }
+inline unsigned __brev(unsigned x) {
+  x = ((x >> 1) & 0x55555555u) | ((x & 0x55555555u) << 1);
+  x = ((x >> 2) & 0x33333333u) | ((x & 0x33333333u) << 2);
+  x = ((x >> 4) & 0x0f0f0f0fu) | ((x & 0x0f0f0f0fu) << 4);
+  x = ((x >> 8) & 0x00ff00ffu) | ((x & 0x00ff00ffu) << 8);
+  return (x >> 16) | (x << 16);
+}
+inline unsigned __umulhi(unsigned a, unsigned b) { return unsigned((uint64_t(a) * b) >> 32); }
+inline int __mulhi(int a, int b) { return int((int64_t(a) * b) >> 32); }
+inline int __mul24(int a, int b) { return a * b; }
+inline unsigned __umul24(unsigned a, unsigned b) { return a * b; }
+inline float atomicExch(float* p, float v) {
+  return __uint_as_float(__atomic_exchange_n(reinterpret_cast<unsigned*>(p), __float_as_uint(v), __ATOMIC_RELAXED));
+}

@@ -1,0 +1,420 @@
+// Self-tests of the CUDA emulator: small kernels written exactly as for a GPU, run through pyconv::launch, with their
+// results checked against values worked out independently on the host. Three kinds:
+//   feature        must run and give the right answer (warp shuffles with mask and width, votes, block votes,
+//                  atomics across blocks and OS threads, dynamic shared memory, a warp-shuffle reduction, mma.sync);
+//   emulator_bug   a seeded bug the emulator itself must report (early return before a barrier, divergent barriers,
+//                  full-mask shuffle in a partial warp, shuffle with an exited lane, divergent warp collectives);
+//   sanitizer_bug  a seeded bug only a sanitizer sees (missing __syncthreads → TSan, global out-of-bounds read → ASan,
+//                  shared-memory index overflow → UBSan); run by tests/emu_harness under that sanitizer.
+// Used by the Python extension (pyconv._C_emu.selftest) and the standalone sanitizer harness. No torch header.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "../common/cuda_common.cuh"
+#include "../common/warp_mma.cuh"
+
+namespace pyconv {
+namespace emu_selftest {
+
+// ---- kernels --------------------------------------------------------------------------------------------------
+
+// Each lane records the result of every shuffle flavour. Block of 48 threads: warp 0 is full, warp 1 has 16 lanes
+// and must use mask 0xffff.
+__global__ void shfl_kernel(int* out) {
+  const int t = threadIdx.x, lane = t % 32;
+  const unsigned mask = t < 32 ? 0xffffffffu : 0x0000ffffu;
+  const int v = 100 + t;
+  int* o = out + t * 6;
+  o[0] = __shfl_sync(mask, v, 5);            // broadcast lane 5 of the warp
+  o[1] = __shfl_sync(mask, v, lane + 3, 8);  // (lane+3) mod 8 within each 8-lane segment
+  o[2] = __shfl_up_sync(mask, v, 3, 16);     // lanes below 3 within a 16-segment keep their own value
+  o[3] = __shfl_down_sync(mask, v, 2, 8);
+  o[4] = __shfl_xor_sync(mask, v, 5);
+  o[5] = __shfl_xor_sync(mask, v, 17, 16);  // lanes whose partner lies in a later 16-segment keep their own value
+}
+
+__global__ void vote_kernel(unsigned* out) {
+  const int t = threadIdx.x;
+  const unsigned mask = t < 32 ? 0xffffffffu : 0x0000ffffu;
+  unsigned* o = out + t * 7;
+  o[0] = __ballot_sync(mask, t % 3 == 0);
+  o[1] = __any_sync(mask, t == 40);
+  o[2] = __all_sync(mask, t < 40);
+  o[3] = __syncthreads_count(t % 5 == 0);
+  o[4] = __syncthreads_and(t < 48);
+  o[5] = __syncthreads_or(t == 47);
+  __syncwarp(mask);
+  o[6] = __activemask();
+}
+
+__global__ void atomics_kernel(int* count, float* fsum, double* dsum, int* imax, unsigned* umin, int* cas_ticket,
+                               int* tickets) {
+  const int gid = blockIdx.x * blockDim.x + threadIdx.x;
+  atomicAdd(count, 1);
+  atomicAdd(fsum, 0.5f);  // sums of 0.5 stay exact in float for these sizes, in any order
+  atomicAdd(dsum, 0.25);
+  atomicMax(imax, gid * 7 % 1000);
+  atomicMin(umin, 5000u - unsigned(gid));
+  // A ticket dispenser built from atomicCAS: every thread must get a distinct ticket.
+  int old = atomicAdd(cas_ticket, 0), assumed;  // an atomic read: a plain one would race with the CAS below
+  do {
+    assumed = old;
+    old = atomicCAS(cas_ticket, assumed, assumed + 1);
+  } while (old != assumed);
+  tickets[gid] = old;
+}
+
+// Reverses each block's slice through dynamic shared memory.
+__global__ void dynamic_smem_kernel(const float* in, float* out) {
+  PYCONV_EXTERN_SHARED(float, buf);
+  const int t = threadIdx.x, n = blockDim.x, base = blockIdx.x * n;
+  buf[t] = in[base + t];
+  __syncthreads();  // the whole slice is staged before anyone reads a mirrored element
+  out[base + t] = buf[n - 1 - t];
+}
+
+// Block sum: shuffle-down tree inside each warp, one partial per warp in shared memory, then warp 0 sums those.
+__global__ void reduce_kernel(const float* in, float* out, int n) {
+  __shared__ float partial[32];
+  const int t = threadIdx.x, lane = t % 32, warp = t / 32;
+  float v = 0;
+  for (int i = t; i < n; i += blockDim.x) v += in[i];
+  for (int off = 16; off > 0; off /= 2) v += __shfl_down_sync(0xffffffffu, v, off);
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();  // all warp partials written before warp 0 reads them
+  if (warp == 0) {
+    const int nwarps = blockDim.x / 32;
+    v = lane < nwarps ? partial[lane] : 0.0f;
+    for (int off = 16; off > 0; off /= 2) v += __shfl_down_sync(0xffffffffu, v, off);
+    if (lane == 0) *out = v;
+  }
+}
+
+// One warp computes D = A·B + C for A 16×16 (row-major halves), B 16×8 (stored k-major, i.e. B[k][n]), C 16×8 floats,
+// loading each lane's fragments by the documented layout.
+__global__ void mma_kernel(const __half* A, const __half* B, const float* C, float* D) {
+  const int lane = threadIdx.x, g = lane / 4, tig = lane % 4;
+  uint32_t a[4], b[2];
+  float c[4], d[4];
+  for (int i = 0; i < 4; ++i) {
+    const int row = g + ((i & 1) ? 8 : 0), col = 2 * tig + ((i & 2) ? 8 : 0);
+    a[i] = pack_half2(A[row * 16 + col], A[row * 16 + col + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    const int k = 2 * tig + (i ? 8 : 0);
+    b[i] = pack_half2(B[k * 8 + g], B[(k + 1) * 8 + g]);
+  }
+  for (int i = 0; i < 4; ++i) c[i] = C[(g + ((i & 2) ? 8 : 0)) * 8 + 2 * tig + (i & 1)];
+  mma_m16n8k16_f16_f32(d, a, b, c);
+  for (int i = 0; i < 4; ++i) D[(g + ((i & 2) ? 8 : 0)) * 8 + 2 * tig + (i & 1)] = d[i];
+}
+
+// ---- seeded bugs the emulator must report ----------------------------------------------------------------------
+
+__global__ void early_return_kernel(float* out) {
+  __shared__ float s[64];
+  if (threadIdx.x == 5) return;  // BUG: thread 5 never reaches the barrier below
+  s[threadIdx.x] = 1.0f;
+  __syncthreads();
+  out[threadIdx.x] = s[63 - threadIdx.x];
+}
+
+__global__ void divergent_barrier_kernel(float* out) {
+  if (threadIdx.x < 32) {
+    out[threadIdx.x] = 1.0f;
+    __syncthreads();  // BUG: the two halves of the block wait at different barriers
+  } else {
+    out[threadIdx.x] = 2.0f;
+    __syncthreads();
+  }
+}
+
+__global__ void full_mask_partial_warp_kernel(int* out) {
+  // BUG: launched with 48 threads, warp 1 has lanes 0..15 only; 0xffffffff names lanes that do not exist.
+  out[threadIdx.x] = __shfl_sync(0xffffffffu, int(threadIdx.x), 0);
+}
+
+__global__ void shfl_exited_lane_kernel(int* out) {
+  if (threadIdx.x == 3) return;  // BUG: lane 3 is still named in the full mask below
+  out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, int(threadIdx.x), 1);
+}
+
+__global__ void divergent_warp_kernel(unsigned* out) {
+  if (threadIdx.x % 2) out[threadIdx.x] = __ballot_sync(0xffffffffu, 1);  // BUG: same mask, different collectives
+  else out[threadIdx.x] = unsigned(__shfl_sync(0xffffffffu, int(threadIdx.x), 0));
+}
+
+// ---- seeded bugs only a sanitizer sees -------------------------------------------------------------------------
+
+__global__ void missing_syncthreads_kernel(const float* in, float* out) {
+  __shared__ float s[64];
+  const int t = threadIdx.x;
+  s[t] = in[t];
+  // BUG: no __syncthreads() here: thread t reads its neighbour's slot, which may not be written yet (TSan: race).
+  out[t] = s[(t + 1) % 64];
+}
+
+__global__ void global_oob_kernel(const float* in, float* out, int n) {
+  const int t = threadIdx.x;
+  out[t] = in[t + 1];  // BUG: the last thread reads in[n], one past the end (ASan: heap-buffer-overflow)
+  (void)n;
+}
+
+__global__ void smem_overflow_kernel(const float* in, float* out) {
+  __shared__ float s[64];
+  const int t = threadIdx.x;  // launched with 65 threads
+  s[t] = in[t];               // BUG: s[64] is out of bounds (UBSan: index 64 out of bounds for type 'float [64]')
+  __syncthreads();
+  out[t] = s[t % 64];
+}
+
+// ---- host side ----------------------------------------------------------------------------------------------
+
+// Device memory for a test: host memory under the emulator, cudaMalloc'd memory on a GPU.
+template <typename T>
+struct Buf {
+  std::vector<T> host;
+  T* dev = nullptr;
+  explicit Buf(size_t n, T fill = T()) : host(n, fill) {
+#ifdef PYCONV_EMULATION
+    dev = host.data();
+#else
+    cudaMalloc(&dev, n * sizeof(T));
+    cudaMemcpy(dev, host.data(), n * sizeof(T), cudaMemcpyHostToDevice);
+#endif
+  }
+  Buf(const Buf&) = delete;
+  ~Buf() {
+#ifndef PYCONV_EMULATION
+    cudaFree(dev);
+#endif
+  }
+  std::vector<T>& get() {
+#ifndef PYCONV_EMULATION
+    cudaMemcpy(host.data(), dev, host.size() * sizeof(T), cudaMemcpyDeviceToHost);
+#endif
+    return host;
+  }
+};
+
+// "" when the launch succeeded, else the runtime's message.
+inline std::string launch_error(cudaError_t e) { return e == cudaSuccess ? std::string() : cudaGetErrorString(e); }
+
+#define PYCONV_SELFTEST_CHECK(cond, msg)        \
+  do {                                          \
+    if (!(cond)) return std::string(msg);       \
+  } while (0)
+
+inline std::string test_shfl() {
+  Buf<int> out(48 * 6, -1);
+  std::string e = launch_error(launch(shfl_kernel, dim3(1), dim3(48), 0, nullptr, out.dev));
+  if (!e.empty()) return e;
+  const std::vector<int>& o = out.get();
+  for (int t = 0; t < 48; ++t) {
+    const int w0 = t / 32 * 32, lane = t % 32, nl = t < 32 ? 32 : 16;
+    auto val = [&](int l) { return 100 + w0 + l; };
+    const int seg8 = lane / 8 * 8, seg16 = lane / 16 * 16;
+    int exp[6];
+    exp[0] = val(5);
+    exp[1] = val(seg8 + (lane + 3) % 8);
+    exp[2] = lane - seg16 >= 3 ? val(lane - 3) : val(lane);
+    exp[3] = lane - seg8 + 2 < 8 ? val(lane + 2) : val(lane);
+    exp[4] = (lane ^ 5) < nl ? val(lane ^ 5) : -2;  // in warp 1 (16 lanes), xor 5 stays within 0..15
+    exp[5] = (lane ^ 17) < seg16 + 16 ? val(lane ^ 17) : val(lane);
+    for (int k = 0; k < 6; ++k)
+      PYCONV_SELFTEST_CHECK(o[t * 6 + k] == exp[k], "shfl: thread " + std::to_string(t) + " op " + std::to_string(k) +
+                                                        ": expected " + std::to_string(exp[k]) + ", got " +
+                                                        std::to_string(o[t * 6 + k]));
+  }
+  return "";
+}
+
+inline std::string test_vote() {
+  Buf<unsigned> out(48 * 7, 12345u);
+  std::string e = launch_error(launch(vote_kernel, dim3(1), dim3(48), 0, nullptr, out.dev));
+  if (!e.empty()) return e;
+  const std::vector<unsigned>& o = out.get();
+  for (int t = 0; t < 48; ++t) {
+    const int w0 = t / 32 * 32, nl = t < 32 ? 32 : 16;
+    unsigned ballot = 0;
+    bool any = false, all = true;
+    for (int l = 0; l < nl; ++l) {
+      if ((w0 + l) % 3 == 0) ballot |= 1u << l;
+      any |= (w0 + l) == 40;
+      all &= (w0 + l) < 40;
+    }
+    int count = 0;
+    for (int i = 0; i < 48; ++i) count += i % 5 == 0;
+    const unsigned exp[7] = {ballot, unsigned(any), unsigned(all), unsigned(count), 1u, 1u,
+                             nl == 32 ? 0xffffffffu : 0xffffu};
+    for (int k = 0; k < 7; ++k)
+      PYCONV_SELFTEST_CHECK(o[t * 7 + k] == exp[k], "vote: thread " + std::to_string(t) + " op " + std::to_string(k) +
+                                                        ": expected " + std::to_string(exp[k]) + ", got " +
+                                                        std::to_string(o[t * 7 + k]));
+  }
+  return "";
+}
+
+inline std::string test_atomics() {
+  const int blocks = 16, threads = 96, n = blocks * threads;
+  Buf<int> count(1, 0), imax(1, -1), ticket(1, 0), tickets(n, -1);
+  Buf<float> fsum(1, 0.0f);
+  Buf<double> dsum(1, 0.0);
+  Buf<unsigned> umin(1, 0xffffffffu);
+  std::string e = launch_error(launch(atomics_kernel, dim3(blocks), dim3(threads), 0, nullptr, count.dev, fsum.dev,
+                                      dsum.dev, imax.dev, umin.dev, ticket.dev, tickets.dev));
+  if (!e.empty()) return e;
+  int exp_max = -1;
+  for (int g = 0; g < n; ++g) exp_max = std::max(exp_max, g * 7 % 1000);
+  PYCONV_SELFTEST_CHECK(count.get()[0] == n, "atomicAdd(int): got " + std::to_string(count.get()[0]));
+  PYCONV_SELFTEST_CHECK(fsum.get()[0] == 0.5f * n, "atomicAdd(float): got " + std::to_string(fsum.get()[0]));
+  PYCONV_SELFTEST_CHECK(dsum.get()[0] == 0.25 * n, "atomicAdd(double): got " + std::to_string(dsum.get()[0]));
+  PYCONV_SELFTEST_CHECK(imax.get()[0] == exp_max, "atomicMax: got " + std::to_string(imax.get()[0]));
+  PYCONV_SELFTEST_CHECK(umin.get()[0] == 5000u - unsigned(n - 1), "atomicMin: got " + std::to_string(umin.get()[0]));
+  PYCONV_SELFTEST_CHECK(ticket.get()[0] == n, "atomicCAS: final ticket " + std::to_string(ticket.get()[0]));
+  std::vector<int> seen(n, 0);
+  for (int v : tickets.get()) {
+    PYCONV_SELFTEST_CHECK(v >= 0 && v < n && !seen[v], "atomicCAS: ticket " + std::to_string(v) + " handed out twice");
+    seen[v] = 1;
+  }
+  return "";
+}
+
+inline std::string test_dynamic_smem() {
+  const int blocks = 3, threads = 40;
+  Buf<float> in(blocks * threads), out(blocks * threads, -1.0f);
+  for (int i = 0; i < blocks * threads; ++i) in.host[i] = float(i) * 0.5f;
+#ifndef PYCONV_EMULATION
+  cudaMemcpy(in.dev, in.host.data(), in.host.size() * sizeof(float), cudaMemcpyHostToDevice);
+#endif
+  std::string e = launch_error(
+      launch(dynamic_smem_kernel, dim3(blocks), dim3(threads), threads * sizeof(float), nullptr, in.dev, out.dev));
+  if (!e.empty()) return e;
+  for (int b = 0; b < blocks; ++b)
+    for (int t = 0; t < threads; ++t) {
+      const float exp = float(b * threads + threads - 1 - t) * 0.5f;
+      PYCONV_SELFTEST_CHECK(out.get()[b * threads + t] == exp, "dynamic smem: element " + std::to_string(t));
+    }
+  return "";
+}
+
+inline std::string test_reduce() {
+  const int n = 1000;
+  Buf<float> in(n), out(1, -1.0f);
+  double exp = 0;
+  for (int i = 0; i < n; ++i) {
+    in.host[i] = float((i * 37) % 101) * 0.25f;  // small multiples of 1/4: exact float sums in any order
+    exp += in.host[i];
+  }
+#ifndef PYCONV_EMULATION
+  cudaMemcpy(in.dev, in.host.data(), n * sizeof(float), cudaMemcpyHostToDevice);
+#endif
+  std::string e = launch_error(launch(reduce_kernel, dim3(1), dim3(256), 0, nullptr, in.dev, out.dev, n));
+  if (!e.empty()) return e;
+  PYCONV_SELFTEST_CHECK(out.get()[0] == float(exp), "reduce: expected " + std::to_string(exp) + ", got " +
+                                                        std::to_string(out.get()[0]));
+  return "";
+}
+
+inline std::string test_mma() {
+  Buf<__half> A(16 * 16), B(16 * 8);
+  Buf<float> C(16 * 8), D(16 * 8, -1.0f);
+  for (int i = 0; i < 256; ++i) A.host[i] = __float2half(float((i * 7) % 13 - 6) * 0.125f);
+  for (int i = 0; i < 128; ++i) B.host[i] = __float2half(float((i * 5) % 11 - 5) * 0.25f);
+  for (int i = 0; i < 128; ++i) C.host[i] = float(i % 9) - 4.0f;
+#ifndef PYCONV_EMULATION
+  cudaMemcpy(A.dev, A.host.data(), 256 * sizeof(__half), cudaMemcpyHostToDevice);
+  cudaMemcpy(B.dev, B.host.data(), 128 * sizeof(__half), cudaMemcpyHostToDevice);
+  cudaMemcpy(C.dev, C.host.data(), 128 * sizeof(float), cudaMemcpyHostToDevice);
+#endif
+  std::string e = launch_error(launch(mma_kernel, dim3(1), dim3(32), 0, nullptr, A.dev, B.dev, C.dev, D.dev));
+  if (!e.empty()) return e;
+  for (int m = 0; m < 16; ++m)
+    for (int n = 0; n < 8; ++n) {
+      double ref = C.host[m * 8 + n];
+      for (int k = 0; k < 16; ++k)
+        ref += double(__half2float(A.host[m * 16 + k])) * double(__half2float(B.host[k * 8 + n]));
+      // Inputs are multiples of 1/32 with small sums: exact in float in any order, so compare exactly.
+      PYCONV_SELFTEST_CHECK(D.get()[m * 8 + n] == float(ref), "mma: D[" + std::to_string(m) + "][" +
+                                                                  std::to_string(n) + "] expected " +
+                                                                  std::to_string(ref) + ", got " +
+                                                                  std::to_string(D.get()[m * 8 + n]));
+    }
+  return "";
+}
+
+// Seeded bugs: return the launch's error text ("" if the launch — wrongly — succeeded).
+inline std::string bug_early_return() {
+  Buf<float> out(64);
+  return launch_error(launch(early_return_kernel, dim3(1), dim3(64), 0, nullptr, out.dev));
+}
+inline std::string bug_divergent_barrier() {
+  Buf<float> out(64);
+  return launch_error(launch(divergent_barrier_kernel, dim3(1), dim3(64), 0, nullptr, out.dev));
+}
+inline std::string bug_full_mask_partial_warp() {
+  Buf<int> out(48);
+  return launch_error(launch(full_mask_partial_warp_kernel, dim3(1), dim3(48), 0, nullptr, out.dev));
+}
+inline std::string bug_shfl_exited_lane() {
+  Buf<int> out(32);
+  return launch_error(launch(shfl_exited_lane_kernel, dim3(1), dim3(32), 0, nullptr, out.dev));
+}
+inline std::string bug_divergent_warp() {
+  Buf<unsigned> out(32);
+  return launch_error(launch(divergent_warp_kernel, dim3(1), dim3(32), 0, nullptr, out.dev));
+}
+inline std::string bug_missing_syncthreads() {
+  Buf<float> in(64, 1.0f), out(64);
+  return launch_error(launch(missing_syncthreads_kernel, dim3(1), dim3(64), 0, nullptr, in.dev, out.dev));
+}
+inline std::string bug_global_oob() {
+  // A separate heap allocation of exactly 64 floats, so that in[64] lands in ASan's redzone.
+  std::vector<float>* in = new std::vector<float>(64, 1.0f);
+  Buf<float> out(64);
+  std::string e = launch_error(launch(global_oob_kernel, dim3(1), dim3(64), 0, nullptr,
+                                      static_cast<const float*>(in->data()), out.dev, 64));
+  delete in;
+  return e;
+}
+inline std::string bug_smem_overflow() {
+  Buf<float> in(65, 1.0f), out(65);
+  return launch_error(launch(smem_overflow_kernel, dim3(1), dim3(65), 0, nullptr, in.dev, out.dev));
+}
+
+struct SelfTest {
+  const char* name;
+  const char* kind;    // "feature", "emulator_bug" or "sanitizer_bug"
+  const char* expect;  // emulator_bug: a phrase its error must contain; sanitizer_bug: the sanitizer's report
+  std::function<std::string()> run;
+};
+
+inline const std::vector<SelfTest>& selftests() {
+  static const std::vector<SelfTest> t{
+      {"shfl", "feature", "", test_shfl},
+      {"vote", "feature", "", test_vote},
+      {"atomics", "feature", "", test_atomics},
+      {"dynamic_smem", "feature", "", test_dynamic_smem},
+      {"reduce", "feature", "", test_reduce},
+      {"mma", "feature", "", test_mma},
+      {"early_return", "emulator_bug", "returned while", bug_early_return},
+      {"divergent_barrier", "emulator_bug", "but thread", bug_divergent_barrier},
+      {"full_mask_partial_warp", "emulator_bug", "names lanes that do not exist", bug_full_mask_partial_warp},
+      {"shfl_exited_lane", "emulator_bug", "exited", bug_shfl_exited_lane},
+      {"divergent_warp", "emulator_bug", "divergent warp collective", bug_divergent_warp},
+      {"missing_syncthreads", "sanitizer_bug", "ThreadSanitizer: data race", bug_missing_syncthreads},
+      {"global_oob", "sanitizer_bug", "AddressSanitizer: heap-buffer-overflow", bug_global_oob},
+      {"smem_overflow", "sanitizer_bug", "index 64 out of bounds", bug_smem_overflow},
+  };
+  return t;
+}
+
+#undef PYCONV_SELFTEST_CHECK
+
+}  // namespace emu_selftest
+}  // namespace pyconv

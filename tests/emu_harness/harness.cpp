@@ -1,0 +1,200 @@
+// Standalone driver for the CUDA emulator, without Python or torch, so that it can be built with sanitizers:
+//   g++ -std=c++17 -O1 -g -fsanitize=address,undefined -I<cuda include> harness.cpp -o harness -pthread
+//   g++ -std=c++17 -O1 -g -fsanitize=thread ...
+// (tests/test_emu_sanitizers.py builds and runs every flavour.)
+//
+//   harness conv [--quick]   every CUDA conv2d kernel (direct and implicit GEMM; fprop, dgrad, wgrad, bgrad) on tiny
+//                            shapes, float and double, against the CPU direct loops, under every block/thread order
+//                            and with 1 and 2 worker threads
+//   harness selftests        the emulator's own feature and seeded-bug tests (csrc/emu/selftests.h)
+//   harness bug NAME         run one seeded bug and print what came back (a sanitizer report, for sanitizer_bug)
+//   harness list             names of the self-tests
+#include "../../csrc/emu/cuda_emu.h"
+// The kernels and their launchers, unchanged; then the CPU reference loops.
+#include "../../csrc/conv2d/cuda_direct.cuh"
+#include "../../csrc/conv2d/cuda_implicit_gemm.cuh"
+#include "../../csrc/conv2d/cpu_direct.h"
+#include "../../csrc/emu/selftests.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+using pyconv::Conv2dShape;
+using pyconv::Strides4;
+
+namespace {
+
+struct Geometry {
+  const char* name;
+  int64_t N, C, H, W, K, R, S, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups;
+};
+
+// Tiny, but each one crosses a boundary: partial 64-wide GEMM tiles, groups, stride > kernel, dilation, padding.
+const Geometry kGeometries[] = {
+    {"3x3_pad1", 2, 3, 5, 6, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1},
+    {"strided_dilated", 1, 2, 7, 6, 3, 2, 3, 2, 1, 1, 2, 2, 1, 1},
+    {"groups", 2, 4, 4, 5, 6, 3, 1, 1, 2, 0, 1, 1, 1, 2},
+    {"stride_gt_kernel", 1, 2, 8, 7, 2, 1, 2, 3, 3, 0, 0, 1, 1, 1},
+    {"wide_k", 1, 2, 5, 5, 70, 1, 1, 1, 1, 0, 0, 1, 1, 1},  // K = 70 > 64: two GEMM-N tiles
+};
+
+Conv2dShape make_shape(const Geometry& g) {
+  Conv2dShape s{};
+  s.N = g.N; s.C = g.C; s.H = g.H; s.W = g.W; s.K = g.K; s.R = g.R; s.S = g.S;
+  s.stride_h = g.stride_h; s.stride_w = g.stride_w; s.pad_h = g.pad_h; s.pad_w = g.pad_w;
+  s.dil_h = g.dil_h; s.dil_w = g.dil_w; s.groups = g.groups;
+  s.P = (s.H + 2 * s.pad_h - s.dil_h * (s.R - 1) - 1) / s.stride_h + 1;
+  s.Q = (s.W + 2 * s.pad_w - s.dil_w * (s.S - 1) - 1) / s.stride_w + 1;
+  return s;
+}
+
+Strides4 contiguous(int64_t, int64_t d1, int64_t d2, int64_t d3) { return Strides4{d1 * d2 * d3, d2 * d3, d3, 1}; }
+
+struct Serial {
+  template <typename F>
+  void operator()(int64_t b, int64_t e, F&& f) const { f(b, e); }
+};
+
+template <typename T>
+std::vector<T> random_vec(size_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<double> d(-1.0, 1.0);
+  std::vector<T> v(n);
+  for (T& x : v) x = T(d(rng));
+  return v;
+}
+
+template <typename T>
+bool close(const std::vector<T>& a, const std::vector<T>& b, double tol, std::string* why) {
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = std::fabs(double(a[i]) - double(b[i]));
+    if (!(d <= tol * (1.0 + std::fabs(double(b[i]))))) {
+      char buf[128];
+      std::snprintf(buf, sizeof buf, "element %zu: got %.9g, expected %.9g", i, double(a[i]), double(b[i]));
+      *why = buf;
+      return false;
+    }
+  }
+  return true;
+}
+
+int failures = 0;
+
+void report(bool ok, const std::string& what, const std::string& why) {
+  if (!ok) {
+    ++failures;
+    std::printf("FAIL %s: %s\n", what.c_str(), why.c_str());
+  }
+}
+
+template <typename T>
+void check_conv(const Geometry& g, const char* algo, double tol, const std::string& tag) {
+  namespace cu = pyconv::cuda;
+  namespace cpu = pyconv::cpu;
+  const Conv2dShape s = make_shape(g);
+  std::mt19937 rng(1234);
+  const auto xs = contiguous(s.N, s.C, s.H, s.W), ws = contiguous(s.K, s.Cg(), s.R, s.S),
+             ys = contiguous(s.N, s.K, s.P, s.Q);
+  std::vector<T> x = random_vec<T>(size_t(s.N * s.C * s.H * s.W), rng), w = random_vec<T>(size_t(s.K * s.crs()), rng),
+                 b = random_vec<T>(size_t(s.K), rng), dy = random_vec<T>(size_t(s.N * s.K * s.P * s.Q), rng);
+  const bool direct = std::strcmp(algo, "direct") == 0;
+  const std::string what = tag + " " + g.name + " " + algo + (sizeof(T) == 8 ? " double" : " float");
+  std::string why;
+
+  std::vector<T> y(dy.size(), T(-7)), y_ref(dy.size());
+  cpu::conv2d_fprop_direct(s, x.data(), xs, w.data(), ws, b.data(), y_ref.data(), ys, Serial{});
+  cudaError_t e = direct ? cu::launch_fprop_direct<T>(s, x.data(), xs, w.data(), ws, b.data(), y.data(), ys, nullptr)
+                         : cu::launch_fprop_implicit_gemm<T>(s, x.data(), xs, w.data(), ws, b.data(), y.data(), ys,
+                                                             nullptr);
+  report(e == cudaSuccess && close(y, y_ref, tol, &why), what + " fprop", e == cudaSuccess ? why : cudaGetErrorString(e));
+
+  std::vector<T> dx(x.size(), T(-7)), dx_ref(x.size());
+  cpu::conv2d_dgrad_direct(s, dy.data(), ys, w.data(), ws, dx_ref.data(), xs, Serial{});
+  e = direct ? cu::launch_dgrad_direct<T>(s, dy.data(), ys, w.data(), ws, dx.data(), xs, nullptr)
+             : cu::launch_dgrad_implicit_gemm<T>(s, dy.data(), ys, w.data(), ws, dx.data(), xs, nullptr);
+  report(e == cudaSuccess && close(dx, dx_ref, tol, &why), what + " dgrad", e == cudaSuccess ? why : cudaGetErrorString(e));
+
+  std::vector<T> dw(w.size(), T(-7)), dw_ref(w.size());
+  cpu::conv2d_wgrad_direct(s, dy.data(), ys, x.data(), xs, dw_ref.data(), ws, Serial{});
+  e = direct ? cu::launch_wgrad_direct<T>(s, dy.data(), ys, x.data(), xs, dw.data(), ws, nullptr)
+             : cu::launch_wgrad_implicit_gemm<T>(s, dy.data(), ys, x.data(), xs, dw.data(), ws, nullptr);
+  report(e == cudaSuccess && close(dw, dw_ref, tol, &why), what + " wgrad", e == cudaSuccess ? why : cudaGetErrorString(e));
+
+  if (direct) {  // bgrad has one kernel
+    std::vector<T> db(b.size(), T(-7)), db_ref(b.size());
+    cpu::conv2d_bgrad(s.N, s.K, s.P, s.Q, dy.data(), ys, db_ref.data(), Serial{});
+    e = cu::launch_bgrad<T>(s.N, s.K, s.P, s.Q, dy.data(), ys, db.data(), nullptr);
+    report(e == cudaSuccess && close(db, db_ref, tol, &why), what + " bgrad", e == cudaSuccess ? why : cudaGetErrorString(e));
+  }
+}
+
+int run_conv(bool quick) {
+  const pyconv_emu::Order orders[] = {pyconv_emu::Order::forward, pyconv_emu::Order::reverse,
+                                      pyconv_emu::Order::random};
+  int runs = 0;
+  for (pyconv_emu::Order order : orders)
+    for (int workers : {1, 2}) {
+      if (quick && !(order == pyconv_emu::Order::random && workers == 2)) continue;
+      pyconv_emu::Config c = pyconv_emu::get_config();
+      c.order = order;
+      c.workers = workers;
+      c.seed = 7;
+      pyconv_emu::set_config(c);
+      const std::string tag = std::string(pyconv_emu::order_name(order)) + "/w" + std::to_string(workers);
+      for (const Geometry& g : kGeometries) {
+        if (quick && std::strcmp(g.name, "wide_k") == 0) continue;
+        for (const char* algo : {"direct", "implicit_gemm"}) {
+          check_conv<double>(g, algo, 1e-12, tag);
+          if (!quick) check_conv<float>(g, algo, 1e-5, tag);
+          ++runs;
+        }
+      }
+    }
+  std::printf("conv: %d configurations, %d failure(s)\n", runs, failures);
+  return failures ? 1 : 0;
+}
+
+int run_selftests() {
+  int n = 0;
+  for (const auto& t : pyconv::emu_selftest::selftests()) {
+    if (std::strcmp(t.kind, "sanitizer_bug") == 0) continue;
+    const std::string r = t.run();
+    ++n;
+    if (std::strcmp(t.kind, "feature") == 0) {
+      report(r.empty(), std::string("selftest ") + t.name, r);
+    } else {
+      report(r.find(t.expect) != std::string::npos, std::string("seeded bug ") + t.name,
+             r.empty() ? "the emulator did not report it" : "unexpected message: " + r);
+    }
+    if (std::getenv("HARNESS_VERBOSE")) std::printf("%-24s %s\n", t.name, r.empty() ? "ok" : r.c_str());
+  }
+  std::printf("selftests: %d run, %d failure(s)\n", n, failures);
+  return failures ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "conv") return run_conv(argc > 2 && std::strcmp(argv[2], "--quick") == 0);
+  if (mode == "selftests") return run_selftests();
+  if (mode == "list") {
+    for (const auto& t : pyconv::emu_selftest::selftests()) std::printf("%s %s\n", t.name, t.kind);
+    return 0;
+  }
+  if (mode == "bug" && argc > 2) {
+    for (const auto& t : pyconv::emu_selftest::selftests())
+      if (argv[2] == std::string(t.name)) {
+        const std::string r = t.run();
+        std::printf("%s: %s\n", t.name, r.empty() ? "launch returned success" : r.c_str());
+        return 0;
+      }
+    std::fprintf(stderr, "unknown self-test %s\n", argv[2]);
+    return 2;
+  }
+  std::fprintf(stderr, "usage: harness conv [--quick] | selftests | bug NAME | list\n");
+  return 2;
+}
