@@ -4,6 +4,9 @@ Switches (printed at build time):
   PYCONV_CUDA=1/0        force the CUDA extension on or off. Default: on when a CUDA toolkit (nvcc) and a CUDA
                          build of torch are present, whether or not a GPU is visible (GPU-less CI compiles every .cu).
   TORCH_CUDA_ARCH_LIST   architectures to compile for (default "8.0;9.0", i.e. sm_80 and sm_90).
+  PYCONV_EMU=1/0         force the emulated CUDA backend (pyconv._C_emu) on or off. Default: on when CUDA's headers
+                         are found (a toolkit, or the nvidia-* wheels that come with a CUDA build of torch); it
+                         needs only the host compiler.
   PYCONV_DEBUG=1         -O0 -g host code and -G device code.
   CUDA_HOME / CUDA_PATH  the toolkit to use; otherwise it is located from nvcc (see find_cuda_home).
 """
@@ -84,6 +87,42 @@ def want_cuda(cuda_home):
     return True, "PYCONV_CUDA=1" if forced == "1" else "nvcc and a CUDA build of torch found"
 
 
+def find_cuda_include(cuda_home):
+    """A folder with cuda_runtime.h and cuda_fp16.h, for the emulated build: the toolkit's, else the nvidia wheels'."""
+    candidates = [os.path.join(cuda_home, "include")] if cuda_home else []
+    for site in sys.path:
+        candidates += sorted(glob.glob(os.path.join(site, "nvidia", "cu*", "include")), reverse=True)
+        candidates.append(os.path.join(site, "nvidia", "cuda_runtime", "include"))
+    for c in candidates:
+        if all(os.path.exists(os.path.join(c, h)) for h in ("cuda_runtime.h", "cuda_fp16.h", "cuda_bf16.h")):
+            return os.path.normpath(c)
+    return None
+
+
+def emu_extension(cuda_home, opt, cxx_common):
+    """pyconv._C_emu: the CUDA sources compiled by the host compiler against csrc/emu/cuda_emu.h."""
+    from torch.utils.cpp_extension import CppExtension
+
+    forced = os.environ.get("PYCONV_EMU")
+    if forced is not None and forced not in ("0", "1"):
+        sys.exit(f"PYCONV_EMU must be 0 or 1, got {forced!r}")
+    if forced == "0":
+        _log("not building pyconv._C_emu (PYCONV_EMU=0)")
+        return None
+    inc = find_cuda_include(cuda_home)
+    if inc is None:
+        if forced == "1":
+            sys.exit("PYCONV_EMU=1 but CUDA's headers (cuda_runtime.h, cuda_fp16.h) were not found: set CUDA_HOME")
+        _log("not building pyconv._C_emu: CUDA headers not found (set CUDA_HOME)")
+        return None
+    sources = sorted(glob.glob(os.path.join("csrc", "**", "*_emu.cpp"), recursive=True))
+    _log(f"building CppExtension pyconv._C_emu (CUDA kernels on the CPU emulator); CUDA headers from {inc}")
+    _log(f"  sources: {', '.join(sources)}")
+    # -pthread: blocks run on std::threads. No -ffast-math anywhere: the emulator compares kernels bit for bit.
+    return CppExtension("pyconv._C_emu", sources, include_dirs=[inc], extra_compile_args={"cxx": cxx_common + ["-pthread"]},
+                        extra_link_args=["-pthread"])
+
+
 def _version():
     with open(os.path.join(ROOT, "pyproject.toml")) as f:
         return re.search(r'^version\s*=\s*"([^"]+)"', f.read(), re.M).group(1)
@@ -116,7 +155,8 @@ def main():
     with_cuda, why = want_cuda(cuda_home)
     debug = os.environ.get("PYCONV_DEBUG", "0") == "1"
 
-    cpp_sources = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
+    all_cpp = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
+    cpp_sources = [f for f in all_cpp if not f.endswith("_emu.cpp")]  # *_emu.cpp go into pyconv._C_emu
     cu_sources = sorted(glob.glob(os.path.join("csrc", "**", "*.cu"), recursive=True))
     opt = ["-O0", "-g"] if debug else ["-O3"]
     # No -std flag: torch.utils.cpp_extension adds the standard its headers need (C++17 up to torch 2.9, C++20 after).
@@ -149,7 +189,11 @@ def main():
     _log(f"  .cpp sources: {', '.join(cpp_sources)}")
     _log(f"  debug={'on' if debug else 'off'}; ninja={'yes' if shutil.which('ninja') else 'no'}")
 
-    setup(ext_modules=[ext], cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)})
+    exts = [ext]
+    emu = emu_extension(cuda_home, opt, opt + ["-fvisibility=hidden"])
+    if emu is not None:
+        exts.append(emu)
+    setup(ext_modules=exts, cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)})
 
 
 if __name__ == "__main__":

@@ -1,29 +1,18 @@
-// Every pyconv op schema, declared once; backends add implementations with TORCH_LIBRARY_IMPL in their own files.
+// The pyconv op library (schemas in conv2d/conv2d_schema.h); backends add implementations with TORCH_LIBRARY_IMPL in
+// their own files.
 // Also the small pybind11 module `pyconv._C` that reports build facts (pyconv.build_info()).
 #include <torch/extension.h>
 #include <torch/library.h>
 
 #include "build_config.h"
 #include "conv2d/algos.h"
+#include "conv2d/conv2d_schema.h"
 
 #ifdef PYCONV_WITH_CUDA
 #include <cuda_runtime_api.h>  // CUDART_VERSION
 #endif
 
-// Schema notes:
-//  * padding is 2 ints (symmetric) or 4 ints (top, bottom, left, right): padding='same' with an even kernel pads one
-//    more at the bottom/right, exactly like torch.
-//  * input_size / weight_size are SymInt[] so torch.compile can keep batch and spatial sizes dynamic.
-//  * algo selects the rung of the ladder ("auto" = the fastest available for the device).
-TORCH_LIBRARY(pyconv, m) {
-  m.def("conv2d_fprop(Tensor input, Tensor weight, Tensor? bias, int[] stride, int[] padding, int[] dilation, "
-        "int groups, str algo=\"auto\") -> Tensor");
-  m.def("conv2d_dgrad(Tensor grad_output, Tensor weight, SymInt[] input_size, int[] stride, int[] padding, "
-        "int[] dilation, int groups, str algo=\"auto\") -> Tensor");
-  m.def("conv2d_wgrad(Tensor grad_output, Tensor input, SymInt[] weight_size, int[] stride, int[] padding, "
-        "int[] dilation, int groups, str algo=\"auto\") -> Tensor");
-  m.def("conv2d_bgrad(Tensor grad_output) -> Tensor");
-}
+TORCH_LIBRARY(pyconv, m) { pyconv::define_conv2d_ops(m); }
 
 namespace {
 

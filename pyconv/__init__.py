@@ -4,12 +4,14 @@
     y = pyconv.functional.conv2d(x, w, b, stride=2, padding=1)   # same signature as torch.nn.functional.conv2d
 
 The ops live in the ``torch.ops.pyconv`` namespace (``conv2d_fprop``, ``conv2d_dgrad``, ``conv2d_wgrad``,
-``conv2d_bgrad``); autograd and fake (meta) kernels are registered in :mod:`pyconv._ops`.
+``conv2d_bgrad``); autograd and fake (meta) kernels are registered in :mod:`pyconv._ops`. The CUDA kernels also run on
+the CPU under :mod:`pyconv.emulator` (``torch.ops.pyconv_emu``; ``backend="emulator"`` in :mod:`pyconv.functional`).
 """
 import torch  # noqa: F401  (must be imported before the extension: it links against libtorch)
 
 from . import _C  # registers the pyconv:: ops with the dispatcher
-from . import _ops  # noqa: F401  fake kernels and autograd
+from . import _ops  # noqa: F401  fake kernels and autograd (and loads pyconv._C_emu when it was built)
+from . import emulator  # noqa: F401
 from . import functional  # noqa: F401
 
 __version__ = _C.build_info()["version"]
@@ -20,12 +22,17 @@ def build_info():
 
     Returns a dict: ``version``, ``cuda`` (CUDA kernels compiled in), ``cuda_version``, ``arch_list``, ``compiler``,
     ``torch_version_built``, ``ops``, ``algorithms`` (per device, per op family: the rungs of the ladder, fastest
-    last), plus the runtime facts ``torch_version`` and ``cuda_available``.
+    last; key ``"emulator"`` for the CUDA kernels on the CPU emulator), ``emulator`` (whether it was built), plus the
+    runtime facts ``torch_version`` and ``cuda_available``.
     """
     info = dict(_C.build_info())
+    info["emulator"] = emulator.available()
+    if info["emulator"]:
+        info["algorithms"] = dict(info["algorithms"])
+        info["algorithms"]["emulator"] = dict(emulator.build_info()["algorithms"])
     info["torch_version"] = torch.__version__
     info["cuda_available"] = bool(info["cuda"] and torch.cuda.is_available())
     return info
 
 
-__all__ = ["build_info", "functional", "__version__"]
+__all__ = ["build_info", "emulator", "functional", "__version__"]

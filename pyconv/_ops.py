@@ -1,7 +1,8 @@
 """Fake kernels and autograd for the pyconv:: ops (the C++ side only declares schemas and device kernels).
 
 The fake kernels mirror the C++ checks (same messages) and the C++ output-layout rule, so torch.compile sees the same
-errors, shapes and strides as eager mode.
+errors, shapes and strides as eager mode. The same registrations are made for the ``pyconv_emu::`` library (the CUDA
+kernels on the CPU emulator, when pyconv._C_emu is built): its backward runs on the emulator too.
 """
 from __future__ import annotations
 
@@ -91,7 +92,6 @@ def _check_grad_output(grad_output, expected):
                            f"but got {list(grad_output.shape)}")
 
 
-@torch.library.register_fake("pyconv::conv2d_fprop")
 def _fprop_fake(input, weight, bias, stride, padding, dilation, groups, algo="auto"):
     _check_dtype(input, "input")
     _check_same(input, "input", weight, "weight")
@@ -104,7 +104,6 @@ def _fprop_fake(input, weight, bias, stride, padding, dilation, groups, algo="au
     return torch.empty(shape, dtype=input.dtype, device=input.device, memory_format=output_memory_format(input))
 
 
-@torch.library.register_fake("pyconv::conv2d_dgrad")
 def _dgrad_fake(grad_output, weight, input_size, stride, padding, dilation, groups, algo="auto"):
     _check_dtype(grad_output, "grad_output")
     _check_same(grad_output, "grad_output", weight, "weight")
@@ -113,7 +112,6 @@ def _dgrad_fake(grad_output, weight, input_size, stride, padding, dilation, grou
                        memory_format=output_memory_format(grad_output))
 
 
-@torch.library.register_fake("pyconv::conv2d_wgrad")
 def _wgrad_fake(grad_output, input, weight_size, stride, padding, dilation, groups, algo="auto"):
     _check_dtype(grad_output, "grad_output")
     _check_same(grad_output, "grad_output", input, "input")
@@ -121,7 +119,6 @@ def _wgrad_fake(grad_output, input, weight_size, stride, padding, dilation, grou
     return grad_output.new_empty(tuple(weight_size))
 
 
-@torch.library.register_fake("pyconv::conv2d_bgrad")
 def _bgrad_fake(grad_output):
     _check_dtype(grad_output, "grad_output")
     if grad_output.dim() != 4:
@@ -136,72 +133,88 @@ def _bgrad_fake(grad_output):
 # fprop/dgrad/wgrad; registering those makes double backward (gradgradcheck, Hessian-vector products) work too.
 
 
-def _fprop_setup(ctx, inputs, output):
-    input, weight, bias, stride, padding, dilation, groups, algo = inputs
-    ctx.save_for_backward(input, weight)
-    ctx.geometry = (stride, padding, dilation, groups, algo)
-    ctx.has_bias = bias is not None
+def _register(ns):
+    """Fake kernels and autograd for the conv2d ops of library `ns` ("pyconv" or "pyconv_emu"). Backward formulas call
+    the ops of the same library, so an emulated forward has an emulated backward."""
+    ops = getattr(torch.ops, ns)
+
+    def _fprop_setup(ctx, inputs, output):
+        input, weight, bias, stride, padding, dilation, groups, algo = inputs
+        ctx.save_for_backward(input, weight)
+        ctx.geometry = (stride, padding, dilation, groups, algo)
+        ctx.has_bias = bias is not None
 
 
-def _fprop_backward(ctx, grad):
-    input, weight = ctx.saved_tensors
-    stride, padding, dilation, groups, algo = ctx.geometry
-    gi = gw = gb = None
-    if ctx.needs_input_grad[0]:
-        gi = ops.conv2d_dgrad(grad, weight, input.shape, stride, padding, dilation, groups, algo)
-    if ctx.needs_input_grad[1]:
-        gw = ops.conv2d_wgrad(grad, input, weight.shape, stride, padding, dilation, groups, algo)
-    if ctx.has_bias and ctx.needs_input_grad[2]:
-        gb = ops.conv2d_bgrad(grad)
-    return gi, gw, gb, None, None, None, None, None
+    def _fprop_backward(ctx, grad):
+        input, weight = ctx.saved_tensors
+        stride, padding, dilation, groups, algo = ctx.geometry
+        gi = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gi = ops.conv2d_dgrad(grad, weight, input.shape, stride, padding, dilation, groups, algo)
+        if ctx.needs_input_grad[1]:
+            gw = ops.conv2d_wgrad(grad, input, weight.shape, stride, padding, dilation, groups, algo)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            gb = ops.conv2d_bgrad(grad)
+        return gi, gw, gb, None, None, None, None, None
 
 
-def _dgrad_setup(ctx, inputs, output):
-    grad_output, weight, input_size, stride, padding, dilation, groups, algo = inputs
-    ctx.save_for_backward(grad_output, weight)
-    ctx.geometry = (stride, padding, dilation, groups, algo)
+    def _dgrad_setup(ctx, inputs, output):
+        grad_output, weight, input_size, stride, padding, dilation, groups, algo = inputs
+        ctx.save_for_backward(grad_output, weight)
+        ctx.geometry = (stride, padding, dilation, groups, algo)
 
 
-def _dgrad_backward(ctx, ggi):
-    # dgrad(dy, w) = (∂fprop/∂x)ᵀ dy; its adjoint w.r.t. dy is fprop(ggi, w) and w.r.t. w is wgrad(dy, ggi).
-    grad_output, weight = ctx.saved_tensors
-    stride, padding, dilation, groups, algo = ctx.geometry
-    g_go = g_w = None
-    if ctx.needs_input_grad[0]:
-        g_go = ops.conv2d_fprop(ggi, weight, None, stride, padding, dilation, groups, algo)
-    if ctx.needs_input_grad[1]:
-        g_w = ops.conv2d_wgrad(grad_output, ggi, weight.shape, stride, padding, dilation, groups, algo)
-    return g_go, g_w, None, None, None, None, None, None
+    def _dgrad_backward(ctx, ggi):
+        # dgrad(dy, w) = (∂fprop/∂x)ᵀ dy; its adjoint w.r.t. dy is fprop(ggi, w) and w.r.t. w is wgrad(dy, ggi).
+        grad_output, weight = ctx.saved_tensors
+        stride, padding, dilation, groups, algo = ctx.geometry
+        g_go = g_w = None
+        if ctx.needs_input_grad[0]:
+            g_go = ops.conv2d_fprop(ggi, weight, None, stride, padding, dilation, groups, algo)
+        if ctx.needs_input_grad[1]:
+            g_w = ops.conv2d_wgrad(grad_output, ggi, weight.shape, stride, padding, dilation, groups, algo)
+        return g_go, g_w, None, None, None, None, None, None
 
 
-def _wgrad_setup(ctx, inputs, output):
-    grad_output, input, weight_size, stride, padding, dilation, groups, algo = inputs
-    ctx.save_for_backward(grad_output, input)
-    ctx.geometry = (stride, padding, dilation, groups, algo)
+    def _wgrad_setup(ctx, inputs, output):
+        grad_output, input, weight_size, stride, padding, dilation, groups, algo = inputs
+        ctx.save_for_backward(grad_output, input)
+        ctx.geometry = (stride, padding, dilation, groups, algo)
 
 
-def _wgrad_backward(ctx, ggw):
-    # wgrad(dy, x) is bilinear: w.r.t. dy its adjoint is fprop(x, ggw); w.r.t. x it is dgrad(dy, ggw).
-    grad_output, input = ctx.saved_tensors
-    stride, padding, dilation, groups, algo = ctx.geometry
-    g_go = g_in = None
-    if ctx.needs_input_grad[0]:
-        g_go = ops.conv2d_fprop(input, ggw, None, stride, padding, dilation, groups, algo)
-    if ctx.needs_input_grad[1]:
-        g_in = ops.conv2d_dgrad(grad_output, ggw, input.shape, stride, padding, dilation, groups, algo)
-    return g_go, g_in, None, None, None, None, None, None
+    def _wgrad_backward(ctx, ggw):
+        # wgrad(dy, x) is bilinear: w.r.t. dy its adjoint is fprop(x, ggw); w.r.t. x it is dgrad(dy, ggw).
+        grad_output, input = ctx.saved_tensors
+        stride, padding, dilation, groups, algo = ctx.geometry
+        g_go = g_in = None
+        if ctx.needs_input_grad[0]:
+            g_go = ops.conv2d_fprop(input, ggw, None, stride, padding, dilation, groups, algo)
+        if ctx.needs_input_grad[1]:
+            g_in = ops.conv2d_dgrad(grad_output, ggw, input.shape, stride, padding, dilation, groups, algo)
+        return g_go, g_in, None, None, None, None, None, None
 
 
-def _bgrad_setup(ctx, inputs, output):
-    ctx.grad_output_shape = inputs[0].shape
+    def _bgrad_setup(ctx, inputs, output):
+        ctx.grad_output_shape = inputs[0].shape
 
 
-def _bgrad_backward(ctx, ggb):
-    # db = Σ_{n,p,q} dy  ⇒  its adjoint broadcasts ggb back over (N, P, Q).
-    return ggb.view(1, -1, 1, 1).expand(ctx.grad_output_shape)
+    def _bgrad_backward(ctx, ggb):
+        # db = Σ_{n,p,q} dy  ⇒  its adjoint broadcasts ggb back over (N, P, Q).
+        return ggb.view(1, -1, 1, 1).expand(ctx.grad_output_shape)
+
+    for name, fake in (("conv2d_fprop", _fprop_fake), ("conv2d_dgrad", _dgrad_fake), ("conv2d_wgrad", _wgrad_fake),
+                       ("conv2d_bgrad", _bgrad_fake)):
+        torch.library.register_fake(f"{ns}::{name}", fake)
+    torch.library.register_autograd(f"{ns}::conv2d_fprop", _fprop_backward, setup_context=_fprop_setup)
+    torch.library.register_autograd(f"{ns}::conv2d_dgrad", _dgrad_backward, setup_context=_dgrad_setup)
+    torch.library.register_autograd(f"{ns}::conv2d_wgrad", _wgrad_backward, setup_context=_wgrad_setup)
+    torch.library.register_autograd(f"{ns}::conv2d_bgrad", _bgrad_backward, setup_context=_bgrad_setup)
 
 
-torch.library.register_autograd("pyconv::conv2d_fprop", _fprop_backward, setup_context=_fprop_setup)
-torch.library.register_autograd("pyconv::conv2d_dgrad", _dgrad_backward, setup_context=_dgrad_setup)
-torch.library.register_autograd("pyconv::conv2d_wgrad", _wgrad_backward, setup_context=_wgrad_setup)
-torch.library.register_autograd("pyconv::conv2d_bgrad", _bgrad_backward, setup_context=_bgrad_setup)
+_register("pyconv")
+try:
+    from . import _C_emu  # noqa: F401  declares the pyconv_emu:: library
+except ImportError:  # built without the emulator (no CUDA headers, or PYCONV_EMU=0)
+    _C_emu = None
+else:
+    _register("pyconv_emu")

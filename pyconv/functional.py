@@ -1,7 +1,9 @@
 """Drop-in replacements for ``torch.nn.functional``: same signatures, same results, same errors.
 
-Every function takes an extra keyword ``algo`` (default ``"auto"``) that selects the kernel variant; see
-``pyconv.build_info()["algorithms"]`` for what each device offers.
+Every function takes two extra keywords: ``algo`` (default ``"auto"``) selects the kernel variant (see
+``pyconv.build_info()["algorithms"]`` for what each device offers), and ``backend``: ``"auto"`` runs pyconv's kernels
+for the tensors' device; ``"emulator"`` runs the *CUDA* kernels on CPU tensors through the CPU emulator
+(:mod:`pyconv.emulator`), for studying and testing them without a GPU.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from . import _ops
 from ._ops import ops
 
 __all__ = ["conv2d"]
@@ -48,8 +51,23 @@ def _padding(padding, stride, dilation, weight):
     return _pair(padding, "padding")
 
 
+def _ops_for(backend: str, t: Tensor):
+    if backend == "auto":
+        return ops
+    if backend == "emulator":
+        if _ops._C_emu is None:
+            raise RuntimeError("pyconv: backend='emulator' is not available: pyconv was built without the CUDA "
+                               "emulator (CUDA's headers were not found at build time)")
+        if t.device.type != "cpu":
+            raise RuntimeError(f"pyconv: backend='emulator' runs the CUDA kernels on the CPU and takes CPU tensors, "
+                               f"but got a tensor on {t.device}")
+        return torch.ops.pyconv_emu
+    raise ValueError(f"pyconv: unknown backend {backend!r}; expected 'auto' or 'emulator'")
+
+
 def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: _IntOr2 = 1,
-           padding: Union[str, _IntOr2] = 0, dilation: _IntOr2 = 1, groups: int = 1, *, algo: str = "auto") -> Tensor:
+           padding: Union[str, _IntOr2] = 0, dilation: _IntOr2 = 1, groups: int = 1, *, algo: str = "auto",
+           backend: str = "auto") -> Tensor:
     r"""2-D convolution, as :func:`torch.nn.functional.conv2d`.
 
     Shapes: input (N, C, H, W) or unbatched (C, H, W); weight (K, C/groups, R, S); bias (K,) or None;
@@ -60,6 +78,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     (twice, too).
 
     ``algo``: ``"auto"`` or a rung name from ``pyconv.build_info()["algorithms"][device]["conv2d"]``.
+    ``backend``: ``"auto"``, or ``"emulator"`` to run the CUDA kernels on CPU tensors (``algo`` then names a CUDA
+    rung, ``pyconv.build_info()["algorithms"]["emulator"]``); gradients are computed by emulated kernels too.
     """
     if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
         raise TypeError("conv2d(): input and weight must be Tensors")
@@ -74,5 +94,5 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     pad = _padding(padding, stride, dilation, weight)
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
-    y = ops.conv2d_fprop(x, weight, bias, stride, pad, dilation, groups, algo)
+    y = _ops_for(backend, x).conv2d_fprop(x, weight, bias, stride, pad, dilation, groups, algo)
     return y.squeeze(0) if unbatched else y

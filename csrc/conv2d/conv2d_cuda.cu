@@ -2,10 +2,16 @@
 // return early when empty → dtype dispatch → launch → check the launch. Kernels see raw pointers, element strides
 // (so any memory layout works without a copy) and the current stream, which keeps the ops correct under
 // torch.cuda.stream(...) and inside CUDA graphs.
+//
+// The same file is also compiled by the host compiler into the emulated backend (conv2d_emu.cpp includes it after
+// csrc/emu/cuda_emu.h): then the ops are `pyconv_emu::*` on CPU tensors, and every launch below runs the unchanged
+// kernels on the CPU emulator, so this host code (checks, grid math, algorithm choice) is exercised too.
 #include <ATen/ATen.h>
+#include <torch/library.h>
+#ifndef PYCONV_EMULATION
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <torch/library.h>
+#endif
 
 #include "conv2d_glue.h"
 #include "cuda_direct.cuh"
@@ -29,9 +35,23 @@ void check_launch(cudaError_t err, const char* what) {
   TORCH_CHECK(err == cudaSuccess, "pyconv: CUDA kernel launch failed in ", what, ": ", cudaGetErrorString(err));
 }
 
+#ifdef PYCONV_EMULATION
+// Emulated: kernels read host memory, there is no device to guard and no stream to order on.
+struct DeviceGuard {
+  explicit DeviceGuard(c10::Device) {}
+};
+cudaStream_t current_stream() { return nullptr; }
+void check_cuda(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), "pyconv.conv2d: the CUDA emulator runs on CPU tensors, but got ", name, " on ",
+              t.device());
+}
+#else
+using DeviceGuard = c10::cuda::CUDAGuard;
+cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream(); }
 void check_cuda(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.is_cuda(), "pyconv.conv2d: CUDA kernel called with ", name, " on ", t.device());
 }
+#endif
 
 at::Tensor fprop_cuda(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                       at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
@@ -47,9 +67,9 @@ at::Tensor fprop_cuda(const at::Tensor& input, const at::Tensor& weight, const s
   }
   const std::string algo = check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
 
-  const c10::cuda::CUDAGuard guard(input.device());
+  const DeviceGuard guard(input.device());
   at::Tensor y = at::empty({s.N, s.K, s.P, s.Q}, input.options().memory_format(conv_output_format(input)));
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = current_stream();
   if (y.numel() == 0) return y;
   at::Tensor b = bias ? bias->contiguous() : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "pyconv_conv2d_fprop_cuda", [&] {
@@ -78,9 +98,9 @@ at::Tensor dgrad_cuda(const at::Tensor& grad_output, const at::Tensor& weight, a
   check_grad_output(grad_output, s);
   const std::string algo = check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
 
-  const c10::cuda::CUDAGuard guard(grad_output.device());
+  const DeviceGuard guard(grad_output.device());
   at::Tensor dx = at::empty(input_size, grad_output.options().memory_format(conv_output_format(grad_output)));
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = current_stream();
   if (dx.numel() == 0) return dx;
   if (grad_output.numel() == 0 || s.Kg() == 0) return dx.zero_();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "pyconv_conv2d_dgrad_cuda", [&] {
@@ -109,9 +129,9 @@ at::Tensor wgrad_cuda(const at::Tensor& grad_output, const at::Tensor& input, at
   check_grad_output(grad_output, s);
   const std::string algo = check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
 
-  const c10::cuda::CUDAGuard guard(grad_output.device());
+  const DeviceGuard guard(grad_output.device());
   at::Tensor dw = at::empty(weight_size, grad_output.options());
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = current_stream();
   if (dw.numel() == 0) return dw;
   if (grad_output.numel() == 0) return dw.zero_();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "pyconv_conv2d_wgrad_cuda", [&] {
@@ -135,9 +155,9 @@ at::Tensor bgrad_cuda(const at::Tensor& grad_output) {
   check_cuda(grad_output, "grad_output");
   TORCH_CHECK(grad_output.dim() == 4, "pyconv.conv2d: expected 4-D grad_output, but got size ", grad_output.sizes());
   const int64_t N = grad_output.size(0), K = grad_output.size(1), P = grad_output.size(2), Q = grad_output.size(3);
-  const c10::cuda::CUDAGuard guard(grad_output.device());
+  const DeviceGuard guard(grad_output.device());
   at::Tensor db = at::empty({K}, grad_output.options());
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const cudaStream_t stream = current_stream();
   if (K == 0) return db;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "pyconv_conv2d_bgrad_cuda", [&] {
     using KT = typename KernelType<scalar_t>::type;
@@ -150,11 +170,17 @@ at::Tensor bgrad_cuda(const at::Tensor& grad_output) {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(pyconv, CUDA, m) {
+void register_conv2d(torch::Library& m) {
   m.impl("conv2d_fprop", &fprop_cuda);
   m.impl("conv2d_dgrad", &dgrad_cuda);
   m.impl("conv2d_wgrad", &wgrad_cuda);
   m.impl("conv2d_bgrad", &bgrad_cuda);
 }
+
+#ifdef PYCONV_EMULATION
+TORCH_LIBRARY_IMPL(pyconv_emu, CPU, m) { register_conv2d(m); }
+#else
+TORCH_LIBRARY_IMPL(pyconv, CUDA, m) { register_conv2d(m); }
+#endif
 
 }  // namespace pyconv
