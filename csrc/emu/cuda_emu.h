@@ -43,6 +43,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string>
@@ -518,6 +519,35 @@ struct StackPool {
   char* stack(size_t i) const { return base + i * slot + (slot - usable); }
 };
 
+// Mapping stacks and their guard pages costs about a millisecond per launch (and first-touch page faults), which
+// dominates small launches, so pools are kept for reuse across launches.
+inline std::mutex& pool_mutex() {
+  static std::mutex m;
+  return m;
+}
+inline std::vector<std::unique_ptr<StackPool>>& pool_cache() {
+  static std::vector<std::unique_ptr<StackPool>> c;
+  return c;
+}
+inline std::unique_ptr<StackPool> acquire_pool(size_t n, size_t stack_bytes) {
+  {
+    std::lock_guard<std::mutex> lock(pool_mutex());
+    auto& c = pool_cache();
+    for (size_t i = 0; i < c.size(); ++i)
+      if (c[i]->count >= n && c[i]->usable >= stack_bytes && c[i]->usable < 2 * stack_bytes + 4096) {
+        std::unique_ptr<StackPool> p = std::move(c[i]);
+        c.erase(c.begin() + std::ptrdiff_t(i));
+        return p;
+      }
+  }
+  return std::unique_ptr<StackPool>(new StackPool(n, stack_bytes));
+}
+inline void release_pool(std::unique_ptr<StackPool> p) {
+  if (!p->base) return;
+  std::lock_guard<std::mutex> lock(pool_mutex());
+  if (pool_cache().size() < 8) pool_cache().push_back(std::move(p));
+}
+
 // ---- the block scheduler ----------------------------------------------------------------------------------------
 
 inline void resume(Block& b, Fiber& f) {
@@ -655,15 +685,15 @@ inline void run_block(Block& b) {
 inline void worker(Launch& L, const std::vector<uint64_t>* order, std::atomic<uint64_t>* next, uint64_t nblocks,
                    int worker_id) {
   const int nthreads = int(L.block.x * L.block.y * L.block.z);
-  StackPool pool(size_t(nthreads), L.cfg.stack_bytes);
-  if (!pool.base) {
+  std::unique_ptr<StackPool> pool = acquire_pool(size_t(nthreads), L.cfg.stack_bytes);
+  if (!pool->base) {
     L.fail(cudaErrorMemoryAllocation, "pyconv emulator: could not allocate fiber stacks");
     return;
   }
   std::vector<Fiber> fibers(static_cast<size_t>(nthreads));
   for (int i = 0; i < nthreads; ++i) {
-    fibers[i].stack = pool.stack(size_t(i));
-    fibers[i].stack_size = pool.usable;
+    fibers[i].stack = pool->stack(size_t(i));
+    fibers[i].stack_size = pool->usable;
   }
   std::vector<unsigned char> smem(L.smem + 16);
   Block b;
@@ -708,6 +738,7 @@ inline void worker(Launch& L, const std::vector<uint64_t>* order, std::atomic<ui
   AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
   for (Fiber& f : fibers) __tsan_destroy_fiber(f.tsan_fiber);
 #endif
+  release_pool(std::move(pool));
 }
 
 inline cudaError_t run_launch(dim3 grid, dim3 blockd, size_t smem, void (*run)(const void*), const void* thunk) {
