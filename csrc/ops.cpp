@@ -14,6 +14,12 @@
 
 TORCH_LIBRARY(pyconv, m) { pyconv::define_conv2d_ops(m); }
 
+#ifdef PYCONV_WITH_CUDA
+namespace pyconv {
+std::string gpu_selftest(const std::string& name);  // csrc/emu/selftests_cuda.cu
+}
+#endif
+
 namespace {
 
 #define PYCONV_STR2(x) #x
@@ -58,4 +64,9 @@ pybind11::dict build_info() {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "pyconv native extension: registers the pyconv:: torch ops and reports build facts";
   m.def("build_info", &build_info, "Facts about how this pyconv extension was built");
+#ifdef PYCONV_WITH_CUDA
+  m.def("gpu_selftest", &pyconv::gpu_selftest, pybind11::arg("name"),
+        "Runs one of the CUDA emulator's feature self-tests on the current GPU: '' on success, else what differed",
+        pybind11::call_guard<pybind11::gil_scoped_release>());
+#endif
 }

@@ -180,6 +180,14 @@ def test_seeded_bugs_are_reported(name, kind, expect, order):
     assert "selftests.h:" in msg  # points at the source line
 
 
+@pytest.mark.skipif(not pyconv.build_info()["cuda_available"], reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name,kind,expect", [t for t in SELFTESTS if t[1] == "feature"])
+def test_selftest_features_on_gpu(name, kind, expect):
+    """The same feature kernels on real hardware: the emulator's model of shuffles, votes, __activemask, atomics and
+    mma fragment layouts is the GPU's."""
+    assert pyconv._C.gpu_selftest(name) == ""
+
+
 def test_sanitizer_bugs_pass_silently_without_a_sanitizer():
     """What only a sanitizer sees is not caught here (tests/test_emu_sanitizers.py runs these under ASan/TSan/UBSan);
     the kernels still run to the end without crashing the process."""

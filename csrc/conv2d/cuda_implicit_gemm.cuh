@@ -76,9 +76,11 @@ struct DgradGemm {
     const int64_t ww = m % s.W, h = (m / s.W) % s.H, n = m / (s.W * s.H);    // m → input pixel (n, h, w)
     const int64_t t = kk % s.S, r = (kk / s.S) % s.R, k = kk / (s.S * s.R);  // kk → (k, r, s)
     const int64_t ph = h + s.pad_h - r * s.dil_h, qw = ww + s.pad_w - t * s.dil_w;
-    if (ph < 0 || qw < 0 || ph % s.stride_h != 0 || qw % s.stride_w != 0) return 0;  // tap skips this pixel
+    if (ph < 0 || qw < 0) return 0;
+    // One division per axis (a 64-bit divide is a long subroutine on the GPU): the tap reaches (h, w) only when the
+    // quotient is exact and inside the output.
     const int64_t p = ph / s.stride_h, q = qw / s.stride_w;
-    if (p >= s.P || q >= s.Q) return 0;
+    if (p * s.stride_h != ph || q * s.stride_w != qw || p >= s.P || q >= s.Q) return 0;
     return to_acc(dy[dys.at(n, g * s.Kg() + k, p, q)]);
   }
   __device__ acc_t<T> b(int64_t g, int64_t kk, int64_t c) const {
