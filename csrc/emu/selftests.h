@@ -3,7 +3,8 @@
 //   feature        must run and give the right answer (warp shuffles with mask and width, votes, block votes,
 //                  atomics across blocks and OS threads, dynamic shared memory, a warp-shuffle reduction, mma.sync);
 //   emulator_bug   a seeded bug the emulator itself must report (early return before a barrier, divergent barriers,
-//                  full-mask shuffle in a partial warp, shuffle with an exited lane, divergent warp collectives);
+//                  full-mask shuffle in a partial warp, shuffle with an exited lane, divergent warp collectives, a
+//                  shuffle whose lanes wait at a barrier instead, launch configurations CUDA rejects);
 //   sanitizer_bug  a seeded bug only a sanitizer sees (missing __syncthreads → TSan, global out-of-bounds read → ASan,
 //                  shared-memory index overflow → UBSan); run by tests/emu_harness under that sanitizer.
 // Used by the Python extension (pyconv._C_emu.selftest) and the standalone sanitizer harness. No torch header.
@@ -147,6 +148,11 @@ __global__ void shfl_exited_lane_kernel(int* out) {
 __global__ void divergent_warp_kernel(unsigned* out) {
   if (threadIdx.x % 2) out[threadIdx.x] = __ballot_sync(0xffffffffu, 1);  // BUG: same mask, different collectives
   else out[threadIdx.x] = unsigned(__shfl_sync(0xffffffffu, int(threadIdx.x), 0));
+}
+
+__global__ void shfl_vs_barrier_kernel(int* out) {
+  if (threadIdx.x < 16) out[threadIdx.x] = __shfl_sync(0xffffffffu, int(threadIdx.x), 0);
+  else __syncthreads();  // BUG: lanes 16..31 wait here and never join the shuffle (a hang on a GPU)
 }
 
 // ---- seeded bugs only a sanitizer sees -------------------------------------------------------------------------
@@ -369,6 +375,18 @@ inline std::string bug_divergent_warp() {
   Buf<unsigned> out(32);
   return launch_error(launch(divergent_warp_kernel, dim3(1), dim3(32), 0, nullptr, out.dev));
 }
+inline std::string bug_shfl_vs_barrier() {
+  Buf<int> out(32);
+  return launch_error(launch(shfl_vs_barrier_kernel, dim3(1), dim3(32), 0, nullptr, out.dev));
+}
+// Launch configurations the CUDA runtime rejects: the emulator must reject them the same way, before running anything.
+inline std::string bug_bad_launch_config() {
+  Buf<int> out(48 * 6);
+  std::string e = launch_error(launch(shfl_kernel, dim3(1), dim3(2048), 0, nullptr, out.dev));
+  e += " | " + launch_error(launch(shfl_kernel, dim3(1, 70000), dim3(32), 0, nullptr, out.dev));
+  e += " | " + launch_error(launch(shfl_kernel, dim3(1), dim3(32), size_t(1) << 20, nullptr, out.dev));
+  return e;
+}
 inline std::string bug_missing_syncthreads() {
   Buf<float> in(64, 1.0f), out(64);
   return launch_error(launch(missing_syncthreads_kernel, dim3(1), dim3(64), 0, nullptr, in.dev, out.dev));
@@ -407,6 +425,8 @@ inline const std::vector<SelfTest>& selftests() {
       {"full_mask_partial_warp", "emulator_bug", "names lanes that do not exist", bug_full_mask_partial_warp},
       {"shfl_exited_lane", "emulator_bug", "exited", bug_shfl_exited_lane},
       {"divergent_warp", "emulator_bug", "divergent warp collective", bug_divergent_warp},
+      {"shfl_vs_barrier", "emulator_bug", "deadlock", bug_shfl_vs_barrier},
+      {"bad_launch_config", "emulator_bug", "invalid block dimensions", bug_bad_launch_config},
       {"missing_syncthreads", "sanitizer_bug", "ThreadSanitizer: data race", bug_missing_syncthreads},
       {"global_oob", "sanitizer_bug", "AddressSanitizer: heap-buffer-overflow", bug_global_oob},
       {"smem_overflow", "sanitizer_bug", "index 64 out of bounds", bug_smem_overflow},
