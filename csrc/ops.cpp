@@ -6,13 +6,19 @@
 
 #include "build_config.h"
 #include "conv2d/algos.h"
+#include "activation/activation_schema.h"
 #include "conv2d/conv2d_schema.h"
+#include "pooling/pooling_schema.h"
 
 #ifdef PYCONV_WITH_CUDA
 #include <cuda_runtime_api.h>  // CUDART_VERSION
 #endif
 
-TORCH_LIBRARY(pyconv, m) { pyconv::define_conv2d_ops(m); }
+TORCH_LIBRARY(pyconv, m) {
+  pyconv::define_conv2d_ops(m);
+  pyconv::define_pooling_ops(m);
+  pyconv::define_activation_ops(m);
+}
 
 #ifdef PYCONV_WITH_CUDA
 namespace pyconv {
@@ -46,7 +52,11 @@ pybind11::dict build_info() {
 #endif
   d["torch_version_built"] = PYCONV_TORCH_VERSION;
   py::list ops;
-  for (const char* op : {"conv2d_fprop", "conv2d_dgrad", "conv2d_wgrad", "conv2d_bgrad"}) ops.append(op);
+  for (const char* op : {"conv2d_fprop", "conv2d_dgrad", "conv2d_wgrad", "conv2d_bgrad", "max_pool2d",
+                         "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d",
+                         "adaptive_avg_pool2d_backward", "adaptive_max_pool2d", "adaptive_max_pool2d_backward",
+                         "activation", "activation_", "activation_backward"})
+    ops.append(op);
   d["ops"] = ops;
   py::dict algos, cpu, cuda;
   cpu["conv2d"] = pyconv::conv2d_cpu_algos();

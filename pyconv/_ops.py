@@ -211,10 +211,17 @@ def _register(ns):
     torch.library.register_autograd(f"{ns}::conv2d_bgrad", _bgrad_backward, setup_context=_bgrad_setup)
 
 
-_register("pyconv")
+def _register_all(ns):
+    from . import _pool_act_ops
+
+    _register(ns)
+    _pool_act_ops.register(ns)
+
+
+_register_all("pyconv")
 try:
     from . import _C_emu  # noqa: F401  declares the pyconv_emu:: library
 except ImportError:  # built without the emulator (no CUDA headers, or PYCONV_EMU=0)
     _C_emu = None
 else:
-    _register("pyconv_emu")
+    _register_all("pyconv_emu")

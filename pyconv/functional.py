@@ -96,3 +96,163 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     x = input.unsqueeze(0) if unbatched else input
     y = _ops_for(backend, x).conv2d_fprop(x, weight, bias, stride, pad, dilation, groups, algo)
     return y.squeeze(0) if unbatched else y
+
+
+# ---- pooling ---------------------------------------------------------------------------------------------------------
+
+
+def _pool_pair(v, op: str, what: str, allow_none: bool = False):
+    if v is None and allow_none:
+        return None
+    if isinstance(v, int) and not isinstance(v, bool):
+        return (v, v)
+    v = tuple(v)
+    if allow_none and len(v) == 0:
+        return None
+    if len(v) == 1:
+        return (v[0], v[0])
+    if len(v) != 2:
+        how = {"stride": "either be omitted, a single int, or a tuple of two ints",
+               "dilation": "be either a single int, or a tuple of two ints"}.get(
+                   what, "either be a single int, or a tuple of two ints")
+        raise RuntimeError(f"{op}: {what} must {how}")
+    return v
+
+
+def _batched(input: Tensor, op: str):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}(): input must be a Tensor, got {type(input).__name__}")
+    if input.dim() not in (3, 4):
+        raise RuntimeError("non-empty 3D or 4D (batch mode) tensor expected for input")
+    return (input.unsqueeze(0), True) if input.dim() == 3 else (input, False)
+
+
+def max_pool2d(input: Tensor, kernel_size: _IntOr2, stride: Optional[_IntOr2] = None, padding: _IntOr2 = 0,
+               dilation: _IntOr2 = 1, ceil_mode: bool = False, return_indices: bool = False, *,
+               backend: str = "auto"):
+    r"""2-D max pooling, as :func:`torch.nn.functional.max_pool2d`.
+
+    Padding counts as −∞; a NaN in a window wins; ties take the first element. ``return_indices=True`` also returns
+    the flat index ``h·W + w`` of each maximum within its plane (what :func:`torch.nn.functional.max_unpool2d` takes).
+    The backward pass is deterministic (a gather, no atomics)."""
+    k = _pool_pair(kernel_size, "max_pool2d", "kernel_size")
+    st = _pool_pair(stride, "max_pool2d", "stride", allow_none=True) or k
+    pad = _pool_pair(padding, "max_pool2d", "padding")
+    dil = _pool_pair(dilation, "max_pool2d", "dilation")
+    x, unbatched = _batched(input, "max_pool2d")
+    y, idx = _ops_for(backend, x).max_pool2d(x, k, st, pad, dil, bool(ceil_mode))
+    if unbatched:
+        y, idx = y.squeeze(0), idx.squeeze(0)
+    return (y, idx) if return_indices else y
+
+
+def avg_pool2d(input: Tensor, kernel_size: _IntOr2, stride: Optional[_IntOr2] = None, padding: _IntOr2 = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: Optional[int] = None, *,
+               backend: str = "auto") -> Tensor:
+    r"""2-D average pooling, as :func:`torch.nn.functional.avg_pool2d` (same divisor rule: ``divisor_override`` if
+    given, else the window clipped to the padded input (``count_include_pad``) or to the image). Deterministic
+    backward."""
+    k = _pool_pair(kernel_size, "avg_pool2d", "kernel_size")
+    st = _pool_pair(stride, "avg_pool2d", "stride", allow_none=True) or k
+    pad = _pool_pair(padding, "avg_pool2d", "padding")
+    x, unbatched = _batched(input, "avg_pool2d")
+    y = _ops_for(backend, x).avg_pool2d(x, k, st, pad, bool(ceil_mode), bool(count_include_pad), divisor_override)
+    return y.squeeze(0) if unbatched else y
+
+
+def _adaptive_size(output_size, x: Tensor, op: str):
+    if isinstance(output_size, int) and not isinstance(output_size, bool):
+        return (output_size, output_size)
+    out = tuple(output_size)
+    if len(out) != 2:
+        raise RuntimeError(f"{op}: output_size must be 2")
+    return tuple(x.shape[-2 + i] if v is None else v for i, v in enumerate(out))  # None: keep the input's size
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size, *, backend: str = "auto") -> Tensor:
+    r"""Adaptive 2-D average pooling, as :func:`torch.nn.functional.adaptive_avg_pool2d`: window ``p`` covers rows
+    ``⌊p·H/P⌋ … ⌈(p+1)·H/P⌉−1``. ``output_size`` may hold ``None`` (keep that input size). Output 1×1 (global average
+    pooling) takes a reduction fast path on CUDA."""
+    x, unbatched = _batched(input, "adaptive_avg_pool2d")
+    y = _ops_for(backend, x).adaptive_avg_pool2d(x, _adaptive_size(output_size, x, "adaptive_avg_pool2d"))
+    return y.squeeze(0) if unbatched else y
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False, *, backend: str = "auto"):
+    r"""Adaptive 2-D max pooling, as :func:`torch.nn.functional.adaptive_max_pool2d` (indices as in max_pool2d)."""
+    x, unbatched = _batched(input, "adaptive_max_pool2d")
+    y, idx = _ops_for(backend, x).adaptive_max_pool2d(x, _adaptive_size(output_size, x, "adaptive_max_pool2d"))
+    if unbatched:
+        y, idx = y.squeeze(0), idx.squeeze(0)
+    return (y, idx) if return_indices else y
+
+
+# ---- activations -----------------------------------------------------------------------------------------------------
+
+
+def _act(input: Tensor, kind: str, param: float, inplace: bool, backend: str) -> Tensor:
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{kind}(): input must be a Tensor, got {type(input).__name__}")
+    ops_ = _ops_for(backend, input)
+    if not inplace:
+        return ops_.activation(input, kind, float(param))
+    if torch.is_grad_enabled() and input.requires_grad:
+        # Autograd needs the input the in-place op overwrites: compute out of place (its node saves the input) and
+        # copy back, which records the in-place write exactly as torch does (and raises torch's error for a leaf).
+        return input.copy_(ops_.activation(input, kind, float(param)))
+    return ops_.activation_(input, kind, float(param))
+
+
+def relu(input: Tensor, inplace: bool = False, *, backend: str = "auto") -> Tensor:
+    """max(x, 0), as :func:`torch.nn.functional.relu` (NaN propagates)."""
+    return _act(input, "relu", 0.0, inplace, backend)
+
+
+def relu_(input: Tensor, *, backend: str = "auto") -> Tensor:
+    return _act(input, "relu", 0.0, True, backend)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False, *, backend: str = "auto") -> Tensor:
+    return _act(input, "leaky_relu", negative_slope, inplace, backend)
+
+
+def leaky_relu_(input: Tensor, negative_slope: float = 0.01, *, backend: str = "auto") -> Tensor:
+    return _act(input, "leaky_relu", negative_slope, True, backend)
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False, *, backend: str = "auto") -> Tensor:
+    return _act(input, "elu", alpha, inplace, backend)
+
+
+def elu_(input: Tensor, alpha: float = 1.0, *, backend: str = "auto") -> Tensor:
+    return _act(input, "elu", alpha, True, backend)
+
+
+def gelu(input: Tensor, approximate: str = "none", *, backend: str = "auto") -> Tensor:
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError("approximate argument must be either none or tanh.")
+    return _act(input, "gelu" if approximate == "none" else "gelu_tanh", 0.0, False, backend)
+
+
+def silu(input: Tensor, inplace: bool = False, *, backend: str = "auto") -> Tensor:
+    return _act(input, "silu", 0.0, inplace, backend)
+
+
+def sigmoid(input: Tensor, *, backend: str = "auto") -> Tensor:
+    return _act(input, "sigmoid", 0.0, False, backend)
+
+
+def tanh(input: Tensor, *, backend: str = "auto") -> Tensor:
+    return _act(input, "tanh", 0.0, False, backend)
+
+
+def hardswish(input: Tensor, inplace: bool = False, *, backend: str = "auto") -> Tensor:
+    return _act(input, "hardswish", 0.0, inplace, backend)
+
+
+def mish(input: Tensor, inplace: bool = False, *, backend: str = "auto") -> Tensor:
+    return _act(input, "mish", 0.0, inplace, backend)
+
+
+__all__ += ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "relu", "relu_", "leaky_relu",
+            "leaky_relu_", "elu", "elu_", "gelu", "silu", "sigmoid", "tanh", "hardswish", "mish"]

@@ -8,17 +8,11 @@
 #include <cstdint>
 #include <utility>
 
+#include "acc_type.h"
 #include "macros.h"
 
 namespace pyconv {
 
-// Half-precision inputs accumulate in float (as cuDNN does); float in float; double in double.
-template <typename T> struct AccType { using type = float; };
-template <> struct AccType<double> { using type = double; };
-template <typename T> using acc_t = typename AccType<T>::type;
-
-template <typename T> PYCONV_HD acc_t<T> to_acc(T v) { return static_cast<acc_t<T>>(v); }
-template <typename T> PYCONV_HD T from_acc(acc_t<T> v) { return static_cast<T>(v); }
 // __half / __nv_bfloat16 need their explicit conversion functions in device code on every toolkit.
 template <> PYCONV_HD float to_acc<__half>(__half v) { return __half2float(v); }
 template <> PYCONV_HD __half from_acc<__half>(float v) { return __float2half_rn(v); }

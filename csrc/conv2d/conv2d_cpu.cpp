@@ -10,13 +10,8 @@
 namespace pyconv {
 namespace {
 
-// The kernels' ParallelFor: torch's intra-op pool, so torch.set_num_threads() governs pyconv too.
-struct TorchParallelFor {
-  template <typename F>
-  void operator()(int64_t begin, int64_t end, F&& fn) const {
-    at::parallel_for(begin, end, 1, [&](int64_t b, int64_t e) { fn(b, e); });
-  }
-};
+// The kernels' ParallelFor is TorchParallelFor (common/torch_glue.h): torch's intra-op pool, so
+// torch.set_num_threads() governs pyconv too.
 
 at::ScalarType compute_type(at::ScalarType st) {
   return (st == at::kHalf || st == at::kBFloat16) ? at::kFloat : st;

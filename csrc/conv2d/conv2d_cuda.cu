@@ -8,11 +8,8 @@
 // kernels on the CPU emulator, so this host code (checks, grid math, algorithm choice) is exercised too.
 #include <ATen/ATen.h>
 #include <torch/library.h>
-#ifndef PYCONV_EMULATION
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-#endif
 
+#include "../common/cuda_glue.h"
 #include "conv2d_glue.h"
 #include "cuda_direct.cuh"
 #include "cuda_implicit_gemm.cuh"
@@ -20,38 +17,7 @@
 namespace pyconv {
 namespace {
 
-// at::Half / at::BFloat16 are layout-identical to CUDA's __half / __nv_bfloat16; kernels use CUDA's own types so that
-// they compile with no torch header.
-template <typename T> struct KernelType { using type = T; };
-template <> struct KernelType<at::Half> { using type = __half; };
-template <> struct KernelType<at::BFloat16> { using type = __nv_bfloat16; };
-
-template <typename scalar_t>
-auto kptr(const at::Tensor& t) {
-  return reinterpret_cast<typename KernelType<scalar_t>::type*>(t.data_ptr<scalar_t>());
-}
-
-void check_launch(cudaError_t err, const char* what) {
-  TORCH_CHECK(err == cudaSuccess, "pyconv: CUDA kernel launch failed in ", what, ": ", cudaGetErrorString(err));
-}
-
-#ifdef PYCONV_EMULATION
-// Emulated: kernels read host memory, there is no device to guard and no stream to order on.
-struct DeviceGuard {
-  explicit DeviceGuard(c10::Device) {}
-};
-cudaStream_t current_stream() { return nullptr; }
-void check_cuda(const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.device().is_cpu(), "pyconv.conv2d: the CUDA emulator runs on CPU tensors, but got ", name, " on ",
-              t.device());
-}
-#else
-using DeviceGuard = c10::cuda::CUDAGuard;
-cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream(); }
-void check_cuda(const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.is_cuda(), "pyconv.conv2d: CUDA kernel called with ", name, " on ", t.device());
-}
-#endif
+void check_cuda(const at::Tensor& t, const char* name) { check_device(t, "conv2d", name); }
 
 at::Tensor fprop_cuda(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                       at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,

@@ -8,29 +8,14 @@
 #include <vector>
 
 #include "../common/conv_params.h"
+#include "../common/torch_glue.h"
 #include "algos.h"
 
 namespace pyconv {
 
-// Output memory format: channels_last when the tensor that determines the output (input for fprop, grad_output for
-// dgrad) is channels_last-contiguous and not also NCHW-contiguous (the ambiguous C == 1 or H·W == 1 cases stay NCHW).
-// pyconv/_ops.py's fake kernels apply the same rule, so real and fake outputs have identical strides.
-inline at::MemoryFormat conv_output_format(const at::Tensor& t) {
-  if (t.dim() == 4 && !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast))
-    return at::MemoryFormat::ChannelsLast;
-  return at::MemoryFormat::Contiguous;
-}
+inline at::MemoryFormat conv_output_format(const at::Tensor& t) { return output_format(t); }
 
-inline Strides4 strides4(const at::Tensor& t) {
-  return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
-}
-
-inline void check_floating(const at::Tensor& t, const char* name) {
-  const auto st = t.scalar_type();
-  TORCH_CHECK(st == at::kFloat || st == at::kDouble || st == at::kHalf || st == at::kBFloat16,
-              "pyconv.conv2d: ", name, " has unsupported dtype ", st,
-              "; expected float32, float64, float16 or bfloat16");
-}
+inline void check_floating(const at::Tensor& t, const char* name) { check_float_dtype(t, "conv2d", name); }
 
 inline void check_same(const at::Tensor& a, const char* an, const at::Tensor& b, const char* bn) {
   TORCH_CHECK(a.scalar_type() == b.scalar_type(), "pyconv.conv2d: expected ", an, " and ", bn,

@@ -5,12 +5,18 @@
 #include <torch/library.h>
 
 #include "../conv2d/algos.h"
+#include "../activation/activation_schema.h"
 #include "../conv2d/conv2d_schema.h"
+#include "../pooling/pooling_schema.h"
 #include "cuda_emu.h"  // after every torch header
 
 #include "selftests.h"
 
-TORCH_LIBRARY(pyconv_emu, m) { pyconv::define_conv2d_ops(m); }
+TORCH_LIBRARY(pyconv_emu, m) {
+  pyconv::define_conv2d_ops(m);
+  pyconv::define_pooling_ops(m);
+  pyconv::define_activation_ops(m);
+}
 
 namespace {
 

@@ -1,0 +1,110 @@
+// Activation functions and their derivatives, written once for the CPU loops, the CUDA kernels and the emulator.
+// Each formula is torch's own (aten/src/ATen/native/*Activation*), so results agree to rounding, NaN included: a NaN
+// input gives a NaN output and a NaN gradient, never a silent 0. `F` is the computation type (float for
+// float/half/bfloat16, double for double); `p` is the one parameter some functions take (negative_slope, alpha).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "../common/macros.h"
+
+namespace pyconv {
+
+enum class Act : int { relu, leaky_relu, elu, gelu, gelu_tanh, silu, sigmoid, tanh, hardswish, mish };
+constexpr int kNumActs = 10;
+
+namespace act {
+
+// std:: math functions are callable from CUDA device code too (CUDA's headers provide the overloads).
+template <typename F> PYCONV_HD F sigmoid(F x) { return F(1) / (F(1) + std::exp(-x)); }
+
+template <Act A, typename F>
+PYCONV_HD F forward(F x, F p) {
+  (void)p;
+  if constexpr (A == Act::relu) {
+    return x < F(0) ? F(0) : x;  // NaN < 0 is false: NaN passes through, as torch.relu does
+  } else if constexpr (A == Act::leaky_relu) {
+    return x > F(0) ? x : x * p;
+  } else if constexpr (A == Act::elu) {
+    return x <= F(0) ? std::expm1(x) * p : x;  // p = alpha
+  } else if constexpr (A == Act::gelu) {
+    return F(0.5) * x * (F(1) + std::erf(x * F(0.70710678118654752440)));
+  } else if constexpr (A == Act::gelu_tanh) {
+    const F inner = F(0.79788456080286535588) * (x + F(0.044715) * x * x * x);  // √(2/π)·(x + 0.044715x³)
+    return F(0.5) * x * (F(1) + std::tanh(inner));
+  } else if constexpr (A == Act::silu) {
+    return x * sigmoid(x);
+  } else if constexpr (A == Act::sigmoid) {
+    return sigmoid(x);
+  } else if constexpr (A == Act::tanh) {
+    return std::tanh(x);
+  } else if constexpr (A == Act::hardswish) {
+    const F r6 = x + F(3) < F(0) ? F(0) : (x + F(3) > F(6) ? F(6) : x + F(3));  // relu6(x + 3)
+    return x * r6 / F(6);
+  } else {  // mish: x·tanh(softplus(x)), softplus = log1p(exp(x))
+    return x * std::tanh(std::log1p(std::exp(x)));
+  }
+}
+
+// d forward / dx, times the incoming gradient g.
+template <Act A, typename F>
+PYCONV_HD F backward(F g, F x, F p) {
+  (void)p;
+  if constexpr (A == Act::relu) {
+    return x <= F(0) ? F(0) : g;  // torch's threshold_backward: NaN <= 0 is false, so a NaN input passes g
+  } else if constexpr (A == Act::leaky_relu) {
+    return x > F(0) ? g : g * p;
+  } else if constexpr (A == Act::elu) {
+    return x <= F(0) ? g * p * std::exp(x) : g;
+  } else if constexpr (A == Act::gelu) {
+    const F cdf = F(0.5) * (F(1) + std::erf(x * F(0.70710678118654752440)));
+    const F pdf = std::exp(F(-0.5) * x * x) * F(0.39894228040143267794);  // φ(x) = e^{−x²/2}/√(2π)
+    return g * (cdf + x * pdf);
+  } else if constexpr (A == Act::gelu_tanh) {
+    const F kBeta = F(0.79788456080286535588), kKappa = F(0.044715);
+    const F t = std::tanh(kBeta * (x + kKappa * x * x * x));
+    const F left = F(0.5) * x, right = F(1) + t;
+    const F dright = left * (F(1) - t * t) * kBeta * (F(1) + F(3) * kKappa * x * x);
+    return g * (F(0.5) * right + dright);
+  } else if constexpr (A == Act::silu) {
+    const F s = sigmoid(x);
+    return g * s * (F(1) + x * (F(1) - s));
+  } else if constexpr (A == Act::sigmoid) {
+    const F s = sigmoid(x);
+    return g * s * (F(1) - s);
+  } else if constexpr (A == Act::tanh) {
+    const F t = std::tanh(x);
+    return g * (F(1) - t * t);
+  } else if constexpr (A == Act::hardswish) {
+    return x < F(-3) ? F(0) : (x <= F(3) ? g * (x / F(3) + F(0.5)) : g);
+  } else {  // mish
+    const F t = std::tanh(std::log1p(std::exp(x)));
+    const F s = sigmoid(x);
+    return g * (t + x * s * (F(1) - t * t));
+  }
+}
+
+}  // namespace act
+
+// Calls fn(std::integral_constant<Act, A>{}) for the runtime value `a`: one switch, so kernels get A at compile time.
+template <typename Fn>
+inline void dispatch_act(Act a, Fn&& fn) {
+  switch (a) {
+#define PYCONV_ACT_CASE(name) \
+  case Act::name: fn(std::integral_constant<Act, Act::name>{}); break;
+    PYCONV_ACT_CASE(relu)
+    PYCONV_ACT_CASE(leaky_relu)
+    PYCONV_ACT_CASE(elu)
+    PYCONV_ACT_CASE(gelu)
+    PYCONV_ACT_CASE(gelu_tanh)
+    PYCONV_ACT_CASE(silu)
+    PYCONV_ACT_CASE(sigmoid)
+    PYCONV_ACT_CASE(tanh)
+    PYCONV_ACT_CASE(hardswish)
+    PYCONV_ACT_CASE(mish)
+#undef PYCONV_ACT_CASE
+  }
+}
+
+}  // namespace pyconv

@@ -1,0 +1,48 @@
+// Torch glue shared by every CUDA op file (conv2d_cuda.cu, pooling_cuda.cu, activation_cuda.cu): kernel element
+// types, pointers, device guard, current stream, launch checks. Compiled by nvcc for the real backend, and by the host
+// compiler for the emulated one (PYCONV_EMULATION: ops on CPU tensors, kernels on csrc/emu/cuda_emu.h).
+#pragma once
+#include <ATen/ATen.h>
+#ifndef PYCONV_EMULATION
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include "cuda_common.cuh"
+
+namespace pyconv {
+
+// at::Half / at::BFloat16 are layout-identical to CUDA's __half / __nv_bfloat16; kernels use CUDA's own types so that
+// they compile with no torch header.
+template <typename T> struct KernelType { using type = T; };
+template <> struct KernelType<at::Half> { using type = __half; };
+template <> struct KernelType<at::BFloat16> { using type = __nv_bfloat16; };
+
+template <typename scalar_t>
+auto kptr(const at::Tensor& t) {
+  return reinterpret_cast<typename KernelType<scalar_t>::type*>(t.data_ptr<scalar_t>());
+}
+
+inline void check_launch(cudaError_t err, const char* what) {
+  TORCH_CHECK(err == cudaSuccess, "pyconv: CUDA kernel launch failed in ", what, ": ", cudaGetErrorString(err));
+}
+
+#ifdef PYCONV_EMULATION
+// Emulated: kernels read host memory, there is no device to guard and no stream to order on.
+struct DeviceGuard {
+  explicit DeviceGuard(c10::Device) {}
+};
+inline cudaStream_t current_stream() { return nullptr; }
+inline void check_device(const at::Tensor& t, const char* op, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), "pyconv.", op, ": the CUDA emulator runs on CPU tensors, but got ", name, " on ",
+              t.device());
+}
+#else
+using DeviceGuard = c10::cuda::CUDAGuard;
+inline cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream(); }
+inline void check_device(const at::Tensor& t, const char* op, const char* name) {
+  TORCH_CHECK(t.is_cuda(), "pyconv.", op, ": CUDA kernel called with ", name, " on ", t.device());
+}
+#endif
+
+}  // namespace pyconv
