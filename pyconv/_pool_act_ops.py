@@ -111,7 +111,6 @@ def register(ns):
         if kind not in ACTIVATIONS:
             raise RuntimeError(f"pyconv.activation: unknown kind '{kind}'; expected one of {', '.join(ACTIVATIONS)}")
         check_dtype(self, "activation_", "self")
-        return self
 
     def activation_backward_fake(grad_output, input, kind, param=0.0):
         same = _dense(input) and grad_output.stride() == input.stride()

@@ -197,10 +197,12 @@ def _act(input: Tensor, kind: str, param: float, inplace: bool, backend: str) ->
     if not inplace:
         return ops_.activation(input, kind, float(param))
     if torch.is_grad_enabled() and input.requires_grad:
-        # Autograd needs the input the in-place op overwrites: compute out of place (its node saves the input) and
-        # copy back, which records the in-place write exactly as torch does (and raises torch's error for a leaf).
-        return input.copy_(ops_.activation(input, kind, float(param)))
-    return ops_.activation_(input, kind, float(param))
+        # Autograd needs the value the in-place op overwrites: compute out of place on a copy (the backward saves the
+        # copy) and write back, which records the in-place write exactly as torch does (version counter bumped;
+        # torch's error for a leaf that requires grad).
+        return input.copy_(ops_.activation(input.clone(), kind, float(param)))
+    ops_.activation_(input, kind, float(param))
+    return input
 
 
 def relu(input: Tensor, inplace: bool = False, *, backend: str = "auto") -> Tensor:

@@ -48,7 +48,7 @@ struct ActivationOps {
     return y;
   }
 
-  static at::Tensor activation_(at::Tensor self, c10::string_view kind, double param) {
+  static void activation_(at::Tensor self, c10::string_view kind, double param) {
     const Act a = parse_act(kind);
     check_float_dtype(self, "activation_", "self");
     B::check_device(self, "activation_", "self");
@@ -60,7 +60,6 @@ struct ActivationOps {
       run_fwd(x, x, a, param);
       self.copy_(x);
     }
-    return self;
   }
 
   static at::Tensor activation_backward(const at::Tensor& grad_output, const at::Tensor& input,

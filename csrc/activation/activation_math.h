@@ -2,6 +2,8 @@
 // Each formula is torch's own (aten/src/ATen/native/*Activation*), so results agree to rounding, NaN included: a NaN
 // input gives a NaN output and a NaN gradient, never a silent 0. `F` is the computation type (float for
 // float/half/bfloat16, double for double); `p` is the one parameter some functions take (negative_slope, alpha).
+// Where torch's own CPU kernels disagree among dtypes about the gradient at a NaN input (its vectorised float32 elu
+// and hardswish return the incoming gradient, float64 returns NaN), pyconv always returns NaN.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -56,7 +58,7 @@ PYCONV_HD F backward(F g, F x, F p) {
   } else if constexpr (A == Act::leaky_relu) {
     return x > F(0) ? g : g * p;
   } else if constexpr (A == Act::elu) {
-    return x <= F(0) ? g * p * std::exp(x) : g;
+    return x > F(0) ? g : g * p * std::exp(x);  // a NaN input gives a NaN gradient (torch's float64 result)
   } else if constexpr (A == Act::gelu) {
     const F cdf = F(0.5) * (F(1) + std::erf(x * F(0.70710678118654752440)));
     const F pdf = std::exp(F(-0.5) * x * x) * F(0.39894228040143267794);  // φ(x) = e^{−x²/2}/√(2π)
@@ -77,7 +79,10 @@ PYCONV_HD F backward(F g, F x, F p) {
     const F t = std::tanh(x);
     return g * (F(1) - t * t);
   } else if constexpr (A == Act::hardswish) {
-    return x < F(-3) ? F(0) : (x <= F(3) ? g * (x / F(3) + F(0.5)) : g);
+    // torch's one-sided choice at the kinks: slope 1 at x = 3, 0 at x = −3; a NaN input falls through to NaN.
+    if (x >= F(3)) return g;
+    if (x <= F(-3)) return F(0);
+    return g * (x / F(3) + F(0.5));
   } else {  // mish
     const F t = std::tanh(std::log1p(std::exp(x)));
     const F s = sigmoid(x);

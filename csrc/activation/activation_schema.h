@@ -8,7 +8,7 @@ namespace pyconv {
 
 inline void define_activation_ops(torch::Library& m) {
   m.def("activation(Tensor input, str kind, float param=0.0) -> Tensor");
-  m.def("activation_(Tensor(a!) self, str kind, float param=0.0) -> Tensor(a!)");
+  m.def("activation_(Tensor(a!) self, str kind, float param=0.0) -> ()");  // returns nothing: functionalisable
   m.def("activation_backward(Tensor grad_output, Tensor input, str kind, float param=0.0) -> Tensor");
 }
 
