@@ -43,7 +43,7 @@ PYCONV_HD F forward(F x, F p) {
     return std::tanh(x);
   } else if constexpr (A == Act::hardswish) {
     const F r6 = x + F(3) < F(0) ? F(0) : (x + F(3) > F(6) ? F(6) : x + F(3));  // relu6(x + 3)
-    return x * r6 / F(6);
+    return x * r6 * F(1.0 / 6.0);  // × 1/6, not ÷ 6: a division is an out-of-line subroutine on the GPU
   } else {  // mish: x·tanh(softplus(x)), softplus = log1p(exp(x))
     return x * std::tanh(std::log1p(std::exp(x)));
   }
@@ -82,7 +82,7 @@ PYCONV_HD F backward(F g, F x, F p) {
     // torch's one-sided choice at the kinks: slope 1 at x = 3, 0 at x = −3; a NaN input falls through to NaN.
     if (x >= F(3)) return g;
     if (x <= F(-3)) return F(0);
-    return g * (x / F(3) + F(0.5));
+    return g * (x * F(1.0 / 3.0) + F(0.5));
   } else {  // mish
     const F t = std::tanh(std::log1p(std::exp(x)));
     const F s = sigmoid(x);
