@@ -1,7 +1,8 @@
 """The emulator under sanitizers, through the standalone harness (tests/emu_harness/harness.cpp, no torch/Python in it).
 
 Builds the harness four ways with the host compiler and runs it:
-  plain            every conv2d CUDA kernel vs the CPU loops (all orders, 1 and 2 OS threads) and the self-tests
+  plain            every conv2d, pooling and activation CUDA kernel vs the CPU loops (several orders, 1 and 2 OS
+                   threads) and the self-tests
   ucontext         the same with the portable glibc context switch instead of the x86-64 assembly one
   asan+ubsan       clean on the kernels; catches the seeded global out-of-bounds read (ASan) and shared-memory index
                    overflow (UBSan)
@@ -97,9 +98,10 @@ def run(exe, *args, env=None, timeout=600):
 @pytest.mark.parametrize("flavour", ["plain", "ucontext", "asan"])
 def test_kernels_and_selftests_clean(build, flavour):
     exe = build(flavour)
-    r = run(exe, "conv")
-    assert r.returncode == 0 and "0 failure(s)" in r.stdout, r.stdout + r.stderr[-4000:]
-    assert "Sanitizer" not in r.stderr, r.stderr[-4000:]
+    for mode in ("conv", "pool", "act"):
+        r = run(exe, mode)
+        assert r.returncode == 0 and "0 failure(s)" in r.stdout, r.stdout + r.stderr[-4000:]
+        assert "Sanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr[-4000:]
     for order in ("forward", "reverse", "random"):
         r = run(exe, "selftests", env={"PYCONV_EMU_ORDER": order})
         assert r.returncode == 0 and "0 failure(s)" in r.stdout, r.stdout + r.stderr[-4000:]
@@ -107,12 +109,14 @@ def test_kernels_and_selftests_clean(build, flavour):
 
 
 def test_tsan_clean_on_kernels(build):
-    """Every conv2d kernel (incl. the shared-memory implicit GEMM and the bgrad tree) and every self-test under TSan:
+    """Every conv2d, pooling and activation kernel (incl. the shared-memory implicit GEMM and the bgrad and global-average
+    trees) and every self-test under TSan:
     no race reported, i.e. the kernels' barriers are where they must be."""
     exe = build("tsan")
-    r = run(exe, "conv", "--quick")
-    assert r.returncode == 0 and "0 failure(s)" in r.stdout, r.stdout + r.stderr[-4000:]
-    assert "ThreadSanitizer" not in r.stderr, r.stderr[-6000:]
+    for args in (("conv", "--quick"), ("pool",), ("act",)):
+        r = run(exe, *args)
+        assert r.returncode == 0 and "0 failure(s)" in r.stdout, r.stdout + r.stderr[-4000:]
+        assert "ThreadSanitizer" not in r.stderr, r.stderr[-6000:]
     r = run(exe, "selftests", env={"PYCONV_EMU_ORDER": "random"})
     assert r.returncode == 0 and "0 failure(s)" in r.stdout, r.stdout + r.stderr[-4000:]
     assert "ThreadSanitizer" not in r.stderr, r.stderr[-6000:]

@@ -6,6 +6,10 @@
 //   harness conv [--quick]   every CUDA conv2d kernel (direct and implicit GEMM; fprop, dgrad, wgrad, bgrad) on tiny
 //                            shapes, float and double, against the CPU direct loops, under every block/thread order
 //                            and with 1 and 2 worker threads
+//   harness pool             every pooling kernel (max/avg/adaptive, forward and gather backward, global-average
+//                            reduction) against the same per-element functors run by serial CPU loops
+//   harness act              every activation kernel (10 functions × forward/backward × float/double, vector and
+//                            tail paths, aligned and misaligned) against the scalar formulas
 //   harness selftests        the emulator's own feature and seeded-bug tests (csrc/emu/selftests.h)
 //   harness bug NAME         run one seeded bug and print what came back (a sanitizer report, for sanitizer_bug)
 //   harness list             names of the self-tests
@@ -13,8 +17,11 @@
 // The kernels and their launchers, unchanged; then the CPU reference loops.
 #include "../../csrc/conv2d/cuda_direct.cuh"
 #include "../../csrc/conv2d/cuda_implicit_gemm.cuh"
+#include "../../csrc/activation/cuda_activation.cuh"
 #include "../../csrc/conv2d/cpu_direct.h"
 #include "../../csrc/emu/selftests.h"
+#include "../../csrc/pooling/cpu_pool.h"
+#include "../../csrc/pooling/cuda_pool.cuh"
 
 #include <cinttypes>
 #include <cstdio>
@@ -157,6 +164,124 @@ int run_conv(bool quick) {
   return failures ? 1 : 0;
 }
 
+void set_order(pyconv_emu::Order order, int workers) {
+  pyconv_emu::Config c = pyconv_emu::get_config();
+  c.order = order;
+  c.workers = workers;
+  c.seed = 11;
+  pyconv_emu::set_config(c);
+}
+
+template <typename T>
+void check_pool(const pyconv::Pool2dShape& s0, bool adaptive, const std::string& tag) {
+  namespace pool = pyconv::pool;
+  pyconv::Pool2dShape s = s0;
+  std::mt19937 rng(99);
+  const auto xs = contiguous(s.N, s.C, s.H, s.W), ys = contiguous(s.N, s.C, s.P, s.Q);
+  const size_t nx = size_t(s.N * s.C * s.H * s.W), ny = size_t(s.N * s.C * s.P * s.Q);
+  std::vector<T> x = random_vec<T>(nx, rng), dy = random_vec<T>(ny, rng);
+  std::string why;
+  const std::string what = tag + (adaptive ? " adaptive" : " window") + (sizeof(T) == 8 ? " double" : " float");
+  // max: values and indices, then the gather backward
+  std::vector<T> y(ny, T(-7)), y_ref(ny);
+  std::vector<int64_t> ind(ny, -1), ind_ref(ny);
+  pool::MaxFwd<T> ref{s, x.data(), xs, y_ref.data(), ys, ind_ref.data(), ys, adaptive};
+  pyconv::cpu::for_each_nchw(s.N, s.C, s.P, s.Q, ref, Serial{});
+  cudaError_t e = pyconv::cuda::launch_nchw(s.N, s.C, s.P, s.Q,
+                                            pool::MaxFwd<T>{s, x.data(), xs, y.data(), ys, ind.data(), ys, adaptive},
+                                            nullptr);
+  report(e == cudaSuccess && close(y, y_ref, 0, &why) && ind == ind_ref, what + " max fwd",
+         e == cudaSuccess ? why : cudaGetErrorString(e));
+  std::vector<T> dx(nx, T(-7)), dx_ref(nx);
+  pyconv::cpu::for_each_nchw(s.N, s.C, s.H, s.W,
+                             pool::MaxBwd<T>{s, dy.data(), ys, ind_ref.data(), ys, dx_ref.data(), xs, adaptive},
+                             Serial{});
+  e = pyconv::cuda::launch_nchw(s.N, s.C, s.H, s.W,
+                                pool::MaxBwd<T>{s, dy.data(), ys, ind_ref.data(), ys, dx.data(), xs, adaptive},
+                                nullptr);
+  report(e == cudaSuccess && close(dx, dx_ref, 0, &why), what + " max bwd", e == cudaSuccess ? why : cudaGetErrorString(e));
+  // average (count_include_pad = false, no divisor override), forward and backward
+  pyconv::cpu::for_each_nchw(s.N, s.C, s.P, s.Q, pool::AvgFwd<T>{s, x.data(), xs, y_ref.data(), ys, adaptive, false, 0},
+                             Serial{});
+  e = pyconv::cuda::launch_nchw(s.N, s.C, s.P, s.Q, pool::AvgFwd<T>{s, x.data(), xs, y.data(), ys, adaptive, false, 0},
+                                nullptr);
+  report(e == cudaSuccess && close(y, y_ref, 0, &why), what + " avg fwd", e == cudaSuccess ? why : cudaGetErrorString(e));
+  pyconv::cpu::for_each_nchw(s.N, s.C, s.H, s.W,
+                             pool::AvgBwd<T>{s, dy.data(), ys, dx_ref.data(), xs, adaptive, false, 0}, Serial{});
+  e = pyconv::cuda::launch_nchw(s.N, s.C, s.H, s.W, pool::AvgBwd<T>{s, dy.data(), ys, dx.data(), xs, adaptive, false, 0},
+                                nullptr);
+  report(e == cudaSuccess && close(dx, dx_ref, 0, &why), what + " avg bwd", e == cudaSuccess ? why : cudaGetErrorString(e));
+  if (adaptive && s.P == 1 && s.Q == 1) {  // the global-average reduction kernel: a different summation order
+    e = pyconv::cuda::launch_global_avg(s.N, s.C, s.H, s.W, x.data(), xs, y.data(), ys, nullptr);
+    report(e == cudaSuccess && close(y, y_ref, sizeof(T) == 8 ? 1e-12 : 1e-5, &why), what + " global avg",
+           e == cudaSuccess ? why : cudaGetErrorString(e));
+  }
+}
+
+int run_pool() {
+  int runs = 0;
+  for (pyconv_emu::Order order : {pyconv_emu::Order::forward, pyconv_emu::Order::random})
+    for (int workers : {1, 2}) {
+      set_order(order, workers);
+      const std::string tag = std::string(pyconv_emu::order_name(order)) + "/w" + std::to_string(workers);
+      // window pooling: 3×3 stride 2 pad 1, with dilation and a ceil-mode output size
+      pyconv::Pool2dShape s{2, 3, 9, 8, 0, 0, 3, 3, 2, 2, 1, 1, 1, 2};
+      s.P = pyconv::pool_output_size(s.H, s.R, s.pad_h, s.stride_h, s.dil_h, true);
+      s.Q = pyconv::pool_output_size(s.W, s.S, s.pad_w, s.stride_w, s.dil_w, true);
+      check_pool<double>(s, false, tag);
+      check_pool<float>(s, false, tag);
+      // adaptive: non-divisible sizes, then global (1×1) over a plane bigger than one block
+      pyconv::Pool2dShape a{2, 3, 7, 9, 3, 4, 1, 1, 1, 1, 0, 0, 1, 1};
+      check_pool<double>(a, true, tag);
+      pyconv::Pool2dShape g{2, 3, 23, 19, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1};
+      check_pool<double>(g, true, tag);
+      check_pool<float>(g, true, tag);
+      runs += 5;
+    }
+  std::printf("pool: %d configurations, %d failure(s)\n", runs, failures);
+  return failures ? 1 : 0;
+}
+
+template <typename T>
+void check_act(const std::string& tag) {
+  using pyconv::Act;
+  std::mt19937 rng(5);
+  const int64_t n = 37;  // several 16-byte vectors and a tail
+  std::vector<T> buf = random_vec<T>(size_t(n + 1), rng), g = random_vec<T>(size_t(n + 1), rng);
+  for (T& v : buf) v *= T(4);
+  for (int offset : {0, 1}) {  // offset 1: misaligned pointers, the scalar path
+    const T* x = buf.data() + offset;
+    for (int k = 0; k < pyconv::kNumActs; ++k)
+      pyconv::dispatch_act(static_cast<Act>(k), [&](auto tag_a) {
+        constexpr Act A = decltype(tag_a)::value;
+        const T p = T(0.3);
+        const size_t un = static_cast<size_t>(n);
+        std::vector<T> y(un, T(-7)), y_ref(un), dx(un, T(-7)), dx_ref(un);
+        for (int64_t i = 0; i < n; ++i) {
+          y_ref[size_t(i)] = pyconv::act::forward<A>(x[i], p);
+          dx_ref[size_t(i)] = pyconv::act::backward<A>(g[size_t(i)], x[i], p);
+        }
+        std::string why;
+        const std::string what = tag + " act " + std::to_string(k) + (offset ? " misaligned" : "") +
+                                 (sizeof(T) == 8 ? " double" : " float");
+        cudaError_t e = pyconv::cuda::launch_activation_fwd<T, A>(x, y.data(), n, p, nullptr);
+        report(e == cudaSuccess && close(y, y_ref, 0, &why), what + " fwd", e == cudaSuccess ? why : cudaGetErrorString(e));
+        e = pyconv::cuda::launch_activation_bwd<T, A>(g.data(), x, dx.data(), n, p, nullptr);
+        report(e == cudaSuccess && close(dx, dx_ref, 0, &why), what + " bwd", e == cudaSuccess ? why : cudaGetErrorString(e));
+      });
+  }
+}
+
+int run_act() {
+  for (int workers : {1, 2}) {
+    set_order(pyconv_emu::Order::random, workers);
+    check_act<float>("w" + std::to_string(workers));
+    check_act<double>("w" + std::to_string(workers));
+  }
+  std::printf("act: %d failure(s)\n", failures);
+  return failures ? 1 : 0;
+}
+
 int run_selftests() {
   int n = 0;
   for (const auto& t : pyconv::emu_selftest::selftests()) {
@@ -181,6 +306,8 @@ int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "conv") return run_conv(argc > 2 && std::strcmp(argv[2], "--quick") == 0);
   if (mode == "selftests") return run_selftests();
+  if (mode == "pool") return run_pool();
+  if (mode == "act") return run_act();
   if (mode == "list") {
     for (const auto& t : pyconv::emu_selftest::selftests()) std::printf("%s %s\n", t.name, t.kind);
     return 0;
@@ -195,6 +322,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "unknown self-test %s\n", argv[2]);
     return 2;
   }
-  std::fprintf(stderr, "usage: harness conv [--quick] | selftests | bug NAME | list\n");
+  std::fprintf(stderr, "usage: harness conv [--quick] | pool | act | selftests | bug NAME | list\n");
   return 2;
 }
