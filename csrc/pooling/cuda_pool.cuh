@@ -12,19 +12,28 @@ namespace cuda {
 
 constexpr int kPoolThreads = 256;
 
+// fn(n, c, a, b) over the whole index space. Neighbouring threads take neighbouring elements of the tensor's memory
+// order — b fastest for NCHW, c fastest for channels_last — so their loads and stores coalesce.
 template <typename Fn>
-__global__ void __launch_bounds__(kPoolThreads) nchw_kernel(int64_t N, int64_t C, int64_t A, int64_t B, Fn fn) {
+__global__ void __launch_bounds__(kPoolThreads)
+    nchw_kernel(int64_t N, int64_t C, int64_t A, int64_t B, bool channels_last, Fn fn) {
   const int64_t total = N * C * A * B;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t b = i % B, a = (i / B) % A, c = (i / (A * B)) % C, n = i / (A * B * C);
-    fn(n, c, a, b);
+    if (channels_last) {
+      const int64_t c = i % C, b = (i / C) % B, a = (i / (C * B)) % A, n = i / (C * B * A);
+      fn(n, c, a, b);
+    } else {
+      const int64_t b = i % B, a = (i / B) % A, c = (i / (A * B)) % C, n = i / (A * B * C);
+      fn(n, c, a, b);
+    }
   }
 }
 
 template <typename Fn>
-cudaError_t launch_nchw(int64_t N, int64_t C, int64_t A, int64_t B, const Fn& fn, cudaStream_t stream) {
+cudaError_t launch_nchw(int64_t N, int64_t C, int64_t A, int64_t B, const Fn& fn, bool channels_last,
+                        cudaStream_t stream) {
   return launch(nchw_kernel<Fn>, dim3(grid_1d(N * C * A * B, kPoolThreads)), dim3(kPoolThreads), 0, stream, N, C, A,
-                B, fn);
+                B, channels_last, fn);
 }
 
 // y[n, c] = mean over the H×W plane, one block per plane (grid-stride over planes). Each thread sums a strided

@@ -18,15 +18,20 @@ struct CpuBackend {
     TORCH_CHECK(t.device().is_cpu(), "pyconv.", op, ": CPU kernel called with ", name, " on ", t.device());
   }
   template <typename scalar_t> static scalar_t* ptr(const at::Tensor& t) { return t.data_ptr<scalar_t>(); }
-  template <typename Fn> static void run(const char*, int64_t N, int64_t C, int64_t A, int64_t B, const Fn& fn) {
-    cpu::for_each_nchw(N, C, A, B, fn, TorchParallelFor{});
+  template <typename Fn>
+  static void run(const char*, bool channels_last, int64_t N, int64_t C, int64_t A, int64_t B, const Fn& fn) {
+    if (channels_last) cpu::for_each_nhwc(N, C, A, B, fn, TorchParallelFor{});
+    else cpu::for_each_nchw(N, C, A, B, fn, TorchParallelFor{});
+  }
+  template <typename T> static void max_backward(const char*, bool, const pool::MaxBwd<T>& b) {
+    cpu::max_pool_backward_scatter(b.s, b.dy, b.dys, b.ind, b.is, b.dx, b.dxs, TorchParallelFor{});
   }
   template <typename T>
   static void global_avg(const char* op, int64_t N, int64_t C, int64_t H, int64_t W, const T* x, Strides4 xs, T* y,
                          Strides4 ys) {
     Pool2dShape s{};
     s.N = N; s.C = C; s.H = H; s.W = W; s.P = s.Q = 1;
-    run(op, N, C, 1, 1, pool::AvgFwd<T>{s, x, xs, y, ys, true, false, 0});
+    run(op, false, N, C, 1, 1, pool::AvgFwd<T>{s, x, xs, y, ys, true, false, 0});
   }
 };
 

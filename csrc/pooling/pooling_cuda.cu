@@ -18,8 +18,12 @@ struct CudaBackend {
     pyconv::check_device(t, op, name);
   }
   template <typename scalar_t> static auto ptr(const at::Tensor& t) { return kptr<scalar_t>(t); }
-  template <typename Fn> static void run(const char* op, int64_t N, int64_t C, int64_t A, int64_t B, const Fn& fn) {
-    check_launch(cuda::launch_nchw(N, C, A, B, fn, current_stream()), op);
+  template <typename Fn>
+  static void run(const char* op, bool channels_last, int64_t N, int64_t C, int64_t A, int64_t B, const Fn& fn) {
+    check_launch(cuda::launch_nchw(N, C, A, B, fn, channels_last, current_stream()), op);
+  }
+  template <typename T> static void max_backward(const char* op, bool channels_last, const pool::MaxBwd<T>& b) {
+    run(op, channels_last, b.s.N, b.s.C, b.s.H, b.s.W, b);  // a gather: one thread per input element
   }
   template <typename T>
   static void global_avg(const char* op, int64_t N, int64_t C, int64_t H, int64_t W, const T* x, Strides4 xs, T* y,

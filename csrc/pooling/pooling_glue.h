@@ -1,7 +1,8 @@
 // Torch glue for the pooling ops, written once for every backend: argument checks with torch's wording, output
 // shapes, allocation in the input's memory format, dtype dispatch. A Backend supplies the device check, the device
-// guard, the kernel element type and how to run a per-element functor over an N×C×A×B index space (CPU: parallel
-// loops, pooling_cpu.cpp; CUDA and the emulator: kernel launches, pooling_cuda.cu).
+// guard, the kernel element type, how to run a per-element functor over an N×C×A×B index space (`channels_last`:
+// walk it channels-innermost), and the max-pooling backward (CPU: parallel loops and a per-plane scatter,
+// pooling_cpu.cpp; CUDA and the emulator: kernel launches and a gather, pooling_cuda.cu).
 #pragma once
 #include <ATen/ATen.h>
 #include <torch/library.h>
@@ -83,12 +84,13 @@ std::tuple<at::Tensor, at::Tensor> max_pool_impl(const at::Tensor& input, const 
                                                  const char* op) {
   typename B::Guard guard(input.device());
   const auto fmt = output_format(input);
+  const bool cl = fmt == at::MemoryFormat::ChannelsLast;
   at::Tensor y = at::empty({s.N, s.C, s.P, s.Q}, input.options().memory_format(fmt));
   at::Tensor ind = at::empty({s.N, s.C, s.P, s.Q}, input.options().dtype(at::kLong).memory_format(fmt));
   if (y.numel() == 0) return {y, ind};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "pyconv_max_pool2d", [&] {
     using KT = typename B::template Kernel<scalar_t>;
-    B::run(op, s.N, s.C, s.P, s.Q,
+    B::run(op, cl, s.N, s.C, s.P, s.Q,
            pool::MaxFwd<KT>{s, B::template ptr<scalar_t>(input), strides4(input), B::template ptr<scalar_t>(y),
                             strides4(y), ind.data_ptr<int64_t>(), strides4(ind), adaptive});
   });
@@ -101,14 +103,15 @@ at::Tensor max_pool_backward_impl(const at::Tensor& grad_output, const at::Tenso
   check_grad(grad_output, input, s, op);
   check_indices(ind, grad_output, op);
   typename B::Guard guard(input.device());
-  at::Tensor dx = at::empty(input.sizes(), input.options().memory_format(output_format(input)));
+  const auto fmt = output_format(input);
+  at::Tensor dx = at::empty(input.sizes(), input.options().memory_format(fmt));
   if (dx.numel() == 0) return dx;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "pyconv_max_pool2d_backward", [&] {
     using KT = typename B::template Kernel<scalar_t>;
-    B::run(op, s.N, s.C, s.H, s.W,
-           pool::MaxBwd<KT>{s, B::template ptr<scalar_t>(grad_output), strides4(grad_output),
-                            ind.data_ptr<int64_t>(), strides4(ind), B::template ptr<scalar_t>(dx), strides4(dx),
-                            adaptive});
+    B::max_backward(op, fmt == at::MemoryFormat::ChannelsLast,
+                    pool::MaxBwd<KT>{s, B::template ptr<scalar_t>(grad_output), strides4(grad_output),
+                                     ind.data_ptr<int64_t>(), strides4(ind), B::template ptr<scalar_t>(dx),
+                                     strides4(dx), adaptive});
   });
   return dx;
 }
@@ -117,7 +120,9 @@ template <class B>
 at::Tensor avg_pool_impl(const at::Tensor& input, const Pool2dShape& s, bool adaptive, bool count_include_pad,
                          int64_t divisor, const char* op) {
   typename B::Guard guard(input.device());
-  at::Tensor y = at::empty({s.N, s.C, s.P, s.Q}, input.options().memory_format(output_format(input)));
+  const auto fmt = output_format(input);
+  const bool cl = fmt == at::MemoryFormat::ChannelsLast;
+  at::Tensor y = at::empty({s.N, s.C, s.P, s.Q}, input.options().memory_format(fmt));
   if (y.numel() == 0) return y;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "pyconv_avg_pool2d", [&] {
     using KT = typename B::template Kernel<scalar_t>;
@@ -126,7 +131,7 @@ at::Tensor avg_pool_impl(const at::Tensor& input, const Pool2dShape& s, bool ada
     if (adaptive && s.P == 1 && s.Q == 1)  // global average pooling: the reduction fast path
       B::global_avg(op, s.N, s.C, s.H, s.W, x, strides4(input), yp, strides4(y));
     else
-      B::run(op, s.N, s.C, s.P, s.Q,
+      B::run(op, cl, s.N, s.C, s.P, s.Q,
              pool::AvgFwd<KT>{s, x, strides4(input), yp, strides4(y), adaptive, count_include_pad, divisor});
   });
   return y;
@@ -137,11 +142,12 @@ at::Tensor avg_pool_backward_impl(const at::Tensor& grad_output, const at::Tenso
                                   bool adaptive, bool count_include_pad, int64_t divisor, const char* op) {
   check_grad(grad_output, input, s, op);
   typename B::Guard guard(input.device());
-  at::Tensor dx = at::empty(input.sizes(), input.options().memory_format(output_format(input)));
+  const auto fmt = output_format(input);
+  at::Tensor dx = at::empty(input.sizes(), input.options().memory_format(fmt));
   if (dx.numel() == 0) return dx;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "pyconv_avg_pool2d_backward", [&] {
     using KT = typename B::template Kernel<scalar_t>;
-    B::run(op, s.N, s.C, s.H, s.W,
+    B::run(op, fmt == at::MemoryFormat::ChannelsLast, s.N, s.C, s.H, s.W,
            pool::AvgBwd<KT>{s, B::template ptr<scalar_t>(grad_output), strides4(grad_output),
                             B::template ptr<scalar_t>(dx), strides4(dx), adaptive, count_include_pad, divisor});
   });

@@ -189,7 +189,7 @@ void check_pool(const pyconv::Pool2dShape& s0, bool adaptive, const std::string&
   pyconv::cpu::for_each_nchw(s.N, s.C, s.P, s.Q, ref, Serial{});
   cudaError_t e = pyconv::cuda::launch_nchw(s.N, s.C, s.P, s.Q,
                                             pool::MaxFwd<T>{s, x.data(), xs, y.data(), ys, ind.data(), ys, adaptive},
-                                            nullptr);
+                                            false, nullptr);
   report(e == cudaSuccess && close(y, y_ref, 0, &why) && ind == ind_ref, what + " max fwd",
          e == cudaSuccess ? why : cudaGetErrorString(e));
   std::vector<T> dx(nx, T(-7)), dx_ref(nx);
@@ -198,18 +198,18 @@ void check_pool(const pyconv::Pool2dShape& s0, bool adaptive, const std::string&
                              Serial{});
   e = pyconv::cuda::launch_nchw(s.N, s.C, s.H, s.W,
                                 pool::MaxBwd<T>{s, dy.data(), ys, ind_ref.data(), ys, dx.data(), xs, adaptive},
-                                nullptr);
+                                true, nullptr);
   report(e == cudaSuccess && close(dx, dx_ref, 0, &why), what + " max bwd", e == cudaSuccess ? why : cudaGetErrorString(e));
   // average (count_include_pad = false, no divisor override), forward and backward
   pyconv::cpu::for_each_nchw(s.N, s.C, s.P, s.Q, pool::AvgFwd<T>{s, x.data(), xs, y_ref.data(), ys, adaptive, false, 0},
                              Serial{});
   e = pyconv::cuda::launch_nchw(s.N, s.C, s.P, s.Q, pool::AvgFwd<T>{s, x.data(), xs, y.data(), ys, adaptive, false, 0},
-                                nullptr);
+                                true, nullptr);
   report(e == cudaSuccess && close(y, y_ref, 0, &why), what + " avg fwd", e == cudaSuccess ? why : cudaGetErrorString(e));
   pyconv::cpu::for_each_nchw(s.N, s.C, s.H, s.W,
                              pool::AvgBwd<T>{s, dy.data(), ys, dx_ref.data(), xs, adaptive, false, 0}, Serial{});
   e = pyconv::cuda::launch_nchw(s.N, s.C, s.H, s.W, pool::AvgBwd<T>{s, dy.data(), ys, dx.data(), xs, adaptive, false, 0},
-                                nullptr);
+                                false, nullptr);
   report(e == cudaSuccess && close(dx, dx_ref, 0, &why), what + " avg bwd", e == cudaSuccess ? why : cudaGetErrorString(e));
   if (adaptive && s.P == 1 && s.Q == 1) {  // the global-average reduction kernel: a different summation order
     e = pyconv::cuda::launch_global_avg(s.N, s.C, s.H, s.W, x.data(), xs, y.data(), ys, nullptr);
