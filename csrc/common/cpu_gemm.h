@@ -15,6 +15,7 @@
 // supports is picked once at start-up. NR is two vectors wide and MR is chosen so the 2·MR accumulators plus operands
 // fit the register file (32 zmm for AVX-512, 16 ymm/xmm otherwise).
 #pragma once
+#include "cpu_isa.h"
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -75,8 +76,7 @@ static inline __attribute__((always_inline)) void micro_kernel_body(int64_t kd, 
   }
 }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define PYCONV_X86_DISPATCH 1
+#if defined(PYCONV_X86_DISPATCH)
 template <typename T>
 __attribute__((target("avx512f,fma"))) void micro_kernel_avx512(int64_t kd, const T* a, const T* b, T* c,
                                                                  int64_t ldc, int m, int n) {
@@ -95,23 +95,17 @@ void micro_kernel_base(int64_t kd, const T* a, const T* b, T* c, int64_t ldc, in
 
 }  // namespace detail
 
-// The widest micro-kernel this CPU runs. PYCONV_CPU_ISA=avx512|avx2|base (environment, read on every call) caps the
-// choice, so tests and benchmarks can run every variant on one machine; a variant the CPU lacks falls back to the next.
+// The widest micro-kernel this CPU runs (cpu_isa(): capped by PYCONV_CPU_ISA).
 template <typename T>
 inline MicroKernel<T> select_micro_kernel(const char* forced = nullptr) {
   constexpr int s = int(sizeof(T));
-  const char* want = forced ? forced : std::getenv("PYCONV_CPU_ISA");
+  switch (cpu_isa(forced)) {
 #if defined(PYCONV_X86_DISPATCH)
-  __builtin_cpu_init();
-  const bool avx512 = __builtin_cpu_supports("avx512f");
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if ((!want || !std::strcmp(want, "avx512")) && avx512)
-    return {12, 2 * 64 / s, &detail::micro_kernel_avx512<T>, "avx512"};
-  if ((!want || !std::strcmp(want, "avx512") || !std::strcmp(want, "avx2")) && avx2)
-    return {6, 2 * 32 / s, &detail::micro_kernel_avx2<T>, "avx2"};
+    case Isa::avx512: return {12, 2 * 64 / s, &detail::micro_kernel_avx512<T>, "avx512"};
+    case Isa::avx2: return {6, 2 * 32 / s, &detail::micro_kernel_avx2<T>, "avx2"};
 #endif
-  (void)want;
-  return {4, 2 * 16 / s, &detail::micro_kernel_base<T>, "base"};
+    default: return {4, 2 * 16 / s, &detail::micro_kernel_base<T>, "base"};
+  }
 }
 
 }  // namespace cpu
