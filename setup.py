@@ -162,7 +162,9 @@ def main():
     # No -std flag: torch.utils.cpp_extension adds the standard its headers need (C++17 up to torch 2.9, C++20 after).
     # -fopenmp: at::parallel_for is an inline template whose OpenMP pragmas are compiled *here*; without the flag it
     # silently runs serially. The extension then links libgomp.so.1, the same soname torch ships and has loaded.
-    cxx = opt + ["-fvisibility=hidden", "-fopenmp"]
+    # -fno-trapping-math: pyconv never enables floating-point traps, so the compiler may turn the selects in the CPU
+    # loops (max pooling's "greater or NaN", clamps) into vector blends. It changes no result (unlike -ffast-math).
+    cxx = opt + ["-fvisibility=hidden", "-fopenmp", "-fno-trapping-math"]
     link = ["-fopenmp"]
     defines = []
     arch_list = os.environ["TORCH_CUDA_ARCH_LIST"] if with_cuda else ""

@@ -1,7 +1,10 @@
 // Pooling on the CPU: parallel loops over (n, c) planes that call the per-element functors of pool_params.h, the
 // same ones the CUDA kernels call. `pfor(begin, end, fn(b, e))` is at::parallel_for, supplied by the torch glue.
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "pool_params.h"
 
@@ -53,6 +56,88 @@ void max_pool_backward_scatter(const Pool2dShape& s, const T* dy, Strides4 dys, 
         }
     }
   });
+}
+
+// Global average pooling (output 1×1) on the CPU without the per-element functor: NCHW planes are summed as flat
+// arrays (8 partial sums, so the loop vectorises without reassociating one accumulator), channels_last rows are
+// added across channels (contiguous, vectorises as it is). Fixed orders: deterministic for any thread count.
+template <typename T, typename ParallelFor>
+bool global_avg_fast(int64_t N, int64_t C, int64_t H, int64_t W, const T* x, Strides4 xs, T* y, Strides4 ys,
+                     ParallelFor&& pfor) {
+  using F = acc_t<T>;
+  const int64_t hw = H * W;
+  if (xs.s3 == 1 && xs.s2 == W) {  // each plane is one contiguous run of H·W elements
+    pfor(0, N * C, [&](int64_t begin, int64_t end) {
+      for (int64_t nc = begin; nc < end; ++nc) {
+        const int64_t n = nc / C, c = nc % C;
+        const T* p = x + n * xs.s0 + c * xs.s1;
+        F part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t i = 0;
+        for (; i + 8 <= hw; i += 8)
+          for (int j = 0; j < 8; ++j) part[j] += to_acc(p[i + j]);
+        F sum = 0;
+        for (; i < hw; ++i) sum += to_acc(p[i]);
+        for (int j = 0; j < 8; ++j) sum += part[j];
+        y[ys.at(n, c, 0, 0)] = from_acc<T>(sum / F(hw));
+      }
+    });
+    return true;
+  }
+  if (xs.s1 == 1 && xs.s3 == C && xs.s2 == W * C && ys.s1 == 1) {  // channels_last: rows of C contiguous channels
+    pfor(0, N, [&](int64_t begin, int64_t end) {
+      std::vector<F> acc(static_cast<size_t>(C));
+      for (int64_t n = begin; n < end; ++n) {
+        std::fill(acc.begin(), acc.end(), F(0));
+        const T* p = x + n * xs.s0;
+        for (int64_t i = 0; i < hw; ++i, p += C)
+          for (int64_t c = 0; c < C; ++c) acc[size_t(c)] += to_acc(p[c]);
+        T* out = y + n * ys.s0;
+        for (int64_t c = 0; c < C; ++c) out[c] = from_acc<T>(acc[size_t(c)] / F(hw));
+      }
+    });
+    return true;
+  }
+  return false;
+}
+
+// Max pooling over channels_last input on the CPU: for each output pixel, the window bounds are worked out once and
+// the taps are scanned with channels innermost (contiguous), keeping torch's rule per channel (greater or NaN
+// replaces; ties keep the first).
+template <typename T, typename ParallelFor>
+bool max_pool_nhwc_fast(const Pool2dShape& s, const T* x, Strides4 xs, T* y, Strides4 ys, int64_t* ind, Strides4 is,
+                        ParallelFor&& pfor) {
+  using F = acc_t<T>;
+  const int64_t C = s.C;
+  if (!(xs.s1 == 1 && xs.s3 == C && ys.s1 == 1 && ys.s3 == C && is.s1 == 1 && is.s3 == C)) return false;
+  pfor(0, s.N * s.P, [&](int64_t begin, int64_t end) {
+    std::vector<F> m(static_cast<size_t>(C));
+    for (int64_t np = begin; np < end; ++np) {
+      const int64_t n = np / s.P, p = np % s.P;
+      for (int64_t q = 0; q < s.Q; ++q) {
+        int64_t h0 = p * s.stride_h - s.pad_h, w0 = q * s.stride_w - s.pad_w;
+        const int64_t h1 = std::min(h0 + (s.R - 1) * s.dil_h + 1, s.H), w1 = std::min(w0 + (s.S - 1) * s.dil_w + 1, s.W);
+        while (h0 < 0) h0 += s.dil_h;
+        while (w0 < 0) w0 += s.dil_w;
+        int64_t* idx = ind + n * is.s0 + p * is.s2 + q * is.s3;
+        std::fill(m.begin(), m.end(), -F(INFINITY));
+        for (int64_t c = 0; c < C; ++c) idx[c] = h0 * s.W + w0;
+        for (int64_t h = h0; h < h1; h += s.dil_h)
+          for (int64_t w = w0; w < w1; w += s.dil_w) {
+            const T* px = x + n * xs.s0 + h * xs.s2 + w * xs.s3;
+            const int64_t here = h * s.W + w;
+            for (int64_t c = 0; c < C; ++c) {
+              const F v = to_acc(px[c]);
+              const bool take = v > m[size_t(c)] || v != v;
+              m[size_t(c)] = take ? v : m[size_t(c)];
+              idx[c] = take ? here : idx[c];
+            }
+          }
+        T* out = y + n * ys.s0 + p * ys.s2 + q * ys.s3;
+        for (int64_t c = 0; c < C; ++c) out[c] = from_acc<T>(m[size_t(c)]);
+      }
+    }
+  });
+  return true;
 }
 
 }  // namespace cpu

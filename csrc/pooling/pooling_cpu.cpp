@@ -26,9 +26,14 @@ struct CpuBackend {
   template <typename T> static void max_backward(const char*, bool, const pool::MaxBwd<T>& b) {
     cpu::max_pool_backward_scatter(b.s, b.dy, b.dys, b.ind, b.is, b.dx, b.dxs, TorchParallelFor{});
   }
+  template <typename T> static bool max_forward_fast(bool channels_last, const pool::MaxFwd<T>& f) {
+    return channels_last && !f.adaptive &&
+           cpu::max_pool_nhwc_fast(f.s, f.x, f.xs, f.y, f.ys, f.ind, f.is, TorchParallelFor{});
+  }
   template <typename T>
   static void global_avg(const char* op, int64_t N, int64_t C, int64_t H, int64_t W, const T* x, Strides4 xs, T* y,
                          Strides4 ys) {
+    if (cpu::global_avg_fast(N, C, H, W, x, xs, y, ys, TorchParallelFor{})) return;
     Pool2dShape s{};
     s.N = N; s.C = C; s.H = H; s.W = W; s.P = s.Q = 1;
     run(op, false, N, C, 1, 1, pool::AvgFwd<T>{s, x, xs, y, ys, true, false, 0});

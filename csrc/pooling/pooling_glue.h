@@ -90,9 +90,9 @@ std::tuple<at::Tensor, at::Tensor> max_pool_impl(const at::Tensor& input, const 
   if (y.numel() == 0) return {y, ind};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "pyconv_max_pool2d", [&] {
     using KT = typename B::template Kernel<scalar_t>;
-    B::run(op, cl, s.N, s.C, s.P, s.Q,
-           pool::MaxFwd<KT>{s, B::template ptr<scalar_t>(input), strides4(input), B::template ptr<scalar_t>(y),
-                            strides4(y), ind.data_ptr<int64_t>(), strides4(ind), adaptive});
+    const pool::MaxFwd<KT> f{s, B::template ptr<scalar_t>(input), strides4(input), B::template ptr<scalar_t>(y),
+                             strides4(y), ind.data_ptr<int64_t>(), strides4(ind), adaptive};
+    if (!B::max_forward_fast(cl, f)) B::run(op, cl, s.N, s.C, s.P, s.Q, f);
   });
   return {y, ind};
 }
