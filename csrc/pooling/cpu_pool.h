@@ -109,8 +109,12 @@ bool max_pool_nhwc_fast(const Pool2dShape& s, const T* x, Strides4 xs, T* y, Str
   using F = acc_t<T>;
   const int64_t C = s.C;
   if (!(xs.s1 == 1 && xs.s3 == C && ys.s1 == 1 && ys.s3 == C && is.s1 == 1 && is.s3 == C)) return false;
+  if (s.H * s.W >= (int64_t(1) << 31)) return false;  // the running indices below are int32
   pfor(0, s.N * s.P, [&](int64_t begin, int64_t end) {
     std::vector<F> m(static_cast<size_t>(C));
+    // int32 running indices: the same width as a float lane, so the select loop vectorises even on baseline SSE2
+    // (an int64 select next to a float compare does not); widened once per output pixel.
+    std::vector<int32_t> tap(static_cast<size_t>(C));
     for (int64_t np = begin; np < end; ++np) {
       const int64_t n = np / s.P, p = np % s.P;
       for (int64_t q = 0; q < s.Q; ++q) {
@@ -120,18 +124,22 @@ bool max_pool_nhwc_fast(const Pool2dShape& s, const T* x, Strides4 xs, T* y, Str
         while (w0 < 0) w0 += s.dil_w;
         int64_t* idx = ind + n * is.s0 + p * is.s2 + q * is.s3;
         std::fill(m.begin(), m.end(), -F(INFINITY));
-        for (int64_t c = 0; c < C; ++c) idx[c] = h0 * s.W + w0;
+        std::fill(tap.begin(), tap.end(), int32_t(h0 * s.W + w0));
+        F* __restrict__ mm = m.data();  // restrict: the running maxima alias neither x nor the indices
+        int32_t* __restrict__ id = tap.data();
         for (int64_t h = h0; h < h1; h += s.dil_h)
           for (int64_t w = w0; w < w1; w += s.dil_w) {
-            const T* px = x + n * xs.s0 + h * xs.s2 + w * xs.s3;
-            const int64_t here = h * s.W + w;
-            for (int64_t c = 0; c < C; ++c) {
+            const T* __restrict__ px = x + n * xs.s0 + h * xs.s2 + w * xs.s3;
+            const int32_t here = int32_t(h * s.W + w);
+            for (int64_t c = 0; c < C; ++c) {  // contiguous channels: a vector loop of selects
               const F v = to_acc(px[c]);
-              const bool take = v > m[size_t(c)] || v != v;
-              m[size_t(c)] = take ? v : m[size_t(c)];
-              idx[c] = take ? here : idx[c];
+              const F cur = mm[c];
+              const bool take = (v > cur) | (v != v);
+              mm[c] = take ? v : cur;
+              id[c] = take ? here : id[c];
             }
           }
+        for (int64_t c = 0; c < C; ++c) idx[c] = id[c];
         T* out = y + n * ys.s0 + p * ys.s2 + q * ys.s3;
         for (int64_t c = 0; c < C; ++c) out[c] = from_acc<T>(m[size_t(c)]);
       }
