@@ -64,10 +64,11 @@ def conv2d_output_size(input_size, weight_size, stride, padding, dilation, group
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
-def _check_dtype(t, name):
+def _check_dtype(t, name, op="conv2d"):
+    """The C++ check_float_dtype (csrc/common/torch_glue.h), same message; shared by every op's fake kernel."""
     if t.dtype not in _DTYPES:
-        raise RuntimeError(
-            f"pyconv.conv2d: {name} has unsupported dtype {t.dtype}; expected float32, float64, float16 or bfloat16")
+        raise RuntimeError(f"pyconv.{op}: {name} has unsupported dtype {t.dtype}; expected float32, float64, "
+                           f"float16 or bfloat16")
 
 
 def _check_same(a, an, b, bn):

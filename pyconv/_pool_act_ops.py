@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import torch
 
-from ._ops import output_memory_format
+from ._ops import _check_dtype, output_memory_format
 
-_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "hardswish", "mish")
 
 
 def check_dtype(t, op, name="input"):
-    if t.dtype not in _DTYPES:
-        raise RuntimeError(f"pyconv.{op}: {name} has unsupported dtype {t.dtype}; expected float32, float64, "
-                           f"float16 or bfloat16")
+    _check_dtype(t, name, op)
 
 
 def pool_output_size(size, k, pad, stride, dil, ceil_mode):

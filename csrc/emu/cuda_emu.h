@@ -298,7 +298,6 @@ struct Block {
 #endif
 #ifdef PYCONV_EMU_TSAN
   void* sched_tsan_fiber = nullptr;
-  char barrier_token = 0;           // address used as the barrier's sync object
   std::vector<char> warp_tokens;    // one per warp, for __syncwarp
   char* prev_blocks_token = nullptr;  // released by the previous block on this OS thread
   char* this_block_token = nullptr;
@@ -370,6 +369,11 @@ inline void tsan_acquire(const void* addr) {
 
 inline std::string fmt_idx(uint3 v) {
   return "(" + std::to_string(v.x) + "," + std::to_string(v.y) + "," + std::to_string(v.z) + ")";
+}
+inline std::string hex(unsigned v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
 }
 inline std::string where(const char* file, int line) {
   if (!file) return "?";
@@ -449,11 +453,7 @@ inline void fiber_entry() {
     for (const WarpGroup& g : b.warps[w])
       if (g.mask & (1u << lane)) {
         const std::string msg = thread_desc(f) + " exited while lanes of its warp wait for it in " + g.what + " at " +
-                                where(g.file, g.line) + " (mask 0x" + [&] {
-                                  char buf[16];
-                                  std::snprintf(buf, sizeof buf, "%08x", g.mask);
-                                  return std::string(buf);
-                                }() + ")";
+                                where(g.file, g.line) + " (mask " + hex(g.mask) + ")";
         if (!b.failed) {
           b.failed = true;
           b.error = msg;
@@ -846,11 +846,6 @@ inline int block_barrier(BarrierKind kind, int pred, const char* what, const cha
 
 inline void* dynamic_smem() { return block().dyn_smem; }
 
-inline std::string hex(unsigned v) {
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "0x%08x", v);
-  return buf;
-}
 
 // Rendezvous of the lanes named in `mask`. Every lane passes pointers to its operand and result; the last lane to
 // arrive calls combine(lanes) with the Fiber* of each participating lane (nullptr elsewhere), which reads each lane's
