@@ -2,6 +2,9 @@
 
     import torch, pyconv
     y = pyconv.functional.conv2d(x, w, b, stride=2, padding=1)   # same signature as torch.nn.functional.conv2d
+    conv = pyconv.nn.Conv2d(3, 64, 3, padding=1)                   # a torch.nn.Conv2d that runs pyconv's kernels
+    model, report = pyconv.convert(torchvision_model)              # swap the layers of an existing model
+    print(pyconv.summary(pyconv.models.resnet18(), (1, 3, 224, 224)))
 
 The ops live in the ``torch.ops.pyconv`` namespace (``conv2d_fprop``, ``conv2d_dgrad``, ``conv2d_wgrad``,
 ``conv2d_bgrad``); autograd and fake (meta) kernels are registered in :mod:`pyconv._ops`. The CUDA kernels also run on
@@ -13,6 +16,10 @@ from . import _C  # registers the pyconv:: ops with the dispatcher
 from . import _ops  # noqa: F401  fake kernels and autograd (and loads pyconv._C_emu when it was built)
 from . import emulator  # noqa: F401
 from . import functional  # noqa: F401
+from . import nn  # noqa: F401
+from . import models  # noqa: F401
+from ._convert import ConvertReport, convert  # noqa: F401
+from ._summary import ModelSummary, summary  # noqa: F401
 
 __version__ = _C.build_info()["version"]
 
@@ -35,4 +42,5 @@ def build_info():
     return info
 
 
-__all__ = ["build_info", "emulator", "functional", "__version__"]
+__all__ = ["build_info", "emulator", "functional", "nn", "models", "convert", "ConvertReport", "summary",
+           "ModelSummary", "__version__"]

@@ -9,7 +9,8 @@ import torch
 
 from ._ops import _check_dtype, output_memory_format
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "hardswish", "mish")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "hardswish", "mish",
+               "relu6")
 
 
 def check_dtype(t, op, name="input"):

@@ -15,7 +15,7 @@ from torch import Tensor
 from . import _ops
 from ._ops import ops
 
-__all__ = ["conv2d"]
+__all__ = ["conv2d", "conv_transpose2d"]
 
 _IntOr2 = Union[int, Sequence[int]]
 
@@ -95,6 +95,105 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
     y = _ops_for(backend, x).conv2d_fprop(x, weight, bias, stride, pad, dilation, groups, algo)
+    return y.squeeze(0) if unbatched else y
+
+
+def _conv_transpose_output_size(input_size, weight, stride, padding, output_padding, dilation, output_size=None):
+    """torch's rule for the output of a transposed convolution: (H−1)·stride − 2·padding + dilation·(R−1) + 1 +
+    output_padding. ``output_size`` (what ``nn.ConvTranspose2d.forward`` takes) picks output_padding instead."""
+    sizes = []
+    for d in range(2):
+        sizes.append((input_size[d + 2] - 1) * stride[d] - 2 * padding[d] + dilation[d] * (weight.shape[d + 2] - 1) + 1)
+    if output_size is None:
+        return tuple(sizes[d] + output_padding[d] for d in range(2)), output_padding
+    out = list(output_size)
+    if len(out) == len(input_size):  # (N, C, H, W) or (C, H, W) given: keep the spatial part, as torch does
+        out = out[-2:]
+    if len(out) != 2:
+        raise ValueError(f"ConvTranspose2D: for {len(input_size)}D input, output_size must have 2 or "
+                         f"{len(input_size)} elements (got {len(output_size)})")
+    for d in range(2):
+        lo, hi = sizes[d], sizes[d] + stride[d] - 1
+        if not lo <= out[d] <= hi:
+            raise ValueError(f"requested an output size of {list(out)}, but valid sizes range from "
+                             f"{[sizes[0], sizes[1]]} to {[sizes[0] + stride[0] - 1, sizes[1] + stride[1] - 1]} "
+                             f"(for an input of {list(input_size[2:])})")
+    return tuple(out), tuple(out[d] - sizes[d] for d in range(2))
+
+
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: _IntOr2 = 1,
+                     padding: _IntOr2 = 0, output_padding: _IntOr2 = 0, groups: int = 1, dilation: _IntOr2 = 1, *,
+                     output_size: Optional[Sequence[int]] = None, algo: str = "auto", backend: str = "auto") -> Tensor:
+    r"""2-D transposed convolution ("deconvolution"), as :func:`torch.nn.functional.conv_transpose2d`.
+
+    A transposed convolution is the backward-input pass (dgrad) of the convolution that maps its *output* back to its
+    input: weight (C_in, C_out/groups, R, S) is that convolution's (K, C/groups, R, S). So it runs pyconv's dgrad
+    kernels; its own backward is fprop (w.r.t. input) and wgrad (w.r.t. weight).
+
+    Output (N, C_out, H_out, W_out), H_out = (H−1)·stride − 2·padding + dilation·(R−1) + 1 + output_padding.
+    ``output_padding`` (< stride or < dilation, as torch requires) only adds rows/columns at the bottom/right that
+    the convolution's stride skipped; ``output_size`` may be given instead, as in ``nn.ConvTranspose2d.forward``.
+    """
+    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError("conv_transpose2d(): input and weight must be Tensors")
+    if input.dim() not in (3, 4):
+        raise RuntimeError(f"Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d, but got input of "
+                           f"size: {list(input.shape)}")
+    if weight.dim() != 4:
+        raise RuntimeError(f"pyconv.conv_transpose2d: expected 4-D weight (C_in, C_out/groups, R, S), but got weight "
+                           f"of size {list(weight.shape)}")
+    stride = _pair(stride, "stride")
+    padding = _pair(padding, "padding")
+    dilation = _pair(dilation, "dilation")
+    output_padding = _pair(output_padding, "output_padding")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups <= 0:
+        raise RuntimeError(f"non-positive groups is not supported (got groups={groups})")
+    if any(s <= 0 for s in stride):
+        raise RuntimeError(f"non-positive stride is not supported (got stride={list(stride)})")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError(f"dilation should be greater than zero, but got dilation={list(dilation)}")
+    if any(p < 0 for p in padding):
+        raise RuntimeError(f"negative padding is not supported (got padding={list(padding)})")
+    if any(op < 0 or (op >= s and op >= d) for op, s, d in zip(output_padding, stride, dilation)):
+        raise RuntimeError(
+            f"output padding must be smaller than either stride or dilation, but got output_padding_height: "
+            f"{output_padding[0]} output_padding_width: {output_padding[1]} stride_height: {stride[0]} stride_width: "
+            f"{stride[1]} dilation_height: {dilation[0]} dilation_width: {dilation[1]}")
+    unbatched = input.dim() == 3
+    x = input.unsqueeze(0) if unbatched else input
+    C_in = weight.shape[0]
+    if C_in % groups != 0:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but "
+                           f"got weight of size {list(weight.shape)} instead")
+    if x.shape[1] != C_in:
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected input{list(x.shape)} "
+                           f"to have {C_in} channels, but got {x.shape[1]} channels instead")
+    C_out = weight.shape[1] * groups
+    if bias is not None and (bias.dim() != 1 or bias.shape[0] != C_out):
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected bias to be 1-dimensional "
+                           f"with {C_out} elements, but got bias of size {list(bias.shape)} instead")
+    (H_out, W_out), output_padding = _conv_transpose_output_size(x.shape, weight, stride, padding, output_padding,
+                                                                 dilation, output_size)
+    if H_out <= 0 or W_out <= 0:
+        raise RuntimeError(f"Given input size per channel: ({x.shape[2]} x {x.shape[3]}). Calculated output size per "
+                           f"channel: ({H_out} x {W_out}). Output size is too small")
+    # The dgrad of the convolution that maps (H_out, W_out) back to (H, W). Only the top/left padding fixes which
+    # output pixel each input pixel feeds (h_out = h·stride − padding + r·dilation); the bottom/right padding only has
+    # to make that convolution's output size come out as H, so output_padding is absorbed there: bottom = padding −
+    # output_padding. When output_padding exceeds padding that would be negative: use 0, and the rows no input pixel
+    # reaches (possible only when output_padding − padding ≥ stride) are zeros, appended afterwards.
+    pads, run = [], []
+    for d, size in enumerate((H_out, W_out)):
+        bottom = max(0, padding[d] - output_padding[d])
+        extent = dilation[d] * (weight.shape[d + 2] - 1) + 1
+        run.append(min(size, x.shape[d + 2] * stride[d] - 1 - padding[d] - bottom + extent))
+        pads += [padding[d], bottom]
+    y = _ops_for(backend, x).conv2d_dgrad(x, weight, (x.shape[0], C_out, run[0], run[1]), stride,
+                                          pads if pads[0::2] != pads[1::2] else padding, dilation, groups, algo)
+    if (run[0], run[1]) != (H_out, W_out):
+        y = torch.nn.functional.pad(y, (0, W_out - run[1], 0, H_out - run[0]))
+    if bias is not None:
+        y = y + bias.view(1, -1, 1, 1)
     return y.squeeze(0) if unbatched else y
 
 
@@ -252,9 +351,14 @@ def hardswish(input: Tensor, inplace: bool = False, *, backend: str = "auto") ->
     return _act(input, "hardswish", 0.0, inplace, backend)
 
 
+def relu6(input: Tensor, inplace: bool = False, *, backend: str = "auto") -> Tensor:
+    """min(max(x, 0), 6), as :func:`torch.nn.functional.relu6` (MobileNetV2's activation); gradient 0 at the kinks."""
+    return _act(input, "relu6", 0.0, inplace, backend)
+
+
 def mish(input: Tensor, inplace: bool = False, *, backend: str = "auto") -> Tensor:
     return _act(input, "mish", 0.0, inplace, backend)
 
 
 __all__ += ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "relu", "relu_", "leaky_relu",
-            "leaky_relu_", "elu", "elu_", "gelu", "silu", "sigmoid", "tanh", "hardswish", "mish"]
+            "leaky_relu_", "elu", "elu_", "gelu", "silu", "sigmoid", "tanh", "hardswish", "mish", "relu6"]

@@ -16,6 +16,11 @@ if ! .venv/bin/python -m pip install -v --no-build-isolation -e ".[test]" >"$log
   echo "pyconv: build failed (full log: $log)" >&2
   exit 1
 fi
+# Optional: torchvision lets the tests check pyconv.models and convert() against torchvision's own definitions (those
+# tests are skipped without it). Pinned to the release checked against this torch; --no-deps so torch is never touched.
+.venv/bin/python -m pip install -q pillow >/dev/null 2>&1 &&
+  .venv/bin/python -m pip install -q --no-deps "torchvision==0.29.1" >/dev/null 2>&1 ||
+  echo "pyconv: torchvision not installed (the tests that compare with it will be skipped)"
 grep -F "[pyconv build]" "$log" | sort -u || true
 grep -E "ptxas (warning|info)" "$log" | sort -u | head -20 || true
 .venv/bin/python -c "import pyconv, json; print('pyconv installed:', json.dumps(pyconv.build_info()))"

@@ -17,11 +17,12 @@ namespace pyconv {
 
 inline Act parse_act(c10::string_view kind) {
   static const char* names[kNumActs] = {"relu",    "leaky_relu", "elu",  "gelu",      "gelu_tanh",
-                                        "silu",    "sigmoid",    "tanh", "hardswish", "mish"};
+                                        "silu",    "sigmoid",    "tanh", "hardswish", "mish",
+                                        "relu6"};
   for (int i = 0; i < kNumActs; ++i)
     if (kind == names[i]) return static_cast<Act>(i);
   TORCH_CHECK(false, "pyconv.activation: unknown kind '", std::string(kind), "'; expected one of relu, leaky_relu, "
-              "elu, gelu, gelu_tanh, silu, sigmoid, tanh, hardswish, mish");
+              "elu, gelu, gelu_tanh, silu, sigmoid, tanh, hardswish, mish, relu6");
 }
 
 template <class B>

@@ -13,8 +13,8 @@
 
 namespace pyconv {
 
-enum class Act : int { relu, leaky_relu, elu, gelu, gelu_tanh, silu, sigmoid, tanh, hardswish, mish };
-constexpr int kNumActs = 10;
+enum class Act : int { relu, leaky_relu, elu, gelu, gelu_tanh, silu, sigmoid, tanh, hardswish, mish, relu6 };
+constexpr int kNumActs = 11;
 
 namespace act {
 
@@ -44,6 +44,8 @@ PYCONV_HD F forward(F x, F p) {
   } else if constexpr (A == Act::hardswish) {
     const F r6 = x + F(3) < F(0) ? F(0) : (x + F(3) > F(6) ? F(6) : x + F(3));  // relu6(x + 3)
     return x * r6 * F(1.0 / 6.0);  // × 1/6, not ÷ 6: a division is an out-of-line subroutine on the GPU
+  } else if constexpr (A == Act::relu6) {
+    return x < F(0) ? F(0) : (x > F(6) ? F(6) : x);  // torch's hardtanh(x, 0, 6): NaN passes through
   } else {  // mish: x·tanh(softplus(x)), softplus = log1p(exp(x))
     return x * std::tanh(std::log1p(std::exp(x)));
   }
@@ -83,6 +85,10 @@ PYCONV_HD F backward(F g, F x, F p) {
     if (x >= F(3)) return g;
     if (x <= F(-3)) return F(0);
     return g * (x * F(1.0 / 3.0) + F(0.5));
+  } else if constexpr (A == Act::relu6) {
+    // torch's hardtanh_backward: 0 at and beyond the kinks (0, 6), else g. A NaN input passes g, like relu's
+    // threshold_backward and torch's scalar path (its vectorised float path returns 0 there; pyconv picks one rule).
+    return (x <= F(0) || x >= F(6)) ? F(0) : g;
   } else {  // mish
     const F t = std::tanh(std::log1p(std::exp(x)));
     const F s = sigmoid(x);
@@ -108,6 +114,7 @@ inline void dispatch_act(Act a, Fn&& fn) {
     PYCONV_ACT_CASE(tanh)
     PYCONV_ACT_CASE(hardswish)
     PYCONV_ACT_CASE(mish)
+    PYCONV_ACT_CASE(relu6)
 #undef PYCONV_ACT_CASE
   }
 }

@@ -1,6 +1,6 @@
 // The activation op schemas, declared in `pyconv` (ops.cpp) and `pyconv_emu` (csrc/emu/module_emu.cpp). One op per
 // direction, the function chosen by `kind` ("relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "sigmoid",
-// "tanh", "hardswish", "mish"); `param` is negative_slope for leaky_relu and alpha for elu.
+// "tanh", "hardswish", "mish", "relu6"); `param` is negative_slope for leaky_relu and alpha for elu.
 #pragma once
 #include <torch/library.h>
 

@@ -147,6 +147,8 @@ PYCONV_VM V forward(V x, float p) {
     const V s = x + 3.0f;
     const V r6 = s < 0.0f ? splat<V>(0.0f) : (s > 6.0f ? splat<V>(6.0f) : s);
     return x * r6 * (1.0f / 6.0f);
+  } else if constexpr (A == Act::relu6) {
+    return x < 0.0f ? splat<V>(0.0f) : (x > 6.0f ? splat<V>(6.0f) : x);
   } else {  // mish
     return x * tanh_softplus(x);
   }
@@ -179,6 +181,8 @@ PYCONV_VM V backward(V g, V x, float p) {
     const V mid = g * (x * (1.0f / 3.0f) + 0.5f);  // torch's one-sided kinks; NaN falls through to NaN
     const V lowpart = x <= -3.0f ? splat<V>(0.0f) : mid;
     return x >= 3.0f ? g : lowpart;
+  } else if constexpr (A == Act::relu6) {
+    return (x <= 0.0f) | (x >= 6.0f) ? splat<V>(0.0f) : g;  // a NaN input passes g (activation_math.h)
   } else {  // mish
     const V t = tanh_softplus(x), s = sigmoid(x);
     return g * (t + x * s * (1.0f - t * t));
