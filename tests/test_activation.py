@@ -34,6 +34,7 @@ ACTS = {
     "tanh": (lambda x, b: PF.tanh(x, backend=b), torch.tanh, False),
     "hardswish": (lambda x, b, **k: PF.hardswish(x, backend=b, **k), lambda x, **k: F.hardswish(x, **k), True),
     "mish": (lambda x, b, **k: PF.mish(x, backend=b, **k), lambda x, **k: F.mish(x, **k), True),
+    "relu6": (lambda x, b, **k: PF.relu6(x, backend=b, **k), lambda x, **k: F.relu6(x, **k), True),
 }
 
 LAYOUTS = {
@@ -75,12 +76,17 @@ def test_special_values(name, device, backend):
     """NaN in → NaN out (and the gradient torch gives, NaN or not); ±inf, ±0, large magnitudes where exp overflows."""
     fn, ref, _ = ACTS[name]
     vals = [float("nan"), float("inf"), float("-inf"), 0.0, -0.0, 1e-30, -1e-30, 20.0, -20.0, 90.0, -90.0, 800.0,
-            -800.0, 3.0, -3.0, 2.9999, -3.0001]
+            -800.0, 3.0, -3.0, 2.9999, -3.0001, 6.0, 5.9999, 6.0001]
     x = torch.tensor(vals, dtype=torch.float64, device=device, requires_grad=True)
     y, y_ref = fn(x, backend), ref(x)
     torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12, equal_nan=True)
     go = torch.ones_like(y_ref)
     g, g_ref = torch.autograd.grad(y, x, go)[0], torch.autograd.grad(y_ref, x, go)[0]
+    if name == "relu6":
+        # torch's hardtanh_backward at NaN gives 1 on its scalar path and 0 on its vectorised one (which of the two
+        # runs depends on the position in the tensor); pyconv passes the gradient, as relu does.
+        assert g[0].item() == 1.0
+        g, g_ref = g[1:], g_ref[1:]
     torch.testing.assert_close(g, g_ref, rtol=1e-12, atol=1e-12, equal_nan=True)
 
 
@@ -178,7 +184,8 @@ def test_gradcheck(device, backend):
 def test_opcheck(device, backend):
     ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
     for kind, param in (("relu", 0.0), ("leaky_relu", 0.1), ("elu", 1.3), ("gelu", 0.0), ("gelu_tanh", 0.0),
-                        ("silu", 0.0), ("sigmoid", 0.0), ("tanh", 0.0), ("hardswish", 0.0), ("mish", 0.0)):
+                        ("silu", 0.0), ("sigmoid", 0.0), ("tanh", 0.0), ("hardswish", 0.0), ("mish", 0.0),
+                        ("relu6", 0.0)):
         for layout in ("nchw", "channels_last"):
             x = make(device, torch.float64, layout).requires_grad_(True)
             opcheck(ops.activation, (x, kind, param))
