@@ -65,6 +65,17 @@ def _ops_for(backend: str, t: Tensor):
     raise ValueError(f"pyconv: unknown backend {backend!r}; expected 'auto' or 'emulator'")
 
 
+def _check_conv_tensors(input, weight, op: str, weight_layout: str):
+    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError(f"{op}(): input and weight must be Tensors")
+    if input.dim() not in (3, 4):
+        raise RuntimeError(
+            f"Expected 3D (unbatched) or 4D (batched) input to {op}, but got input of size: {list(input.shape)}")
+    if weight.dim() != 4:
+        raise RuntimeError(f"pyconv.{op}: expected 4-D weight {weight_layout}, but got weight of size "
+                           f"{list(weight.shape)}")
+
+
 def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: _IntOr2 = 1,
            padding: Union[str, _IntOr2] = 0, dilation: _IntOr2 = 1, groups: int = 1, *, algo: str = "auto",
            backend: str = "auto") -> Tensor:
@@ -81,14 +92,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     ``backend``: ``"auto"``, or ``"emulator"`` to run the CUDA kernels on CPU tensors (``algo`` then names a CUDA
     rung, ``pyconv.build_info()["algorithms"]["emulator"]``); gradients are computed by emulated kernels too.
     """
-    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
-        raise TypeError("conv2d(): input and weight must be Tensors")
-    if input.dim() not in (3, 4):
-        raise RuntimeError(
-            f"Expected 3D (unbatched) or 4D (batched) input to conv2d, but got input of size: {list(input.shape)}")
-    if weight.dim() != 4:
-        raise RuntimeError(f"pyconv.conv2d: expected 4-D weight (K, C/groups, R, S), but got weight of size "
-                           f"{list(weight.shape)}")
+    _check_conv_tensors(input, weight, "conv2d", "(K, C/groups, R, S)")
     stride = _pair(stride, "stride")
     dilation = _pair(dilation, "dilation")
     pad = _padding(padding, stride, dilation, weight)
@@ -134,14 +138,7 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = Non
     ``output_padding`` (< stride or < dilation, as torch requires) only adds rows/columns at the bottom/right that
     the convolution's stride skipped; ``output_size`` may be given instead, as in ``nn.ConvTranspose2d.forward``.
     """
-    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
-        raise TypeError("conv_transpose2d(): input and weight must be Tensors")
-    if input.dim() not in (3, 4):
-        raise RuntimeError(f"Expected 3D (unbatched) or 4D (batched) input to conv_transpose2d, but got input of "
-                           f"size: {list(input.shape)}")
-    if weight.dim() != 4:
-        raise RuntimeError(f"pyconv.conv_transpose2d: expected 4-D weight (C_in, C_out/groups, R, S), but got weight "
-                           f"of size {list(weight.shape)}")
+    _check_conv_tensors(input, weight, "conv_transpose2d", "(C_in, C_out/groups, R, S)")
     stride = _pair(stride, "stride")
     padding = _pair(padding, "padding")
     dilation = _pair(dilation, "dilation")
