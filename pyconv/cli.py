@@ -1,4 +1,4 @@
-"""The ``pyconv`` command (also ``python -m pyconv``): ``info``, ``demo``, ``summary``."""
+"""The ``pyconv`` command (also ``python -m pyconv``): ``info``, ``demo``, ``summary``, ``bench``."""
 from __future__ import annotations
 
 import argparse
@@ -77,6 +77,55 @@ def _cmd_summary(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    import json as _json
+    import os
+
+    import torch
+
+    from . import bench
+
+    suites = list(bench.SUITES)
+    if args.suite:
+        suites = [s for s in args.suite.split(",") if s]
+    if args.op:
+        wanted = set()
+        for op in args.op.split(","):
+            if op not in bench.OPS:
+                raise ValueError(f"unknown --op {op!r}; choose from {', '.join(bench.OPS)}")
+            wanted.update(bench.OPS[op])
+        suites = [s for s in suites if s in wanted]
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() and __import__("pyconv").build_info()["cuda"] else "cpu"
+    batches = [int(b) for b in args.batch.split(",")] if args.batch else None
+    result = bench.run(suites, device, getattr(torch, args.dtype), quick=args.quick, reps=args.reps,
+                       directions=args.dirs.split(","), batches=batches, progress=not args.no_progress,
+                       tf32=args.tf32)
+    stem = os.path.join(args.out_dir, bench.default_stem(result))
+    json_path = args.json or stem + ".json"
+    os.makedirs(os.path.dirname(os.path.abspath(json_path)) or ".", exist_ok=True)
+    with open(json_path, "w") as f:
+        _json.dump(result, f, indent=1)
+    md = bench.write_markdown(result, args.md or os.path.splitext(json_path)[0] + ".md")
+    png = None if args.no_plot else bench.write_plots(result, args.plot or os.path.splitext(json_path)[0] + ".png")
+    rows = result["rows"]
+    bad = [r for r in rows if r["status"] in ("wrong", "error")]
+    print(f"{len(rows)} rows ({sum(r['status'] == 'ok' for r in rows)} timed, {len(bad)} failed the correctness "
+          f"check, {sum(r['status'] == 'skipped' for r in rows)} skipped) on {result['env']['device_name']}")
+    for line in bench.report.summary_lines(result):
+        print("  " + line.strip("| ").replace(" | ", "  "))
+    for r in bad:
+        print(f"  FAILED {r['suite']} {r['case']} {r['direction']} {r['provider']}: "
+              f"{r.get('error') or 'rel err %.1e' % r['rel_err']}")
+    print(f"wrote {json_path}, {md}" + (f", {png}" if png else ""))
+    if args.readme:
+        if not bench.report.update_readme(result, os.path.relpath(json_path), args.readme):
+            raise ValueError(f"{args.readme} has no {bench.report.README_START} … {bench.report.README_END} block")
+        print(f"updated the results table in {args.readme}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import models
 
@@ -116,6 +165,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int, default=None, help="classes (default: the builder's)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(fn=_cmd_summary)
+
+    from .bench import OPS, SUITES
+
+    p = sub.add_parser("bench", help="benchmark pyconv's kernels against cuDNN / torch (JSON, markdown, plots)",
+                       description="Times every pyconv kernel variant against torch (cuDNN and native on a GPU, "
+                                   "oneDNN on the CPU) on named layer tables, after checking each result; writes "
+                                   "JSON, a markdown table and plots.")
+    p.add_argument("--suite", help=f"comma list from {', '.join(SUITES)} (default: all)")
+    p.add_argument("--op", help=f"only the suites of these ops: {', '.join(OPS)}")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64"])
+    p.add_argument("--dirs", default="fprop,dgrad,wgrad", help="convolution directions (default all three)")
+    p.add_argument("--batch", help="comma list of batch sizes for the layer tables (default 1,8,32; GPU adds 128)")
+    p.add_argument("--reps", type=int, help="timed repetitions per provider (default 7 CPU, 50 GPU, 3 --quick)")
+    p.add_argument("--quick", action="store_true", help="batch 1, small pooling/activation/e2e sizes, 3 reps")
+    p.add_argument("--tf32", action="store_true", help="allow TF32 in cuDNN/cuBLAS (recorded; default off)")
+    p.add_argument("--out-dir", default=".", help="where the default-named files go (default .)")
+    p.add_argument("--json", help="JSON path (default <out-dir>/<device>-<date>.json)")
+    p.add_argument("--md", help="markdown path (default: the JSON's with .md)")
+    p.add_argument("--plot", help="PNG path (default: the JSON's with .png)")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--readme", help="also put this run's summary table into that README's results block")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(fn=_cmd_bench)
     return parser
 
 

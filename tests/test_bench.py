@@ -1,0 +1,153 @@
+"""The benchmark harness on the CPU with tiny cases: the JSON's schema, ratios computed right, a wrong or failing
+provider reported as a failure (never timed), the markdown and the plot, the suites' layer tables, the CLI. Nothing
+here asserts a speed."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import pyconv
+from pyconv import bench
+from pyconv.bench import report, suites
+from pyconv.bench.harness import Case, Setup
+
+ROW_KEYS = {"suite", "case", "op", "direction", "shape", "flops", "bytes", "provider", "status"}
+OK_KEYS = ROW_KEYS | {"seconds", "seconds_min", "seconds_all", "rel_err", "tolerance", "reps", "ratio", "baseline",
+                      "GBps", "pct_copy_bw", "pct_roofline"}
+
+
+def _tiny_conv_cases():
+    g = suites.conv_geometry(C=4, H=9, W=8, K=6, R=3, S=3, stride=2, padding=1, name="tiny")
+    algos = pyconv.build_info()["algorithms"]["cpu"]["conv2d"]
+    return suites.conv_cases("tiny", [2], ["fprop", "dgrad", "wgrad"], algos, rotate=2, direct_max_flops=1e12,
+                             geometries=[g])
+
+
+def _faulty_case():
+    """A case with a correct provider, a wrong one (off by 1 %) and one that raises."""
+
+    def setup(device, dtype):
+        xs = [torch.randn(64, 64, dtype=dtype) for _ in range(2)]
+
+        def boom(i):
+            raise RuntimeError("kernel exploded")
+
+        return Setup({"good": lambda i: xs[i] * 2, "wrong": lambda i: xs[i] * 2.02, "raises": boom},
+                     lambda: xs[0].double() * 2, "good", 1e-4, skipped={"slow": "not run here"})
+
+    return Case("faulty", "scale", "act", "fwd", None, 2 * 64 * 64, {"shape": [64, 64]}, setup)
+
+
+@pytest.fixture(scope="module")
+def result():
+    cases = _tiny_conv_cases() + [_faulty_case()]
+    return bench.run(device="cpu", reps=3, warmup=1, progress=False, cases=cases, quick=True)
+
+
+def test_json_schema(result, tmp_path):
+    text = json.dumps(result)  # serialisable as it is
+    back = json.loads(text)
+    env = back["env"]
+    for key in ("date", "device", "device_name", "dtype", "torch", "pyconv", "pyconv_build", "threads", "flags",
+                "reps", "warmup", "rotate"):
+        assert key in env, key
+    assert env["pyconv"] == pyconv.__version__ and env["dtype"] == "float32"
+    assert back["ceilings"]["copy_GBps"] > 0 and back["ceilings"]["matmul_TFLOPs"] > 0
+    for row in back["rows"]:
+        assert ROW_KEYS <= set(row), row
+        if row["status"] == "ok":
+            assert OK_KEYS <= set(row), set(row) ^ OK_KEYS
+            assert len(row["seconds_all"]) == 3 and all(t > 0 for t in row["seconds_all"])
+
+
+def test_ratios_and_rates_computed_right(result):
+    ok = [r for r in result["rows"] if r["status"] == "ok" and r["suite"] == "tiny"]
+    assert {r["direction"] for r in ok} == {"fprop", "dgrad", "wgrad"}
+    for d in ("fprop", "dgrad", "wgrad"):
+        rows = {r["provider"]: r for r in ok if r["direction"] == d}
+        assert {"pyconv auto", "torch (oneDNN)"} <= set(rows)
+        base = rows["torch (oneDNN)"]
+        assert base["ratio"] == 1.0
+        for r in rows.values():
+            assert r["baseline"] == "torch (oneDNN)"
+            assert r["ratio"] == pytest.approx(base["seconds"] / r["seconds"], rel=1e-12)
+            assert r["seconds"] == sorted(r["seconds_all"])[1]  # the median of 3
+            assert r["TFLOPs"] == pytest.approx(r["flops"] / r["seconds"] / 1e12)
+            assert r["GBps"] == pytest.approx(r["bytes"] / r["seconds"] / 1e9)
+    fprop = next(r for r in ok if r["direction"] == "fprop")
+    assert fprop["flops"] == 2 * 2 * 6 * 5 * 4 * 4 * 9  # 2·N·K·P·Q·C·R·S with P = 5, Q = 4
+    assert fprop["bytes"] == 4 * (2 * 4 * 9 * 8 + 6 * 4 * 9 + 2 * 6 * 5 * 4)
+
+
+def test_wrong_or_failing_provider_is_a_failure_not_a_time(result):
+    rows = {r["provider"]: r for r in result["rows"] if r["suite"] == "faulty"}
+    assert rows["good"]["status"] == "ok" and rows["good"]["ratio"] == 1.0
+    assert rows["wrong"]["status"] == "wrong" and "seconds" not in rows["wrong"]
+    assert rows["wrong"]["rel_err"] == pytest.approx(0.01, rel=1e-3)
+    assert rows["raises"]["status"] == "error" and "kernel exploded" in rows["raises"]["error"]
+    assert "seconds" not in rows["raises"]
+    assert rows["slow"]["status"] == "skipped"
+
+
+def test_markdown_and_plot(result, tmp_path):
+    md = report.write_markdown(result, str(tmp_path / "r.md"))
+    text = open(md).read()
+    assert "| tiny |" in text and "**wrong**" in text and "**error**: RuntimeError: kernel exploded" in text
+    assert "geomean ratio" in text and "Ceilings measured in this run" in text
+    png = report.write_plots(result, str(tmp_path / "r.png"))
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_suite_tables():
+    r50 = suites.distinct_convs("resnet50")
+    assert sum(len(g["layers"]) for g in r50) == 53  # every Conv2d of ResNet-50, each in exactly one entry
+    assert len(r50) == len({(g["C"], g["H"], g["K"], g["R"], g["stride"]) for g in r50})
+    assert r50[0]["layers"] == ["conv1"] and (r50[0]["R"], r50[0]["stride"], r50[0]["P"]) == (7, 2, 112)
+    mb = suites.distinct_convs("mobilenet_v2")
+    assert any(g["groups"] == g["C"] > 1 for g in mb) and any(g["R"] == 1 for g in mb)  # depthwise and pointwise
+    assert sum(len(g["layers"]) for g in suites.distinct_convs("vgg16")) == 13
+    cases = bench.collect_cases(["pool", "act"], "cpu", quick=True)
+    assert {c.direction for c in cases} == {"fwd", "bwd"} and all(c.flops is None for c in cases)
+
+
+def test_pool_act_e2e_cases_check_out():
+    """Each pooling/activation/e2e provider passes its own correctness gate (tiny reps, quick sizes)."""
+    cases = [c for c in bench.collect_cases(["pool", "act"], "cpu", quick=True)
+             if "global" in c.name or c.name.startswith("relu")]
+    from pyconv.bench.suites import e2e_cases
+
+    cases += [c for c in e2e_cases(True, 2) if c.name.startswith("demo")]
+    res = bench.run(device="cpu", reps=1, warmup=0, progress=False, cases=cases, quick=True)
+    assert res["rows"] and all(r["status"] == "ok" for r in res["rows"]), [r for r in res["rows"]
+                                                                          if r["status"] != "ok"]
+
+
+def test_cli_bench(tmp_path):
+    out = tmp_path / "b.json"
+    proc = subprocess.run([sys.executable, "-m", "pyconv", "bench", "--suite", "act", "--quick", "--reps", "1",
+                           "--device", "cpu", "--json", str(out), "--no-progress"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert {r["provider"] for r in data["rows"]} == {"pyconv", "torch"}
+    assert (tmp_path / "b.md").exists() and (tmp_path / "b.png").exists()
+    assert "0 failed the correctness check" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "pyconv", "bench", "--op", "nope"], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 1 and "unknown --op" in bad.stderr
+
+
+def test_update_readme_block(result, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- bench:start -->\nold table\n<!-- bench:end -->\n\nafter\n")
+    assert report.update_readme(result, "benchmarks/results/x.json", str(readme))
+    text = readme.read_text()
+    assert "old table" not in text and "benchmarks/results/x.json" in text and text.endswith("after\n")
+    assert "| tiny | fprop | 1 |" in text
+    plain = tmp_path / "plain.md"
+    plain.write_text("no markers here\n")
+    assert not report.update_readme(result, "x.json", str(plain))
+    assert plain.read_text() == "no markers here\n"
