@@ -26,6 +26,11 @@ struct CpuBackend {
   template <typename T> static void max_backward(const char*, bool, const pool::MaxBwd<T>& b) {
     cpu::max_pool_backward_scatter(b.s, b.dy, b.dys, b.ind, b.is, b.dx, b.dxs, TorchParallelFor{});
   }
+  template <typename T> static bool avg_backward_fast(bool, const pool::AvgBwd<T>& b) {
+    if (!b.adaptive || b.s.P != 1 || b.s.Q != 1) return false;
+    cpu::global_avg_backward(b.s.N, b.s.C, b.s.H, b.s.W, b.dy, b.dys, b.dx, b.dxs, TorchParallelFor{});
+    return true;
+  }
   template <typename T> static bool max_forward_fast(bool channels_last, const pool::MaxFwd<T>& f) {
     return channels_last && !f.adaptive &&
            cpu::max_pool_nhwc_fast(f.s, f.x, f.xs, f.y, f.ys, f.ind, f.is, TorchParallelFor{});

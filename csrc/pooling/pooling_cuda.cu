@@ -23,6 +23,7 @@ struct CudaBackend {
     check_launch(cuda::launch_nchw(N, C, A, B, fn, channels_last, current_stream()), op);
   }
   template <typename T> static bool max_forward_fast(bool, const pool::MaxFwd<T>&) { return false; }
+  template <typename T> static bool avg_backward_fast(bool, const pool::AvgBwd<T>&) { return false; }
   template <typename T> static void max_backward(const char* op, bool channels_last, const pool::MaxBwd<T>& b) {
     run(op, channels_last, b.s.N, b.s.C, b.s.H, b.s.W, b);  // a gather: one thread per input element
   }

@@ -147,9 +147,10 @@ at::Tensor avg_pool_backward_impl(const at::Tensor& grad_output, const at::Tenso
   if (dx.numel() == 0) return dx;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "pyconv_avg_pool2d_backward", [&] {
     using KT = typename B::template Kernel<scalar_t>;
-    B::run(op, fmt == at::MemoryFormat::ChannelsLast, s.N, s.C, s.H, s.W,
-           pool::AvgBwd<KT>{s, B::template ptr<scalar_t>(grad_output), strides4(grad_output),
-                            B::template ptr<scalar_t>(dx), strides4(dx), adaptive, count_include_pad, divisor});
+    const bool cl = fmt == at::MemoryFormat::ChannelsLast;
+    const pool::AvgBwd<KT> b{s, B::template ptr<scalar_t>(grad_output), strides4(grad_output),
+                             B::template ptr<scalar_t>(dx), strides4(dx), adaptive, count_include_pad, divisor};
+    if (!B::avg_backward_fast(cl, b)) B::run(op, cl, s.N, s.C, s.H, s.W, b);
   });
   return dx;
 }

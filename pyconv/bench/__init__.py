@@ -114,7 +114,7 @@ def run(suites: Sequence[str] = SUITES, device: str = "cpu", dtype: torch.dtype 
     reps = reps or (3 if quick else (50 if device == "cuda" else 7))
     warmup = warmup if warmup is not None else (1 if quick else 3)
     # Timed seconds per provider and case at most (fewer repetitions, never fewer than 3, past that).
-    max_seconds = max_seconds if max_seconds is not None else (0.5 if quick else 2.0)
+    max_seconds = max_seconds if max_seconds is not None else (0.5 if quick or device == "cuda" else 2.0)
     rotate = 2 if device == "cpu" else 4
     timer = Timer(device)
     env = environment(device, dtype)

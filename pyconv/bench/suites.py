@@ -92,6 +92,7 @@ def conv_cases(suite: str, batches: Sequence[int], directions: Sequence[str], al
 
 def _conv_setup(g, n, direction, algos, rotate, flops, direct_max_flops) -> Callable:
     def setup(device: str, dtype: torch.dtype) -> Setup:
+        ref_max_flops = 2e10 if device == "cuda" else 2e9
         st, pad, grp = [g["stride"]] * 2, [g["padding"]] * 2, g["groups"]
         xs = _rand((n, g["C"], g["H"], g["W"]), device, dtype, rotate)
         ws = _rand((g["K"], g["C"] // grp, g["R"], g["S"]), device, dtype, rotate,
@@ -124,7 +125,9 @@ def _conv_setup(g, n, direction, algos, rotate, flops, direct_max_flops) -> Call
             providers["cuDNN"] = lambda i: theirs(xs[i], ws[i], gos[i])
 
             def native(i):
-                with torch.backends.cudnn.flags(enabled=False):
+                c = torch.backends.cudnn  # flags() resets every flag it is not given: pass the current ones on
+                with c.flags(enabled=False, benchmark=c.benchmark, deterministic=c.deterministic,
+                             allow_tf32=c.allow_tf32):
                     return theirs(xs[i], ws[i], gos[i])
 
             providers["torch native"] = native
@@ -132,8 +135,12 @@ def _conv_setup(g, n, direction, algos, rotate, flops, direct_max_flops) -> Call
         else:
             providers["torch (oneDNN)"] = lambda i: theirs(xs[i], ws[i], gos[i])
             baseline = "torch (oneDNN)"
-        # The reference: torch in float64 on the same inputs (float64 convolutions take torch's native kernels).
-        ref = lambda: theirs(xs[0].double(), ws[0].double(), gos[0].double())  # noqa: E731
+        # The reference: torch in float64 on the same inputs. float64 convolutions are slow (no tensor cores, native
+        # kernels on the CPU), so above ref_max_flops the reference is torch in float32 with TF32 off instead.
+        if flops <= ref_max_flops or dtype == torch.float64:
+            ref = lambda: theirs(xs[0].double(), ws[0].double(), gos[0].double())  # noqa: E731
+        else:
+            ref = lambda: theirs(xs[0].float(), ws[0].float(), gos[0].float())  # noqa: E731
         return Setup(providers, ref, baseline, _tol(dtype), skipped)
 
     return setup
