@@ -110,7 +110,8 @@ def update_readme(result: Dict[str, object], json_path: str, readme: str) -> boo
     env, ceil = result["env"], result["ceilings"]
     rel = json_path.replace("\\", "/")
     block = [README_START, "",
-             f"Latest run: **{env.get('device_name', env['device'])}** ({env['device']}, {env['dtype']}), "
+             f"Latest run: **{env.get('device_name', env['device'])}** ({env['device']}, {env['dtype']}"
+             f"{', --quick: batch 1, small pooling/activation/e2e sizes' if env.get('quick') else ''}), "
              f"{env['date'][:10]}, torch {env['torch']}; measured ceilings: copy {ceil['copy_GBps']:.0f} GB/s, "
              f"matmul {ceil['matmul_TFLOPs']:.2f} TFLOP/s. Every row: `{rel}` and its `.md` / `.png`.", "",
              "| suite | direction | rows | pyconv auto vs baseline (geomean) |", "|---|---|---:|---:|"]
