@@ -120,3 +120,19 @@ def test_torchvision_state_dict_loads(name):
     ours.load_state_dict(tv.state_dict())  # strict: same keys and shapes
     x = torch.randn(1, 3, 64, 64)
     torch.testing.assert_close(ours(x), tv(x), rtol=1e-4, atol=1e-4)
+
+
+def test_resnet18_torch_compile_fullgraph_forward_backward():
+    """A whole pyconv model compiles as one graph (every op has a fake kernel) and trains through it."""
+    torch.manual_seed(0)
+    model = models.resnet18(num_classes=10)
+    x = torch.randn(2, 3, 64, 64)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    out = compiled(x)
+    torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-5)
+    out.sum().backward()
+    g_compiled = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model(x).sum().backward()
+    for a, (n, p) in zip(g_compiled, model.named_parameters()):
+        torch.testing.assert_close(a, p.grad, rtol=1e-4, atol=1e-4, msg=n)
