@@ -52,7 +52,7 @@ pybind11::dict build_info() {
 #endif
   d["torch_version_built"] = PYCONV_TORCH_VERSION;
   py::list ops;
-  for (const char* op : {"conv2d_fprop", "conv2d_dgrad", "conv2d_wgrad", "conv2d_bgrad", "max_pool2d",
+  for (const char* op : {"conv2d_fprop", "conv2d_fprop_fused", "conv2d_dgrad", "conv2d_wgrad", "conv2d_bgrad", "max_pool2d",
                          "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d",
                          "adaptive_avg_pool2d_backward", "adaptive_max_pool2d", "adaptive_max_pool2d_backward",
                          "activation", "activation_", "activation_backward"})

@@ -10,6 +10,10 @@ import torch
 
 ops = torch.ops.pyconv
 
+# The activation kinds of pyconv::activation (csrc/activation/activation_glue.h), also the fused conv epilogues'.
+ACTIVATION_KINDS = ("relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "hardswish", "mish",
+                    "relu6")
+
 
 def _pads(padding):
     """2 entries (symmetric) or 4 entries (top, bottom, left, right) → (top, bottom, left, right)."""
@@ -105,6 +109,20 @@ def _fprop_fake(input, weight, bias, stride, padding, dilation, groups, algo="au
     return torch.empty(shape, dtype=input.dtype, device=input.device, memory_format=output_memory_format(input))
 
 
+def _fprop_fused_fake(input, weight, bias, residual, stride, padding, dilation, groups, activation="none", param=0.0,
+                      algo="auto"):
+    out = _fprop_fake(input, weight, bias, stride, padding, dilation, groups, algo)
+    if residual is not None:
+        _check_same(input, "input", residual, "residual")
+        if tuple(residual.shape) != tuple(out.shape):
+            raise RuntimeError(f"pyconv.conv2d: expected residual of size {list(out.shape)} (the output's), but got "
+                               f"{list(residual.shape)}")
+    if activation != "none" and activation not in ACTIVATION_KINDS:
+        raise RuntimeError(f"pyconv.activation: unknown kind '{activation}'; expected one of "
+                           f"{', '.join(ACTIVATION_KINDS)}")
+    return out
+
+
 def _dgrad_fake(grad_output, weight, input_size, stride, padding, dilation, groups, algo="auto"):
     _check_dtype(grad_output, "grad_output")
     _check_same(grad_output, "grad_output", weight, "weight")
@@ -159,6 +177,34 @@ def _register(ns):
         return gi, gw, gb, None, None, None, None, None
 
 
+    def _fused_setup(ctx, inputs, output):
+        input, weight, bias, residual, stride, padding, dilation, groups, activation, param, algo = inputs
+        ctx.save_for_backward(input, weight, bias, residual)
+        ctx.geometry = (stride, padding, dilation, groups, algo)
+        ctx.act = (activation, param)
+
+    def _fused_backward(ctx, grad):
+        # y = act(z), z = conv(x, w) + b + r. The kernel keeps no z (that is the point of fusing), so the backward
+        # recomputes it with one more forward convolution, then: gz = act'(z)·gy, and the conv's three gradients of
+        # gz; the residual's gradient is gz itself.
+        input, weight, bias, residual = ctx.saved_tensors
+        stride, padding, dilation, groups, algo = ctx.geometry
+        activation, param = ctx.act
+        gz = grad
+        if activation != "none":
+            z = ops.conv2d_fprop_fused(input, weight, bias, residual, stride, padding, dilation, groups, "none", 0.0,
+                                       algo)
+            gz = ops.activation_backward(grad, z, activation, param)
+        gi = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gi = ops.conv2d_dgrad(gz, weight, input.shape, stride, padding, dilation, groups, algo)
+        if ctx.needs_input_grad[1]:
+            gw = ops.conv2d_wgrad(gz, input, weight.shape, stride, padding, dilation, groups, algo)
+        if bias is not None and ctx.needs_input_grad[2]:
+            gb = ops.conv2d_bgrad(gz)
+        gr = gz if residual is not None and ctx.needs_input_grad[3] else None
+        return gi, gw, gb, gr, None, None, None, None, None, None, None
+
     def _dgrad_setup(ctx, inputs, output):
         grad_output, weight, input_size, stride, padding, dilation, groups, algo = inputs
         ctx.save_for_backward(grad_output, weight)
@@ -203,10 +249,12 @@ def _register(ns):
         # db = Σ_{n,p,q} dy  ⇒  its adjoint broadcasts ggb back over (N, P, Q).
         return ggb.view(1, -1, 1, 1).expand(ctx.grad_output_shape)
 
-    for name, fake in (("conv2d_fprop", _fprop_fake), ("conv2d_dgrad", _dgrad_fake), ("conv2d_wgrad", _wgrad_fake),
+    for name, fake in (("conv2d_fprop", _fprop_fake), ("conv2d_fprop_fused", _fprop_fused_fake),
+                       ("conv2d_dgrad", _dgrad_fake), ("conv2d_wgrad", _wgrad_fake),
                        ("conv2d_bgrad", _bgrad_fake)):
         torch.library.register_fake(f"{ns}::{name}", fake)
     torch.library.register_autograd(f"{ns}::conv2d_fprop", _fprop_backward, setup_context=_fprop_setup)
+    torch.library.register_autograd(f"{ns}::conv2d_fprop_fused", _fused_backward, setup_context=_fused_setup)
     torch.library.register_autograd(f"{ns}::conv2d_dgrad", _dgrad_backward, setup_context=_dgrad_setup)
     torch.library.register_autograd(f"{ns}::conv2d_wgrad", _wgrad_backward, setup_context=_wgrad_setup)
     torch.library.register_autograd(f"{ns}::conv2d_bgrad", _bgrad_backward, setup_context=_bgrad_setup)

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from ._ops import ACTIVATION_KINDS as ACTIVATIONS
 from ._ops import _check_dtype, output_memory_format
-
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "hardswish", "mish",
-               "relu6")
 
 
 def check_dtype(t, op, name="input"):

@@ -76,9 +76,13 @@ def _check_conv_tensors(input, weight, op: str, weight_layout: str):
                            f"{list(weight.shape)}")
 
 
+_EPILOGUE_DEFAULT_PARAM = {"leaky_relu": 0.01, "elu": 1.0}
+
+
 def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: _IntOr2 = 1,
-           padding: Union[str, _IntOr2] = 0, dilation: _IntOr2 = 1, groups: int = 1, *, algo: str = "auto",
-           backend: str = "auto") -> Tensor:
+           padding: Union[str, _IntOr2] = 0, dilation: _IntOr2 = 1, groups: int = 1, *,
+           activation: Optional[str] = None, activation_param: Optional[float] = None,
+           residual: Optional[Tensor] = None, algo: str = "auto", backend: str = "auto") -> Tensor:
     r"""2-D convolution, as :func:`torch.nn.functional.conv2d`.
 
     Shapes: input (N, C, H, W) or unbatched (C, H, W); weight (K, C/groups, R, S); bias (K,) or None;
@@ -87,6 +91,12 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     Any memory layout is accepted; the output is channels_last when the input is. float32/float64 everywhere,
     float16/bfloat16 on CUDA (accepted on CPU, computed in float32). Differentiable in input, weight and bias
     (twice, too).
+
+    Fused epilogue: ``activation`` (any pyconv activation kind: relu, relu6, leaky_relu, elu, gelu, gelu_tanh, silu,
+    sigmoid, tanh, hardswish, mish; ``activation_param`` is leaky_relu's negative_slope, default 0.01, or elu's
+    alpha, default 1.0) and ``residual`` (a tensor of the output's shape, e.g. a ResNet shortcut) give
+    ``activation(conv + bias + residual)`` from one kernel, without writing and re-reading the intermediate. Its
+    backward recomputes the pre-activation with one more forward convolution.
 
     ``algo``: ``"auto"`` or a rung name from ``pyconv.build_info()["algorithms"][device]["conv2d"]``.
     ``backend``: ``"auto"``, or ``"emulator"`` to run the CUDA kernels on CPU tensors (``algo`` then names a CUDA
@@ -98,7 +108,17 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     pad = _padding(padding, stride, dilation, weight)
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
-    y = _ops_for(backend, x).conv2d_fprop(x, weight, bias, stride, pad, dilation, groups, algo)
+    if activation is None and residual is None:
+        y = _ops_for(backend, x).conv2d_fprop(x, weight, bias, stride, pad, dilation, groups, algo)
+    else:
+        if residual is not None and not isinstance(residual, Tensor):
+            raise TypeError(f"conv2d(): residual must be a Tensor, got {type(residual).__name__}")
+        if residual is not None and unbatched:
+            residual = residual.unsqueeze(0)
+        kind = "none" if activation is None else str(activation)
+        param = _EPILOGUE_DEFAULT_PARAM.get(kind, 0.0) if activation_param is None else float(activation_param)
+        y = _ops_for(backend, x).conv2d_fprop_fused(x, weight, bias, residual, stride, pad, dilation, groups, kind,
+                                                    param, algo)
     return y.squeeze(0) if unbatched else y
 
 

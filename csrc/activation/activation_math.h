@@ -96,6 +96,27 @@ PYCONV_HD F backward(F g, F x, F p) {
   }
 }
 
+// forward<A> for a kind known only at run time: one switch per element. Convolution epilogues use it so that an
+// activation does not multiply the (large) GEMM kernel instantiations by the number of kinds; the branch is uniform
+// across a warp (every thread applies the same kind), so it costs no divergence.
+template <typename F>
+PYCONV_HD F forward_rt(Act a, F x, F p) {
+  switch (a) {
+    case Act::relu: return forward<Act::relu>(x, p);
+    case Act::leaky_relu: return forward<Act::leaky_relu>(x, p);
+    case Act::elu: return forward<Act::elu>(x, p);
+    case Act::gelu: return forward<Act::gelu>(x, p);
+    case Act::gelu_tanh: return forward<Act::gelu_tanh>(x, p);
+    case Act::silu: return forward<Act::silu>(x, p);
+    case Act::sigmoid: return forward<Act::sigmoid>(x, p);
+    case Act::tanh: return forward<Act::tanh>(x, p);
+    case Act::hardswish: return forward<Act::hardswish>(x, p);
+    case Act::mish: return forward<Act::mish>(x, p);
+    case Act::relu6: return forward<Act::relu6>(x, p);
+  }
+  return x;
+}
+
 }  // namespace act
 
 // Calls fn(std::integral_constant<Act, A>{}) for the runtime value `a`: one switch, so kernels get A at compile time.

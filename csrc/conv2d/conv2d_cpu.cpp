@@ -22,9 +22,10 @@ void finish(at::Tensor& out, const at::Tensor& result) {
   if (!result.is_same(out)) out.copy_(result);
 }
 
-at::Tensor fprop_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                     c10::string_view algo_name) {
+at::Tensor fprop_fused_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                           const std::optional<at::Tensor>& residual, at::IntArrayRef stride, at::IntArrayRef padding,
+                           at::IntArrayRef dilation, int64_t groups, c10::string_view activation, double param,
+                           c10::string_view algo_name) {
   check_floating(input, "input");
   check_same(input, "input", weight, "weight");
   const auto geo = check_geometry(stride, padding, dilation, groups);
@@ -34,6 +35,7 @@ at::Tensor fprop_cpu(const at::Tensor& input, const at::Tensor& weight, const st
     TORCH_CHECK(bias->dim() == 1 && bias->size(0) == s.K, "pyconv.conv2d: expected bias of size [", s.K,
                 "], but got bias of size ", bias->sizes());
   }
+  const int act = check_epilogue(input, s, residual, activation);
   TORCH_CHECK(input.device().is_cpu(), "pyconv.conv2d: CPU kernel called with input on ", input.device());
   const std::string algo = check_algo(algo_name, conv2d_cpu_algos(), "CPU");
 
@@ -41,24 +43,41 @@ at::Tensor fprop_cpu(const at::Tensor& input, const at::Tensor& weight, const st
   if (y.numel() == 0) return y;
   const auto ct = compute_type(input.scalar_type());
   at::Tensor b = bias ? bias->to(ct).contiguous() : at::Tensor();
+  at::Tensor res = residual ? residual->to(ct) : at::Tensor();  // read through its strides: any layout
 
   AT_DISPATCH_FLOATING_TYPES(ct, "pyconv_conv2d_fprop_cpu", [&] {
     const scalar_t* bp = b.defined() ? b.data_ptr<scalar_t>() : nullptr;
+    ConvEpilogue<scalar_t> epi;
+    epi.act = act;
+    epi.param = static_cast<scalar_t>(param);
+    if (res.defined()) {
+      epi.residual = res.data_ptr<scalar_t>();
+      epi.rs = strides4(res);
+    }
     if (algo == "direct") {
       at::Tensor x = input.to(ct), w = weight.to(ct);
       at::Tensor yc = y.scalar_type() == ct ? y : at::empty_like(y, y.options().dtype(ct));
       cpu::conv2d_fprop_direct<scalar_t>(s, x.data_ptr<scalar_t>(), strides4(x), w.data_ptr<scalar_t>(),
-                                         strides4(w), bp, yc.data_ptr<scalar_t>(), strides4(yc), TorchParallelFor{});
+                                         strides4(w), bp, yc.data_ptr<scalar_t>(), strides4(yc), epi,
+                                         TorchParallelFor{});
       finish(y, yc);
     } else {  // im2col_gemm: contiguous NCHW operands
       at::Tensor x = input.to(ct).contiguous(), w = weight.to(ct).contiguous();
       at::Tensor yc = (y.scalar_type() == ct && y.is_contiguous()) ? y : at::empty({s.N, s.K, s.P, s.Q}, y.options().dtype(ct));
       cpu::conv2d_fprop_im2col_gemm<scalar_t>(s, x.data_ptr<scalar_t>(), w.data_ptr<scalar_t>(), bp,
-                                              yc.data_ptr<scalar_t>(), at::get_num_threads(), TorchParallelFor{});
+                                              yc.data_ptr<scalar_t>(), epi, at::get_num_threads(),
+                                              TorchParallelFor{});
       finish(y, yc);
     }
   });
   return y;
+}
+
+at::Tensor fprop_cpu(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                     at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                     c10::string_view algo_name) {
+  return fprop_fused_cpu(input, weight, bias, std::nullopt, stride, padding, dilation, groups, "none", 0.0,
+                         algo_name);
 }
 
 at::Tensor dgrad_cpu(const at::Tensor& grad_output, const at::Tensor& weight, at::IntArrayRef input_size,
@@ -142,6 +161,7 @@ at::Tensor bgrad_cpu(const at::Tensor& grad_output) {
 
 TORCH_LIBRARY_IMPL(pyconv, CPU, m) {
   m.impl("conv2d_fprop", &fprop_cpu);
+  m.impl("conv2d_fprop_fused", &fprop_fused_cpu);
   m.impl("conv2d_dgrad", &dgrad_cpu);
   m.impl("conv2d_wgrad", &wgrad_cpu);
   m.impl("conv2d_bgrad", &bgrad_cpu);

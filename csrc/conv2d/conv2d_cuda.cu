@@ -19,9 +19,10 @@ namespace {
 
 void check_cuda(const at::Tensor& t, const char* name) { check_device(t, "conv2d", name); }
 
-at::Tensor fprop_cuda(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                      c10::string_view algo_name) {
+at::Tensor fprop_fused_cuda(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                            const std::optional<at::Tensor>& residual, at::IntArrayRef stride,
+                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                            c10::string_view activation, double param, c10::string_view algo_name) {
   check_floating(input, "input");
   check_same(input, "input", weight, "weight");
   check_cuda(input, "input");
@@ -31,6 +32,7 @@ at::Tensor fprop_cuda(const at::Tensor& input, const at::Tensor& weight, const s
     TORCH_CHECK(bias->dim() == 1 && bias->size(0) == s.K, "pyconv.conv2d: expected bias of size [", s.K,
                 "], but got bias of size ", bias->sizes());
   }
+  const int act = check_epilogue(input, s, residual, activation);
   const std::string algo = check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
 
   const DeviceGuard guard(input.device());
@@ -41,17 +43,31 @@ at::Tensor fprop_cuda(const at::Tensor& input, const at::Tensor& weight, const s
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "pyconv_conv2d_fprop_cuda", [&] {
     using KT = typename KernelType<scalar_t>::type;
     const KT* bp = b.defined() ? kptr<scalar_t>(b) : nullptr;
+    ConvEpilogue<KT> epi;
+    epi.act = act;
+    epi.param = static_cast<acc_t<KT>>(param);
+    if (residual) {
+      epi.residual = kptr<scalar_t>(*residual);  // read through its strides: any layout
+      epi.rs = strides4(*residual);
+    }
     if (algo == "direct")
       check_launch(cuda::launch_fprop_direct<KT>(s, kptr<scalar_t>(input), strides4(input), kptr<scalar_t>(weight),
-                                                 strides4(weight), bp, kptr<scalar_t>(y), strides4(y), stream),
+                                                 strides4(weight), bp, kptr<scalar_t>(y), strides4(y), stream, epi),
                    "conv2d_fprop direct");
     else
       check_launch(cuda::launch_fprop_implicit_gemm<KT>(s, kptr<scalar_t>(input), strides4(input),
                                                         kptr<scalar_t>(weight), strides4(weight), bp,
-                                                        kptr<scalar_t>(y), strides4(y), stream),
+                                                        kptr<scalar_t>(y), strides4(y), stream, epi),
                    "conv2d_fprop implicit_gemm");
   });
   return y;
+}
+
+at::Tensor fprop_cuda(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                      at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                      c10::string_view algo_name) {
+  return fprop_fused_cuda(input, weight, bias, std::nullopt, stride, padding, dilation, groups, "none", 0.0,
+                          algo_name);
 }
 
 at::Tensor dgrad_cuda(const at::Tensor& grad_output, const at::Tensor& weight, at::IntArrayRef input_size,
@@ -138,6 +154,7 @@ at::Tensor bgrad_cuda(const at::Tensor& grad_output) {
 
 void register_conv2d(torch::Library& m) {
   m.impl("conv2d_fprop", &fprop_cuda);
+  m.impl("conv2d_fprop_fused", &fprop_fused_cuda);
   m.impl("conv2d_dgrad", &dgrad_cuda);
   m.impl("conv2d_wgrad", &wgrad_cuda);
   m.impl("conv2d_bgrad", &bgrad_cuda);

@@ -7,9 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "../activation/activation_glue.h"
 #include "../common/conv_params.h"
 #include "../common/torch_glue.h"
 #include "algos.h"
+#include "conv_epilogue.h"
 
 namespace pyconv {
 
@@ -85,6 +87,20 @@ inline void check_grad_output(const at::Tensor& grad_output, const Conv2dShape& 
                   grad_output.size(2) == s.P && grad_output.size(3) == s.Q,
               "pyconv.conv2d: expected grad_output of size [", s.N, ", ", s.K, ", ", s.P, ", ", s.Q,
               "] for this convolution, but got ", grad_output.sizes());
+}
+
+// The fused-epilogue arguments of conv2d_fprop_fused, checked: the activation kind (-1 for "none") and the residual,
+// which must have the output's shape, dtype and device (any strides).
+inline int check_epilogue(const at::Tensor& input, const Conv2dShape& s, const std::optional<at::Tensor>& residual,
+                          c10::string_view activation) {
+  if (residual) {
+    check_same(input, "input", *residual, "residual");
+    TORCH_CHECK(residual->dim() == 4 && residual->size(0) == s.N && residual->size(1) == s.K &&
+                    residual->size(2) == s.P && residual->size(3) == s.Q,
+                "pyconv.conv2d: expected residual of size [", s.N, ", ", s.K, ", ", s.P, ", ", s.Q,
+                "] (the output's), but got ", residual->sizes());
+  }
+  return activation == "none" ? -1 : static_cast<int>(parse_act(activation));
 }
 
 inline std::string check_algo(c10::string_view algo, const std::vector<std::string>& available, const char* backend) {

@@ -9,14 +9,15 @@
 #include <cstdint>
 
 #include "../common/conv_params.h"
+#include "conv_epilogue.h"
 
 namespace pyconv {
 namespace cpu {
 
-// fprop: one task per (n, k) output plane.
+// fprop: one task per (n, k) output plane. `epi` adds the residual and applies the activation (conv_epilogue.h).
 template <typename T, typename ParallelFor>
 void conv2d_fprop_direct(const Conv2dShape& s, const T* x, Strides4 xs, const T* w, Strides4 ws, const T* bias,
-                         T* y, Strides4 ys, ParallelFor&& pfor) {
+                         T* y, Strides4 ys, const ConvEpilogue<T>& epi, ParallelFor&& pfor) {
   const int64_t Cg = s.Cg(), Kg = s.Kg();
   pfor(0, s.N * s.K, [&](int64_t begin, int64_t end) {
     for (int64_t nk = begin; nk < end; ++nk) {
@@ -35,10 +36,16 @@ void conv2d_fprop_direct(const Conv2dShape& s, const T* x, Strides4 xs, const T*
                 acc += x[xs.at(n, c0 + c, h, ww)] * w[ws.at(k, c, r, t)];
               }
             }
-          y[ys.at(n, k, p, q)] = acc;
+          y[ys.at(n, k, p, q)] = epi.trivial() ? acc : epi(acc, n, k, p, q);
         }
     }
   });
+}
+
+template <typename T, typename ParallelFor>
+void conv2d_fprop_direct(const Conv2dShape& s, const T* x, Strides4 xs, const T* w, Strides4 ws, const T* bias,
+                         T* y, Strides4 ys, ParallelFor&& pfor) {
+  conv2d_fprop_direct(s, x, xs, w, ws, bias, y, ys, ConvEpilogue<T>{}, pfor);
 }
 
 // dgrad: dx[n, c, h, w] = Σ_{k in c's group, r, s} dy[n, k, p, q] · w[k, c', r, s], where (p, q) is the output that

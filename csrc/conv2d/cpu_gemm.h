@@ -16,6 +16,7 @@
 
 #include "../common/conv_params.h"
 #include "../common/cpu_gemm.h"
+#include "conv_epilogue.h"
 
 namespace pyconv {
 namespace cpu {
@@ -167,7 +168,7 @@ inline void pack_a_parallel(int64_t M, int64_t Kd, int mr, Elem&& elem, T* out, 
 
 template <typename T, typename ParallelFor>
 void conv2d_fprop_im2col_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y,
-                              int64_t max_threads, ParallelFor&& pfor) {
+                              const ConvEpilogue<T>& epi, int64_t max_threads, ParallelFor&& pfor) {
   const auto uk = select_micro_kernel<T>();
   const int64_t Kg = s.Kg(), CRS = s.crs(), PQ = s.P * s.Q;
   // Filters of every group packed as A panels (row = output channel k, reduction = crs).
@@ -193,15 +194,30 @@ void conv2d_fprop_im2col_gemm(const Conv2dShape& s, const T* x, const T* w, cons
       im2col_pack_cols(s, x, g, m0, cols, uk.nr, col.data());
       for (int64_t k = 0; k < Kg; ++k) std::fill(ct.data() + k * cols, ct.data() + (k + 1) * cols, bias ? bias[g * Kg + k] : T(0));
       gemm_packed(uk, Kg, cols, CRS, wp.data() + g * wp_group, col.data(), ct.data(), cols);
-      // Scatter the tile into y, one image segment at a time: y[n, g·Kg + k, pq .. pq + len).
+      // Scatter the tile into y, one image segment at a time: y[n, g·Kg + k, pq .. pq + len); the fused epilogue
+      // (residual, activation) is applied on the way, while the tile is still in cache.
       for (int64_t j = 0; j < cols;) {
         const int64_t m = m0 + j, n = m / PQ, pq = m % PQ, len = std::min(cols - j, PQ - pq);
-        for (int64_t k = 0; k < Kg; ++k)
-          std::copy(ct.data() + k * cols + j, ct.data() + k * cols + j + len, y + (n * s.K + g * Kg + k) * PQ + pq);
+        for (int64_t k = 0; k < Kg; ++k) {
+          const T* src = ct.data() + k * cols + j;
+          T* dst = y + (n * s.K + g * Kg + k) * PQ + pq;
+          if (epi.trivial()) {
+            std::copy(src, src + len, dst);
+          } else {
+            for (int64_t i = 0; i < len; ++i)
+              dst[i] = epi(src[i], n, g * Kg + k, (pq + i) / s.Q, (pq + i) % s.Q);
+          }
+        }
         j += len;
       }
     }
   });
+}
+
+template <typename T, typename ParallelFor>
+void conv2d_fprop_im2col_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y,
+                              int64_t max_threads, ParallelFor&& pfor) {
+  conv2d_fprop_im2col_gemm(s, x, w, bias, y, ConvEpilogue<T>{}, max_threads, pfor);
 }
 
 template <typename T, typename ParallelFor>

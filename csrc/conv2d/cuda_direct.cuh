@@ -5,6 +5,7 @@
 #pragma once
 #include "../common/conv_params.h"
 #include "../common/cuda_common.cuh"
+#include "conv_epilogue.h"
 
 namespace pyconv {
 namespace cuda {
@@ -14,7 +15,7 @@ constexpr int kDirectThreads = 256;
 template <typename T>
 __global__ void __launch_bounds__(kDirectThreads)
     fprop_direct_kernel(Conv2dShape s, const T* __restrict__ x, Strides4 xs, const T* __restrict__ w, Strides4 ws,
-                        const T* __restrict__ bias, T* __restrict__ y, Strides4 ys) {
+                        const T* __restrict__ bias, T* __restrict__ y, Strides4 ys, ConvEpilogue<T> epi) {
   const int64_t total = s.N * s.K * s.P * s.Q;
   const int64_t Cg = s.Cg(), Kg = s.Kg();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
@@ -32,7 +33,7 @@ __global__ void __launch_bounds__(kDirectThreads)
           acc += to_acc(x[xs.at(n, c0 + c, h, ww)]) * to_acc(w[ws.at(k, c, r, t)]);
         }
       }
-    y[ys.at(n, k, p, q)] = from_acc<T>(acc);
+    y[ys.at(n, k, p, q)] = from_acc<T>(epi.trivial() ? acc : epi(acc, n, k, p, q));
   }
 }
 
@@ -125,9 +126,11 @@ __global__ void __launch_bounds__(kBgradThreads)
 
 template <typename T>
 cudaError_t launch_fprop_direct(const Conv2dShape& s, const T* x, Strides4 xs, const T* w, Strides4 ws,
-                                const T* bias, T* y, Strides4 ys, cudaStream_t stream) {
+                                const T* bias, T* y, Strides4 ys, cudaStream_t stream,
+                                ConvEpilogue<T> epi = ConvEpilogue<T>{}) {
   const unsigned blocks = grid_1d(s.N * s.K * s.P * s.Q, kDirectThreads);
-  return launch(fprop_direct_kernel<T>, dim3(blocks), dim3(kDirectThreads), 0, stream, s, x, xs, w, ws, bias, y, ys);
+  return launch(fprop_direct_kernel<T>, dim3(blocks), dim3(kDirectThreads), 0, stream, s, x, xs, w, ws, bias, y, ys,
+                epi);
 }
 
 template <typename T>

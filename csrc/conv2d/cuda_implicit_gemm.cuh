@@ -23,6 +23,7 @@
 #pragma once
 #include "../common/conv_params.h"
 #include "../common/cuda_common.cuh"
+#include "conv_epilogue.h"
 
 namespace pyconv {
 namespace cuda {
@@ -41,6 +42,7 @@ struct FpropGemm {
   const T* w; Strides4 ws;
   const T* bias;
   T* y; Strides4 ys;
+  ConvEpilogue<T> epi;
 
   __device__ int64_t gemm_m() const { return s.N * s.P * s.Q; }
   __device__ int64_t gemm_n() const { return s.Kg(); }
@@ -59,6 +61,16 @@ struct FpropGemm {
   __device__ void store(int64_t g, int64_t m, int64_t n, acc_t<T> v) const {
     const int64_t q = m % s.Q, p = (m / s.Q) % s.P, nn = m / (s.Q * s.P), k = g * s.Kg() + n;
     y[ys.at(nn, k, p, q)] = from_acc<T>(bias ? v + to_acc(bias[k]) : v);
+  }
+  // The fused epilogue, as a second pass by the thread that just stored the element (so no other thread touches it
+  // in between). Applying it inside store() would inline the run-time activation switch into all 16 unrolled stores
+  // of the register tile; this pass is a rolled loop with one copy, reading back values still in L1. For half and
+  // bfloat16 the pre-activation value is rounded to T first — what the unfused conv → activation sequence does too.
+  __device__ bool has_epilogue() const { return !epi.trivial(); }
+  __device__ void epilogue(int64_t g, int64_t m, int64_t n) const {
+    const int64_t q = m % s.Q, p = (m / s.Q) % s.P, nn = m / (s.Q * s.P), k = g * s.Kg() + n;
+    T& out = y[ys.at(nn, k, p, q)];
+    out = from_acc<T>(epi(to_acc(out), nn, k, p, q));
   }
 };
 
@@ -91,6 +103,8 @@ struct DgradGemm {
     const int64_t ww = m % s.W, h = (m / s.W) % s.H, n = m / (s.W * s.H);
     dx[dxs.at(n, g * s.Cg() + c, h, ww)] = from_acc<T>(v);
   }
+  __device__ bool has_epilogue() const { return false; }
+  __device__ void epilogue(int64_t, int64_t, int64_t) const {}
 };
 
 template <typename T>
@@ -118,6 +132,8 @@ struct WgradGemm {
     const int64_t t = crs % s.S, r = (crs / s.S) % s.R, c = crs / (s.S * s.R);
     dw[dws.at(g * s.Kg() + k, c, r, t)] = from_acc<T>(v);
   }
+  __device__ bool has_epilogue() const { return false; }
+  __device__ void epilogue(int64_t, int64_t, int64_t) const {}
 };
 
 // ---- the shared tiled GEMM ------------------------------------------------------------------------------------
@@ -169,6 +185,13 @@ __global__ void __launch_bounds__(kGemmThreads) implicit_gemm_kernel(Gemm op, in
             const int64_t m = m0 + ty * kTM + i, n = n0 + tx * kTN + j;
             if (m < M && n < Nn) op.store(g, m, n, acc[i][j]);
           }
+        if (op.has_epilogue()) {  // uniform across the block: a fused conv2d_fprop_fused launch, or not
+#pragma unroll 1
+          for (int e = 0; e < kTM * kTN; ++e) {
+            const int64_t m = m0 + ty * kTM + e / kTN, n = n0 + tx * kTN + e % kTN;
+            if (m < M && n < Nn) op.epilogue(g, m, n);
+          }
+        }
       }
 }
 
@@ -183,9 +206,10 @@ cudaError_t launch_implicit_gemm(const Gemm& op, int64_t M, int64_t Nn, int64_t 
 
 template <typename T>
 cudaError_t launch_fprop_implicit_gemm(const Conv2dShape& s, const T* x, Strides4 xs, const T* w, Strides4 ws,
-                                       const T* bias, T* y, Strides4 ys, cudaStream_t stream) {
-  return launch_implicit_gemm<T>(FpropGemm<T>{s, x, xs, w, ws, bias, y, ys}, s.N * s.P * s.Q, s.Kg(), s.groups,
-                                 stream);
+                                       const T* bias, T* y, Strides4 ys, cudaStream_t stream,
+                                       ConvEpilogue<T> epi = ConvEpilogue<T>{}) {
+  return launch_implicit_gemm<T>(FpropGemm<T>{s, x, xs, w, ws, bias, y, ys, epi}, s.N * s.P * s.Q, s.Kg(),
+                                 s.groups, stream);
 }
 
 template <typename T>

@@ -118,6 +118,19 @@ void check_conv(const Geometry& g, const char* algo, double tol, const std::stri
                                                              nullptr);
   report(e == cudaSuccess && close(y, y_ref, tol, &why), what + " fprop", e == cudaSuccess ? why : cudaGetErrorString(e));
 
+  // The fused epilogue (residual + silu), against the CPU direct loop with the same epilogue.
+  std::vector<T> res = random_vec<T>(dy.size(), rng);
+  pyconv::ConvEpilogue<T> epi;
+  epi.act = static_cast<int>(pyconv::Act::silu);
+  epi.residual = res.data();
+  epi.rs = ys;
+  std::fill(y.begin(), y.end(), T(-7));
+  cpu::conv2d_fprop_direct(s, x.data(), xs, w.data(), ws, b.data(), y_ref.data(), ys, epi, Serial{});
+  e = direct ? cu::launch_fprop_direct<T>(s, x.data(), xs, w.data(), ws, b.data(), y.data(), ys, nullptr, epi)
+             : cu::launch_fprop_implicit_gemm<T>(s, x.data(), xs, w.data(), ws, b.data(), y.data(), ys, nullptr, epi);
+  report(e == cudaSuccess && close(y, y_ref, tol, &why), what + " fprop+epilogue",
+         e == cudaSuccess ? why : cudaGetErrorString(e));
+
   std::vector<T> dx(x.size(), T(-7)), dx_ref(x.size());
   cpu::conv2d_dgrad_direct(s, dy.data(), ys, w.data(), ws, dx_ref.data(), xs, Serial{});
   e = direct ? cu::launch_dgrad_direct<T>(s, dy.data(), ys, w.data(), ws, dx.data(), xs, nullptr)
