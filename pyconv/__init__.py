@@ -20,6 +20,7 @@ from . import nn  # noqa: F401
 from . import models  # noqa: F401
 from ._convert import ConvertReport, convert  # noqa: F401
 from ._summary import ModelSummary, summary  # noqa: F401
+from ._fuse import FusedConv2d, FuseReport, fuse  # noqa: F401
 
 __version__ = _C.build_info()["version"]
 
@@ -43,4 +44,4 @@ def build_info():
 
 
 __all__ = ["build_info", "emulator", "functional", "nn", "models", "convert", "ConvertReport", "summary",
-           "ModelSummary", "__version__"]
+           "ModelSummary", "fuse", "FusedConv2d", "FuseReport", "__version__"]
