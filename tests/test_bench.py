@@ -113,13 +113,14 @@ def test_suite_tables():
     assert {c.direction for c in cases} == {"fwd", "bwd"} and all(c.flops is None for c in cases)
 
 
-def test_pool_act_e2e_cases_check_out():
-    """Each pooling/activation/e2e provider passes its own correctness gate (tiny reps, quick sizes)."""
+def test_pool_act_e2e_fused_cases_check_out():
+    """Each pooling/activation/e2e/fused provider passes its own correctness gate (tiny reps, quick sizes)."""
     cases = [c for c in bench.collect_cases(["pool", "act"], "cpu", quick=True)
              if "global" in c.name or c.name.startswith("relu")]
     from pyconv.bench.suites import e2e_cases
 
     cases += [c for c in e2e_cases(True, 2) if c.name.startswith("demo")]
+    cases += suites.fused_cases([1], 2)[:4]  # conv+bias+relu and conv+bias+add+relu on two ResNet-50 layers
     res = bench.run(device="cpu", reps=1, warmup=0, progress=False, cases=cases, quick=True)
     assert res["rows"] and all(r["status"] == "ok" for r in res["rows"]), [r for r in res["rows"]
                                                                           if r["status"] != "ok"]

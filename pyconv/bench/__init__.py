@@ -23,11 +23,11 @@ import torch
 
 from .harness import Case, Setup, Timer, measure_ceilings, relative_error, run_case  # noqa: F401
 from .report import write_markdown, write_plots
-from .suites import CONV_SUITES, SUITES, act_cases, conv_cases, e2e_cases, pool_cases
+from .suites import CONV_SUITES, SUITES, act_cases, conv_cases, e2e_cases, fused_cases, pool_cases
 
 __all__ = ["run", "collect_cases", "SUITES", "Case", "Setup", "main"]
 
-OPS = {"conv2d": CONV_SUITES, "pool": ("pool",), "act": ("act",), "e2e": ("e2e",)}
+OPS = {"conv2d": CONV_SUITES + ("fused",), "pool": ("pool",), "act": ("act",), "e2e": ("e2e",)}
 
 
 def collect_cases(suites: Sequence[str], device: str, quick: bool, directions: Sequence[str] = ("fprop", "dgrad",
@@ -43,6 +43,8 @@ def collect_cases(suites: Sequence[str], device: str, quick: bool, directions: S
         if suite in CONV_SUITES:
             cases += conv_cases(suite, batches, directions, algos, rotate,
                                 direct_max_flops=(2e8 if quick else 2e9) if device == "cpu" else 2e11)
+        elif suite == "fused":
+            cases += fused_cases(batches, rotate)
         elif suite == "pool":
             cases += pool_cases(quick, rotate)
         elif suite == "act":

@@ -13,7 +13,7 @@ def summary_lines(result: Dict[str, object]) -> List[str]:
     """Geometric-mean ratio of pyconv auto to the baseline, per suite and direction."""
     groups: Dict[tuple, List[float]] = {}
     for r in result["rows"]:
-        if r["status"] == "ok" and r.get("ratio") and r["provider"] in ("pyconv auto", "pyconv"):
+        if r["status"] == "ok" and r.get("ratio") and r["provider"] in ("pyconv auto", "pyconv", "pyconv fused"):
             groups.setdefault((r["suite"], r["direction"]), []).append(r["ratio"])
     return [f"| {s} | {d} | {len(v)} | {statistics.geometric_mean(v):.2f}× |" for (s, d), v in groups.items()]
 
@@ -62,8 +62,9 @@ def write_plots(result: Dict[str, object], path: str) -> Optional[str]:
     rows = [r for r in result["rows"] if r["status"] == "ok"]
     env, ceil = result["env"], result["ceilings"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(16, 6), constrained_layout=True)
-    ours = [r for r in rows if r["provider"] in ("pyconv auto", "pyconv") and r.get("ratio")]
-    colors = {"fprop": "C0", "dgrad": "C1", "wgrad": "C2", "fwd": "C3", "bwd": "C4", "infer": "C5", "train": "C6"}
+    ours = [r for r in rows if r["provider"] in ("pyconv auto", "pyconv", "pyconv fused") and r.get("ratio")]
+    colors = {"fprop": "C0", "dgrad": "C1", "wgrad": "C2", "fwd": "C3", "bwd": "C4", "infer": "C5", "train": "C6",
+              "conv+bias+relu": "C7", "conv+bias+add+relu": "C8"}
     for d, c in colors.items():
         pts = [(i, r["ratio"]) for i, r in enumerate(ours) if r["direction"] == d]
         if pts:

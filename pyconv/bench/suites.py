@@ -6,6 +6,8 @@
 * ``pool``: the ResNet stem's 3×3/2 max pool, VGG's 2×2 max pool, ResNet-50's global average pool; forward and
   backward.
 * ``act``: relu, gelu, silu, hardswish over a large activation tensor; forward and backward.
+* ``fused``: ResNet-50's distinct convolutions as conv + bias + ReLU and conv + bias + residual + ReLU:
+  pyconv's fused-epilogue kernel against pyconv unfused and torch (cuDNN / oneDNN conv, then torch's add and relu).
 * ``e2e``: one inference pass and one training step (SGD) of ResNet-18 at 224×224 and of the demo CNN, pyconv's
   model against the same model in torch.nn with the same weights.
 """
@@ -22,7 +24,7 @@ from .. import models as pyconv_models
 from .harness import Case, Setup
 
 CONV_SUITES = ("resnet50", "vgg16", "mobilenet_v2")
-SUITES = CONV_SUITES + ("pool", "act", "e2e")
+SUITES = CONV_SUITES + ("fused", "pool", "act", "e2e")
 
 
 def _tol(dtype: torch.dtype) -> float:
@@ -142,6 +144,59 @@ def _conv_setup(g, n, direction, algos, rotate, flops, direct_max_flops) -> Call
         else:
             ref = lambda: theirs(xs[0].float(), ws[0].float(), gos[0].float())  # noqa: E731
         return Setup(providers, ref, baseline, _tol(dtype), skipped)
+
+    return setup
+
+
+# ---- fused epilogues ------------------------------------------------------------------------------------------------
+
+
+def fused_cases(batches: Sequence[int], rotate: int) -> List[Case]:
+    cases = []
+    for g in distinct_convs("resnet50"):
+        for n in batches:
+            flops = 2.0 * n * g["K"] * g["P"] * g["Q"] * (g["C"] // g["groups"]) * g["R"] * g["S"]
+            x_el, w_el = n * g["C"] * g["H"] * g["W"], g["K"] * (g["C"] // g["groups"]) * g["R"] * g["S"]
+            y_el = n * g["K"] * g["P"] * g["Q"]
+            shape = dict(N=n, **{k: v for k, v in g.items() if k != "layers"}, layers=g["layers"])
+            for residual in (False, True):
+                d = "conv+bias+add+relu" if residual else "conv+bias+relu"
+                elems = x_el + w_el + y_el * (2 if residual else 1)
+                cases.append(Case("fused", f"{_conv_label(g)} N={n}", "conv2d", d, flops, elems, shape,
+                                  _fused_setup(g, n, residual, rotate, flops)))
+    return cases
+
+
+def _fused_setup(g, n, residual, rotate, flops) -> Callable:
+    def setup(device: str, dtype: torch.dtype) -> Setup:
+        st, pad, grp = [g["stride"]] * 2, [g["padding"]] * 2, g["groups"]
+        xs = _rand((n, g["C"], g["H"], g["W"]), device, dtype, rotate)
+        ws = _rand((g["K"], g["C"] // grp, g["R"], g["S"]), device, dtype, rotate,
+                   (g["C"] // grp * g["R"] * g["S"]) ** -0.5)
+        bs = _rand((g["K"],), device, dtype, rotate)
+        rs = _rand((n, g["K"], g["P"], g["Q"]), device, dtype, rotate) if residual else [None] * rotate
+        ops = torch.ops.pyconv
+
+        def fused(i):
+            return ops.conv2d_fprop_fused(xs[i], ws[i], bs[i], rs[i], st, pad, [1, 1], grp, "relu", 0.0, "auto")
+
+        def unfused(i):
+            y = ops.conv2d_fprop(xs[i], ws[i], bs[i], st, pad, [1, 1], grp, "auto")
+            if residual:
+                y = y + rs[i]
+            return ops.activation(y, "relu", 0.0)
+
+        def torch_ref(x, w, b, r):
+            y = F.conv2d(x, w, b, st, pad, 1, grp)
+            return torch.relu(y + r if r is not None else y)
+
+        base = "cuDNN + torch" if device == "cuda" else "torch (oneDNN) + torch"
+        providers = {"pyconv fused": fused, "pyconv unfused": unfused,
+                     base: lambda i: torch_ref(xs[i], ws[i], bs[i], rs[i])}
+        big = flops > (2e10 if device == "cuda" else 2e9)
+        cast = (lambda t: None if t is None else t.float()) if big else (lambda t: None if t is None else t.double())
+        ref = lambda: torch_ref(cast(xs[0]), cast(ws[0]), cast(bs[0]), cast(rs[0]))  # noqa: E731
+        return Setup(providers, ref, base, _tol(dtype))
 
     return setup
 
