@@ -99,12 +99,13 @@ def _cmd_bench(args) -> int:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() and __import__("pyconv").build_info()["cuda"] else "cpu"
     batches = [int(b) for b in args.batch.split(",")] if args.batch else None
+    env_stub = {"env": {"device": device, "device_name": bench.device_name(device),
+                        "date": __import__("datetime").date.today().isoformat()}}
+    json_path = args.json or os.path.join(args.out_dir, bench.default_stem(env_stub)) + ".json"
+    os.makedirs(os.path.dirname(os.path.abspath(json_path)) or ".", exist_ok=True)
     result = bench.run(suites, device, getattr(torch, args.dtype), quick=args.quick, reps=args.reps,
                        directions=args.dirs.split(","), batches=batches, progress=not args.no_progress,
-                       tf32=args.tf32)
-    stem = os.path.join(args.out_dir, bench.default_stem(result))
-    json_path = args.json or stem + ".json"
-    os.makedirs(os.path.dirname(os.path.abspath(json_path)) or ".", exist_ok=True)
+                       tf32=args.tf32, checkpoint=json_path)
     with open(json_path, "w") as f:
         _json.dump(result, f, indent=1)
     md = bench.write_markdown(result, args.md or os.path.splitext(json_path)[0] + ".md")

@@ -152,3 +152,11 @@ def test_update_readme_block(result, tmp_path):
     plain.write_text("no markers here\n")
     assert not report.update_readme(result, "x.json", str(plain))
     assert plain.read_text() == "no markers here\n"
+
+
+def test_checkpoint_keeps_partial_rows(tmp_path):
+    path = tmp_path / "partial.json"
+    res = bench.run(device="cpu", reps=1, warmup=0, progress=False, cases=[_faulty_case(), _faulty_case()],
+                    quick=True, checkpoint=str(path), checkpoint_every=0.0)
+    data = json.loads(path.read_text())
+    assert data["partial"] is True and len(data["rows"]) == len(res["rows"])  # written after the last case too

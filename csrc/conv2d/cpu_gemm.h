@@ -166,6 +166,37 @@ inline void pack_a_parallel(int64_t M, int64_t Kd, int mr, Elem&& elem, T* out, 
   });
 }
 
+// The fused epilogue over one output segment y[n, k, p, q .. ] of `len` elements (row-major over (p, q)), as two
+// tight loops the compiler can vectorise — the residual add (a straight run when the residual is NCHW-contiguous,
+// else (p, q) stepped along), then the activation with its kind fixed at compile time (one dispatch per segment, not
+// a switch per element).
+template <typename T>
+void epilogue_segment(const ConvEpilogue<T>& epi, const T* src, T* dst, int64_t len, int64_t n, int64_t k,
+                      int64_t p, int64_t q, int64_t Q) {
+  if (epi.residual != nullptr) {
+    const Strides4 rs = epi.rs;
+    if (rs.s3 == 1 && rs.s2 == Q) {
+      const T* r = epi.residual + rs.at(n, k, p, q);
+      for (int64_t i = 0; i < len; ++i) dst[i] = src[i] + r[i];
+    } else {
+      for (int64_t i = 0; i < len; ++i) {
+        dst[i] = src[i] + epi.residual[rs.at(n, k, p, q)];
+        if (++q == Q) q = 0, ++p;
+      }
+    }
+    src = dst;
+  }
+  if (epi.act >= 0) {
+    dispatch_act(static_cast<Act>(epi.act), [&](auto tag) {
+      constexpr Act A = decltype(tag)::value;
+      const T param = epi.param;
+      for (int64_t i = 0; i < len; ++i) dst[i] = act::forward<A, T>(src[i], param);
+    });
+  } else if (src != dst) {
+    std::copy(src, src + len, dst);
+  }
+}
+
 template <typename T, typename ParallelFor>
 void conv2d_fprop_im2col_gemm(const Conv2dShape& s, const T* x, const T* w, const T* bias, T* y,
                               const ConvEpilogue<T>& epi, int64_t max_threads, ParallelFor&& pfor) {
@@ -204,8 +235,7 @@ void conv2d_fprop_im2col_gemm(const Conv2dShape& s, const T* x, const T* w, cons
           if (epi.trivial()) {
             std::copy(src, src + len, dst);
           } else {
-            for (int64_t i = 0; i < len; ++i)
-              dst[i] = epi(src[i], n, g * Kg + k, (pq + i) / s.Q, (pq + i) % s.Q);
+            epilogue_segment(epi, src, dst, len, n, g * Kg + k, pq / s.Q, pq % s.Q, s.Q);
           }
         }
         j += len;

@@ -15,8 +15,10 @@ percentage of the matching ceiling and of the roofline at its arithmetic intensi
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import platform
+import time
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -79,6 +81,10 @@ def environment(device: str, dtype: torch.dtype) -> Dict[str, object]:
     return env
 
 
+def device_name(device: str) -> str:
+    return torch.cuda.get_device_name() if device == "cuda" else _cpu_name()
+
+
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -104,8 +110,11 @@ def _driver_version() -> str:
 def run(suites: Sequence[str] = SUITES, device: str = "cpu", dtype: torch.dtype = torch.float32, quick: bool = False,
         reps: Optional[int] = None, warmup: Optional[int] = None, directions: Sequence[str] = ("fprop", "dgrad", "wgrad"),
         batches: Optional[Sequence[int]] = None, progress: bool = True, cases: Optional[List[Case]] = None,
-        tf32: bool = False, max_seconds: Optional[float] = None) -> Dict[str, object]:
-    """Runs the suites; returns ``{"env": ..., "ceilings": ..., "rows": [...]}`` (what the JSON holds)."""
+        tf32: bool = False, max_seconds: Optional[float] = None,
+        checkpoint: Optional[str] = None, checkpoint_every: float = 30.0) -> Dict[str, object]:
+    """Runs the suites; returns ``{"env": ..., "ceilings": ..., "rows": [...]}`` (what the JSON holds). With
+    ``checkpoint`` (a path), the rows so far are written there every ``checkpoint_every`` seconds, marked ``"partial": true``, so a long run
+    that is stopped still leaves its measurements behind."""
     if device == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("pyconv bench: --device cuda, but no CUDA device is visible")
@@ -133,6 +142,7 @@ def run(suites: Sequence[str] = SUITES, device: str = "cpu", dtype: torch.dtype 
         except ImportError:  # pragma: no cover
             bar = None
     rows: List[dict] = []
+    last_dump = time.monotonic()
     for case in cases:
         if bar is not None:
             bar.set_postfix_str(f"{case.suite} {case.direction}", refresh=False)
@@ -141,6 +151,10 @@ def run(suites: Sequence[str] = SUITES, device: str = "cpu", dtype: torch.dtype 
             bar.update(1)
         if device == "cuda":
             torch.cuda.empty_cache()
+        if checkpoint and time.monotonic() - last_dump >= checkpoint_every:
+            with open(checkpoint, "w") as f:
+                json.dump({"env": env, "ceilings": ceilings, "rows": rows, "partial": True}, f, indent=1)
+            last_dump = time.monotonic()
     if bar is not None:
         bar.close()
     return {"env": env, "ceilings": ceilings, "rows": rows}
