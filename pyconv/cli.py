@@ -78,12 +78,13 @@ def _cmd_summary(args) -> int:
 
 
 def _cmd_bench(args) -> int:
+    import datetime
     import json as _json
     import os
 
     import torch
 
-    from . import bench
+    from . import bench, build_info
 
     suites = list(bench.SUITES)
     if args.suite:
@@ -97,10 +98,10 @@ def _cmd_bench(args) -> int:
         suites = [s for s in suites if s in wanted]
     device = args.device
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() and __import__("pyconv").build_info()["cuda"] else "cpu"
+        device = "cuda" if torch.cuda.is_available() and build_info()["cuda"] else "cpu"
     batches = [int(b) for b in args.batch.split(",")] if args.batch else None
     env_stub = {"env": {"device": device, "device_name": bench.device_name(device),
-                        "date": __import__("datetime").date.today().isoformat()}}
+                        "date": datetime.date.today().isoformat()}}
     json_path = args.json or os.path.join(args.out_dir, bench.default_stem(env_stub)) + ".json"
     os.makedirs(os.path.dirname(os.path.abspath(json_path)) or ".", exist_ok=True)
     result = bench.run(suites, device, getattr(torch, args.dtype), quick=args.quick, reps=args.reps,

@@ -18,6 +18,7 @@ import datetime
 import json
 import os
 import platform
+import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
@@ -172,4 +173,4 @@ def default_stem(result: Dict[str, object]) -> str:
 def main(argv=None) -> int:
     from ..cli import main as cli_main
 
-    return cli_main(["bench"] + list(argv if argv is not None else __import__("sys").argv[1:]))
+    return cli_main(["bench"] + list(argv if argv is not None else sys.argv[1:]))

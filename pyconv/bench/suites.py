@@ -73,6 +73,24 @@ def conv_geometry(C, H, W, K, R, S, stride=1, padding=0, groups=1, name="conv") 
     return dict(C=C, H=H, W=W, K=K, R=R, S=S, stride=stride, padding=padding, groups=groups, P=P, Q=Q, layers=[name])
 
 
+def _conv_counts(g: dict, n: int):
+    """FLOPs (2·N·K·P·Q·(C/groups)·R·S), element counts of x, w, y, and the row's shape record, for batch n."""
+    crs = (g["C"] // g["groups"]) * g["R"] * g["S"]
+    flops = 2.0 * n * g["K"] * g["P"] * g["Q"] * crs
+    x_el, w_el, y_el = n * g["C"] * g["H"] * g["W"], g["K"] * crs, n * g["K"] * g["P"] * g["Q"]
+    shape = dict(N=n, **{k: v for k, v in g.items() if k != "layers"}, layers=g["layers"])
+    return flops, x_el, w_el, y_el, shape
+
+
+def _conv_operands(g: dict, n: int, device, dtype, rotate: int):
+    """Rotating random inputs and weights (scaled by 1/√(C·R·S/groups), so outputs stay O(1))."""
+    grp = g["groups"]
+    xs = _rand((n, g["C"], g["H"], g["W"]), device, dtype, rotate)
+    ws = _rand((g["K"], g["C"] // grp, g["R"], g["S"]), device, dtype, rotate,
+               (g["C"] // grp * g["R"] * g["S"]) ** -0.5)
+    return xs, ws
+
+
 def conv_cases(suite: str, batches: Sequence[int], directions: Sequence[str], algos: Sequence[str],
                rotate: int, direct_max_flops: float, geometries: Optional[List[dict]] = None) -> List[Case]:
     """Cases for every geometry (default: the distinct convolutions of the pyconv.models network `suite`) × batch ×
@@ -80,10 +98,7 @@ def conv_cases(suite: str, batches: Sequence[int], directions: Sequence[str], al
     cases = []
     for g in (distinct_convs(suite) if geometries is None else geometries):
         for n in batches:
-            flops = 2.0 * n * g["K"] * g["P"] * g["Q"] * (g["C"] // g["groups"]) * g["R"] * g["S"]
-            x_el, w_el = n * g["C"] * g["H"] * g["W"], g["K"] * (g["C"] // g["groups"]) * g["R"] * g["S"]
-            y_el = n * g["K"] * g["P"] * g["Q"]
-            shape = dict(N=n, **{k: v for k, v in g.items() if k != "layers"}, layers=g["layers"])
+            flops, x_el, w_el, y_el, shape = _conv_counts(g, n)
             for d in directions:
                 # minimal traffic per direction (elements; × element size at setup time): two operands in, one out
                 elems = {"fprop": x_el + w_el + y_el, "dgrad": y_el + w_el + x_el, "wgrad": y_el + x_el + w_el}[d]
@@ -96,9 +111,7 @@ def _conv_setup(g, n, direction, algos, rotate, flops, direct_max_flops) -> Call
     def setup(device: str, dtype: torch.dtype) -> Setup:
         ref_max_flops = 2e10 if device == "cuda" else 2e9
         st, pad, grp = [g["stride"]] * 2, [g["padding"]] * 2, g["groups"]
-        xs = _rand((n, g["C"], g["H"], g["W"]), device, dtype, rotate)
-        ws = _rand((g["K"], g["C"] // grp, g["R"], g["S"]), device, dtype, rotate,
-                   (g["C"] // grp * g["R"] * g["S"]) ** -0.5)
+        xs, ws = _conv_operands(g, n, device, dtype, rotate)
         gos = _rand((n, g["K"], g["P"], g["Q"]), device, dtype, rotate)
         ops = torch.ops.pyconv
         geo = (st, pad, [1, 1], grp)
@@ -155,10 +168,7 @@ def fused_cases(batches: Sequence[int], rotate: int) -> List[Case]:
     cases = []
     for g in distinct_convs("resnet50"):
         for n in batches:
-            flops = 2.0 * n * g["K"] * g["P"] * g["Q"] * (g["C"] // g["groups"]) * g["R"] * g["S"]
-            x_el, w_el = n * g["C"] * g["H"] * g["W"], g["K"] * (g["C"] // g["groups"]) * g["R"] * g["S"]
-            y_el = n * g["K"] * g["P"] * g["Q"]
-            shape = dict(N=n, **{k: v for k, v in g.items() if k != "layers"}, layers=g["layers"])
+            flops, x_el, w_el, y_el, shape = _conv_counts(g, n)
             for residual in (False, True):
                 d = "conv+bias+add+relu" if residual else "conv+bias+relu"
                 elems = x_el + w_el + y_el * (2 if residual else 1)
@@ -170,9 +180,7 @@ def fused_cases(batches: Sequence[int], rotate: int) -> List[Case]:
 def _fused_setup(g, n, residual, rotate, flops) -> Callable:
     def setup(device: str, dtype: torch.dtype) -> Setup:
         st, pad, grp = [g["stride"]] * 2, [g["padding"]] * 2, g["groups"]
-        xs = _rand((n, g["C"], g["H"], g["W"]), device, dtype, rotate)
-        ws = _rand((g["K"], g["C"] // grp, g["R"], g["S"]), device, dtype, rotate,
-                   (g["C"] // grp * g["R"] * g["S"]) ** -0.5)
+        xs, ws = _conv_operands(g, n, device, dtype, rotate)
         bs = _rand((g["K"],), device, dtype, rotate)
         rs = _rand((n, g["K"], g["P"], g["Q"]), device, dtype, rotate) if residual else [None] * rotate
         ops = torch.ops.pyconv
