@@ -66,6 +66,7 @@ pybind11::dict build_info() {
   algos["cuda"] = cuda;
 #endif
   d["algorithms"] = algos;
+  d["algorithm_dtypes"] = py::dict(py::arg("conv2d") = pyconv::conv2d_algo_dtypes());
   return d;
 }
 

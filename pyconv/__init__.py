@@ -30,14 +30,16 @@ def build_info():
 
     Returns a dict: ``version``, ``cuda`` (CUDA kernels compiled in), ``cuda_version``, ``arch_list``, ``compiler``,
     ``torch_version_built``, ``ops``, ``algorithms`` (per device, per op family: the rungs of the ladder, fastest
-    last; key ``"emulator"`` for the CUDA kernels on the CPU emulator), ``emulator`` (whether it was built), plus the
-    runtime facts ``torch_version`` and ``cuda_available``.
+    last; key ``"emulator"`` for the CUDA kernels on the CPU emulator), ``algorithm_dtypes`` (per op family: the rungs
+    that accept only some dtypes, e.g. ``tensor_core*``: float16/bfloat16; any other rung takes every floating dtype),
+    ``emulator`` (whether it was built), plus the runtime facts ``torch_version`` and ``cuda_available``.
     """
     info = dict(_C.build_info())
     info["emulator"] = emulator.available()
     if info["emulator"]:
         info["algorithms"] = dict(info["algorithms"])
         info["algorithms"]["emulator"] = dict(emulator.build_info()["algorithms"])
+    info["algorithm_dtypes"] = {k: dict(v) for k, v in dict(info["algorithm_dtypes"]).items()}
     info["torch_version"] = torch.__version__
     info["cuda_available"] = bool(info["cuda"] and torch.cuda.is_available())
     return info

@@ -67,6 +67,9 @@ fi
 if [ -z "${SKIP_BENCH:-}" ]; then
   step "benchmark"
   "$PY" -m pyconv bench --device cuda ${QUICK:+--quick} --json "$STEM.json" --readme README.md || status=1
+  # The issue-7 target: float16 NHWC ResNet-50 layers, batch 32, plain and fused, against cuDNN.
+  "$PY" -m pyconv bench --device cuda --dtype float16 --channels-last --suite resnet50,fused,mobilenet_v2 \
+      --batch 32 --json "$STEM-f16-nhwc.json" || status=1
   { echo; echo "## benchmark: $STEM.{json,md,png}"; } >>"$CHECK"
 fi
 step "done (status $status): commit $OUT/$GPU-$(date +%F)* and README.md"

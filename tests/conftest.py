@@ -11,6 +11,13 @@ def algos(device):
     return pyconv.build_info()["algorithms"][device]["conv2d"]
 
 
+def general_algos(device):
+    """The conv2d rungs of `device` that take every floating dtype (not the float16/bfloat16-only tensor-core ones,
+    which tests/test_tensor_core.py covers)."""
+    only = pyconv.build_info()["algorithm_dtypes"]["conv2d"]
+    return [a for a in algos(device) if a not in only]
+
+
 def pytest_report_header(config):
     info = pyconv.build_info()
     return [f"pyconv {info['version']}: cuda compiled={info['cuda']} available={info['cuda_available']} "

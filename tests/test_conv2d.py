@@ -9,7 +9,7 @@ from torch.library import opcheck
 
 import pyconv
 from pyconv import functional as PF
-from conftest import DEVICES, HAS_CUDA, algos
+from conftest import DEVICES, HAS_CUDA, algos, general_algos
 
 # One table of cases, boundaries first. Fields: input (N, C, H, W) (N=None: unbatched), weight (K, C/g, R, S),
 # stride, padding, dilation, groups, bias, layout ('nchw', 'cl' = channels_last, 'view' = non-contiguous view).
@@ -84,7 +84,7 @@ def run_both(case, device, dtype, algo):
 
 
 def algo_params():
-    return [(d, a) for d in DEVICES for a in algos(d)]
+    return [(d, a) for d in DEVICES for a in general_algos(d)]
 
 
 @pytest.mark.parametrize("device,algo", algo_params())
@@ -354,5 +354,8 @@ def test_build_info():
         assert hasattr(torch.ops.pyconv, op), op
     assert info["algorithms"]["cpu"]["conv2d"] == ["direct", "im2col_gemm"]
     if info["cuda"]:
-        assert info["algorithms"]["cuda"]["conv2d"] == ["direct", "implicit_gemm"]
+        assert info["algorithms"]["cuda"]["conv2d"] == ["direct", "implicit_gemm", "tensor_core", "tensor_core_128x128",
+                                                        "tensor_core_128x64", "tensor_core_64x64"]
+        assert set(info["algorithm_dtypes"]["conv2d"]) == {a for a in info["algorithms"]["cuda"]["conv2d"]
+                                                           if a.startswith("tensor_core")}
         assert info["arch_list"] and info["cuda_version"]

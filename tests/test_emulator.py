@@ -14,6 +14,7 @@ from torch.library import opcheck
 
 import pyconv
 from pyconv import functional as PF
+from conftest import general_algos
 from test_conv2d import CASES, kwargs, make
 
 if not pyconv.emulator.available():
@@ -21,7 +22,7 @@ if not pyconv.emulator.available():
         raise RuntimeError("CI must build the CUDA emulator (pyconv._C_emu), but it is missing")
     pytest.skip("pyconv was built without the CUDA emulator", allow_module_level=True)
 
-EMU_ALGOS = pyconv.build_info()["algorithms"]["emulator"]["conv2d"]
+EMU_ALGOS = general_algos("emulator")
 CONFIGS = [dict(order=o, workers=w, seed=s) for (o, w), s in
            zip(itertools.product(("forward", "reverse", "random"), (1, 2)), itertools.count(11))]
 
@@ -63,7 +64,7 @@ def test_float32(name, algo):
         torch.testing.assert_close(g, gr, rtol=1e-4, atol=1e-4 * max(1.0, gr.abs().max().item()))
 
 
-@pytest.mark.parametrize("algo", EMU_ALGOS)
+@pytest.mark.parametrize("algo", pyconv.build_info()["algorithms"]["emulator"]["conv2d"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_kernels(dtype, algo):
     """The __half / __nv_bfloat16 kernel instantiations (float accumulation), as a GPU would run them."""

@@ -7,13 +7,13 @@ from torch.library import opcheck
 
 import pyconv
 from pyconv import functional as PF
-from conftest import HAS_CUDA
+from conftest import HAS_CUDA, general_algos
 
-BACKENDS = [("cpu", "auto", a) for a in pyconv.build_info()["algorithms"]["cpu"]["conv2d"]]
+BACKENDS = [("cpu", "auto", a) for a in general_algos("cpu")]
 if pyconv.emulator.available():
-    BACKENDS += [("cpu", "emulator", a) for a in pyconv.build_info()["algorithms"]["emulator"]["conv2d"]]
+    BACKENDS += [("cpu", "emulator", a) for a in general_algos("emulator")]
 if HAS_CUDA:
-    BACKENDS += [("cuda", "auto", a) for a in pyconv.build_info()["algorithms"]["cuda"]["conv2d"]]
+    BACKENDS += [("cuda", "auto", a) for a in general_algos("cuda")]
 IDS = [f"{d}-{b}-{a}" for d, b, a in BACKENDS]
 
 # kind → (torch reference on the pre-activation, pyconv activation_param or None)
@@ -118,7 +118,7 @@ def test_fused_half_on_the_cuda_kernels(dtype):
     """Half/bfloat16 run natively only in the CUDA kernels (here under the emulator): accumulate in float, round the
     pre-activation to the storage type, activate in float (what conv → activation unfused does)."""
     x, w, b, r = (t.to(dtype) for t in _make("cpu", torch.float32))
-    for algo in pyconv.build_info()["algorithms"]["emulator"]["conv2d"]:
+    for algo in general_algos("emulator"):
         y = PF.conv2d(x, w, b, padding=1, activation="gelu", residual=r, algo=algo, backend="emulator")
         assert y.dtype == dtype
         ref = F.gelu(F.conv2d(x.float(), w.float(), b.float(), padding=1) + r.float())

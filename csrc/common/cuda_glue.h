@@ -33,6 +33,10 @@ struct DeviceGuard {
   explicit DeviceGuard(c10::Device) {}
 };
 inline cudaStream_t current_stream() { return nullptr; }
+// The emulated device: a small SM count, so that split-K and grid heuristics take their multi-block paths on the small
+// shapes the tests use; tensor-core instructions are available (the emulator models them).
+inline int sm_count() { return 4; }
+inline bool has_tensor_cores() { return true; }
 inline void check_device(const at::Tensor& t, const char* op, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), "pyconv.", op, ": the CUDA emulator runs on CPU tensors, but got ", name, " on ",
               t.device());
@@ -40,6 +44,17 @@ inline void check_device(const at::Tensor& t, const char* op, const char* name) 
 #else
 using DeviceGuard = c10::cuda::CUDAGuard;
 inline cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream(); }
+// An attribute of the current device (ATen's device-properties header pulls in cuSPARSE/cuBLAS headers this build
+// does not need, so ask the runtime directly).
+inline int device_attribute(cudaDeviceAttr attr) {
+  int v = 0;
+  const cudaError_t e = cudaDeviceGetAttribute(&v, attr, c10::cuda::current_device());
+  TORCH_CHECK(e == cudaSuccess, "pyconv: cudaDeviceGetAttribute failed: ", cudaGetErrorString(e));
+  return v;
+}
+inline int sm_count() { return device_attribute(cudaDevAttrMultiProcessorCount); }
+// mma.sync m16n8k16, ldmatrix and cp.async need sm_80 or newer.
+inline bool has_tensor_cores() { return device_attribute(cudaDevAttrComputeCapabilityMajor) >= 8; }
 inline void check_device(const at::Tensor& t, const char* op, const char* name) {
   TORCH_CHECK(t.is_cuda(), "pyconv.", op, ": CUDA kernel called with ", name, " on ", t.device());
 }

@@ -1,6 +1,9 @@
-// The conv2d ladder: algorithm names per backend, in rung order. "auto" picks the last (fastest) rung.
+// The conv2d ladder: algorithm names per backend, in rung order. On the CPU "auto" picks the last rung; on CUDA it
+// picks per shape and dtype (conv2d_cuda.cu: choose_cuda_algo), or by timing when pyconv.tuning is on (Python side).
+// "tensor_core" chooses its tile by a heuristic; the tensor_core_BMxBN names fix the tile.
 // Shared by the torch glue (to validate `algo`) and by build_info() (to report what exists).
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -11,8 +14,20 @@ inline const std::vector<std::string>& conv2d_cpu_algos() {
   return v;
 }
 inline const std::vector<std::string>& conv2d_cuda_algos() {
-  static const std::vector<std::string> v{"direct", "implicit_gemm"};
+  static const std::vector<std::string> v{"direct", "implicit_gemm", "tensor_core", "tensor_core_128x128",
+                                          "tensor_core_128x64", "tensor_core_64x64"};
   return v;
+}
+
+// Rungs that accept only some dtypes (every other rung takes float16, bfloat16, float32 and float64).
+inline const std::map<std::string, std::vector<std::string>>& conv2d_algo_dtypes() {
+  static const std::map<std::string, std::vector<std::string>> m{
+      {"tensor_core", {"float16", "bfloat16"}},
+      {"tensor_core_128x128", {"float16", "bfloat16"}},
+      {"tensor_core_128x64", {"float16", "bfloat16"}},
+      {"tensor_core_64x64", {"float16", "bfloat16"}},
+  };
+  return m;
 }
 
 }  // namespace pyconv

@@ -13,11 +13,169 @@
 #include "conv2d_glue.h"
 #include "cuda_direct.cuh"
 #include "cuda_implicit_gemm.cuh"
+#include "cuda_tensor_core.cuh"
 
 namespace pyconv {
 namespace {
 
 void check_cuda(const at::Tensor& t, const char* name) { check_device(t, "conv2d", name); }
+
+// ---- the tensor-core rung: eligibility, operand preparation, tile choice -------------------------------------------
+
+enum class Dir { fprop, dgrad, wgrad };
+
+bool is_tc(const std::string& algo) { return algo.rfind("tensor_core", 0) == 0; }
+
+int64_t round8(int64_t v) { return (v + 7) / 8 * 8; }
+
+// Why the tensor-core kernels cannot run this problem ("" when they can). They keep pixel coordinates, tap counts and
+// the reduction index in 32-bit registers and put n tiles / groups on grid.y / grid.z.
+std::string tc_unsupported(const Conv2dShape& s, at::ScalarType dt) {
+  if (dt != at::kHalf && dt != at::kBFloat16)
+    return std::string("needs float16 or bfloat16 tensors (got ") + c10::toString(dt) + ")";
+  if (!has_tensor_cores()) return "needs a GPU of compute capability 8.0 or newer (mma.sync m16n8k16, cp.async)";
+  const int64_t lim = int64_t(1) << 30;
+  for (int64_t v : {s.H, s.W, s.P, s.Q, s.R * s.S * round8(s.Cg()), s.R * s.S * round8(s.Kg()),
+                    s.stride_h, s.stride_w, s.pad_h + s.H, s.pad_w + s.W, s.dil_h * s.R, s.dil_w * s.S})
+    if (v >= lim) return "has a spatial size, padding, dilation or R·S·C/groups of 2^30 or more";
+  if (s.groups > 65535) return "supports at most 65535 groups";
+  return "";
+}
+
+// A channels-last copy of the 4-D tensor t (N, C, H, W) as a contiguous [N][H][W][groups·cp] array whose channels
+// come in groups of cp ≥ C/groups, zero-padded: the tensor-core kernels read 8 channels at a time. When t already is
+// channels-last with C/groups a multiple of 8 this is the tensor itself (no copy).
+at::Tensor nhwc_padded(const at::Tensor& t, int64_t groups, int64_t cp) {
+  const int64_t N = t.size(0), C = t.size(1), H = t.size(2), W = t.size(3), cg = C / groups;
+  at::Tensor v = t.permute({0, 2, 3, 1});
+  if (cp != cg)
+    v = at::constant_pad_nd(v.reshape({N, H, W, groups, cg}), {0, cp - cg}).reshape({N, H, W, groups * cp});
+  v = v.contiguous();
+  if (reinterpret_cast<uintptr_t>(v.data_ptr()) % 16 != 0) v = v.clone();  // an odd storage offset
+  return v;
+}
+
+// "tensor_core" → a concrete tile: big tiles when they alone give every SM a block, smaller ones otherwise.
+std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int64_t groups) {
+  if (algo != "tensor_core") return algo;
+  const int64_t sms = sm_count();
+  if (gemm_n > 64 && ceil_div(gemm_m, 128) * ceil_div(gemm_n, 128) * groups >= sms) return "tensor_core_128x128";
+  if (ceil_div(gemm_m, 128) * ceil_div(gemm_n, 64) * groups >= sms) return "tensor_core_128x64";
+  return "tensor_core_64x64";
+}
+
+template <typename T, typename F>
+cudaError_t with_tile(const std::string& tile, F&& f) {
+  if (tile == "tensor_core_128x128") return f(cuda::TcTile128x128{});
+  if (tile == "tensor_core_128x64") return f(cuda::TcTile128x64{});
+  return f(cuda::TcTile64x64{});
+}
+
+// The default algorithm for "auto" (pyconv.tuning may time the candidates and pass a concrete name instead).
+std::string choose_cuda_algo(const Conv2dShape& s, at::ScalarType dt) {
+  if (tc_unsupported(s, dt).empty()) return "tensor_core";
+  return "implicit_gemm";
+}
+
+std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, at::ScalarType dt) {
+  std::string algo = algo_name == "auto" ? choose_cuda_algo(s, dt) : check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
+  if (is_tc(algo)) {
+    const std::string why = tc_unsupported(s, dt);
+    TORCH_CHECK(why.empty(), "pyconv.conv2d: algo '", algo, "' ", why, "; use algo='auto' or 'implicit_gemm'");
+  }
+  return algo;
+}
+
+template <typename T>
+void fprop_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& input, const at::Tensor& weight,
+              const T* bias, at::Tensor& y, const ConvEpilogue<T>& epi) {
+  const int64_t cp = round8(s.Cg());
+  const at::Tensor x = nhwc_padded(input, s.groups, cp);
+  // weight (K, C/g, R, S) → [K][R][S][cp] = [g][K/g][R·S·cp]: the B matrix, reduction index (r, s, c)
+  at::Tensor w = weight.permute({0, 2, 3, 1});
+  if (cp != s.Cg()) w = at::constant_pad_nd(w, {0, cp - s.Cg()});
+  w = w.contiguous();
+  cuda::TcConvParams<T> pr{};
+  pr.a = reinterpret_cast<const T*>(x.data_ptr());
+  pr.a_sn = x.stride(0), pr.a_sh = x.stride(1), pr.a_sw = x.stride(2);
+  pr.AH = int(s.H), pr.AW = int(s.W), pr.ca = int(cp);
+  pr.N = s.N, pr.OH = int(s.P), pr.OW = int(s.Q), pr.R = int(s.R), pr.S = int(s.S);
+  pr.stride_h = int(s.stride_h), pr.stride_w = int(s.stride_w), pr.pad_h = int(s.pad_h), pr.pad_w = int(s.pad_w);
+  pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
+  pr.b = reinterpret_cast<const T*>(w.data_ptr());
+  pr.gemm_n = int(s.Kg()), pr.groups = s.groups;
+  pr.y = reinterpret_cast<T*>(y.data_ptr()), pr.ys = strides4(y), pr.bias = bias, pr.epi = epi;
+  const std::string tile = tc_tile(algo, s.npq(), s.Kg(), s.groups);
+  check_launch(with_tile<T>(tile, [&](auto t) { return cuda::launch_tc_conv<T, decltype(t)>(pr, false, current_stream()); }),
+               "conv2d_fprop tensor_core");
+}
+
+template <typename T>
+void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& grad_output, const at::Tensor& weight,
+              at::Tensor& dx) {
+  const int64_t kp = round8(s.Kg());
+  const at::Tensor dy = nhwc_padded(grad_output, s.groups, kp);
+  // weight (K, C/g, R, S) → [g][C/g][R][S][kp]: B of the dgrad GEMM, reduction index (r, s, k)
+  at::Tensor w = weight.reshape({s.groups, s.Kg(), s.Cg(), s.R, s.S}).permute({0, 2, 3, 4, 1});
+  if (kp != s.Kg()) w = at::constant_pad_nd(w, {0, kp - s.Kg()});
+  w = w.contiguous();
+  cuda::TcConvParams<T> pr{};
+  pr.a = reinterpret_cast<const T*>(dy.data_ptr());
+  pr.a_sn = dy.stride(0), pr.a_sh = dy.stride(1), pr.a_sw = dy.stride(2);
+  pr.AH = int(s.P), pr.AW = int(s.Q), pr.ca = int(kp);
+  pr.N = s.N, pr.OH = int(s.H), pr.OW = int(s.W), pr.R = int(s.R), pr.S = int(s.S);
+  pr.stride_h = int(s.stride_h), pr.stride_w = int(s.stride_w), pr.pad_h = int(s.pad_h), pr.pad_w = int(s.pad_w);
+  pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
+  pr.b = reinterpret_cast<const T*>(w.data_ptr());
+  pr.gemm_n = int(s.Cg()), pr.groups = s.groups;
+  pr.y = reinterpret_cast<T*>(dx.data_ptr()), pr.ys = strides4(dx), pr.bias = nullptr;
+  const std::string tile = tc_tile(algo, s.N * s.H * s.W, s.Cg(), s.groups);
+  check_launch(with_tile<T>(tile, [&](auto t) { return cuda::launch_tc_conv<T, decltype(t)>(pr, true, current_stream()); }),
+               "conv2d_dgrad tensor_core");
+}
+
+template <typename T>
+void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& grad_output, const at::Tensor& input,
+              at::Tensor& dw) {
+  const int64_t kp = round8(s.Kg()), cp = round8(s.Cg());
+  const at::Tensor dy = nhwc_padded(grad_output, s.groups, kp);
+  const at::Tensor x = nhwc_padded(input, s.groups, cp);
+  const int64_t gemm_n = s.R * s.S * cp;
+  const std::string tile = tc_tile(algo, s.Kg(), gemm_n, s.groups);
+  const int64_t bm = tile == "tensor_core_64x64" ? 64 : 128, bn = tile == "tensor_core_128x128" ? 128 : 64;
+  // Split-K: enough slices of the N·P·Q reduction to give every SM about two blocks, each slice at least 8 tiles long.
+  const int64_t tiles = ceil_div(s.Kg(), bm) * ceil_div(gemm_n, bn) * s.groups;
+  const int64_t kt_all = ceil_div(s.npq(), cuda::kTcBK);
+  int64_t splits = std::max<int64_t>(1, std::min<int64_t>({2 * sm_count() / std::max<int64_t>(tiles, 1), kt_all / 8,
+                                                           64, 65535 / s.groups}));
+  const int64_t per = ceil_div(kt_all, splits);
+  splits = ceil_div(kt_all, per);  // no empty slice
+  at::Tensor ws = at::empty({splits, s.groups, s.Kg(), gemm_n}, grad_output.options().dtype(at::kFloat));
+  cuda::TcWgradParams<T> pr{};
+  pr.dy = reinterpret_cast<const T*>(dy.data_ptr());
+  pr.x = reinterpret_cast<const T*>(x.data_ptr());
+  pr.x_sn = x.stride(0), pr.x_sh = x.stride(1), pr.x_sw = x.stride(2);
+  pr.H = int(s.H), pr.W = int(s.W), pr.P = int(s.P), pr.Q = int(s.Q), pr.R = int(s.R), pr.S = int(s.S);
+  pr.stride_h = int(s.stride_h), pr.stride_w = int(s.stride_w), pr.pad_h = int(s.pad_h), pr.pad_w = int(s.pad_w);
+  pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
+  pr.kp = int(kp), pr.cp = int(cp), pr.kg = int(s.Kg()), pr.cg = int(s.Cg());
+  pr.N = s.N, pr.groups = s.groups, pr.splits = int(splits), pr.tiles_per_split = int(per);
+  pr.ws = ws.data_ptr<float>();
+  T* dwp = reinterpret_cast<T*>(dw.data_ptr());
+  check_launch(with_tile<T>(tile, [&](auto t) {
+                 return cuda::launch_tc_wgrad<T, decltype(t)>(pr, dwp, strides4(dw), current_stream());
+               }),
+               "conv2d_wgrad tensor_core");
+}
+
+// Runs body<T>() with T = __half or __nv_bfloat16 (the tensor-core dtypes).
+template <typename F>
+void dispatch_tc(at::ScalarType dt, F&& body) {
+  if (dt == at::kHalf)
+    body(__half{});
+  else
+    body(__nv_bfloat16{});
+}
 
 at::Tensor fprop_fused_cuda(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                             const std::optional<at::Tensor>& residual, at::IntArrayRef stride,
@@ -33,13 +191,27 @@ at::Tensor fprop_fused_cuda(const at::Tensor& input, const at::Tensor& weight, c
                 "], but got bias of size ", bias->sizes());
   }
   const int act = check_epilogue(input, s, residual, activation);
-  const std::string algo = check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
+  const std::string algo = resolve_algo(algo_name, s, input.scalar_type());
 
   const DeviceGuard guard(input.device());
   at::Tensor y = at::empty({s.N, s.K, s.P, s.Q}, input.options().memory_format(conv_output_format(input)));
   const cudaStream_t stream = current_stream();
   if (y.numel() == 0) return y;
   at::Tensor b = bias ? bias->contiguous() : at::Tensor();
+  if (is_tc(algo)) {
+    dispatch_tc(input.scalar_type(), [&](auto tag) {
+      using T = decltype(tag);
+      ConvEpilogue<T> epi;
+      epi.act = act;
+      epi.param = static_cast<float>(param);
+      if (residual) {
+        epi.residual = reinterpret_cast<const T*>(residual->data_ptr());
+        epi.rs = strides4(*residual);
+      }
+      fprop_tc<T>(algo, s, input, weight, b.defined() ? reinterpret_cast<const T*>(b.data_ptr()) : nullptr, y, epi);
+    });
+    return y;
+  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "pyconv_conv2d_fprop_cuda", [&] {
     using KT = typename KernelType<scalar_t>::type;
     const KT* bp = b.defined() ? kptr<scalar_t>(b) : nullptr;
@@ -78,13 +250,17 @@ at::Tensor dgrad_cuda(const at::Tensor& grad_output, const at::Tensor& weight, a
   check_cuda(grad_output, "grad_output");
   const Conv2dShape s = make_shape(input_size, weight.sizes(), check_geometry(stride, padding, dilation, groups));
   check_grad_output(grad_output, s);
-  const std::string algo = check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
+  const std::string algo = resolve_algo(algo_name, s, grad_output.scalar_type());
 
   const DeviceGuard guard(grad_output.device());
   at::Tensor dx = at::empty(input_size, grad_output.options().memory_format(conv_output_format(grad_output)));
   const cudaStream_t stream = current_stream();
   if (dx.numel() == 0) return dx;
   if (grad_output.numel() == 0 || s.Kg() == 0) return dx.zero_();
+  if (is_tc(algo)) {
+    dispatch_tc(grad_output.scalar_type(), [&](auto tag) { dgrad_tc<decltype(tag)>(algo, s, grad_output, weight, dx); });
+    return dx;
+  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "pyconv_conv2d_dgrad_cuda", [&] {
     using KT = typename KernelType<scalar_t>::type;
     if (algo == "direct")
@@ -109,13 +285,17 @@ at::Tensor wgrad_cuda(const at::Tensor& grad_output, const at::Tensor& input, at
   check_cuda(grad_output, "grad_output");
   const Conv2dShape s = make_shape(input.sizes(), weight_size, check_geometry(stride, padding, dilation, groups));
   check_grad_output(grad_output, s);
-  const std::string algo = check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
+  const std::string algo = resolve_algo(algo_name, s, grad_output.scalar_type());
 
   const DeviceGuard guard(grad_output.device());
   at::Tensor dw = at::empty(weight_size, grad_output.options());
   const cudaStream_t stream = current_stream();
   if (dw.numel() == 0) return dw;
   if (grad_output.numel() == 0) return dw.zero_();
+  if (is_tc(algo)) {
+    dispatch_tc(grad_output.scalar_type(), [&](auto tag) { wgrad_tc<decltype(tag)>(algo, s, grad_output, input, dw); });
+    return dw;
+  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "pyconv_conv2d_wgrad_cuda", [&] {
     using KT = typename KernelType<scalar_t>::type;
     if (algo == "direct")

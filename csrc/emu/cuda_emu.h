@@ -256,6 +256,17 @@ struct Fiber {
   // Lanes of this warp that had exited when this thread last synchronised (kernel start, a barrier, a collective):
   // __activemask() leaves out only those, as lanes that exit later would still be converged with it on a GPU.
   unsigned exited_at_sync = 0;
+  // cp.async copies this thread issued and has not yet waited for: they land in shared memory only at the
+  // cp.async.wait_group that covers their group, never earlier, so a kernel that reads a stage before waiting for it
+  // reads the stale contents (NaN after launch) here, as it may on a GPU.
+  struct CpAsync {
+    void* dst;
+    const void* src;
+    int bytes, src_bytes;  // src_bytes < bytes: the rest is zero-filled (0 = pure zero fill, no read)
+    int group;
+  };
+  std::vector<CpAsync> cp_pending;
+  int cp_committed = 0;  // groups committed so far; uncommitted copies belong to group cp_committed
 #ifdef PYCONV_EMU_ASAN
   void* fake_stack = nullptr;
 #endif
@@ -644,6 +655,8 @@ inline void run_block(Block& b) {
     f.started = false;
     f.file = nullptr;
     f.exited_at_sync = 0;
+    f.cp_pending.clear();
+    f.cp_committed = 0;
 #ifdef PYCONV_EMU_ASAN
     __asan_unpoison_memory_region(f.stack, f.stack_size);  // an abandoned fiber may have left poisoned frames
 #endif
@@ -924,7 +937,8 @@ void warp_collective(int kind, const char* what, unsigned mask, int width, size_
   if (sync_memory) tsan_acquire(token);
 }
 
-enum WarpKind { kSyncwarp = 1, kShfl, kShflUp, kShflDown, kShflXor, kBallot, kAny, kAll, kMma };
+enum WarpKind { kSyncwarp = 1, kShfl, kShflUp, kShflDown, kShflXor, kBallot, kAny, kAll, kMma, kMmaBf16, kLdmatrix,
+                kLdmatrixTrans };
 
 inline int lane_id() { return fiber().linear % 32; }
 
@@ -998,19 +1012,27 @@ struct MmaIn {
   uint32_t a[4], b[2];
   float c[4];
 };
-inline void mma_m16n8k16_f16_f32(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4],
-                                 const char* file, int line) {
+// bf16 = true: the .bf16 variant (same layouts, bfloat16 operands).
+inline void mma_m16n8k16_f32(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4], bool bf16,
+                             const char* file, int line) {
   MmaIn in;
   std::memcpy(in.a, a, sizeof in.a);
   std::memcpy(in.b, b, sizeof in.b);
   std::memcpy(in.c, c, sizeof in.c);
   float out[4];
-  warp_collective(kMma, "mma.sync.m16n8k16", 0xffffffffu, 32, sizeof(MmaIn), &in, out, file, line, false,
-                  [&](Fiber** lanes) {
+  warp_collective(bf16 ? kMmaBf16 : kMma, bf16 ? "mma.sync.m16n8k16.bf16" : "mma.sync.m16n8k16.f16", 0xffffffffu,
+                  32, sizeof(MmaIn), &in, out, file, line, false, [&](Fiber** lanes) {
                     float A[16][16], B[16][8], C[16][8];
-                    auto h = [](uint32_t pair, int hi) {
+                    auto h = [bf16](uint32_t pair, int hi) {
+                      const uint32_t bits = hi ? pair >> 16 : pair & 0xffff;
+                      if (bf16) {  // bfloat16 is the top half of a float
+                        const uint32_t f32 = bits << 16;
+                        float v;
+                        std::memcpy(&v, &f32, 4);
+                        return v;
+                      }
                       __half_raw r;
-                      r.x = static_cast<unsigned short>(hi ? pair >> 16 : pair & 0xffff);
+                      r.x = static_cast<unsigned short>(bits);
                       return __half2float(__half(r));
                     };
                     for (int l = 0; l < 32; ++l) {
@@ -1040,6 +1062,70 @@ inline void mma_m16n8k16_f16_f32(float d[4], const uint32_t a[4], const uint32_t
                     }
                   });
   std::memcpy(d, out, sizeof out);
+}
+
+inline void mma_m16n8k16_f16_f32(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4],
+                                 const char* file, int line) {
+  mma_m16n8k16_f32(d, a, b, c, false, file, line);
+}
+
+// ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16: four 8×8 matrices of 16-bit elements, each row 16 contiguous
+// bytes in shared memory. Lanes 8i..8i+7 give the row addresses of matrix i; every lane receives one 32-bit register
+// per matrix: without .trans the pair (row lane/4, cols 2·(lane%4) + {0, 1}), with .trans the pair (rows
+// 2·(lane%4) + {0, 1}, col lane/4), i.e. the fragment of the transposed matrix. Rows must be 16-byte aligned.
+inline void ldmatrix_x4(uint32_t r[4], const void* row_addr, bool trans, const char* file, int line) {
+  uint32_t out[4];
+  warp_collective(trans ? kLdmatrixTrans : kLdmatrix, trans ? "ldmatrix.x4.trans" : "ldmatrix.x4", 0xffffffffu, 32,
+                  sizeof(const void*), &row_addr, out, file, line, false, [&](Fiber** lanes) {
+                    const uint16_t* rows[32];
+                    for (int l = 0; l < 32; ++l) {
+                      const void* a = *static_cast<const void* const*>(lanes[l]->in);
+                      if (reinterpret_cast<uintptr_t>(a) % 16 != 0)
+                        fail(std::string("ldmatrix at ") + where(file, line) + ": lane " + std::to_string(l) +
+                             " gives a row address that is not 16-byte aligned");
+                      rows[l] = static_cast<const uint16_t*>(a);
+                    }
+                    for (int l = 0; l < 32; ++l) {
+                      uint32_t* o = static_cast<uint32_t*>(lanes[l]->out);
+                      for (int i = 0; i < 4; ++i) {
+                        const uint16_t* const* m = rows + 8 * i;  // matrix i's eight rows
+                        uint32_t lo, hi;
+                        if (!trans) {
+                          lo = m[l / 4][2 * (l % 4)], hi = m[l / 4][2 * (l % 4) + 1];
+                        } else {
+                          lo = m[2 * (l % 4)][l / 4], hi = m[2 * (l % 4) + 1][l / 4];
+                        }
+                        o[i] = lo | (hi << 16);
+                      }
+                    }
+                  });
+  std::memcpy(r, out, sizeof out);
+}
+
+// cp.async.cg.shared.global [dst], [src], 16, src_bytes: recorded, and performed at the wait that covers it.
+inline void cp_async(void* dst, const void* src, int bytes, int src_bytes, const char* file, int line) {
+  Fiber& f = fiber();
+  if (reinterpret_cast<uintptr_t>(dst) % bytes != 0 || (src_bytes > 0 && reinterpret_cast<uintptr_t>(src) % bytes))
+    fail(std::string("cp.async at ") + where(file, line) + " (" + thread_desc(f) + "): a " + std::to_string(bytes) +
+         "-byte copy needs " + std::to_string(bytes) + "-byte aligned addresses");
+  f.cp_pending.push_back(Fiber::CpAsync{dst, src, bytes, src_bytes, f.cp_committed});
+}
+inline void cp_async_commit() { ++fiber().cp_committed; }
+// cp.async.wait_group n: every copy of all but the n most recently committed groups has landed.
+inline void cp_async_wait(int n) {
+  Fiber& f = fiber();
+  const int limit = f.cp_committed - n;  // groups < limit must be complete
+  size_t keep = 0;
+  for (size_t i = 0; i < f.cp_pending.size(); ++i) {
+    const Fiber::CpAsync& c = f.cp_pending[i];
+    if (c.group < limit) {
+      if (c.src_bytes > 0) std::memcpy(c.dst, c.src, size_t(c.src_bytes));
+      if (c.src_bytes < c.bytes) std::memset(static_cast<char*>(c.dst) + c.src_bytes, 0, size_t(c.bytes - c.src_bytes));
+    } else {
+      f.cp_pending[keep++] = c;
+    }
+  }
+  f.cp_pending.resize(keep);
 }
 
 // ---- atomics: real atomics, since blocks run on several OS threads -----------------------------------------------

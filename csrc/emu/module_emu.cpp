@@ -67,6 +67,7 @@ std::string run_selftest(const std::string& name) {
 py::dict build_info() {
   py::dict d;
   d["algorithms"] = py::dict(py::arg("conv2d") = pyconv::conv2d_cuda_algos());
+  d["algorithm_dtypes"] = py::dict(py::arg("conv2d") = pyconv::conv2d_algo_dtypes());
   d["sanitizer"] =
 #if defined(PYCONV_EMU_ASAN)
       "address";

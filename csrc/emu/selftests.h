@@ -1,7 +1,8 @@
 // Self-tests of the CUDA emulator: small kernels written exactly as for a GPU, run through pyconv::launch, with their
 // results checked against values worked out independently on the host. Three kinds:
 //   feature        must run and give the right answer (warp shuffles with mask and width, votes, block votes,
-//                  atomics across blocks and OS threads, dynamic shared memory, a warp-shuffle reduction, mma.sync);
+//                  atomics across blocks and OS threads, dynamic shared memory, a warp-shuffle reduction, mma.sync f16/bf16,
+//                  cp.async with zero fill, ldmatrix.x4 plain and transposed);
 //   emulator_bug   a seeded bug the emulator itself must report (early return before a barrier, divergent barriers,
 //                  full-mask shuffle in a partial warp, shuffle with an exited lane, divergent warp collectives, a
 //                  shuffle whose lanes wait at a barrier instead, launch configurations CUDA rejects);
@@ -113,6 +114,42 @@ __global__ void mma_kernel(const __half* A, const __half* B, const float* C, flo
   for (int i = 0; i < 4; ++i) c[i] = C[(g + ((i & 2) ? 8 : 0)) * 8 + 2 * tig + (i & 1)];
   mma_m16n8k16_f16_f32(d, a, b, c);
   for (int i = 0; i < 4; ++i) D[(g + ((i & 2) ? 8 : 0)) * 8 + 2 * tig + (i & 1)] = d[i];
+}
+
+// The bfloat16 twin of mma_kernel: operands travel as raw 16-bit patterns.
+__global__ void mma_bf16_kernel(const uint16_t* A, const uint16_t* B, const float* C, float* D) {
+  const int lane = threadIdx.x, g = lane / 4, tig = lane % 4;
+  uint32_t a[4], b[2];
+  float c[4], d[4];
+  for (int i = 0; i < 4; ++i) {
+    const int row = g + ((i & 1) ? 8 : 0), col = 2 * tig + ((i & 2) ? 8 : 0);
+    a[i] = uint32_t(A[row * 16 + col]) | (uint32_t(A[row * 16 + col + 1]) << 16);
+  }
+  for (int i = 0; i < 2; ++i) {
+    const int k = 2 * tig + (i ? 8 : 0);
+    b[i] = uint32_t(B[k * 8 + g]) | (uint32_t(B[(k + 1) * 8 + g]) << 16);
+  }
+  for (int i = 0; i < 4; ++i) c[i] = C[(g + ((i & 2) ? 8 : 0)) * 8 + 2 * tig + (i & 1)];
+  mma_m16n8k16_bf16_f32(d, a, b, c);
+  for (int i = 0; i < 4; ++i) D[(g + ((i & 2) ? 8 : 0)) * 8 + 2 * tig + (i & 1)] = d[i];
+}
+
+// cp.async into dynamic shared memory, then ldmatrix.x4 and ldmatrix.x4.trans from it. 32 threads; `in` holds four
+// 8×8 matrices of 16-bit values (matrix i, row r, col c at i·64 + r·8 + c). Chunks of odd index are copied with
+// src-size 0 (zero fill). out[lane·8 + 0..3] = the four registers of ldmatrix, out[lane·8 + 4..7] those of .trans.
+__global__ void ldmatrix_kernel(const uint16_t* in, uint32_t* out) {
+  PYCONV_EXTERN_SHARED(uint16_t, sm);
+  const int lane = threadIdx.x;
+  // 32 chunks of 16 bytes: lane copies chunk `lane` (matrix lane/8, row lane%8) as one cp.async group.
+  const bool valid = lane % 2 == 0;
+  cp_async_16(sm + lane * 8, valid ? in + lane * 8 : in, valid);
+  cp_async_commit();
+  cp_async_wait<0>();
+  __syncthreads();  // every lane's chunk has landed before any lane reads another's rows
+  uint32_t r[4], t[4];
+  ldmatrix_x4(r, sm + lane * 8);  // lane l names row l%8 of matrix l/8, which is chunk l
+  ldmatrix_x4<true>(t, sm + lane * 8);
+  for (int i = 0; i < 4; ++i) out[lane * 8 + i] = r[i], out[lane * 8 + 4 + i] = t[i];
 }
 
 // ---- seeded bugs the emulator must report ----------------------------------------------------------------------
@@ -354,6 +391,72 @@ inline std::string test_mma() {
   return "";
 }
 
+inline std::string test_mma_bf16() {
+  Buf<uint16_t> A(16 * 16), B(16 * 8);
+  Buf<float> C(16 * 8), D(16 * 8, -1.0f);
+  auto bf = [](float v) {  // exact: these values need at most 8 significant bits
+    uint32_t u;
+    std::memcpy(&u, &v, 4);
+    return uint16_t(u >> 16);
+  };
+  auto fl = [](uint16_t h) {
+    const uint32_t u = uint32_t(h) << 16;
+    float v;
+    std::memcpy(&v, &u, 4);
+    return v;
+  };
+  for (int i = 0; i < 256; ++i) A.host[i] = bf(float((i * 7) % 13 - 6) * 0.125f);
+  for (int i = 0; i < 128; ++i) B.host[i] = bf(float((i * 5) % 11 - 5) * 0.25f);
+  for (int i = 0; i < 128; ++i) C.host[i] = float(i % 9) - 4.0f;
+#ifndef PYCONV_EMULATION
+  cudaMemcpy(A.dev, A.host.data(), 256 * sizeof(uint16_t), cudaMemcpyHostToDevice);
+  cudaMemcpy(B.dev, B.host.data(), 128 * sizeof(uint16_t), cudaMemcpyHostToDevice);
+  cudaMemcpy(C.dev, C.host.data(), 128 * sizeof(float), cudaMemcpyHostToDevice);
+#endif
+  std::string e = launch_error(launch(mma_bf16_kernel, dim3(1), dim3(32), 0, nullptr, A.dev, B.dev, C.dev, D.dev));
+  if (!e.empty()) return e;
+  for (int m = 0; m < 16; ++m)
+    for (int n = 0; n < 8; ++n) {
+      double ref = C.host[m * 8 + n];
+      for (int k = 0; k < 16; ++k) ref += double(fl(A.host[m * 16 + k])) * double(fl(B.host[k * 8 + n]));
+      PYCONV_SELFTEST_CHECK(D.get()[m * 8 + n] == float(ref), "mma bf16: D[" + std::to_string(m) + "][" +
+                                                                  std::to_string(n) + "] expected " +
+                                                                  std::to_string(ref) + ", got " +
+                                                                  std::to_string(D.get()[m * 8 + n]));
+    }
+  return "";
+}
+
+inline std::string test_ldmatrix() {
+  Buf<uint16_t> in(256);
+  Buf<uint32_t> out(32 * 8, 0xdeadbeefu);
+  for (int i = 0; i < 256; ++i) in.host[i] = uint16_t(1000 + i);
+#ifndef PYCONV_EMULATION
+  cudaMemcpy(in.dev, in.host.data(), 256 * sizeof(uint16_t), cudaMemcpyHostToDevice);
+#endif
+  std::string e = launch_error(launch(ldmatrix_kernel, dim3(1), dim3(32), 256 * sizeof(uint16_t), nullptr, in.dev,
+                                      out.dev));
+  if (!e.empty()) return e;
+  // Shared memory as the kernel left it: chunk c (8 values) copied when c is even, zeros when odd.
+  auto sm = [&](int mat, int row, int col) -> uint32_t {
+    const int chunk = mat * 8 + row;
+    return chunk % 2 == 0 ? in.host[mat * 64 + row * 8 + col] : 0u;
+  };
+  const uint32_t* o = out.get().data();
+  for (int l = 0; l < 32; ++l)
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t plain = sm(i, l / 4, 2 * (l % 4)) | (sm(i, l / 4, 2 * (l % 4) + 1) << 16);
+      const uint32_t trans = sm(i, 2 * (l % 4), l / 4) | (sm(i, 2 * (l % 4) + 1, l / 4) << 16);
+      PYCONV_SELFTEST_CHECK(o[l * 8 + i] == plain, "ldmatrix: lane " + std::to_string(l) + " matrix " +
+                                                       std::to_string(i) + " expected " + std::to_string(plain) +
+                                                       ", got " + std::to_string(o[l * 8 + i]));
+      PYCONV_SELFTEST_CHECK(o[l * 8 + 4 + i] == trans, "ldmatrix.trans: lane " + std::to_string(l) + " matrix " +
+                                                           std::to_string(i) + " expected " + std::to_string(trans) +
+                                                           ", got " + std::to_string(o[l * 8 + 4 + i]));
+    }
+  return "";
+}
+
 // Seeded bugs: return the launch's error text ("" if the launch — wrongly — succeeded).
 inline std::string bug_early_return() {
   Buf<float> out(64);
@@ -420,6 +523,8 @@ inline const std::vector<SelfTest>& selftests() {
       {"dynamic_smem", "feature", "", test_dynamic_smem},
       {"reduce", "feature", "", test_reduce},
       {"mma", "feature", "", test_mma},
+      {"mma_bf16", "feature", "", test_mma_bf16},
+      {"ldmatrix_cp_async", "feature", "", test_ldmatrix},
       {"early_return", "emulator_bug", "returned while", bug_early_return},
       {"divergent_barrier", "emulator_bug", "but thread", bug_divergent_barrier},
       {"full_mask_partial_warp", "emulator_bug", "names lanes that do not exist", bug_full_mask_partial_warp},

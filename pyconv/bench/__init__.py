@@ -35,7 +35,7 @@ OPS = {"conv2d": CONV_SUITES + ("fused",), "pool": ("pool",), "act": ("act",), "
 
 def collect_cases(suites: Sequence[str], device: str, quick: bool, directions: Sequence[str] = ("fprop", "dgrad",
                                                                                                   "wgrad"),
-                  batches: Optional[Sequence[int]] = None, rotate: int = 2) -> List[Case]:
+                  batches: Optional[Sequence[int]] = None, rotate: int = 2, channels_last: bool = False) -> List[Case]:
     from .. import build_info
 
     algos = build_info()["algorithms"][device]["conv2d"]
@@ -45,9 +45,10 @@ def collect_cases(suites: Sequence[str], device: str, quick: bool, directions: S
     for suite in suites:
         if suite in CONV_SUITES:
             cases += conv_cases(suite, batches, directions, algos, rotate,
-                                direct_max_flops=(2e8 if quick else 2e9) if device == "cpu" else 2e11)
+                                direct_max_flops=(2e8 if quick else 2e9) if device == "cpu" else 2e11,
+                                channels_last=channels_last)
         elif suite == "fused":
-            cases += fused_cases(batches, rotate)
+            cases += fused_cases(batches, rotate, channels_last)
         elif suite == "pool":
             cases += pool_cases(quick, rotate)
         elif suite == "act":
@@ -111,7 +112,7 @@ def _driver_version() -> str:
 def run(suites: Sequence[str] = SUITES, device: str = "cpu", dtype: torch.dtype = torch.float32, quick: bool = False,
         reps: Optional[int] = None, warmup: Optional[int] = None, directions: Sequence[str] = ("fprop", "dgrad", "wgrad"),
         batches: Optional[Sequence[int]] = None, progress: bool = True, cases: Optional[List[Case]] = None,
-        tf32: bool = False, max_seconds: Optional[float] = None,
+        tf32: bool = False, max_seconds: Optional[float] = None, channels_last: bool = False,
         checkpoint: Optional[str] = None, checkpoint_every: float = 30.0) -> Dict[str, object]:
     """Runs the suites; returns ``{"env": ..., "ceilings": ..., "rows": [...]}`` (what the JSON holds). With
     ``checkpoint`` (a path), the rows so far are written there every ``checkpoint_every`` seconds, marked ``"partial": true``, so a long run
@@ -130,10 +131,11 @@ def run(suites: Sequence[str] = SUITES, device: str = "cpu", dtype: torch.dtype 
     rotate = 2 if device == "cpu" else 4
     timer = Timer(device)
     env = environment(device, dtype)
-    env.update(reps=reps, warmup=warmup, quick=quick, suites=list(suites), rotate=rotate, max_seconds=max_seconds)
+    env.update(reps=reps, warmup=warmup, quick=quick, suites=list(suites), rotate=rotate, max_seconds=max_seconds,
+               channels_last=channels_last)
     ceilings = measure_ceilings(device, dtype, timer, quick)
     if cases is None:
-        cases = collect_cases(suites, device, quick, directions, batches, rotate)
+        cases = collect_cases(suites, device, quick, directions, batches, rotate, channels_last)
     bar = None
     if progress:
         try:

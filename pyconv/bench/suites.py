@@ -82,19 +82,25 @@ def _conv_counts(g: dict, n: int):
     return flops, x_el, w_el, y_el, shape
 
 
-def _conv_operands(g: dict, n: int, device, dtype, rotate: int):
-    """Rotating random inputs and weights (scaled by 1/√(C·R·S/groups), so outputs stay O(1))."""
+def _layout(ts: List[torch.Tensor], channels_last: bool) -> List[torch.Tensor]:
+    return [t.contiguous(memory_format=torch.channels_last) for t in ts] if channels_last else ts
+
+
+def _conv_operands(g: dict, n: int, device, dtype, rotate: int, channels_last: bool = False):
+    """Rotating random inputs and weights (scaled by 1/√(C·R·S/groups), so outputs stay O(1)); activations (and
+    weights, as cuDNN's NHWC kernels want) in channels_last when asked."""
     grp = g["groups"]
-    xs = _rand((n, g["C"], g["H"], g["W"]), device, dtype, rotate)
-    ws = _rand((g["K"], g["C"] // grp, g["R"], g["S"]), device, dtype, rotate,
-               (g["C"] // grp * g["R"] * g["S"]) ** -0.5)
+    xs = _layout(_rand((n, g["C"], g["H"], g["W"]), device, dtype, rotate), channels_last)
+    ws = _layout(_rand((g["K"], g["C"] // grp, g["R"], g["S"]), device, dtype, rotate,
+                       (g["C"] // grp * g["R"] * g["S"]) ** -0.5), channels_last)
     return xs, ws
 
 
 def conv_cases(suite: str, batches: Sequence[int], directions: Sequence[str], algos: Sequence[str],
-               rotate: int, direct_max_flops: float, geometries: Optional[List[dict]] = None) -> List[Case]:
+               rotate: int, direct_max_flops: float, geometries: Optional[List[dict]] = None,
+               channels_last: bool = False) -> List[Case]:
     """Cases for every geometry (default: the distinct convolutions of the pyconv.models network `suite`) × batch ×
-    direction; providers: every pyconv rung in `algos` plus auto, and torch."""
+    direction; providers: every pyconv rung in `algos` that takes the run's dtype, plus auto, and torch."""
     cases = []
     for g in (distinct_convs(suite) if geometries is None else geometries):
         for n in batches:
@@ -103,16 +109,17 @@ def conv_cases(suite: str, batches: Sequence[int], directions: Sequence[str], al
                 # minimal traffic per direction (elements; × element size at setup time): two operands in, one out
                 elems = {"fprop": x_el + w_el + y_el, "dgrad": y_el + w_el + x_el, "wgrad": y_el + x_el + w_el}[d]
                 cases.append(Case(suite, f"{_conv_label(g)} N={n}", "conv2d", d, flops, elems, shape,
-                                  _conv_setup(g, n, d, algos, rotate, flops, direct_max_flops)))
+                                  _conv_setup(g, n, d, algos, rotate, flops, direct_max_flops, channels_last)))
     return cases
 
 
-def _conv_setup(g, n, direction, algos, rotate, flops, direct_max_flops) -> Callable:
+def _conv_setup(g, n, direction, algos, rotate, flops, direct_max_flops, channels_last=False) -> Callable:
     def setup(device: str, dtype: torch.dtype) -> Setup:
         ref_max_flops = 2e10 if device == "cuda" else 2e9
         st, pad, grp = [g["stride"]] * 2, [g["padding"]] * 2, g["groups"]
-        xs, ws = _conv_operands(g, n, device, dtype, rotate)
-        gos = _rand((n, g["K"], g["P"], g["Q"]), device, dtype, rotate)
+        xs, ws = _conv_operands(g, n, device, dtype, rotate, channels_last)
+        gos = _layout(_rand((n, g["K"], g["P"], g["Q"]), device, dtype, rotate), channels_last)
+        only = _algo_dtypes()
         ops = torch.ops.pyconv
         geo = (st, pad, [1, 1], grp)
 
@@ -134,6 +141,9 @@ def _conv_setup(g, n, direction, algos, rotate, flops, direct_max_flops) -> Call
         for a in list(algos) + ["auto"]:
             if a == "direct" and flops > direct_max_flops:
                 skipped[f"pyconv {a}"] = f"the reference rung is skipped above {direct_max_flops:.0e} FLOPs"
+                continue
+            if a in only and str(dtype).replace("torch.", "") not in only[a]:
+                skipped[f"pyconv {a}"] = f"takes only {', '.join(only[a])}"
                 continue
             providers[f"pyconv {a}"] = ours(a)
         if device == "cuda":
@@ -164,7 +174,13 @@ def _conv_setup(g, n, direction, algos, rotate, flops, direct_max_flops) -> Call
 # ---- fused epilogues ------------------------------------------------------------------------------------------------
 
 
-def fused_cases(batches: Sequence[int], rotate: int) -> List[Case]:
+def _algo_dtypes() -> dict:
+    from .. import build_info
+
+    return build_info()["algorithm_dtypes"]["conv2d"]
+
+
+def fused_cases(batches: Sequence[int], rotate: int, channels_last: bool = False) -> List[Case]:
     cases = []
     for g in distinct_convs("resnet50"):
         for n in batches:
@@ -173,16 +189,17 @@ def fused_cases(batches: Sequence[int], rotate: int) -> List[Case]:
                 d = "conv+bias+add+relu" if residual else "conv+bias+relu"
                 elems = x_el + w_el + y_el * (2 if residual else 1)
                 cases.append(Case("fused", f"{_conv_label(g)} N={n}", "conv2d", d, flops, elems, shape,
-                                  _fused_setup(g, n, residual, rotate, flops)))
+                                  _fused_setup(g, n, residual, rotate, flops, channels_last)))
     return cases
 
 
-def _fused_setup(g, n, residual, rotate, flops) -> Callable:
+def _fused_setup(g, n, residual, rotate, flops, channels_last=False) -> Callable:
     def setup(device: str, dtype: torch.dtype) -> Setup:
         st, pad, grp = [g["stride"]] * 2, [g["padding"]] * 2, g["groups"]
-        xs, ws = _conv_operands(g, n, device, dtype, rotate)
+        xs, ws = _conv_operands(g, n, device, dtype, rotate, channels_last)
         bs = _rand((g["K"],), device, dtype, rotate)
-        rs = _rand((n, g["K"], g["P"], g["Q"]), device, dtype, rotate) if residual else [None] * rotate
+        rs = (_layout(_rand((n, g["K"], g["P"], g["Q"]), device, dtype, rotate), channels_last) if residual
+              else [None] * rotate)
         ops = torch.ops.pyconv
 
         def fused(i):

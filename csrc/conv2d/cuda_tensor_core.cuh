@@ -1,0 +1,426 @@
+// conv2d on CUDA, rung 3: "tensor_core". Implicit GEMM on the tensor cores for float16 / bfloat16 (float32
+// accumulate): mma.sync m16n8k16, ldmatrix fragment loads, a cp.async multi-stage shared-memory pipeline, XOR-swizzled
+// shared memory, warp tiling. Same GEMM views as rung 2 (cuda_implicit_gemm.cuh), but every operand is read in
+// 16-byte vectors of 8 channels, which needs channels-last (NHWC) data whose reduction channels come in multiples of 8:
+// the torch glue (conv2d_cuda.cu) provides that, padding channels with zeros where C/groups or K/groups is not a
+// multiple of 8.
+//
+//   kernel            direction  GEMM_M    GEMM_N     GEMM_K      A (gathered)               B (dense)
+//   tc_conv_kernel    fprop      N·P·Q     K/g        R·S·Cp      x NHWC at (h(p,r), w(q,s))  w as [g][k][r][s][c]
+//                     dgrad      N·H·W     C/g        R·S·Kp      dy NHWC at (p(h,r), q(w,s)) w as [g][c][r][s][k]
+//   tc_wgrad_kernel   wgrad      K/g       R·S·Cp     N·P·Q       dy NHWC [npq][k]            x NHWC gathered [npq][rsc]
+//   (Cp, Kp: channels per group rounded up to 8. The reduction index of fprop/dgrad is (r, s, c) with c fastest, so
+//    8 consecutive reduction indices are 8 consecutive channels of one pixel: one 16-byte load.)
+//
+// Block tile BM × BN, reduction step BK = 32, WM × WN warps, each owning a (BM/WM) × (BN/WN) warp tile made of
+// 16×8 mma tiles. Per reduction step and stage, shared memory holds an A tile and a B tile of 16-bit elements.
+//
+// Pipeline (CUTLASS's "multistage"): STAGES tiles are in flight. Before computing on tile kt a thread waits for its
+// own copies of tile kt (cp.async.wait_group STAGES−2) and the block barrier makes everyone's copies visible; it also
+// proves every warp has finished computing on tile kt−1, whose slot the copy for tile kt+STAGES−1 then overwrites.
+#pragma once
+#include "../common/conv_params.h"
+#include "../common/cuda_common.cuh"
+#include "../common/warp_mma.cuh"
+#include "conv_epilogue.h"
+
+namespace pyconv {
+namespace cuda {
+
+constexpr int kTcBK = 32;  // reduction step: 32 16-bit elements = 64 bytes = 4 chunks of 16 bytes per tile row
+
+// Tile configurations, each a ladder step of its own (the autotuner picks among them by name).
+template <int BM_, int BN_, int WM_, int WN_, int STAGES_>
+struct TcTile {
+  static constexpr int BM = BM_, BN = BN_, WM = WM_, WN = WN_, STAGES = STAGES_;
+  static constexpr int kThreads = 32 * WM * WN;
+  static constexpr int kWarpM = BM / WM, kWarpN = BN / WN;  // warp tile
+  static constexpr int MI = kWarpM / 16, NI = kWarpN / 8;    // mma tiles per warp tile
+  static_assert(kWarpM % 16 == 0 && kWarpN % 16 == 0, "ldmatrix.x4 loads B for two n8 tiles at once");
+};
+using TcTile128x128 = TcTile<128, 128, 2, 4, 3>;  // 256 threads, warp tile 64×32, 48 KiB shared memory
+using TcTile128x64 = TcTile<128, 64, 2, 2, 4>;    // 128 threads, warp tile 64×32, 48 KiB
+using TcTile64x64 = TcTile<64, 64, 2, 2, 4>;      // 128 threads, warp tile 32×32, 32 KiB
+
+// ---- shared-memory layout -----------------------------------------------------------------------------------------
+// A tile row of 64 bytes holds 4 chunks of 16 bytes. ldmatrix reads one chunk from each of 8 consecutive rows at once;
+// unswizzled, rows r and r+2 are 128 bytes apart and hit the same banks (4-way conflict). XOR-ing the chunk index with
+// (row/2) mod 4 spreads the 8 rows' chunks over all 8 16-byte bank groups: row r's chunk c lands in group
+// (4·(r mod 2) + (c ^ (r/2 mod 4))) mod 8, distinct for r = 0..7. The cp.async writes stay conflict-free too (a warp
+// writes 8 whole rows). Element offset of (row, chunk):
+__device__ __forceinline__ int swz64(int row, int chunk) { return row * kTcBK + ((chunk ^ ((row >> 1) & 3)) << 3); }
+// Rows of ≥ 128 bytes (the wgrad tiles, stored k-major): 8 rows at the same chunk would all map to the same banks, so
+// the chunk index is XOR-ed with row mod 8. `row_chunks` = chunks per row (a multiple of 8).
+__device__ __forceinline__ int swz128(int row, int chunk, int row_chunks) {
+  return (row * row_chunks + (chunk ^ (row & 7))) << 3;
+}
+
+// ---- fprop and dgrad: A gathered from an NHWC tensor, B a dense [group][n][r][s][c] matrix ------------------------
+
+template <typename T>
+struct TcConvParams {
+  // A source: an NHWC tensor (channel stride 1), `ca` channels per group (a multiple of 8), groups side by side.
+  const T* a;
+  int64_t a_sn, a_sh, a_sw;  // element strides of n, h, w (multiples of 8: every chunk 16-byte aligned)
+  int AH, AW, ca;
+  // The output pixel grid (GEMM_M = N·OH·OW) and the tap map from output pixel to source pixel.
+  int64_t N;
+  int OH, OW, R, S, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  // B: [groups][gemm_n][R·S·ca], contiguous.
+  const T* b;
+  int gemm_n;
+  int64_t groups;
+  // C: element (pixel (n, oh, ow), channel g·gemm_n + j) at y + ys.at(n, channel, oh, ow); bias and epilogue fprop only.
+  T* y;
+  Strides4 ys;
+  const T* bias;
+  ConvEpilogue<T> epi;
+};
+
+// One 16-byte chunk of the A (gathered) operand per (row, reduction index). fprop: source pixel
+// ih = oh·stride − pad + r·dil. dgrad: the output pixel (p, q) whose tap r reaches input row h is
+// p = (h + pad − r·dil) / stride when that division is exact and p is in range; otherwise the tap contributes zero.
+template <bool kDgrad>
+__device__ __forceinline__ bool tc_source_pixel(int h0, int r, int dil, int stride, int extent, int* out) {
+  if (!kDgrad) {
+    const int ih = h0 + r * dil;
+    *out = ih;
+    return ih >= 0 && ih < extent;
+  }
+  const int ph = h0 - r * dil;
+  if (ph < 0) return false;
+  const int p = stride == 1 ? ph : ph / stride;
+  *out = p;
+  return p * stride == ph && p < extent;
+}
+
+template <typename T, typename Tile, bool kDgrad>
+__global__ void __launch_bounds__(Tile::kThreads) tc_conv_kernel(TcConvParams<T> pr) {
+  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, NT = Tile::kThreads;
+  constexpr int kARows = NT / 4, kAIters = BM / kARows, kBIters = BN / kARows;  // 4 chunks per 32-element row
+  static_assert(BM % kARows == 0 && BN % kARows == 0, "each thread copies whole chunks");
+  PYCONV_EXTERN_SHARED(T, smem);
+  T* sA = smem;                          // [STAGES][BM][32] swizzled
+  T* sB = smem + STAGES * BM * kTcBK;    // [STAGES][BN][32] swizzled
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int64_t g = blockIdx.z;
+  const int64_t M = pr.N * pr.OH * pr.OW;
+  const int64_t m0 = int64_t(blockIdx.x) * BM;
+  const int n0 = blockIdx.y * BN;
+  const int Kgemm = pr.R * pr.S * pr.ca;
+  const int KT = (Kgemm + kTcBK - 1) / kTcBK;
+
+  // This thread copies chunk column `chunk` of rows row0 + i·kARows. Its rows are fixed for the whole reduction, so
+  // the pixel of each A row is decoded once (the only 64-bit divisions of the main loop's operands).
+  const int chunk = tid % 4, row0 = tid / 4;
+  int64_t a_base[kAIters];
+  int a_h0[kAIters], a_w0[kAIters];
+#pragma unroll
+  for (int i = 0; i < kAIters; ++i) {
+    const int64_t m = m0 + row0 + i * kARows;
+    const int64_t ow = m % pr.OW, oh = (m / pr.OW) % pr.OH, n = m / (int64_t(pr.OW) * pr.OH);
+    a_base[i] = m < M ? n * pr.a_sn + g * pr.ca : -1;  // −1: a row past the end of the GEMM
+    a_h0[i] = kDgrad ? int(oh) + pr.pad_h : int(oh) * pr.stride_h - pr.pad_h;
+    a_w0[i] = kDgrad ? int(ow) + pr.pad_w : int(ow) * pr.stride_w - pr.pad_w;
+  }
+  const T* b_rows = pr.b + (g * pr.gemm_n + n0) * int64_t(Kgemm);
+  // The reduction index kk = (r·S + s)·ca + c of this thread's chunk, tracked incrementally (tiles are loaded in
+  // order), so no division by ca or S happens in the loop.
+  int kk = chunk * 8, tr = 0, ts = 0, tc = chunk * 8;
+  auto carry = [&] {  // tc ≥ ca: move on to the next tap (s, then r)
+    while (tc >= pr.ca) {
+      tc -= pr.ca;
+      if (++ts == pr.S) ts = 0, ++tr;
+    }
+  };
+  carry();
+
+  auto load_tile = [&](int slot) {
+    T* a_dst = sA + slot * BM * kTcBK;
+    T* b_dst = sB + slot * BN * kTcBK;
+    const bool k_ok = kk < Kgemm;
+#pragma unroll
+    for (int i = 0; i < kAIters; ++i) {
+      int ih = 0, iw = 0;
+      const bool ok = k_ok && a_base[i] >= 0 &&
+                      tc_source_pixel<kDgrad>(a_h0[i], tr, pr.dil_h, pr.stride_h, pr.AH, &ih) &&
+                      tc_source_pixel<kDgrad>(a_w0[i], ts, pr.dil_w, pr.stride_w, pr.AW, &iw);
+      const T* src = ok ? pr.a + a_base[i] + ih * pr.a_sh + iw * pr.a_sw + tc : pr.a;
+      cp_async_16(a_dst + swz64(row0 + i * kARows, chunk), src, ok);
+    }
+#pragma unroll
+    for (int i = 0; i < kBIters; ++i) {
+      const int row = row0 + i * kARows;
+      const bool ok = k_ok && n0 + row < pr.gemm_n;
+      cp_async_16(b_dst + swz64(row, chunk), ok ? b_rows + int64_t(row) * Kgemm + kk : pr.b, ok);
+    }
+    // advance this thread's reduction index by one tile
+    kk += kTcBK;
+    tc += kTcBK;
+    carry();
+  };
+
+  // Warp tile origin and the accumulators: acc[i][j] is the 16×8 mma tile (i, j) of this warp's tile.
+  const int wm0 = (warp / Tile::WN) * Tile::kWarpM, wn0 = (warp % Tile::WN) * Tile::kWarpN;
+  float acc[Tile::MI][Tile::NI][4];
+#pragma unroll
+  for (int i = 0; i < Tile::MI; ++i)
+#pragma unroll
+    for (int j = 0; j < Tile::NI; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+
+  // Prologue: tiles 0 .. STAGES−2 in flight. Every thread commits a group per tile, empty or not, so that the
+  // wait_group count below means the same thing in every iteration.
+#pragma unroll
+  for (int st = 0; st < STAGES - 1; ++st) {
+    if (st < KT) load_tile(st);
+    cp_async_commit();
+  }
+  // ldmatrix row addresses: lane l names row l%8 of matrix l/8.
+  const int lrow = lane % 8, lmat = lane / 8;
+  for (int kt = 0; kt < KT; ++kt) {
+    cp_async_wait<STAGES - 2>();  // this thread's copies of tile kt have landed …
+    __syncthreads();              // … and everyone's; everyone is also done with tile kt−1's slot
+    const int next = kt + STAGES - 1;
+    if (next < KT) load_tile(next % STAGES);
+    cp_async_commit();
+    const T* a_s = sA + (kt % STAGES) * BM * kTcBK;
+    const T* b_s = sB + (kt % STAGES) * BN * kTcBK;
+#pragma unroll
+    for (int ks = 0; ks < kTcBK / 16; ++ks) {
+      uint32_t af[Tile::MI][4], bf[Tile::NI][2];
+      // A 16×16 fragment = matrices (rows 0-7 | 8-15) × (k 0-7 | 8-15), in a[0..3] order: rows vary first.
+#pragma unroll
+      for (int i = 0; i < Tile::MI; ++i)
+        ldmatrix_x4(af[i], a_s + swz64(wm0 + i * 16 + (lmat & 1) * 8 + lrow, ks * 2 + (lmat >> 1)));
+      // B for two n8 tiles: matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15).
+#pragma unroll
+      for (int jp = 0; jp < Tile::NI / 2; ++jp) {
+        uint32_t r[4];
+        ldmatrix_x4(r, b_s + swz64(wn0 + jp * 16 + (lmat >> 1) * 8 + lrow, ks * 2 + (lmat & 1)));
+        bf[2 * jp][0] = r[0], bf[2 * jp][1] = r[1], bf[2 * jp + 1][0] = r[2], bf[2 * jp + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int i = 0; i < Tile::MI; ++i)
+#pragma unroll
+        for (int j = 0; j < Tile::NI; ++j) mma_m16n8k16<T>(acc[i][j], af[i], bf[j], acc[i][j]);
+    }
+  }
+  cp_async_wait<0>();  // no copy may still be writing shared memory when the block exits
+
+  // Epilogue: lane (group gq = lane/4, thread-in-group t4 = lane%4) holds rows gq and gq+8, columns 2·t4 and 2·t4+1
+  // of each mma tile. Bias, residual and activation are applied here, in registers, before the one store.
+  const int gq = lane / 4, t4 = lane % 4;
+#pragma unroll
+  for (int i = 0; i < Tile::MI; ++i)
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int64_t m = m0 + wm0 + i * 16 + gq + half * 8;
+      if (m >= M) continue;
+      const int64_t ow = m % pr.OW, oh = (m / pr.OW) % pr.OH, n = m / (int64_t(pr.OW) * pr.OH);
+#pragma unroll
+      for (int j = 0; j < Tile::NI; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int col = n0 + wn0 + j * 8 + 2 * t4 + e;
+          if (col >= pr.gemm_n) continue;
+          const int64_t k = g * pr.gemm_n + col;
+          float v = acc[i][j][half * 2 + e];
+          if (pr.bias) v += to_acc(pr.bias[k]);
+          // Like the unfused sequence, the activation sees the pre-activation rounded to T.
+          if (!pr.epi.trivial()) v = pr.epi(to_acc(from_acc<T>(v)), n, k, oh, ow);
+          pr.y[pr.ys.at(n, k, oh, ow)] = from_acc<T>(v);
+        }
+    }
+}
+
+template <typename Tile>
+constexpr size_t tc_smem_bytes() {
+  return size_t(Tile::STAGES) * (Tile::BM + Tile::BN) * kTcBK * 2;
+}
+
+template <typename T, typename Tile>
+cudaError_t launch_tc_conv(const TcConvParams<T>& pr, bool dgrad, cudaStream_t stream) {
+  const int64_t M = pr.N * pr.OH * pr.OW;
+  const dim3 grid(static_cast<unsigned>(ceil_div(M, Tile::BM)), static_cast<unsigned>(ceil_div(pr.gemm_n, Tile::BN)),
+                  static_cast<unsigned>(pr.groups));
+  if (dgrad) return launch(tc_conv_kernel<T, Tile, true>, grid, dim3(Tile::kThreads), tc_smem_bytes<Tile>(), stream, pr);
+  return launch(tc_conv_kernel<T, Tile, false>, grid, dim3(Tile::kThreads), tc_smem_bytes<Tile>(), stream, pr);
+}
+
+// ---- wgrad: A = dy as [npq][k] (k contiguous), B = x gathered as [npq][(r, s, c)] (c contiguous) --------------------
+// Both operands are contiguous along their GEMM M / N index, not along the reduction (npq), so tiles are stored
+// k-major ([kk][m] and [kk][n]) and ldmatrix.trans turns them into the row-major A and "column" B fragments.
+// The reduction N·P·Q is long and GEMM M × N small (K/g × R·S·C/g), so it is split over gridDim.z / groups slices
+// (split-K); each writes float partial sums to its own workspace slice and tc_wgrad_reduce adds the slices in a fixed
+// order (deterministic, no atomics) and writes dw through its strides.
+
+template <typename T>
+struct TcWgradParams {
+  const T* dy;  // NHWC [N][P][Q][groups·kp], contiguous; kp = K/g rounded up to 8
+  const T* x;   // NHWC, channel stride 1, cp channels per group
+  int64_t x_sn, x_sh, x_sw;
+  int H, W, P, Q, R, S, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  int kp, cp, kg, cg;  // kg, cg: the real K/g (rows of the GEMM) and C/g (channels of dw)
+  int64_t N, groups;
+  int splits, tiles_per_split;
+  float* ws;  // [splits][groups][kg][R·S·cp]
+};
+
+template <typename T, typename Tile>
+__global__ void __launch_bounds__(Tile::kThreads) tc_wgrad_kernel(TcWgradParams<T> pr) {
+  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, NT = Tile::kThreads;
+  constexpr int kAChunks = BM / 8, kBChunks = BN / 8;  // 16-byte chunks per k-major tile row
+  constexpr int kAIters = kTcBK * kAChunks / NT, kBIters = kTcBK * kBChunks / NT;
+  static_assert(kTcBK * kAChunks % NT == 0 && kTcBK * kBChunks % NT == 0 && NT % kBChunks == 0 && NT % kAChunks == 0,
+                "each thread copies whole chunks at a fixed column");
+  PYCONV_EXTERN_SHARED(T, smem);
+  T* sA = smem;                          // [STAGES][32][BM] swizzled (k-major)
+  T* sB = smem + STAGES * kTcBK * BM;    // [STAGES][32][BN]
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int64_t g = blockIdx.z % pr.groups, split = blockIdx.z / pr.groups;
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const int gemm_n = pr.R * pr.S * pr.cp;
+  const int64_t NPQ = pr.N * pr.P * pr.Q;
+  const int64_t KT_all = (NPQ + kTcBK - 1) / kTcBK;
+  const int64_t kt0 = split * pr.tiles_per_split;
+  const int64_t kt1 = kt0 + pr.tiles_per_split < KT_all ? kt0 + pr.tiles_per_split : KT_all;
+  const int KT = kt1 > kt0 ? int(kt1 - kt0) : 0;
+
+  // Fixed chunk columns: A column (k chunk) and B column (tap (r, s) and 8 channels), decoded once.
+  const int a_col = tid % kAChunks, a_row0 = tid / kAChunks;
+  const int b_col = tid % kBChunks, b_row0 = tid / kBChunks;
+  const bool a_col_ok = m0 + a_col * 8 < pr.kp;
+  const int bn = n0 + b_col * 8;
+  const bool b_col_ok = bn < gemm_n;
+  const int b_c = bn % pr.cp, b_tap = bn / pr.cp, b_s = b_tap % pr.S, b_r = b_tap / pr.S;
+  const int64_t ldy = pr.groups * pr.kp;
+
+  auto load_tile = [&](int slot, int64_t kt) {
+    T* a_dst = sA + slot * kTcBK * BM;
+    T* b_dst = sB + slot * kTcBK * BN;
+#pragma unroll
+    for (int i = 0; i < kAIters; ++i) {
+      const int row = a_row0 + i * (NT / kAChunks);
+      const int64_t npq = kt * kTcBK + row;
+      const bool ok = a_col_ok && npq < NPQ;
+      cp_async_16(a_dst + swz128(row, a_col, kAChunks), ok ? pr.dy + npq * ldy + g * pr.kp + m0 + a_col * 8 : pr.dy,
+                  ok);
+    }
+#pragma unroll
+    for (int i = 0; i < kBIters; ++i) {
+      const int row = b_row0 + i * (NT / kBChunks);
+      const int64_t npq = kt * kTcBK + row;
+      bool ok = b_col_ok && npq < NPQ;
+      const T* src = pr.x;
+      if (ok) {
+        const int64_t q = npq % pr.Q, p = (npq / pr.Q) % pr.P, n = npq / (int64_t(pr.Q) * pr.P);
+        const int ih = int(p) * pr.stride_h - pr.pad_h + b_r * pr.dil_h;
+        const int iw = int(q) * pr.stride_w - pr.pad_w + b_s * pr.dil_w;
+        ok = ih >= 0 && ih < pr.H && iw >= 0 && iw < pr.W;
+        if (ok) src = pr.x + n * pr.x_sn + ih * pr.x_sh + iw * pr.x_sw + g * pr.cp + b_c;
+      }
+      cp_async_16(b_dst + swz128(row, b_col, kBChunks), src, ok);
+    }
+  };
+
+  const int wm0 = (warp / Tile::WN) * Tile::kWarpM, wn0 = (warp % Tile::WN) * Tile::kWarpN;
+  float acc[Tile::MI][Tile::NI][4];
+#pragma unroll
+  for (int i = 0; i < Tile::MI; ++i)
+#pragma unroll
+    for (int j = 0; j < Tile::NI; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+
+#pragma unroll
+  for (int st = 0; st < STAGES - 1; ++st) {
+    if (st < KT) load_tile(st, kt0 + st);
+    cp_async_commit();
+  }
+  const int lrow = lane % 8, lmat = lane / 8;
+  for (int kt = 0; kt < KT; ++kt) {
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();  // same two guarantees as in tc_conv_kernel
+    const int next = kt + STAGES - 1;
+    if (next < KT) load_tile(next % STAGES, kt0 + next);
+    cp_async_commit();
+    const T* a_s = sA + (kt % STAGES) * kTcBK * BM;
+    const T* b_s = sB + (kt % STAGES) * kTcBK * BN;
+#pragma unroll
+    for (int ks = 0; ks < kTcBK / 16; ++ks) {
+      uint32_t af[Tile::MI][4], bf[Tile::NI][2];
+      // A stored [k][m]: matrix (m 0-7 | 8-15) × (k 0-7 | 8-15) is the transposed 8×8 block at rows k, columns m.
+#pragma unroll
+      for (int i = 0; i < Tile::MI; ++i)
+        ldmatrix_x4<true>(af[i], a_s + swz128(ks * 16 + (lmat >> 1) * 8 + lrow, (wm0 + i * 16) / 8 + (lmat & 1),
+                                              kAChunks));
+      // B stored [k][n]: matrices (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15), (k 8-15, n 8-15).
+#pragma unroll
+      for (int jp = 0; jp < Tile::NI / 2; ++jp) {
+        uint32_t r[4];
+        ldmatrix_x4<true>(r, b_s + swz128(ks * 16 + (lmat & 1) * 8 + lrow, (wn0 + jp * 16) / 8 + (lmat >> 1),
+                                          kBChunks));
+        bf[2 * jp][0] = r[0], bf[2 * jp][1] = r[1], bf[2 * jp + 1][0] = r[2], bf[2 * jp + 1][1] = r[3];
+      }
+#pragma unroll
+      for (int i = 0; i < Tile::MI; ++i)
+#pragma unroll
+        for (int j = 0; j < Tile::NI; ++j) mma_m16n8k16<T>(acc[i][j], af[i], bf[j], acc[i][j]);
+    }
+  }
+  cp_async_wait<0>();
+
+  // Partial sums to this split's workspace slice (float; rows k < kg, columns < R·S·cp).
+  float* out = pr.ws + (split * pr.groups + g) * int64_t(pr.kg) * gemm_n;
+  const int gq = lane / 4, t4 = lane % 4;
+#pragma unroll
+  for (int i = 0; i < Tile::MI; ++i)
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int row = m0 + wm0 + i * 16 + gq + half * 8;
+      if (row >= pr.kg) continue;
+#pragma unroll
+      for (int j = 0; j < Tile::NI; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int col = n0 + wn0 + j * 8 + 2 * t4 + e;
+          if (col < gemm_n) out[int64_t(row) * gemm_n + col] = acc[i][j][half * 2 + e];
+        }
+    }
+}
+
+// dw[k, c, r, s] = Σ_split ws[split][g][k'][(r·S + s)·cp + c], in split order; one thread per weight element.
+template <typename T>
+__global__ void tc_wgrad_reduce_kernel(const float* ws, int splits, int64_t groups, int kg, int cg, int cp, int R,
+                                       int S, T* dw, Strides4 dws) {
+  const int64_t total = groups * kg * int64_t(cg) * R * S;
+  const int64_t slice = groups * int64_t(kg) * R * S * cp;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    // e walks dw in (k, r, s, c) order, c fastest: the workspace reads of consecutive threads are consecutive.
+    const int c = int(e % cg), s = int((e / cg) % S), r = int((e / (int64_t(cg) * S)) % R);
+    const int64_t k = e / (int64_t(cg) * S * R);  // over all groups: row k of group k / kg
+    const int64_t src = (k * R * S + int64_t(r) * S + s) * cp + c;  // k·(R·S·cp) + ...: groups are stacked rows
+    float v = 0.f;
+    for (int sp = 0; sp < splits; ++sp) v += ws[sp * slice + src];
+    dw[dws.at(k, c, r, s)] = from_acc<T>(v);
+  }
+}
+
+template <typename T, typename Tile>
+cudaError_t launch_tc_wgrad(const TcWgradParams<T>& pr, T* dw, Strides4 dws, cudaStream_t stream) {
+  const int gemm_n = pr.R * pr.S * pr.cp;
+  const dim3 grid(static_cast<unsigned>(ceil_div(pr.kg, Tile::BM)), static_cast<unsigned>(ceil_div(gemm_n, Tile::BN)),
+                  static_cast<unsigned>(pr.groups * pr.splits));
+  cudaError_t e = launch(tc_wgrad_kernel<T, Tile>, grid, dim3(Tile::kThreads), tc_smem_bytes<Tile>(), stream, pr);
+  if (e != cudaSuccess) return e;
+  const int64_t n_out = pr.groups * int64_t(pr.kg) * pr.cg * pr.R * pr.S;
+  return launch(tc_wgrad_reduce_kernel<T>, dim3(grid_1d(n_out, 256)), dim3(256), 0, stream, pr.ws, pr.splits,
+                pr.groups, pr.kg, pr.cg, pr.cp, pr.R, pr.S, dw, dws);
+}
+
+}  // namespace cuda
+}  // namespace pyconv

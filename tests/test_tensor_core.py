@@ -1,0 +1,163 @@
+"""The tensor-core rung (csrc/conv2d/cuda_tensor_core.cuh): mma.sync m16n8k16 implicit GEMM with ldmatrix and a
+cp.async pipeline, fprop / dgrad / wgrad (split-K), float16 and bfloat16. Under the CPU emulator (which models the
+warp's mma/ldmatrix fragment layouts and lands cp.async copies only at the wait that covers them) on every run, and on
+a GPU when there is one. Reference: torch in float64 on the same rounded inputs; tolerances are relative to the
+largest reference magnitude: 4e-3 (float16: output rounding 2^-11 plus float accumulation) and 2e-2 (bfloat16: 2^-8).
+"""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.library import opcheck
+
+import pyconv
+from pyconv import functional as PF
+from conftest import HAS_CUDA
+
+TC_ALGOS = ["tensor_core", "tensor_core_128x128", "tensor_core_128x64", "tensor_core_64x64"]
+TOL = {torch.float16: 4e-3, torch.bfloat16: 2e-2}
+
+TARGETS = []
+if pyconv.emulator.available():
+    TARGETS.append(("cpu", "emulator"))
+if HAS_CUDA and torch.cuda.get_device_capability()[0] >= 8:
+    TARGETS.append(("cuda", "auto"))
+if not TARGETS:
+    pytest.skip("neither the CUDA emulator nor an sm_80+ GPU is available", allow_module_level=True)
+TIDS = [b for _, b in TARGETS]
+
+# (x shape, w shape, stride, padding, dilation, groups): channel counts on and off multiples of 8, several m and n
+# tiles, strides/dilations that leave dgrad taps unreachable, groups with padded per-group channels, 1x1.
+GEOMS = {
+    "3x3": ((2, 16, 8, 8), (24, 16, 3, 3), 1, 1, 1, 1),
+    "c3_stem_stride2": ((1, 3, 9, 7), (10, 3, 3, 3), 2, 1, 1, 1),
+    "groups2_dil2": ((2, 12, 7, 9), (16, 6, 3, 2), 2, 2, 2, 2),
+    "1x1_wide_n": ((1, 16, 6, 6), (130, 16, 1, 1), 1, 0, 1, 1),
+    "many_m_tiles": ((3, 8, 11, 13), (8, 8, 3, 3), 1, 1, 1, 1),
+    "asym_stride": ((2, 9, 10, 7), (7, 9, 2, 3), (2, 1), (0, 1), (1, 2), 1),
+}
+
+
+def _operands(geom, dtype, device, channels_last=True):
+    xs, ws, stride, padding, dilation, groups = geom
+    x = torch.randn(xs, device=device).to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    w = (torch.randn(ws, device=device) * (ws[1] * ws[2] * ws[3]) ** -0.5).to(dtype)
+    b = torch.randn(ws[0], device=device).to(dtype)
+    return x, w, b, dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def _close(got, ref, dtype):
+    scale = ref.abs().max().item()
+    err = (got.double() - ref).abs().max().item()
+    assert err <= TOL[dtype] * scale, f"max error {err:.3g} vs tolerance {TOL[dtype] * scale:.3g}"
+
+
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+@pytest.mark.parametrize("algo", TC_ALGOS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("geom", list(GEOMS), ids=list(GEOMS))
+def test_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
+    x, w, b, kw = _operands(GEOMS[geom], dtype, device)
+    xd, wd, bd = (t.double().requires_grad_() for t in (x, w, b))
+    ref = F.conv2d(xd, wd, bd, **kw)
+    go = torch.randn(ref.shape, device=device).to(dtype)
+    ref.backward(go.double())
+    xx, ww, bb = (t.clone().requires_grad_() for t in (x, w, b))
+    y = PF.conv2d(xx, ww, bb, **kw, algo=algo, backend=backend)
+    assert y.dtype == dtype and y.shape == ref.shape
+    y.backward(go)
+    _close(y, ref, dtype)
+    _close(xx.grad, xd.grad, dtype)
+    _close(ww.grad, wd.grad, dtype)
+    _close(bb.grad, bd.grad, dtype)
+
+
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+def test_layouts_and_views(device, backend):
+    """NCHW, channels_last and a non-contiguous view give the same result (the glue repacks to padded NHWC); the
+    output keeps the input's memory format."""
+    geom = GEOMS["3x3"]
+    x, w, b, kw = _operands(geom, torch.float16, device, channels_last=False)
+    ref = PF.conv2d(x, w, b, **kw, algo="tensor_core", backend=backend)
+    assert ref.is_contiguous()
+    cl = PF.conv2d(x.contiguous(memory_format=torch.channels_last), w, b, **kw, algo="tensor_core", backend=backend)
+    assert cl.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(cl, ref, rtol=0, atol=0)
+    big = torch.randn(2, 32, 9, 9, device=device).to(torch.float16)
+    view = big[:, 3:19, 1:9, :8]  # channel and spatial offsets: a misaligned, strided view
+    r1 = PF.conv2d(view, w, b, **kw, algo="tensor_core", backend=backend)
+    r2 = PF.conv2d(view.contiguous(), w, b, **kw, algo="tensor_core", backend=backend)
+    torch.testing.assert_close(r1, r2, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+def test_fused_epilogue(dtype, device, backend):
+    """bias + residual + activation in the tensor-core kernel's register epilogue."""
+    x, w, b, kw = _operands(GEOMS["groups2_dil2"], dtype, device)
+    ref_pre = F.conv2d(x.double(), w.double(), b.double(), **kw)
+    r = torch.randn(ref_pre.shape, device=device).to(dtype)
+    for act, fn in (("relu", F.relu), ("silu", F.silu), ("leaky_relu", lambda z: F.leaky_relu(z, 0.1))):
+        y = PF.conv2d(x, w, b, **kw, activation=act, activation_param=0.1 if act == "leaky_relu" else None,
+                      residual=r, algo="tensor_core", backend=backend)
+        _close(y, fn(ref_pre + r.double()), dtype)
+
+
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+def test_split_k_wgrad(device, backend):
+    """N·P·Q long enough for several split-K slices (the emulated device reports 4 SMs): the slices' float partial
+    sums are added in a fixed order, so the result is deterministic and matches torch."""
+    x = torch.randn(2, 16, 24, 24, device=device).half().contiguous(memory_format=torch.channels_last)
+    w = torch.randn(8, 16, 3, 3, device=device).half()
+    go = torch.randn(2, 8, 24, 24, device=device).half()
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    dw = ops.conv2d_wgrad(go, x, list(w.shape), [1, 1], [1, 1], [1, 1], 1, "tensor_core")
+    dw2 = ops.conv2d_wgrad(go, x, list(w.shape), [1, 1], [1, 1], [1, 1], 1, "tensor_core")
+    assert torch.equal(dw, dw2)
+    xd = x.double().requires_grad_()
+    wd = w.double().requires_grad_()
+    F.conv2d(xd, wd, None, 1, 1).backward(go.double())
+    _close(dw, wd.grad, torch.float16)
+
+
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+def test_auto_picks_tensor_cores_for_half(device, backend):
+    """algo='auto' on float16 is the tensor-core rung (bit-identical to asking for it); float32 stays on SIMT."""
+    x, w, b, kw = _operands(GEOMS["3x3"], torch.float16, device)
+    a = PF.conv2d(x, w, b, **kw, algo="auto", backend=backend)
+    t = PF.conv2d(x, w, b, **kw, algo="tensor_core", backend=backend)
+    torch.testing.assert_close(a, t, rtol=0, atol=0)
+    xf, wf, bf = x.float(), w.float(), b.float()
+    torch.testing.assert_close(PF.conv2d(xf, wf, bf, **kw, algo="auto", backend=backend),
+                               PF.conv2d(xf, wf, bf, **kw, algo="implicit_gemm", backend=backend), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+def test_errors(device, backend):
+    x, w, b, kw = _operands(GEOMS["3x3"], torch.float16, device)
+    with pytest.raises(RuntimeError, match="tensor_core.*float16 or bfloat16.*Float"):
+        PF.conv2d(x.float(), w.float(), b.float(), **kw, algo="tensor_core", backend=backend)
+    with pytest.raises(RuntimeError, match="tensor_core_64x64.*float16 or bfloat16.*Double"):
+        PF.conv2d(x.double(), w.double(), None, **kw, algo="tensor_core_64x64", backend=backend)
+    with pytest.raises(RuntimeError, match="unknown algo 'tensor_core_1x1'"):
+        PF.conv2d(x, w, b, **kw, algo="tensor_core_1x1", backend=backend)
+
+
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+def test_opcheck(device, backend):
+    x, w, b, _ = _operands(((1, 8, 5, 5), (8, 8, 3, 3), 1, 1, 1, 1), torch.float16, device)
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    go = torch.randn(1, 8, 5, 5, device=device).half()
+    geo = ([1, 1], [1, 1], [1, 1], 1)
+    opcheck(ops.conv2d_fprop, (x, w, b, *geo, "tensor_core"))
+    opcheck(ops.conv2d_dgrad, (go, w, [1, 8, 5, 5], *geo, "tensor_core"))
+    opcheck(ops.conv2d_wgrad, (go, x, [8, 8, 3, 3], *geo, "tensor_core"))
+
+
+@pytest.mark.skipif(not pyconv.emulator.available(), reason="built without the emulator")
+@pytest.mark.parametrize("name", ["mma_bf16", "ldmatrix_cp_async"])
+def test_warp_primitive_selftests(name):
+    """The emulator's models of the PTX the tensor-core kernels use, against independently computed layouts (the same
+    self-tests run on a GPU in tests/test_emulator.py, which checks the model against the hardware)."""
+    assert pyconv.emulator.selftest(name) == ""
