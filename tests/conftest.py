@@ -12,10 +12,10 @@ def algos(device):
 
 
 def general_algos(device):
-    """The conv2d rungs of `device` that take every floating dtype (not the float16/bfloat16-only tensor-core ones,
-    which tests/test_tensor_core.py covers)."""
+    """The conv2d rungs of `device` that take every floating dtype and every shape: not the float16/bfloat16-only
+    tensor-core ones (tests/test_tensor_core.py) nor 'depthwise', which needs C/groups == 1 (tests/test_depthwise.py)."""
     only = pyconv.build_info()["algorithm_dtypes"]["conv2d"]
-    return [a for a in algos(device) if a not in only]
+    return [a for a in algos(device) if a not in only and a != "depthwise"]
 
 
 def pytest_report_header(config):

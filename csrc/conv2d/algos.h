@@ -14,8 +14,9 @@ inline const std::vector<std::string>& conv2d_cpu_algos() {
   return v;
 }
 inline const std::vector<std::string>& conv2d_cuda_algos() {
-  static const std::vector<std::string> v{"direct", "implicit_gemm", "tensor_core", "tensor_core_128x128",
-                                          "tensor_core_128x64", "tensor_core_64x64"};
+  static const std::vector<std::string> v{"direct",      "implicit_gemm",       "depthwise",
+                                          "tensor_core", "tensor_core_128x128", "tensor_core_128x64",
+                                          "tensor_core_64x64"};
   return v;
 }
 

@@ -11,6 +11,7 @@
 
 #include "../common/cuda_glue.h"
 #include "conv2d_glue.h"
+#include "cuda_depthwise.cuh"
 #include "cuda_direct.cuh"
 #include "cuda_implicit_gemm.cuh"
 #include "cuda_tensor_core.cuh"
@@ -73,6 +74,7 @@ cudaError_t with_tile(const std::string& tile, F&& f) {
 
 // The default algorithm for "auto" (pyconv.tuning may time the candidates and pass a concrete name instead).
 std::string choose_cuda_algo(const Conv2dShape& s, at::ScalarType dt) {
+  if (s.Cg() == 1) return "depthwise";  // padding one channel to the tensor cores' 8 would waste 7/8 of the work
   if (tc_unsupported(s, dt).empty()) return "tensor_core";
   return "implicit_gemm";
 }
@@ -83,6 +85,9 @@ std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, at::S
     const std::string why = tc_unsupported(s, dt);
     TORCH_CHECK(why.empty(), "pyconv.conv2d: algo '", algo, "' ", why, "; use algo='auto' or 'implicit_gemm'");
   }
+  if (algo == "depthwise")
+    TORCH_CHECK(s.Cg() == 1, "pyconv.conv2d: algo 'depthwise' needs one input channel per group (groups == C), but ",
+                "got C=", s.C, " with groups=", s.groups, "; use algo='auto' or 'implicit_gemm'");
   return algo;
 }
 
@@ -168,6 +173,10 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
                "conv2d_wgrad tensor_core");
 }
 
+// The depthwise kernels put the channel index fastest across threads when channels are the tensor's densest
+// dimension (channels_last), the column strip otherwise: either way adjacent threads touch adjacent memory.
+bool channels_fastest(const at::Tensor& t) { return t.stride(1) < t.stride(3); }
+
 // Runs body<T>() with T = __half or __nv_bfloat16 (the tensor-core dtypes).
 template <typename F>
 void dispatch_tc(at::ScalarType dt, F&& body) {
@@ -222,7 +231,12 @@ at::Tensor fprop_fused_cuda(const at::Tensor& input, const at::Tensor& weight, c
       epi.residual = kptr<scalar_t>(*residual);  // read through its strides: any layout
       epi.rs = strides4(*residual);
     }
-    if (algo == "direct")
+    if (algo == "depthwise")
+      check_launch(cuda::launch_dw_fprop<KT>(s, kptr<scalar_t>(input), strides4(input), kptr<scalar_t>(weight),
+                                             strides4(weight), bp, kptr<scalar_t>(y), strides4(y), channels_fastest(y),
+                                             stream, epi),
+                   "conv2d_fprop depthwise");
+    else if (algo == "direct")
       check_launch(cuda::launch_fprop_direct<KT>(s, kptr<scalar_t>(input), strides4(input), kptr<scalar_t>(weight),
                                                  strides4(weight), bp, kptr<scalar_t>(y), strides4(y), stream, epi),
                    "conv2d_fprop direct");
@@ -263,7 +277,12 @@ at::Tensor dgrad_cuda(const at::Tensor& grad_output, const at::Tensor& weight, a
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "pyconv_conv2d_dgrad_cuda", [&] {
     using KT = typename KernelType<scalar_t>::type;
-    if (algo == "direct")
+    if (algo == "depthwise")
+      check_launch(cuda::launch_dw_dgrad<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
+                                             kptr<scalar_t>(weight), strides4(weight), kptr<scalar_t>(dx), strides4(dx),
+                                             channels_fastest(dx), stream),
+                   "conv2d_dgrad depthwise");
+    else if (algo == "direct")
       check_launch(cuda::launch_dgrad_direct<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
                                                  kptr<scalar_t>(weight), strides4(weight), kptr<scalar_t>(dx),
                                                  strides4(dx), stream),
@@ -298,7 +317,19 @@ at::Tensor wgrad_cuda(const at::Tensor& grad_output, const at::Tensor& input, at
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "pyconv_conv2d_wgrad_cuda", [&] {
     using KT = typename KernelType<scalar_t>::type;
-    if (algo == "direct")
+    if (algo == "depthwise") {
+      // Split the N·P·Q reduction when the channels alone leave SMs idle (≥ 1024 pixels a split).
+      const int64_t blocks = s.K * ceil_div(s.R * s.S, cuda::kDwTaps);
+      const int64_t splits = std::max<int64_t>(
+          1, std::min<int64_t>({2 * sm_count() / std::max<int64_t>(blocks, 1), s.npq() / 1024, 64}));
+      using Acc = acc_t<KT>;
+      at::Tensor work = at::empty({splits, s.K, s.R * s.S},
+                                  grad_output.options().dtype(sizeof(Acc) == 8 ? at::kDouble : at::kFloat));
+      check_launch(cuda::launch_dw_wgrad<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
+                                             kptr<scalar_t>(input), strides4(input), kptr<scalar_t>(dw), strides4(dw),
+                                             static_cast<Acc*>(work.data_ptr()), splits, stream),
+                   "conv2d_wgrad depthwise");
+    } else if (algo == "direct")
       check_launch(cuda::launch_wgrad_direct<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
                                                  kptr<scalar_t>(input), strides4(input), kptr<scalar_t>(dw),
                                                  strides4(dw), stream),

@@ -142,6 +142,8 @@ def _conv_setup(g, n, direction, algos, rotate, flops, direct_max_flops, channel
             if a == "direct" and flops > direct_max_flops:
                 skipped[f"pyconv {a}"] = f"the reference rung is skipped above {direct_max_flops:.0e} FLOPs"
                 continue
+            if a == "depthwise" and g["C"] // grp != 1:
+                continue  # not a rung of this shape (needs one input channel per group)
             if a in only and str(dtype).replace("torch.", "") not in only[a]:
                 skipped[f"pyconv {a}"] = f"takes only {', '.join(only[a])}"
                 continue

@@ -1,0 +1,111 @@
+"""The depthwise rung (csrc/conv2d/cuda_depthwise.cuh): one input channel per group (MobileNet's depthwise layers,
+channel multipliers, and the single-channel groups=1 case), forward and both gradients, every floating dtype, NCHW and
+channels_last (the kernels pick their thread order from the layout), under the CPU emulator and on a GPU when present.
+float64 must match torch to 1e-10; float16/bfloat16 within 4e-3 / 2e-2 of the largest reference value."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.library import opcheck
+
+import pyconv
+from pyconv import functional as PF
+from conftest import HAS_CUDA
+
+TARGETS = ([("cpu", "emulator")] if pyconv.emulator.available() else []) + ([("cuda", "auto")] if HAS_CUDA else [])
+if not TARGETS:
+    pytest.skip("neither the CUDA emulator nor a GPU is available", allow_module_level=True)
+TIDS = [b for _, b in TARGETS]
+
+# (x shape, w shape, stride, padding, dilation, groups)
+GEOMS = {
+    "mobilenet_3x3": ((2, 8, 9, 10), (8, 1, 3, 3), 1, 1, 1, 8),
+    "stride2": ((2, 6, 11, 9), (6, 1, 3, 3), 2, 1, 1, 6),
+    "mult3_5x5_dil": ((1, 4, 12, 13), (12, 1, 5, 5), 1, 4, 2, 4),
+    "asym": ((2, 5, 7, 13), (5, 1, 3, 2), (2, 3), (1, 0), (1, 2), 5),
+    "single_channel_g1": ((2, 1, 8, 7), (3, 1, 3, 3), 1, 1, 1, 1),
+    "big_taps": ((1, 3, 14, 14), (3, 1, 7, 7), 1, 3, 1, 3),  # 49 taps: several wgrad tap chunks
+}
+
+
+def _run(geom, dtype, device, backend, channels_last):
+    xs, ws, stride, padding, dilation, groups = GEOMS[geom]
+    x = torch.randn(xs, device=device).to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    w = torch.randn(ws, device=device).to(dtype)
+    b = torch.randn(ws[0], device=device).to(dtype)
+    kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    xd, wd, bd = (t.detach().double().clone().requires_grad_() for t in (x, w, b))
+    ref = F.conv2d(xd, wd, bd, **kw)
+    go = torch.randn(ref.shape, device=device).to(dtype)
+    ref.backward(go.double())
+    xx, ww, bb = (t.clone().requires_grad_() for t in (x, w, b))
+    y = PF.conv2d(xx, ww, bb, **kw, algo="depthwise", backend=backend)
+    y.backward(go)
+    return [(y, ref), (xx.grad, xd.grad), (ww.grad, wd.grad), (bb.grad, bd.grad)], y
+
+
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("geom", list(GEOMS), ids=list(GEOMS))
+def test_float64_exact(geom, channels_last, device, backend):
+    pairs, y = _run(geom, torch.float64, device, backend, channels_last)
+    if channels_last and GEOMS[geom][0][1] > 1:  # a 1-channel input is NCHW-contiguous too: torch keeps NCHW
+        assert y.is_contiguous(memory_format=torch.channels_last)
+    for got, ref in pairs:
+        torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["f32", "f16", "bf16"])
+@pytest.mark.parametrize("geom", ["mobilenet_3x3", "mult3_5x5_dil"])
+def test_reduced_precision(geom, dtype, device, backend):
+    tol = {torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 2e-2}[dtype]
+    pairs, y = _run(geom, dtype, device, backend, True)
+    assert y.dtype == dtype
+    for got, ref in pairs:
+        err = (got.double() - ref).abs().max().item()
+        assert err <= tol * ref.abs().max().item()
+
+
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+def test_split_wgrad_and_fused(device, backend):
+    """Enough pixels per channel for a split reduction (deterministic: two runs are bit-identical), and the fused
+    epilogue (bias + residual + relu6, MobileNetV2's block) in the depthwise kernel."""
+    x = torch.randn(4, 2, 40, 40, device=device, dtype=torch.float64)
+    w = torch.randn(2, 1, 3, 3, device=device, dtype=torch.float64)
+    go = torch.randn(4, 2, 40, 40, device=device, dtype=torch.float64)
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    geo = ([1, 1], [1, 1], [1, 1], 2)
+    dw1 = ops.conv2d_wgrad(go, x, [2, 1, 3, 3], *geo, "depthwise")
+    dw2 = ops.conv2d_wgrad(go, x, [2, 1, 3, 3], *geo, "depthwise")
+    assert torch.equal(dw1, dw2)
+    wd = w.clone().requires_grad_()
+    F.conv2d(x, wd, None, 1, 1, 1, 2).backward(go)
+    torch.testing.assert_close(dw1, wd.grad, rtol=1e-10, atol=1e-10)
+    b, r = torch.randn(2, device=device, dtype=torch.float64), torch.randn_like(go)
+    y = PF.conv2d(x, w, b, 1, 1, 1, 2, activation="relu6", residual=r, algo="depthwise", backend=backend)
+    torch.testing.assert_close(y, F.relu6(F.conv2d(x, w, b, 1, 1, 1, 2) + r), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+def test_auto_and_errors(device, backend):
+    x = torch.randn(2, 4, 6, 6, device=device, dtype=torch.float64)
+    w = torch.randn(4, 1, 3, 3, device=device, dtype=torch.float64)
+    torch.testing.assert_close(PF.conv2d(x, w, None, 1, 1, 1, 4, algo="auto", backend=backend),
+                               PF.conv2d(x, w, None, 1, 1, 1, 4, algo="depthwise", backend=backend), rtol=0, atol=0)
+    with pytest.raises(RuntimeError, match="algo 'depthwise' needs one input channel per group.*C=4 with groups=2"):
+        PF.conv2d(x, torch.randn(4, 2, 3, 3, dtype=torch.float64, device=device), None, 1, 1, 1, 2,
+                  algo="depthwise", backend=backend)
+
+
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+def test_opcheck(device, backend):
+    x = torch.randn(1, 3, 5, 5, device=device, dtype=torch.float64)
+    w = torch.randn(6, 1, 3, 3, device=device, dtype=torch.float64)
+    go = torch.randn(1, 6, 5, 5, device=device, dtype=torch.float64)
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    geo = ([1, 1], [1, 1], [1, 1], 3)
+    opcheck(ops.conv2d_fprop, (x, w, None, *geo, "depthwise"))
+    opcheck(ops.conv2d_dgrad, (go, w, [1, 3, 5, 5], *geo, "depthwise"))
+    opcheck(ops.conv2d_wgrad, (go, x, [6, 1, 3, 3], *geo, "depthwise"))
