@@ -6,6 +6,8 @@
 
 #include "build_config.h"
 #include "conv2d/algos.h"
+#include "conv2d/conv2d_glue.h"
+#include "conv2d/tuning.h"
 #include "activation/activation_schema.h"
 #include "conv2d/conv2d_schema.h"
 #include "pooling/pooling_schema.h"
@@ -75,6 +77,21 @@ pybind11::dict build_info() {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "pyconv native extension: registers the pyconv:: torch ops and reports build facts";
   m.def("build_info", &build_info, "Facts about how this pyconv extension was built");
+  // The autotuner's table (csrc/conv2d/tuning.h); pyconv.tuning is its only user.
+  m.def(
+      "conv2d_tuning_key",
+      [](const std::string& direction, const at::Tensor& layout_src, std::vector<int64_t> x_size,
+         std::vector<int64_t> w_size, std::vector<int64_t> stride, std::vector<int64_t> padding,
+         std::vector<int64_t> dilation, int64_t groups) {
+        const pyconv::Conv2dShape s =
+            pyconv::make_shape(x_size, w_size, pyconv::check_geometry(stride, padding, dilation, groups));
+        return pyconv::tuning_key(direction, s, layout_src.scalar_type(), pyconv::tuning_layout(layout_src));
+      },
+      "The tuning-table key of one conv2d call (direction fprop/dgrad/wgrad; layout_src: the tensor whose dtype and "
+      "layout the op sees first: input for fprop, grad_output for dgrad/wgrad)");
+  m.def("conv2d_set_tuned", &pyconv::set_tuned_algo, pybind11::arg("device"), pybind11::arg("key"),
+        pybind11::arg("algo"), "Installs (or with algo='' removes) the rung 'auto' runs for this key on this device");
+  m.def("conv2d_clear_tuned", &pyconv::clear_tuned_algos, "Empties the tuning table");
 #ifdef PYCONV_WITH_CUDA
   m.def("gpu_selftest", &pyconv::gpu_selftest, pybind11::arg("name"),
         "Runs one of the CUDA emulator's feature self-tests on the current GPU: '' on success, else what differed",

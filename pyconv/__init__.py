@@ -16,6 +16,7 @@ from . import _C  # registers the pyconv:: ops with the dispatcher
 from . import _ops  # noqa: F401  fake kernels and autograd (and loads pyconv._C_emu when it was built)
 from . import emulator  # noqa: F401
 from . import functional  # noqa: F401
+from . import tuning  # noqa: F401
 from . import nn  # noqa: F401
 from . import models  # noqa: F401
 from ._convert import ConvertReport, convert  # noqa: F401
@@ -45,5 +46,5 @@ def build_info():
     return info
 
 
-__all__ = ["build_info", "emulator", "functional", "nn", "models", "convert", "ConvertReport", "summary",
+__all__ = ["build_info", "emulator", "functional", "tuning", "nn", "models", "convert", "ConvertReport", "summary",
            "ModelSummary", "fuse", "FusedConv2d", "FuseReport", "__version__"]

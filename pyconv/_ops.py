@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from . import tuning
+
 ops = torch.ops.pyconv
 
 # The activation kinds of pyconv::activation (csrc/activation/activation_glue.h), also the fused conv epilogues'.
@@ -164,9 +166,17 @@ def _register(ns):
         ctx.has_bias = bias is not None
 
 
+    def _tune_backward(algo, grad, input, weight, stride, padding, dilation, groups, needs):
+        # algo="auto" with the autotuner on: time the gradient rungs on first use, as the forward did.
+        if ns == "pyconv" and algo == "auto" and tuning._enabled:
+            for direction, needed in (("dgrad", needs[0]), ("wgrad", needs[1])):
+                if needed:
+                    tuning.tune(direction, grad, input.shape, weight.shape, stride, padding, dilation, groups)
+
     def _fprop_backward(ctx, grad):
         input, weight = ctx.saved_tensors
         stride, padding, dilation, groups, algo = ctx.geometry
+        _tune_backward(algo, grad, input, weight, stride, padding, dilation, groups, ctx.needs_input_grad)
         gi = gw = gb = None
         if ctx.needs_input_grad[0]:
             gi = ops.conv2d_dgrad(grad, weight, input.shape, stride, padding, dilation, groups, algo)
@@ -195,6 +205,7 @@ def _register(ns):
             z = ops.conv2d_fprop_fused(input, weight, bias, residual, stride, padding, dilation, groups, "none", 0.0,
                                        algo)
             gz = ops.activation_backward(grad, z, activation, param)
+        _tune_backward(algo, gz, input, weight, stride, padding, dilation, groups, ctx.needs_input_grad)
         gi = gw = gb = None
         if ctx.needs_input_grad[0]:
             gi = ops.conv2d_dgrad(gz, weight, input.shape, stride, padding, dilation, groups, algo)

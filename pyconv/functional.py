@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from . import _ops
+from . import _ops, tuning
 from ._ops import ops
 
 __all__ = ["conv2d", "conv_transpose2d"]
@@ -108,6 +108,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride:
     pad = _padding(padding, stride, dilation, weight)
     unbatched = input.dim() == 3
     x = input.unsqueeze(0) if unbatched else input
+    if algo == "auto" and backend == "auto" and tuning._enabled:
+        tuning.tune("fprop", x, x.shape, weight.shape, stride, pad, dilation, groups)
     if activation is None and residual is None:
         y = _ops_for(backend, x).conv2d_fprop(x, weight, bias, stride, pad, dilation, groups, algo)
     else:

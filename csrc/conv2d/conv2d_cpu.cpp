@@ -4,11 +4,22 @@
 #include <torch/library.h>
 
 #include "conv2d_glue.h"
+#include "tuning.h"
 #include "cpu_direct.h"
 #include "cpu_gemm.h"
 
 namespace pyconv {
 namespace {
+
+// "auto": the autotuner's entry for this call when pyconv.tuning installed one, else the last rung.
+std::string resolve_cpu_algo(c10::string_view algo_name, const Conv2dShape& s, const at::Tensor& t, const char* dir) {
+  if (algo_name == "auto") {
+    const std::string tuned = tuned_for(dir, s, t);
+    if (!tuned.empty()) return tuned;
+  }
+  return check_algo(algo_name, conv2d_cpu_algos(), "CPU");
+}
+
 
 // The kernels' ParallelFor is TorchParallelFor (common/torch_glue.h): torch's intra-op pool, so
 // torch.set_num_threads() governs pyconv too.
@@ -37,7 +48,7 @@ at::Tensor fprop_fused_cpu(const at::Tensor& input, const at::Tensor& weight, co
   }
   const int act = check_epilogue(input, s, residual, activation);
   TORCH_CHECK(input.device().is_cpu(), "pyconv.conv2d: CPU kernel called with input on ", input.device());
-  const std::string algo = check_algo(algo_name, conv2d_cpu_algos(), "CPU");
+  const std::string algo = resolve_cpu_algo(algo_name, s, input, "fprop");
 
   at::Tensor y = at::empty({s.N, s.K, s.P, s.Q}, input.options().memory_format(conv_output_format(input)));
   if (y.numel() == 0) return y;
@@ -87,7 +98,7 @@ at::Tensor dgrad_cpu(const at::Tensor& grad_output, const at::Tensor& weight, at
   check_same(grad_output, "grad_output", weight, "weight");
   const Conv2dShape s = make_shape(input_size, weight.sizes(), check_geometry(stride, padding, dilation, groups));
   check_grad_output(grad_output, s);
-  const std::string algo = check_algo(algo_name, conv2d_cpu_algos(), "CPU");
+  const std::string algo = resolve_cpu_algo(algo_name, s, grad_output, "dgrad");
 
   at::Tensor dx = at::empty(input_size, grad_output.options().memory_format(conv_output_format(grad_output)));
   if (dx.numel() == 0) return dx;
@@ -118,7 +129,7 @@ at::Tensor wgrad_cpu(const at::Tensor& grad_output, const at::Tensor& input, at:
   check_same(grad_output, "grad_output", input, "input");
   const Conv2dShape s = make_shape(input.sizes(), weight_size, check_geometry(stride, padding, dilation, groups));
   check_grad_output(grad_output, s);
-  const std::string algo = check_algo(algo_name, conv2d_cpu_algos(), "CPU");
+  const std::string algo = resolve_cpu_algo(algo_name, s, grad_output, "wgrad");
 
   at::Tensor dw = at::empty(weight_size, grad_output.options());
   if (dw.numel() == 0) return dw;

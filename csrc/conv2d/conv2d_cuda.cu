@@ -15,6 +15,7 @@
 #include "cuda_direct.cuh"
 #include "cuda_implicit_gemm.cuh"
 #include "cuda_tensor_core.cuh"
+#include "tuning.h"
 
 namespace pyconv {
 namespace {
@@ -79,8 +80,16 @@ std::string choose_cuda_algo(const Conv2dShape& s, at::ScalarType dt) {
   return "implicit_gemm";
 }
 
-std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, at::ScalarType dt) {
-  std::string algo = algo_name == "auto" ? choose_cuda_algo(s, dt) : check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
+// "auto": the autotuner's choice for this call when pyconv.tuning installed one, else the heuristic.
+std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, const at::Tensor& t, const char* dir) {
+  const at::ScalarType dt = t.scalar_type();
+  std::string algo;
+  if (algo_name == "auto") {
+    algo = tuned_for(dir, s, t);
+    if (algo.empty()) algo = choose_cuda_algo(s, dt);
+  } else {
+    algo = check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
+  }
   if (is_tc(algo)) {
     const std::string why = tc_unsupported(s, dt);
     TORCH_CHECK(why.empty(), "pyconv.conv2d: algo '", algo, "' ", why, "; use algo='auto' or 'implicit_gemm'");
@@ -200,7 +209,7 @@ at::Tensor fprop_fused_cuda(const at::Tensor& input, const at::Tensor& weight, c
                 "], but got bias of size ", bias->sizes());
   }
   const int act = check_epilogue(input, s, residual, activation);
-  const std::string algo = resolve_algo(algo_name, s, input.scalar_type());
+  const std::string algo = resolve_algo(algo_name, s, input, "fprop");
 
   const DeviceGuard guard(input.device());
   at::Tensor y = at::empty({s.N, s.K, s.P, s.Q}, input.options().memory_format(conv_output_format(input)));
@@ -264,7 +273,7 @@ at::Tensor dgrad_cuda(const at::Tensor& grad_output, const at::Tensor& weight, a
   check_cuda(grad_output, "grad_output");
   const Conv2dShape s = make_shape(input_size, weight.sizes(), check_geometry(stride, padding, dilation, groups));
   check_grad_output(grad_output, s);
-  const std::string algo = resolve_algo(algo_name, s, grad_output.scalar_type());
+  const std::string algo = resolve_algo(algo_name, s, grad_output, "dgrad");
 
   const DeviceGuard guard(grad_output.device());
   at::Tensor dx = at::empty(input_size, grad_output.options().memory_format(conv_output_format(grad_output)));
@@ -304,7 +313,7 @@ at::Tensor wgrad_cuda(const at::Tensor& grad_output, const at::Tensor& input, at
   check_cuda(grad_output, "grad_output");
   const Conv2dShape s = make_shape(input.sizes(), weight_size, check_geometry(stride, padding, dilation, groups));
   check_grad_output(grad_output, s);
-  const std::string algo = resolve_algo(algo_name, s, grad_output.scalar_type());
+  const std::string algo = resolve_algo(algo_name, s, grad_output, "wgrad");
 
   const DeviceGuard guard(grad_output.device());
   at::Tensor dw = at::empty(weight_size, grad_output.options());

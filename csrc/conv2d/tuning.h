@@ -1,0 +1,66 @@
+// The autotuner's table: which rung "auto" runs for a given convolution, as measured by pyconv.tuning (Python times
+// the candidates and installs the winner here). The kernels' host code consults it before its heuristic, so a tuned
+// choice applies wherever the op is called with algo="auto": eager code, autograd's backward and compiled graphs.
+// Keys are built here only (pyconv._C.conv2d_tuning_key calls the same function), so Python and C++ cannot disagree.
+// Glue, not kernel code.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "../common/conv_params.h"
+
+namespace pyconv {
+
+// "nhwc" when the tensor's channels are its densest dimension (channels_last), else "nchw".
+inline const char* tuning_layout(const at::Tensor& t) {
+  return t.dim() == 4 && t.size(1) > 1 && t.stride(1) == 1 ? "nhwc" : "nchw";
+}
+
+// direction | every size and geometry number | dtype | layout. The device is not part of it: the table is keyed by
+// device separately (tuned_algo's `device`).
+inline std::string tuning_key(const std::string& direction, const Conv2dShape& s, at::ScalarType dtype,
+                              const char* layout) {
+  std::string k = direction;
+  for (int64_t v : {s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.P, s.Q, s.stride_h, s.stride_w, s.pad_h, s.pad_w, s.dil_h,
+                    s.dil_w, s.groups})
+    k += "," + std::to_string(v);
+  return k + "," + c10::toString(dtype) + "," + layout;
+}
+
+struct TuningTable {
+  std::mutex mu;
+  std::unordered_map<std::string, std::string> algo;  // device + "|" + key → rung
+};
+inline TuningTable& tuning_table() {
+  static TuningTable t;
+  return t;
+}
+inline std::string tuned_algo(const std::string& device, const std::string& key) {
+  TuningTable& t = tuning_table();
+  std::lock_guard<std::mutex> lock(t.mu);
+  auto it = t.algo.find(device + "|" + key);
+  return it == t.algo.end() ? std::string() : it->second;
+}
+inline void set_tuned_algo(const std::string& device, const std::string& key, const std::string& algo) {
+  TuningTable& t = tuning_table();
+  std::lock_guard<std::mutex> lock(t.mu);
+  if (algo.empty())
+    t.algo.erase(device + "|" + key);
+  else
+    t.algo[device + "|" + key] = algo;
+}
+inline void clear_tuned_algos() {
+  TuningTable& t = tuning_table();
+  std::lock_guard<std::mutex> lock(t.mu);
+  t.algo.clear();
+}
+// The table entry for this op call, or "" (then the heuristic decides).
+inline std::string tuned_for(const char* direction, const Conv2dShape& s, const at::Tensor& layout_src) {
+  return tuned_algo(layout_src.device().str(), tuning_key(direction, s, layout_src.scalar_type(),
+                                                          tuning_layout(layout_src)));
+}
+
+}  // namespace pyconv
