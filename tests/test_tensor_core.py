@@ -1,8 +1,10 @@
 """The tensor-core rung (csrc/conv2d/cuda_tensor_core.cuh): mma.sync m16n8k16 implicit GEMM with ldmatrix and a
-cp.async pipeline, fprop / dgrad / wgrad (split-K), float16 and bfloat16. Under the CPU emulator (which models the
+cp.async pipeline, fprop / dgrad / wgrad (split-K), float16 and bfloat16, and float32 as TF32 (fprop/dgrad; float32
+wgrad runs on the SIMT implicit GEMM). Under the CPU emulator (which models the
 warp's mma/ldmatrix fragment layouts and lands cp.async copies only at the wait that covers them) on every run, and on
 a GPU when there is one. Reference: torch in float64 on the same rounded inputs; tolerances are relative to the
-largest reference magnitude: 4e-3 (float16: output rounding 2^-11 plus float accumulation) and 2e-2 (bfloat16: 2^-8).
+largest reference magnitude: 4e-3 (float16: output rounding 2^-11 plus float accumulation), 2e-2 (bfloat16: 2^-8) and
+3e-3 (TF32: inputs rounded to 10 mantissa bits, float accumulation).
 """
 import pytest
 import torch
@@ -14,7 +16,9 @@ from pyconv import functional as PF
 from conftest import HAS_CUDA
 
 TC_ALGOS = ["tensor_core", "tensor_core_128x128", "tensor_core_128x64", "tensor_core_64x64"]
-TOL = {torch.float16: 4e-3, torch.bfloat16: 2e-2}
+TOL = {torch.float16: 4e-3, torch.bfloat16: 2e-2, torch.float32: 3e-3}
+DTYPES = [torch.float16, torch.bfloat16, torch.float32]
+DIDS = ["f16", "bf16", "tf32"]
 
 TARGETS = []
 if pyconv.emulator.available():
@@ -55,7 +59,7 @@ def _close(got, ref, dtype):
 
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
 @pytest.mark.parametrize("algo", TC_ALGOS)
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DIDS)
 @pytest.mark.parametrize("geom", list(GEOMS), ids=list(GEOMS))
 def test_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
     x, w, b, kw = _operands(GEOMS[geom], dtype, device)
@@ -71,6 +75,12 @@ def test_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
     _close(xx.grad, xd.grad, dtype)
     _close(ww.grad, wd.grad, dtype)
     _close(bb.grad, bd.grad, dtype)
+    if dtype == torch.float32:  # no TF32 wgrad: the SIMT implicit GEMM's float32 result, bit for bit
+        ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+        st, pad, dil, g = (list(v) if isinstance(v, tuple) else [v, v] for v in (kw["stride"], kw["padding"],
+                                                                                 kw["dilation"], kw["groups"]))
+        simt = ops.conv2d_wgrad(go, x, list(w.shape), st, pad, dil, kw["groups"], "implicit_gemm")
+        torch.testing.assert_close(ww.grad, simt, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
@@ -123,22 +133,30 @@ def test_split_k_wgrad(device, backend):
 
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
 def test_auto_picks_tensor_cores_for_half(device, backend):
-    """algo='auto' on float16 is the tensor-core rung (bit-identical to asking for it); float32 stays on SIMT."""
+    """algo='auto' on float16 is the tensor-core rung (bit-identical to asking for it); float32 stays on SIMT unless
+    torch.backends.cuda.matmul.allow_tf32 is set, then it is the TF32 tensor-core rung."""
     x, w, b, kw = _operands(GEOMS["3x3"], torch.float16, device)
     a = PF.conv2d(x, w, b, **kw, algo="auto", backend=backend)
     t = PF.conv2d(x, w, b, **kw, algo="tensor_core", backend=backend)
     torch.testing.assert_close(a, t, rtol=0, atol=0)
     xf, wf, bf = x.float(), w.float(), b.float()
-    torch.testing.assert_close(PF.conv2d(xf, wf, bf, **kw, algo="auto", backend=backend),
-                               PF.conv2d(xf, wf, bf, **kw, algo="implicit_gemm", backend=backend), rtol=0, atol=0)
+    simt = PF.conv2d(xf, wf, bf, **kw, algo="implicit_gemm", backend=backend)
+    tf32 = PF.conv2d(xf, wf, bf, **kw, algo="tensor_core", backend=backend)
+    assert not torch.equal(simt, tf32)
+    was = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.testing.assert_close(PF.conv2d(xf, wf, bf, **kw, backend=backend), simt, rtol=0, atol=0)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.testing.assert_close(PF.conv2d(xf, wf, bf, **kw, backend=backend), tf32, rtol=0, atol=0)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = was
 
 
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
 def test_errors(device, backend):
     x, w, b, kw = _operands(GEOMS["3x3"], torch.float16, device)
-    with pytest.raises(RuntimeError, match="tensor_core.*float16 or bfloat16.*Float"):
-        PF.conv2d(x.float(), w.float(), b.float(), **kw, algo="tensor_core", backend=backend)
-    with pytest.raises(RuntimeError, match="tensor_core_64x64.*float16 or bfloat16.*Double"):
+    with pytest.raises(RuntimeError, match="tensor_core_64x64.*float16, bfloat16 or float32.*Double"):
         PF.conv2d(x.double(), w.double(), None, **kw, algo="tensor_core_64x64", backend=backend)
     with pytest.raises(RuntimeError, match="unknown algo 'tensor_core_1x1'"):
         PF.conv2d(x, w, b, **kw, algo="tensor_core_1x1", backend=backend)

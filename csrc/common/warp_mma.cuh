@@ -54,6 +54,41 @@ __device__ __forceinline__ void mma_m16n8k16_bf16_f32(float d[4], const uint32_t
 #endif
 }
 
+// float → TF32 (round to nearest, ties away from zero: cvt.rna.tf32.f32), as the bit pattern the .tf32 mma reads
+// (the low 13 mantissa bits zero). Takes and returns raw float bits, as ldmatrix delivers them.
+__device__ __forceinline__ uint32_t to_tf32(uint32_t f32_bits) {
+#if defined(PYCONV_EMULATION) || !defined(__CUDA_ARCH__) || __CUDA_ARCH__ < 800
+  const uint32_t exp = (f32_bits >> 23) & 0xffu;
+  if (exp == 0xffu) return f32_bits;  // inf / nan unchanged
+  return (f32_bits + 0x1000u) & ~0x1fffu;
+#else
+  uint32_t r;
+  float f;
+  memcpy(&f, &f32_bits, 4);
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(f));
+  return r;
+#endif
+}
+
+// D = A·B + C, 16×8×8, TF32 inputs (raw bits from to_tf32), float accumulate: mma.sync.aligned.m16n8k8.row.col.f32
+// .tf32.tf32.f32. Fragments (g = lane/4, t = lane%4): a[0..3] = A (g, t), (g+8, t), (g, t+4), (g+8, t+4);
+// b[0..1] = B (k t, n g), (k t+4, n g); c/d as for m16n8k16.
+__device__ __forceinline__ void mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2],
+                                                 const float c[4]) {
+#if defined(PYCONV_EMULATION)
+  ::pyconv_emu::detail::mma_m16n8k8_tf32(d, a, b, c, __FILE__, __LINE__);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%10, %11, %12, %13};\n"
+      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
+        "f"(c[3]));
+#elif defined(__CUDA_ARCH__)
+  __trap();
+#endif
+}
+
 // One name for kernels templated on the element type.
 template <typename T>
 __device__ __forceinline__ void mma_m16n8k16(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4]);

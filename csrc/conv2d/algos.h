@@ -23,10 +23,11 @@ inline const std::vector<std::string>& conv2d_cuda_algos() {
 // Rungs that accept only some dtypes (every other rung takes float16, bfloat16, float32 and float64).
 inline const std::map<std::string, std::vector<std::string>>& conv2d_algo_dtypes() {
   static const std::map<std::string, std::vector<std::string>> m{
-      {"tensor_core", {"float16", "bfloat16"}},
-      {"tensor_core_128x128", {"float16", "bfloat16"}},
-      {"tensor_core_128x64", {"float16", "bfloat16"}},
-      {"tensor_core_64x64", {"float16", "bfloat16"}},
+      // float32 = TF32 tensor-core inputs for fprop/dgrad (wgrad stays float32 SIMT)
+      {"tensor_core", {"float16", "bfloat16", "float32"}},
+      {"tensor_core_128x128", {"float16", "bfloat16", "float32"}},
+      {"tensor_core_128x64", {"float16", "bfloat16", "float32"}},
+      {"tensor_core_64x64", {"float16", "bfloat16", "float32"}},
   };
   return m;
 }

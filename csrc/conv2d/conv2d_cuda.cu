@@ -28,16 +28,23 @@ enum class Dir { fprop, dgrad, wgrad };
 
 bool is_tc(const std::string& algo) { return algo.rfind("tensor_core", 0) == 0; }
 
-int64_t round8(int64_t v) { return (v + 7) / 8 * 8; }
+// Channels per 16-byte vector: 8 for float16/bfloat16, 4 for float32 (TF32). Per-group channel counts are padded up
+// to a multiple of it.
+int64_t tc_vec(at::ScalarType dt) { return dt == at::kFloat ? 4 : 8; }
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+// float32 on the tensor cores means TF32 (10-bit mantissa inputs): "auto" uses it only where torch would use TF32
+// for a GEMM (torch.backends.cuda.matmul.allow_tf32, off by default); naming a tensor_core rung is the explicit opt-in.
+bool auto_tf32() { return at::globalContext().allowTF32CuBLAS(); }
 
 // Why the tensor-core kernels cannot run this problem ("" when they can). They keep pixel coordinates, tap counts and
 // the reduction index in 32-bit registers and put n tiles / groups on grid.y / grid.z.
 std::string tc_unsupported(const Conv2dShape& s, at::ScalarType dt) {
-  if (dt != at::kHalf && dt != at::kBFloat16)
-    return std::string("needs float16 or bfloat16 tensors (got ") + c10::toString(dt) + ")";
+  if (dt != at::kHalf && dt != at::kBFloat16 && dt != at::kFloat)
+    return std::string("needs float16, bfloat16 or float32 (as TF32) tensors (got ") + c10::toString(dt) + ")";
   if (!has_tensor_cores()) return "needs a GPU of compute capability 8.0 or newer (mma.sync m16n8k16, cp.async)";
   const int64_t lim = int64_t(1) << 30;
-  for (int64_t v : {s.H, s.W, s.P, s.Q, s.R * s.S * round8(s.Cg()), s.R * s.S * round8(s.Kg()),
+  for (int64_t v : {s.H, s.W, s.P, s.Q, s.R * s.S * round_up(s.Cg(), 8), s.R * s.S * round_up(s.Kg(), 8),
                     s.stride_h, s.stride_w, s.pad_h + s.H, s.pad_w + s.W, s.dil_h * s.R, s.dil_w * s.S})
     if (v >= lim) return "has a spatial size, padding, dilation or R·S·C/groups of 2^30 or more";
   if (s.groups > 65535) return "supports at most 65535 groups";
@@ -76,7 +83,7 @@ cudaError_t with_tile(const std::string& tile, F&& f) {
 // The default algorithm for "auto" (pyconv.tuning may time the candidates and pass a concrete name instead).
 std::string choose_cuda_algo(const Conv2dShape& s, at::ScalarType dt) {
   if (s.Cg() == 1) return "depthwise";  // padding one channel to the tensor cores' 8 would waste 7/8 of the work
-  if (tc_unsupported(s, dt).empty()) return "tensor_core";
+  if ((dt != at::kFloat || auto_tf32()) && tc_unsupported(s, dt).empty()) return "tensor_core";
   return "implicit_gemm";
 }
 
@@ -103,7 +110,7 @@ std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, const
 template <typename T>
 void fprop_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& input, const at::Tensor& weight,
               const T* bias, at::Tensor& y, const ConvEpilogue<T>& epi) {
-  const int64_t cp = round8(s.Cg());
+  const int64_t cp = round_up(s.Cg(), tc_vec(input.scalar_type()));
   const at::Tensor x = nhwc_padded(input, s.groups, cp);
   // weight (K, C/g, R, S) → [K][R][S][cp] = [g][K/g][R·S·cp]: the B matrix, reduction index (r, s, c)
   at::Tensor w = weight.permute({0, 2, 3, 1});
@@ -127,7 +134,7 @@ void fprop_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& i
 template <typename T>
 void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& grad_output, const at::Tensor& weight,
               at::Tensor& dx) {
-  const int64_t kp = round8(s.Kg());
+  const int64_t kp = round_up(s.Kg(), tc_vec(grad_output.scalar_type()));
   const at::Tensor dy = nhwc_padded(grad_output, s.groups, kp);
   // weight (K, C/g, R, S) → [g][C/g][R][S][kp]: B of the dgrad GEMM, reduction index (r, s, k)
   at::Tensor w = weight.reshape({s.groups, s.Kg(), s.Cg(), s.R, s.S}).permute({0, 2, 3, 4, 1});
@@ -151,7 +158,7 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
 template <typename T>
 void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& grad_output, const at::Tensor& input,
               at::Tensor& dw) {
-  const int64_t kp = round8(s.Kg()), cp = round8(s.Cg());
+  const int64_t kp = round_up(s.Kg(), 8), cp = round_up(s.Cg(), 8);
   const at::Tensor dy = nhwc_padded(grad_output, s.groups, kp);
   const at::Tensor x = nhwc_padded(input, s.groups, cp);
   const int64_t gemm_n = s.R * s.S * cp;
@@ -186,13 +193,15 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
 // dimension (channels_last), the column strip otherwise: either way adjacent threads touch adjacent memory.
 bool channels_fastest(const at::Tensor& t) { return t.stride(1) < t.stride(3); }
 
-// Runs body<T>() with T = __half or __nv_bfloat16 (the tensor-core dtypes).
+// Runs body<T>() with T = __half, __nv_bfloat16 or float (the tensor-core dtypes).
 template <typename F>
 void dispatch_tc(at::ScalarType dt, F&& body) {
   if (dt == at::kHalf)
     body(__half{});
-  else
+  else if (dt == at::kBFloat16)
     body(__nv_bfloat16{});
+  else
+    body(float{});
 }
 
 at::Tensor fprop_fused_cuda(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
@@ -320,13 +329,19 @@ at::Tensor wgrad_cuda(const at::Tensor& grad_output, const at::Tensor& input, at
   const cudaStream_t stream = current_stream();
   if (dw.numel() == 0) return dw;
   if (grad_output.numel() == 0) return dw.zero_();
-  if (is_tc(algo)) {
-    dispatch_tc(grad_output.scalar_type(), [&](auto tag) { wgrad_tc<decltype(tag)>(algo, s, grad_output, input, dw); });
+  // wgrad's k-major tiles reach the mma fragments through ldmatrix.trans, which moves 16-bit elements only: float32
+  // wgrad has no TF32 kernel and runs on the SIMT implicit GEMM (in full float32) under every tensor_core name.
+  const std::string walgo = is_tc(algo) && grad_output.scalar_type() == at::kFloat ? "implicit_gemm" : algo;
+  if (is_tc(walgo)) {
+    if (grad_output.scalar_type() == at::kHalf)
+      wgrad_tc<__half>(walgo, s, grad_output, input, dw);
+    else
+      wgrad_tc<__nv_bfloat16>(walgo, s, grad_output, input, dw);
     return dw;
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "pyconv_conv2d_wgrad_cuda", [&] {
     using KT = typename KernelType<scalar_t>::type;
-    if (algo == "depthwise") {
+    if (walgo == "depthwise") {
       // Split the N·P·Q reduction when the channels alone leave SMs idle (≥ 1024 pixels a split).
       const int64_t blocks = s.K * ceil_div(s.R * s.S, cuda::kDwTaps);
       const int64_t splits = std::max<int64_t>(
@@ -338,7 +353,7 @@ at::Tensor wgrad_cuda(const at::Tensor& grad_output, const at::Tensor& input, at
                                              kptr<scalar_t>(input), strides4(input), kptr<scalar_t>(dw), strides4(dw),
                                              static_cast<Acc*>(work.data_ptr()), splits, stream),
                    "conv2d_wgrad depthwise");
-    } else if (algo == "direct")
+    } else if (walgo == "direct")
       check_launch(cuda::launch_wgrad_direct<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
                                                  kptr<scalar_t>(input), strides4(input), kptr<scalar_t>(dw),
                                                  strides4(dw), stream),

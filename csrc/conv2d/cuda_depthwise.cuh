@@ -75,11 +75,17 @@ __global__ void __launch_bounds__(kDwThreads)
       }
     }
 #pragma unroll
-    for (int j = 0; j < kDwStrip; ++j) {
-      if (q0 + j >= s.Q) break;
-      Acc v = acc[j];
-      if (!epi.trivial()) v = epi(to_acc(from_acc<T>(v)), d.n, k, p, q0 + j);
-      y[ys.at(d.n, k, p, q0 + j)] = from_acc<T>(v);
+    for (int j = 0; j < kDwStrip; ++j)
+      if (q0 + j < s.Q) y[ys.at(d.n, k, p, q0 + j)] = from_acc<T>(acc[j]);
+    // The fused epilogue as a rolled second pass over the values just stored (still in L1): inlining the run-time
+    // activation switch into the unrolled stores would cost 4 copies and raise register pressure (occupancy) for
+    // every launch, fused or not.
+    if (!epi.trivial()) {
+#pragma unroll 1
+      for (int j = 0; j < kDwStrip && q0 + j < s.Q; ++j) {
+        T& out = y[ys.at(d.n, k, p, q0 + j)];
+        out = from_acc<T>(epi(to_acc(out), d.n, k, p, q0 + j));
+      }
     }
   }
 }

@@ -1,9 +1,10 @@
 // conv2d on CUDA, rung 3: "tensor_core". Implicit GEMM on the tensor cores for float16 / bfloat16 (float32
-// accumulate): mma.sync m16n8k16, ldmatrix fragment loads, a cp.async multi-stage shared-memory pipeline, XOR-swizzled
+// accumulate), and for float32 as TF32 (fprop and dgrad; opt-in, see conv2d_cuda.cu): mma.sync m16n8k16, ldmatrix fragment loads, a cp.async multi-stage shared-memory pipeline, XOR-swizzled
 // shared memory, warp tiling. Same GEMM views as rung 2 (cuda_implicit_gemm.cuh), but every operand is read in
-// 16-byte vectors of 8 channels, which needs channels-last (NHWC) data whose reduction channels come in multiples of 8:
+// 16-byte vectors (8 16-bit or 4 float32 channels), which needs channels-last (NHWC) data whose reduction channels
+// come in multiples of that vector:
 // the torch glue (conv2d_cuda.cu) provides that, padding channels with zeros where C/groups or K/groups is not a
-// multiple of 8.
+// multiple.
 //
 //   kernel            direction  GEMM_M    GEMM_N     GEMM_K      A (gathered)               B (dense)
 //   tc_conv_kernel    fprop      N·P·Q     K/g        R·S·Cp      x NHWC at (h(p,r), w(q,s))  w as [g][k][r][s][c]
@@ -27,7 +28,14 @@
 namespace pyconv {
 namespace cuda {
 
-constexpr int kTcBK = 32;  // reduction step: 32 16-bit elements = 64 bytes = 4 chunks of 16 bytes per tile row
+// Tile rows along the reduction are 64 bytes = 4 chunks of 16 bytes: 32 16-bit elements (two k16 mma steps), or 16
+// float32 elements for the TF32 path (two k8 mma steps). In chunk units both element types share every index map.
+template <typename T>
+struct TcElem {
+  static constexpr int kVec = 16 / int(sizeof(T));  // elements per 16-byte chunk
+  static constexpr int kBK = 64 / int(sizeof(T));   // elements per tile row = the reduction step
+};
+constexpr int kTcBK = 32;  // wgrad's reduction step (rows of its k-major tiles; 16-bit types only)
 
 // Tile configurations, each a ladder step of its own (the autotuner picks among them by name).
 template <int BM_, int BN_, int WM_, int WN_, int STAGES_>
@@ -48,11 +56,27 @@ using TcTile64x64 = TcTile<64, 64, 2, 2, 4>;      // 128 threads, warp tile 32×
 // (row/2) mod 4 spreads the 8 rows' chunks over all 8 16-byte bank groups: row r's chunk c lands in group
 // (4·(r mod 2) + (c ^ (r/2 mod 4))) mod 8, distinct for r = 0..7. The cp.async writes stay conflict-free too (a warp
 // writes 8 whole rows). Element offset of (row, chunk):
-__device__ __forceinline__ int swz64(int row, int chunk) { return row * kTcBK + ((chunk ^ ((row >> 1) & 3)) << 3); }
+template <typename T>
+__device__ __forceinline__ int swz64(int row, int chunk) {
+  return row * TcElem<T>::kBK + (chunk ^ ((row >> 1) & 3)) * TcElem<T>::kVec;
+}
 // Rows of ≥ 128 bytes (the wgrad tiles, stored k-major): 8 rows at the same chunk would all map to the same banks, so
 // the chunk index is XOR-ed with row mod 8. `row_chunks` = chunks per row (a multiple of 8).
 __device__ __forceinline__ int swz128(int row, int chunk, int row_chunks) {
   return (row * row_chunks + (chunk ^ (row & 7))) << 3;
+}
+
+// One mma k-step (two chunks of the tile row) of acc += A·B: m16n8k16 for float16/bfloat16; for float32 the
+// fragments are rounded to TF32 (cvt.rna) and go through m16n8k8 .tf32.
+template <typename T>
+__device__ __forceinline__ void mma_tc(float acc[4], const uint32_t a[4], const uint32_t b[2]) {
+  mma_m16n8k16<T>(acc, a, b, acc);
+}
+template <>
+__device__ __forceinline__ void mma_tc<float>(float acc[4], const uint32_t a[4], const uint32_t b[2]) {
+  const uint32_t at[4] = {to_tf32(a[0]), to_tf32(a[1]), to_tf32(a[2]), to_tf32(a[3])};
+  const uint32_t bt[2] = {to_tf32(b[0]), to_tf32(b[1])};
+  mma_m16n8k8_tf32(acc, at, bt, acc);
 }
 
 // ---- fprop and dgrad: A gathered from an NHWC tensor, B a dense [group][n][r][s][c] matrix ------------------------
@@ -97,11 +121,12 @@ __device__ __forceinline__ bool tc_source_pixel(int h0, int r, int dil, int stri
 template <typename T, typename Tile, bool kDgrad>
 __global__ void __launch_bounds__(Tile::kThreads) tc_conv_kernel(TcConvParams<T> pr) {
   constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, NT = Tile::kThreads;
+  constexpr int kVec = TcElem<T>::kVec, kBK = TcElem<T>::kBK;
   constexpr int kARows = NT / 4, kAIters = BM / kARows, kBIters = BN / kARows;  // 4 chunks per 32-element row
   static_assert(BM % kARows == 0 && BN % kARows == 0, "each thread copies whole chunks");
   PYCONV_EXTERN_SHARED(T, smem);
-  T* sA = smem;                          // [STAGES][BM][32] swizzled
-  T* sB = smem + STAGES * BM * kTcBK;    // [STAGES][BN][32] swizzled
+  T* sA = smem;                        // [STAGES][BM][kBK] swizzled
+  T* sB = smem + STAGES * BM * kBK;    // [STAGES][BN][kBK] swizzled
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int64_t g = blockIdx.z;
@@ -109,7 +134,7 @@ __global__ void __launch_bounds__(Tile::kThreads) tc_conv_kernel(TcConvParams<T>
   const int64_t m0 = int64_t(blockIdx.x) * BM;
   const int n0 = blockIdx.y * BN;
   const int Kgemm = pr.R * pr.S * pr.ca;
-  const int KT = (Kgemm + kTcBK - 1) / kTcBK;
+  const int KT = (Kgemm + kBK - 1) / kBK;
 
   // This thread copies chunk column `chunk` of rows row0 + i·kARows. Its rows are fixed for the whole reduction, so
   // the pixel of each A row is decoded once (the only 64-bit divisions of the main loop's operands).
@@ -127,7 +152,7 @@ __global__ void __launch_bounds__(Tile::kThreads) tc_conv_kernel(TcConvParams<T>
   const T* b_rows = pr.b + (g * pr.gemm_n + n0) * int64_t(Kgemm);
   // The reduction index kk = (r·S + s)·ca + c of this thread's chunk, tracked incrementally (tiles are loaded in
   // order), so no division by ca or S happens in the loop.
-  int kk = chunk * 8, tr = 0, ts = 0, tc = chunk * 8;
+  int kk = chunk * kVec, tr = 0, ts = 0, tc = chunk * kVec;
   auto carry = [&] {  // tc ≥ ca: move on to the next tap (s, then r)
     while (tc >= pr.ca) {
       tc -= pr.ca;
@@ -137,8 +162,8 @@ __global__ void __launch_bounds__(Tile::kThreads) tc_conv_kernel(TcConvParams<T>
   carry();
 
   auto load_tile = [&](int slot) {
-    T* a_dst = sA + slot * BM * kTcBK;
-    T* b_dst = sB + slot * BN * kTcBK;
+    T* a_dst = sA + slot * BM * kBK;
+    T* b_dst = sB + slot * BN * kBK;
     const bool k_ok = kk < Kgemm;
 #pragma unroll
     for (int i = 0; i < kAIters; ++i) {
@@ -147,17 +172,17 @@ __global__ void __launch_bounds__(Tile::kThreads) tc_conv_kernel(TcConvParams<T>
                       tc_source_pixel<kDgrad>(a_h0[i], tr, pr.dil_h, pr.stride_h, pr.AH, &ih) &&
                       tc_source_pixel<kDgrad>(a_w0[i], ts, pr.dil_w, pr.stride_w, pr.AW, &iw);
       const T* src = ok ? pr.a + a_base[i] + ih * pr.a_sh + iw * pr.a_sw + tc : pr.a;
-      cp_async_16(a_dst + swz64(row0 + i * kARows, chunk), src, ok);
+      cp_async_16(a_dst + swz64<T>(row0 + i * kARows, chunk), src, ok);
     }
 #pragma unroll
     for (int i = 0; i < kBIters; ++i) {
       const int row = row0 + i * kARows;
       const bool ok = k_ok && n0 + row < pr.gemm_n;
-      cp_async_16(b_dst + swz64(row, chunk), ok ? b_rows + int64_t(row) * Kgemm + kk : pr.b, ok);
+      cp_async_16(b_dst + swz64<T>(row, chunk), ok ? b_rows + int64_t(row) * Kgemm + kk : pr.b, ok);
     }
     // advance this thread's reduction index by one tile
-    kk += kTcBK;
-    tc += kTcBK;
+    kk += kBK;
+    tc += kBK;
     carry();
   };
 
@@ -186,26 +211,29 @@ __global__ void __launch_bounds__(Tile::kThreads) tc_conv_kernel(TcConvParams<T>
     const int next = kt + STAGES - 1;
     if (next < KT) load_tile(next % STAGES);
     cp_async_commit();
-    const T* a_s = sA + (kt % STAGES) * BM * kTcBK;
-    const T* b_s = sB + (kt % STAGES) * BN * kTcBK;
+    const T* a_s = sA + (kt % STAGES) * BM * kBK;
+    const T* b_s = sB + (kt % STAGES) * BN * kBK;
 #pragma unroll
-    for (int ks = 0; ks < kTcBK / 16; ++ks) {
+    for (int ks = 0; ks < 2; ++ks) {  // two mma k-steps per tile row, each spanning chunks 2·ks and 2·ks + 1
       uint32_t af[Tile::MI][4], bf[Tile::NI][2];
-      // A 16×16 fragment = matrices (rows 0-7 | 8-15) × (k 0-7 | 8-15), in a[0..3] order: rows vary first.
+      // A fragment = matrices (rows 0-7 | 8-15) × (chunk 2ks | 2ks+1), in a[0..3] order: rows vary first. For 16-bit
+      // types a chunk is 8 k (the m16n8k16 layout); for float32 it is 4 k, and the same ldmatrix (b16 pairs = one
+      // float) lands float (row g, k t4) in a[0], (g+8, t4) in a[1], (g, t4+4) in a[2], (g+8, t4+4) in a[3]: exactly
+      // the m16n8k8 .tf32 A layout, and likewise for B.
 #pragma unroll
       for (int i = 0; i < Tile::MI; ++i)
-        ldmatrix_x4(af[i], a_s + swz64(wm0 + i * 16 + (lmat & 1) * 8 + lrow, ks * 2 + (lmat >> 1)));
+        ldmatrix_x4(af[i], a_s + swz64<T>(wm0 + i * 16 + (lmat & 1) * 8 + lrow, ks * 2 + (lmat >> 1)));
       // B for two n8 tiles: matrices (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15).
 #pragma unroll
       for (int jp = 0; jp < Tile::NI / 2; ++jp) {
         uint32_t r[4];
-        ldmatrix_x4(r, b_s + swz64(wn0 + jp * 16 + (lmat >> 1) * 8 + lrow, ks * 2 + (lmat & 1)));
+        ldmatrix_x4(r, b_s + swz64<T>(wn0 + jp * 16 + (lmat >> 1) * 8 + lrow, ks * 2 + (lmat & 1)));
         bf[2 * jp][0] = r[0], bf[2 * jp][1] = r[1], bf[2 * jp + 1][0] = r[2], bf[2 * jp + 1][1] = r[3];
       }
 #pragma unroll
       for (int i = 0; i < Tile::MI; ++i)
 #pragma unroll
-        for (int j = 0; j < Tile::NI; ++j) mma_m16n8k16<T>(acc[i][j], af[i], bf[j], acc[i][j]);
+        for (int j = 0; j < Tile::NI; ++j) mma_tc<T>(acc[i][j], af[i], bf[j]);
     }
   }
   cp_async_wait<0>();  // no copy may still be writing shared memory when the block exits
@@ -238,7 +266,7 @@ __global__ void __launch_bounds__(Tile::kThreads) tc_conv_kernel(TcConvParams<T>
 
 template <typename Tile>
 constexpr size_t tc_smem_bytes() {
-  return size_t(Tile::STAGES) * (Tile::BM + Tile::BN) * kTcBK * 2;
+  return size_t(Tile::STAGES) * (Tile::BM + Tile::BN) * 64;  // 64-byte tile rows, whatever the element type
 }
 
 template <typename T, typename Tile>
@@ -369,7 +397,7 @@ __global__ void __launch_bounds__(Tile::kThreads) tc_wgrad_kernel(TcWgradParams<
 #pragma unroll
       for (int i = 0; i < Tile::MI; ++i)
 #pragma unroll
-        for (int j = 0; j < Tile::NI; ++j) mma_m16n8k16<T>(acc[i][j], af[i], bf[j], acc[i][j]);
+        for (int j = 0; j < Tile::NI; ++j) mma_tc<T>(acc[i][j], af[i], bf[j]);
     }
   }
   cp_async_wait<0>();

@@ -938,7 +938,7 @@ void warp_collective(int kind, const char* what, unsigned mask, int width, size_
 }
 
 enum WarpKind { kSyncwarp = 1, kShfl, kShflUp, kShflDown, kShflXor, kBallot, kAny, kAll, kMma, kMmaBf16, kLdmatrix,
-                kLdmatrixTrans };
+                kLdmatrixTrans, kMmaTf32 };
 
 inline int lane_id() { return fiber().linear % 32; }
 
@@ -1067,6 +1067,45 @@ inline void mma_m16n8k16_f32(float d[4], const uint32_t a[4], const uint32_t b[2
 inline void mma_m16n8k16_f16_f32(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4],
                                  const char* file, int line) {
   mma_m16n8k16_f32(d, a, b, c, false, file, line);
+}
+
+// mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32: A 16×8 a[0..3] at (g, t), (g+8, t), (g, t+4), (g+8, t+4);
+// B 8×8 b[0..1] at (k t, n g), (k t+4, n g); C/D as for m16n8k16. Operands are float bit patterns (already rounded
+// to TF32 by the kernel); products are exact in float for TF32 inputs, accumulated in k order.
+inline void mma_m16n8k8_tf32(float d[4], const uint32_t a[4], const uint32_t b[2], const float c[4], const char* file,
+                             int line) {
+  MmaIn in;
+  std::memcpy(in.a, a, sizeof in.a);
+  std::memcpy(in.b, b, sizeof in.b);
+  std::memcpy(in.c, c, sizeof in.c);
+  float out[4];
+  warp_collective(kMmaTf32, "mma.sync.m16n8k8.tf32", 0xffffffffu, 32, sizeof(MmaIn), &in, out, file, line, false,
+                  [&](Fiber** lanes) {
+                    float A[16][8], B[8][8], C[16][8];
+                    auto f = [](uint32_t bits) {
+                      float v;
+                      std::memcpy(&v, &bits, 4);
+                      return v;
+                    };
+                    for (int l = 0; l < 32; ++l) {
+                      const MmaIn& v = *static_cast<const MmaIn*>(lanes[l]->in);
+                      const int g = l / 4, t = l % 4;
+                      A[g][t] = f(v.a[0]), A[g + 8][t] = f(v.a[1]), A[g][t + 4] = f(v.a[2]), A[g + 8][t + 4] = f(v.a[3]);
+                      B[t][g] = f(v.b[0]), B[t + 4][g] = f(v.b[1]);
+                      for (int i = 0; i < 4; ++i) C[g + ((i & 2) ? 8 : 0)][2 * t + (i & 1)] = v.c[i];
+                    }
+                    for (int l = 0; l < 32; ++l) {
+                      const int g = l / 4, t = l % 4;
+                      float* o = static_cast<float*>(lanes[l]->out);
+                      for (int i = 0; i < 4; ++i) {
+                        const int row = g + ((i & 2) ? 8 : 0), col = 2 * t + (i & 1);
+                        float acc = C[row][col];
+                        for (int k = 0; k < 8; ++k) acc += A[row][k] * B[k][col];
+                        o[i] = acc;
+                      }
+                    }
+                  });
+  std::memcpy(d, out, sizeof out);
 }
 
 // ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16: four 8×8 matrices of 16-bit elements, each row 16 contiguous

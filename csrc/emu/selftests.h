@@ -1,7 +1,7 @@
 // Self-tests of the CUDA emulator: small kernels written exactly as for a GPU, run through pyconv::launch, with their
 // results checked against values worked out independently on the host. Three kinds:
 //   feature        must run and give the right answer (warp shuffles with mask and width, votes, block votes,
-//                  atomics across blocks and OS threads, dynamic shared memory, a warp-shuffle reduction, mma.sync f16/bf16,
+//                  atomics across blocks and OS threads, dynamic shared memory, a warp-shuffle reduction, mma.sync f16/bf16/tf32,
 //                  cp.async with zero fill, ldmatrix.x4 plain and transposed);
 //   emulator_bug   a seeded bug the emulator itself must report (early return before a barrier, divergent barriers,
 //                  full-mask shuffle in a partial warp, shuffle with an exited lane, divergent warp collectives, a
@@ -132,6 +132,23 @@ __global__ void mma_bf16_kernel(const uint16_t* A, const uint16_t* B, const floa
   for (int i = 0; i < 4; ++i) c[i] = C[(g + ((i & 2) ? 8 : 0)) * 8 + 2 * tig + (i & 1)];
   mma_m16n8k16_bf16_f32(d, a, b, c);
   for (int i = 0; i < 4; ++i) D[(g + ((i & 2) ? 8 : 0)) * 8 + 2 * tig + (i & 1)] = d[i];
+}
+
+// m16n8k8 TF32: A 16×8 and B 8×8 floats (k-major B[k][n]), rounded by to_tf32 as the kernels do.
+__global__ void mma_tf32_kernel(const float* A, const float* B, const float* C, float* D) {
+  const int lane = threadIdx.x, g = lane / 4, t = lane % 4;
+  auto bits = [](float v) {
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    return to_tf32(u);
+  };
+  const uint32_t a[4] = {bits(A[g * 8 + t]), bits(A[(g + 8) * 8 + t]), bits(A[g * 8 + t + 4]),
+                         bits(A[(g + 8) * 8 + t + 4])};
+  const uint32_t b[2] = {bits(B[t * 8 + g]), bits(B[(t + 4) * 8 + g])};
+  float c[4], d[4];
+  for (int i = 0; i < 4; ++i) c[i] = C[(g + ((i & 2) ? 8 : 0)) * 8 + 2 * t + (i & 1)];
+  mma_m16n8k8_tf32(d, a, b, c);
+  for (int i = 0; i < 4; ++i) D[(g + ((i & 2) ? 8 : 0)) * 8 + 2 * t + (i & 1)] = d[i];
 }
 
 // cp.async into dynamic shared memory, then ldmatrix.x4 and ldmatrix.x4.trans from it. 32 threads; `in` holds four
@@ -427,6 +444,33 @@ inline std::string test_mma_bf16() {
   return "";
 }
 
+inline std::string test_mma_tf32() {
+  Buf<float> A(16 * 8), B(8 * 8), C(16 * 8), D(16 * 8, -1.0f);
+  // Values with ≤ 11 significant bits are TF32-exact, so to_tf32 leaves them alone and the sums are exact; one value
+  // with more bits (1 + 2^-12, which rounds to 1) checks that the rounding happens.
+  for (int i = 0; i < 128; ++i) A.host[i] = float((i * 7) % 13 - 6) * 0.125f;
+  for (int i = 0; i < 64; ++i) B.host[i] = float((i * 5) % 11 - 5) * 0.25f;
+  for (int i = 0; i < 128; ++i) C.host[i] = float(i % 9) - 4.0f;
+  A.host[0] = 1.0f + 1.0f / 4096.0f;
+#ifndef PYCONV_EMULATION
+  cudaMemcpy(A.dev, A.host.data(), 128 * sizeof(float), cudaMemcpyHostToDevice);
+  cudaMemcpy(B.dev, B.host.data(), 64 * sizeof(float), cudaMemcpyHostToDevice);
+  cudaMemcpy(C.dev, C.host.data(), 128 * sizeof(float), cudaMemcpyHostToDevice);
+#endif
+  std::string e = launch_error(launch(mma_tf32_kernel, dim3(1), dim3(32), 0, nullptr, A.dev, B.dev, C.dev, D.dev));
+  if (!e.empty()) return e;
+  for (int m = 0; m < 16; ++m)
+    for (int n = 0; n < 8; ++n) {
+      double ref = C.host[m * 8 + n];
+      for (int k = 0; k < 8; ++k) ref += double(m * 8 + k == 0 ? 1.0f : A.host[m * 8 + k]) * double(B.host[k * 8 + n]);
+      PYCONV_SELFTEST_CHECK(D.get()[m * 8 + n] == float(ref), "mma tf32: D[" + std::to_string(m) + "][" +
+                                                                  std::to_string(n) + "] expected " +
+                                                                  std::to_string(ref) + ", got " +
+                                                                  std::to_string(D.get()[m * 8 + n]));
+    }
+  return "";
+}
+
 inline std::string test_ldmatrix() {
   Buf<uint16_t> in(256);
   Buf<uint32_t> out(32 * 8, 0xdeadbeefu);
@@ -524,6 +568,7 @@ inline const std::vector<SelfTest>& selftests() {
       {"reduce", "feature", "", test_reduce},
       {"mma", "feature", "", test_mma},
       {"mma_bf16", "feature", "", test_mma_bf16},
+      {"mma_tf32", "feature", "", test_mma_tf32},
       {"ldmatrix_cp_async", "feature", "", test_ldmatrix},
       {"early_return", "emulator_bug", "returned while", bug_early_return},
       {"divergent_barrier", "emulator_bug", "but thread", bug_divergent_barrier},
