@@ -22,7 +22,9 @@ namespace pyconv {
 namespace cuda {
 
 constexpr int kDwStrip = 4;      // outputs per thread along w (fprop: q, dgrad: w)
-constexpr int kDwThreads = 256;
+constexpr int kDwThreads = 256;  // fprop/dgrad ask for 3 / 4 resident blocks (≤ 80 / 64 registers): a
+                                  // memory-bound kernel needs many warps in flight to cover DRAM latency
+                                  // (fprop's fused-epilogue pass needs the extra registers to stay spill-free)
 constexpr int kDwTaps = 8;       // wgrad taps per block
 
 // Decodes a linear thread index into (n, channel, row, strip): channel-fastest for channels_last, strip-fastest else.
@@ -48,7 +50,7 @@ PYCONV_HD DwIndex dw_decode(int64_t i, int64_t C, int64_t rows, int64_t strips, 
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kDwThreads)
+__global__ void __launch_bounds__(kDwThreads, 3)
     dw_fprop_kernel(Conv2dShape s, const T* x, Strides4 xs, const T* w, Strides4 ws, const T* bias, T* y, Strides4 ys,
                     bool channels_fastest, ConvEpilogue<T> epi) {
   using Acc = acc_t<T>;
@@ -91,7 +93,7 @@ __global__ void __launch_bounds__(kDwThreads)
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kDwThreads)
+__global__ void __launch_bounds__(kDwThreads, 4)
     dw_dgrad_kernel(Conv2dShape s, const T* dy, Strides4 dys, const T* w, Strides4 ws, T* dx, Strides4 dxs,
                     bool channels_fastest) {
   using Acc = acc_t<T>;

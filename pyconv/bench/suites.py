@@ -28,6 +28,8 @@ SUITES = CONV_SUITES + ("fused", "pool", "act", "e2e")
 
 
 def _tol(dtype: torch.dtype) -> float:
+    if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32:  # bench --tf32: TF32 rounding on both sides
+        return 5e-3
     return {torch.float64: 1e-10, torch.float32: 1e-4}.get(dtype, 2e-2)
 
 
@@ -146,6 +148,9 @@ def _conv_setup(g, n, direction, algos, rotate, flops, direct_max_flops, channel
                 continue  # not a rung of this shape (needs one input channel per group)
             if a in only and str(dtype).replace("torch.", "") not in only[a]:
                 skipped[f"pyconv {a}"] = f"takes only {', '.join(only[a])}"
+                continue
+            if a.startswith("tensor_core") and dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
+                skipped[f"pyconv {a}"] = "float32 on tensor cores is TF32: measured with --tf32 only"
                 continue
             providers[f"pyconv {a}"] = ours(a)
         if device == "cuda":

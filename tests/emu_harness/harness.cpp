@@ -5,7 +5,9 @@
 //
 //   harness conv [--quick]   every CUDA conv2d kernel (direct and implicit GEMM; fprop, dgrad, wgrad, bgrad) on tiny
 //                            shapes, float and double, against the CPU direct loops, under every block/thread order
-//                            and with 1 and 2 worker threads
+//                            and with 1 and 2 worker threads; the depthwise kernels on depthwise shapes; the
+//                            tensor-core kernels (cp.async pipeline, ldmatrix, mma; fprop, dgrad, split-K wgrad)
+//                            in float16 on NHWC operands
 //   harness pool             every pooling kernel (max/avg/adaptive, forward and gather backward, global-average
 //                            reduction) against the same per-element functors run by serial CPU loops
 //   harness act              every activation kernel (10 functions × forward/backward × float/double, vector and
@@ -17,6 +19,8 @@
 // The kernels and their launchers, unchanged; then the CPU reference loops.
 #include "../../csrc/conv2d/cuda_direct.cuh"
 #include "../../csrc/conv2d/cuda_implicit_gemm.cuh"
+#include "../../csrc/conv2d/cuda_depthwise.cuh"
+#include "../../csrc/conv2d/cuda_tensor_core.cuh"
 #include "../../csrc/activation/cuda_activation.cuh"
 #include "../../csrc/conv2d/cpu_direct.h"
 #include "../../csrc/emu/selftests.h"
@@ -151,6 +155,121 @@ void check_conv(const Geometry& g, const char* algo, double tol, const std::stri
   }
 }
 
+// The depthwise rung (C/groups == 1), fprop (with the fused epilogue), dgrad and split wgrad, vs the CPU loops.
+template <typename T>
+void check_depthwise(bool channels_last_threads, const std::string& tag) {
+  namespace cu = pyconv::cuda;
+  namespace cpu = pyconv::cpu;
+  const Geometry g{"depthwise", 2, 3, 9, 7, 6, 3, 3, 2, 1, 1, 1, 1, 2, 3};  // mult 2, stride (2, 1), dilation (1, 2)
+  const Conv2dShape s = make_shape(g);
+  std::mt19937 rng(77);
+  const auto xs = contiguous(s.N, s.C, s.H, s.W), ws = contiguous(s.K, 1, s.R, s.S), ys = contiguous(s.N, s.K, s.P, s.Q);
+  std::vector<T> x = random_vec<T>(size_t(s.N * s.C * s.H * s.W), rng), w = random_vec<T>(size_t(s.K * s.R * s.S), rng),
+                 b = random_vec<T>(size_t(s.K), rng), dy = random_vec<T>(size_t(s.N * s.K * s.P * s.Q), rng),
+                 res = random_vec<T>(dy.size(), rng);
+  const double tol = sizeof(T) == 8 ? 1e-12 : 1e-5;
+  const std::string what = tag + " depthwise" + (channels_last_threads ? " c-fastest" : " q-fastest") +
+                           (sizeof(T) == 8 ? " double" : " float");
+  std::string why;
+  pyconv::ConvEpilogue<T> epi;
+  epi.act = static_cast<int>(pyconv::Act::relu6);
+  epi.residual = res.data();
+  epi.rs = ys;
+  std::vector<T> y(dy.size(), T(-7)), y_ref(dy.size());
+  cpu::conv2d_fprop_direct(s, x.data(), xs, w.data(), ws, b.data(), y_ref.data(), ys, epi, Serial{});
+  cudaError_t e = cu::launch_dw_fprop<T>(s, x.data(), xs, w.data(), ws, b.data(), y.data(), ys, channels_last_threads,
+                                         nullptr, epi);
+  report(e == cudaSuccess && close(y, y_ref, tol, &why), what + " fprop+epilogue",
+         e == cudaSuccess ? why : cudaGetErrorString(e));
+  std::vector<T> dx(x.size(), T(-7)), dx_ref(x.size());
+  cpu::conv2d_dgrad_direct(s, dy.data(), ys, w.data(), ws, dx_ref.data(), xs, Serial{});
+  e = cu::launch_dw_dgrad<T>(s, dy.data(), ys, w.data(), ws, dx.data(), xs, channels_last_threads, nullptr);
+  report(e == cudaSuccess && close(dx, dx_ref, tol, &why), what + " dgrad", e == cudaSuccess ? why : cudaGetErrorString(e));
+  std::vector<T> dw(w.size(), T(-7)), dw_ref(w.size());
+  cpu::conv2d_wgrad_direct(s, dy.data(), ys, x.data(), xs, dw_ref.data(), ws, Serial{});
+  const int64_t splits = 3;
+  std::vector<pyconv::acc_t<T>> work(size_t(splits * s.K * s.R * s.S));
+  e = cu::launch_dw_wgrad<T>(s, dy.data(), ys, x.data(), xs, dw.data(), ws, work.data(), splits, nullptr);
+  report(e == cudaSuccess && close(dw, dw_ref, tol, &why), what + " wgrad (3 splits)",
+         e == cudaSuccess ? why : cudaGetErrorString(e));
+}
+
+// The tensor-core kernels in float16: NHWC activations with 16 channels (two 8-channel chunks), B as [k][r][s][c],
+// 64×64 tiles (several M tiles, a partial N tile), and wgrad split 3 ways. Checked against the CPU direct loops in
+// double on the same half-rounded inputs. Under TSan this is the race check of the cp.async pipeline's barriers.
+void check_tensor_core(const std::string& tag) {
+  namespace cu = pyconv::cuda;
+  namespace cpu = pyconv::cpu;
+  const Geometry g{"tc", 2, 16, 9, 8, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1};
+  const Conv2dShape s = make_shape(g);
+  std::mt19937 rng(5);
+  std::vector<double> x = random_vec<double>(size_t(s.N * s.C * s.H * s.W), rng),
+                      w = random_vec<double>(size_t(s.K * s.C * s.R * s.S), rng),
+                      dy = random_vec<double>(size_t(s.N * s.K * s.P * s.Q), rng);
+  auto half = [](const std::vector<double>& v) {
+    std::vector<__half> h(v.size());
+    for (size_t i = 0; i < v.size(); ++i) h[i] = __float2half(float(v[i]));
+    return h;
+  };
+  auto back = [](const std::vector<__half>& h) {
+    std::vector<double> v(h.size());
+    for (size_t i = 0; i < h.size(); ++i) v[i] = double(__half2float(h[i]));
+    return v;
+  };
+  std::vector<__half> xh = half(x), wh = half(w), dyh = half(dy);
+  x = back(xh), w = back(wh), dy = back(dyh);  // the references see the same rounded inputs
+  // NHWC strides (logical NCHW order for Strides4) and the B matrices.
+  const Strides4 xs{s.H * s.W * s.C, 1, s.W * s.C, s.C}, ys{s.P * s.Q * s.K, 1, s.Q * s.K, s.K},
+      ws_krsc{s.R * s.S * s.C, 1, s.S * s.C, s.C};
+  std::vector<__half> w_crsk(wh.size());  // dgrad's B: [c][r][s][k]
+  for (int64_t k = 0; k < s.K; ++k)
+    for (int64_t c = 0; c < s.C; ++c)
+      for (int64_t r = 0; r < s.R; ++r)
+        for (int64_t t = 0; t < s.S; ++t)
+          w_crsk[size_t(((c * s.R + r) * s.S + t) * s.K + k)] = wh[size_t(ws_krsc.at(k, c, r, t))];
+  const std::string what = tag + " tensor_core f16";
+  std::string why;
+
+  cu::TcConvParams<__half> pr{};
+  pr.a = xh.data(), pr.a_sn = xs.s0, pr.a_sh = xs.s2, pr.a_sw = xs.s3, pr.AH = int(s.H), pr.AW = int(s.W);
+  pr.ca = int(s.C), pr.N = s.N, pr.OH = int(s.P), pr.OW = int(s.Q), pr.R = int(s.R), pr.S = int(s.S);
+  pr.stride_h = pr.stride_w = 1, pr.pad_h = pr.pad_w = 1, pr.dil_h = pr.dil_w = 1;
+  pr.b = wh.data(), pr.gemm_n = int(s.K), pr.groups = 1;
+  std::vector<__half> y(dy.size());
+  pr.y = y.data(), pr.ys = ys, pr.bias = nullptr;
+  std::vector<double> y_ref(dy.size());
+  cpu::conv2d_fprop_direct(s, x.data(), xs, w.data(), ws_krsc, static_cast<const double*>(nullptr), y_ref.data(), ys,
+                           Serial{});
+  cudaError_t e = cu::launch_tc_conv<__half, cu::TcTile64x64>(pr, false, nullptr);
+  report(e == cudaSuccess && close(back(y), y_ref, 4e-3, &why), what + " fprop", e == cudaSuccess ? why : cudaGetErrorString(e));
+
+  cu::TcConvParams<__half> pd = pr;
+  pd.a = dyh.data(), pd.a_sn = ys.s0, pd.a_sh = ys.s2, pd.a_sw = ys.s3, pd.AH = int(s.P), pd.AW = int(s.Q);
+  pd.ca = int(s.K), pd.OH = int(s.H), pd.OW = int(s.W), pd.b = w_crsk.data(), pd.gemm_n = int(s.C);
+  std::vector<__half> dx(x.size());
+  pd.y = dx.data(), pd.ys = xs;
+  std::vector<double> dx_ref(x.size());
+  cpu::conv2d_dgrad_direct(s, dy.data(), ys, w.data(), ws_krsc, dx_ref.data(), xs, Serial{});
+  e = cu::launch_tc_conv<__half, cu::TcTile64x64>(pd, true, nullptr);
+  report(e == cudaSuccess && close(back(dx), dx_ref, 4e-3, &why), what + " dgrad", e == cudaSuccess ? why : cudaGetErrorString(e));
+
+  cu::TcWgradParams<__half> pw{};
+  pw.dy = dyh.data(), pw.x = xh.data(), pw.x_sn = xs.s0, pw.x_sh = xs.s2, pw.x_sw = xs.s3;
+  pw.H = int(s.H), pw.W = int(s.W), pw.P = int(s.P), pw.Q = int(s.Q), pw.R = int(s.R), pw.S = int(s.S);
+  pw.stride_h = pw.stride_w = 1, pw.pad_h = pw.pad_w = 1, pw.dil_h = pw.dil_w = 1;
+  pw.kp = int(s.K), pw.cp = int(s.C), pw.kg = int(s.K), pw.cg = int(s.C), pw.N = s.N, pw.groups = 1;
+  const int64_t kt_all = (s.N * s.P * s.Q + cu::kTcBK - 1) / cu::kTcBK;
+  pw.splits = 3, pw.tiles_per_split = int((kt_all + 2) / 3);
+  std::vector<float> work(size_t(3 * s.K * s.R * s.S * s.C));
+  pw.ws = work.data();
+  std::vector<__half> dw(wh.size());
+  std::vector<double> dw_ref(w.size());
+  cpu::conv2d_wgrad_direct(s, dy.data(), ys, x.data(), xs, dw_ref.data(), ws_krsc, Serial{});
+  e = cu::launch_tc_wgrad<__half, cu::TcTile64x64>(pw, dw.data(), ws_krsc, nullptr);
+  report(e == cudaSuccess && close(back(dw), dw_ref, 4e-3, &why), what + " wgrad (3 splits)",
+         e == cudaSuccess ? why : cudaGetErrorString(e));
+}
+
 int run_conv(bool quick) {
   const pyconv_emu::Order orders[] = {pyconv_emu::Order::forward, pyconv_emu::Order::reverse,
                                       pyconv_emu::Order::random};
@@ -164,6 +283,9 @@ int run_conv(bool quick) {
       c.seed = 7;
       pyconv_emu::set_config(c);
       const std::string tag = std::string(pyconv_emu::order_name(order)) + "/w" + std::to_string(workers);
+      check_depthwise<double>(workers == 1, tag);
+      if (!quick) check_depthwise<float>(workers != 1, tag);
+      check_tensor_core(tag);
       for (const Geometry& g : kGeometries) {
         if (quick && std::strcmp(g.name, "wide_k") == 0) continue;
         for (const char* algo : {"direct", "implicit_gemm"}) {
