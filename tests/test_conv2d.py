@@ -352,7 +352,7 @@ def test_build_info():
     assert {"conv2d_fprop", "conv2d_dgrad", "conv2d_wgrad", "conv2d_bgrad"} <= set(info["ops"])
     for op in info["ops"]:  # every op listed is registered
         assert hasattr(torch.ops.pyconv, op), op
-    assert info["algorithms"]["cpu"]["conv2d"] == ["direct", "im2col_gemm"]
+    assert info["algorithms"]["cpu"]["conv2d"] == ["direct", "im2col_gemm", "depthwise"]
     if info["cuda"]:
         assert info["algorithms"]["cuda"]["conv2d"] == ["direct", "implicit_gemm", "depthwise", "tensor_core",
                                                         "tensor_core_128x128",

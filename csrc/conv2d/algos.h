@@ -1,5 +1,6 @@
-// The conv2d ladder: algorithm names per backend, in rung order. On the CPU "auto" picks the last rung; on CUDA it
-// picks per shape and dtype (conv2d_cuda.cu: choose_cuda_algo), or by timing when pyconv.tuning is on (Python side).
+// The conv2d ladder: algorithm names per backend, in rung order. "auto" picks per shape and dtype (conv2d_cpu.cpp:
+// resolve_cpu_algo, conv2d_cuda.cu: choose_cuda_algo), or the autotuner's measured choice (tuning.h, pyconv.tuning).
+// "depthwise" takes only convolutions with one input channel per group.
 // "tensor_core" chooses its tile by a heuristic; the tensor_core_BMxBN names fix the tile.
 // Shared by the torch glue (to validate `algo`) and by build_info() (to report what exists).
 #pragma once
@@ -10,7 +11,7 @@
 namespace pyconv {
 
 inline const std::vector<std::string>& conv2d_cpu_algos() {
-  static const std::vector<std::string> v{"direct", "im2col_gemm"};
+  static const std::vector<std::string> v{"direct", "im2col_gemm", "depthwise"};
   return v;
 }
 inline const std::vector<std::string>& conv2d_cuda_algos() {

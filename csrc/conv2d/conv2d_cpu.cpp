@@ -5,19 +5,25 @@
 
 #include "conv2d_glue.h"
 #include "tuning.h"
+#include "cpu_depthwise.h"
 #include "cpu_direct.h"
 #include "cpu_gemm.h"
 
 namespace pyconv {
 namespace {
 
-// "auto": the autotuner's entry for this call when pyconv.tuning installed one, else the last rung.
+// "auto": the autotuner's entry for this call when pyconv.tuning installed one, else "depthwise" for one input
+// channel per group and "im2col_gemm" otherwise.
 std::string resolve_cpu_algo(c10::string_view algo_name, const Conv2dShape& s, const at::Tensor& t, const char* dir) {
   if (algo_name == "auto") {
     const std::string tuned = tuned_for(dir, s, t);
     if (!tuned.empty()) return tuned;
+    return s.Cg() == 1 ? "depthwise" : "im2col_gemm";
   }
-  return check_algo(algo_name, conv2d_cpu_algos(), "CPU");
+  const std::string algo = check_algo(algo_name, conv2d_cpu_algos(), "CPU");
+  TORCH_CHECK(algo != "depthwise" || s.Cg() == 1, "pyconv.conv2d: algo 'depthwise' needs one input channel per group ",
+              "(groups == C), but got C=", s.C, " with groups=", s.groups, "; use algo='auto' or 'im2col_gemm'");
+  return algo;
 }
 
 
@@ -65,7 +71,14 @@ at::Tensor fprop_fused_cpu(const at::Tensor& input, const at::Tensor& weight, co
       epi.residual = res.data_ptr<scalar_t>();
       epi.rs = strides4(res);
     }
-    if (algo == "direct") {
+    if (algo == "depthwise") {
+      at::Tensor x = input.to(ct), w = weight.to(ct);
+      at::Tensor yc = y.scalar_type() == ct ? y : at::empty_like(y, y.options().dtype(ct));
+      cpu::conv2d_fprop_depthwise<scalar_t>(s, x.data_ptr<scalar_t>(), strides4(x), w.data_ptr<scalar_t>(),
+                                            strides4(w), bp, yc.data_ptr<scalar_t>(), strides4(yc), epi,
+                                            TorchParallelFor{});
+      finish(y, yc);
+    } else if (algo == "direct") {
       at::Tensor x = input.to(ct), w = weight.to(ct);
       at::Tensor yc = y.scalar_type() == ct ? y : at::empty_like(y, y.options().dtype(ct));
       cpu::conv2d_fprop_direct<scalar_t>(s, x.data_ptr<scalar_t>(), strides4(x), w.data_ptr<scalar_t>(),
@@ -105,7 +118,13 @@ at::Tensor dgrad_cpu(const at::Tensor& grad_output, const at::Tensor& weight, at
   if (grad_output.numel() == 0 || s.Kg() == 0) return dx.zero_();
   const auto ct = compute_type(grad_output.scalar_type());
   AT_DISPATCH_FLOATING_TYPES(ct, "pyconv_conv2d_dgrad_cpu", [&] {
-    if (algo == "direct") {
+    if (algo == "depthwise") {
+      at::Tensor dy = grad_output.to(ct), w = weight.to(ct);
+      at::Tensor dxc = dx.scalar_type() == ct ? dx : at::empty_like(dx, dx.options().dtype(ct));
+      cpu::conv2d_dgrad_depthwise<scalar_t>(s, dy.data_ptr<scalar_t>(), strides4(dy), w.data_ptr<scalar_t>(),
+                                            strides4(w), dxc.data_ptr<scalar_t>(), strides4(dxc), TorchParallelFor{});
+      finish(dx, dxc);
+    } else if (algo == "direct") {
       at::Tensor dy = grad_output.to(ct), w = weight.to(ct);
       at::Tensor dxc = dx.scalar_type() == ct ? dx : at::empty_like(dx, dx.options().dtype(ct));
       cpu::conv2d_dgrad_direct<scalar_t>(s, dy.data_ptr<scalar_t>(), strides4(dy), w.data_ptr<scalar_t>(),
@@ -137,7 +156,11 @@ at::Tensor wgrad_cpu(const at::Tensor& grad_output, const at::Tensor& input, at:
   const auto ct = compute_type(grad_output.scalar_type());
   AT_DISPATCH_FLOATING_TYPES(ct, "pyconv_conv2d_wgrad_cpu", [&] {
     at::Tensor dwc = dw.scalar_type() == ct ? dw : at::empty(weight_size, dw.options().dtype(ct));
-    if (algo == "direct") {
+    if (algo == "depthwise") {
+      at::Tensor dy = grad_output.to(ct), x = input.to(ct);
+      cpu::conv2d_wgrad_depthwise<scalar_t>(s, dy.data_ptr<scalar_t>(), strides4(dy), x.data_ptr<scalar_t>(),
+                                            strides4(x), dwc.data_ptr<scalar_t>(), strides4(dwc), TorchParallelFor{});
+    } else if (algo == "direct") {
       at::Tensor dy = grad_output.to(ct), x = input.to(ct);
       cpu::conv2d_wgrad_direct<scalar_t>(s, dy.data_ptr<scalar_t>(), strides4(dy), x.data_ptr<scalar_t>(),
                                          strides4(x), dwc.data_ptr<scalar_t>(), strides4(dwc), TorchParallelFor{});

@@ -107,6 +107,27 @@ std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, const
   return algo;
 }
 
+// The gather GEMM shared by fprop and dgrad: A = the NHWC tensor `a` (ca channels per group) sampled at the taps of
+// each pixel of the out_h × out_w grid, B = the dense [g][gemm_n][R·S·ca] matrix `b`, C = `out` through its strides.
+template <typename T>
+void run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgrad, const at::Tensor& a, int64_t ca,
+                   int64_t a_h, int64_t a_w, int64_t out_h, int64_t out_w, const at::Tensor& b, int64_t gemm_n,
+                   at::Tensor& out, const T* bias, const ConvEpilogue<T>& epi) {
+  cuda::TcConvParams<T> pr{};
+  pr.a = reinterpret_cast<const T*>(a.data_ptr());
+  pr.a_sn = a.stride(0), pr.a_sh = a.stride(1), pr.a_sw = a.stride(2);
+  pr.AH = int(a_h), pr.AW = int(a_w), pr.ca = int(ca);
+  pr.N = s.N, pr.OH = int(out_h), pr.OW = int(out_w), pr.R = int(s.R), pr.S = int(s.S);
+  pr.stride_h = int(s.stride_h), pr.stride_w = int(s.stride_w), pr.pad_h = int(s.pad_h), pr.pad_w = int(s.pad_w);
+  pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
+  pr.b = reinterpret_cast<const T*>(b.data_ptr());
+  pr.gemm_n = int(gemm_n), pr.groups = s.groups;
+  pr.y = reinterpret_cast<T*>(out.data_ptr()), pr.ys = strides4(out), pr.bias = bias, pr.epi = epi;
+  const std::string tile = tc_tile(algo, s.N * out_h * out_w, gemm_n, s.groups);
+  check_launch(with_tile<T>(tile, [&](auto t) { return cuda::launch_tc_conv<T, decltype(t)>(pr, dgrad, current_stream()); }),
+               dgrad ? "conv2d_dgrad tensor_core" : "conv2d_fprop tensor_core");
+}
+
 template <typename T>
 void fprop_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& input, const at::Tensor& weight,
               const T* bias, at::Tensor& y, const ConvEpilogue<T>& epi) {
@@ -115,20 +136,7 @@ void fprop_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& i
   // weight (K, C/g, R, S) → [K][R][S][cp] = [g][K/g][R·S·cp]: the B matrix, reduction index (r, s, c)
   at::Tensor w = weight.permute({0, 2, 3, 1});
   if (cp != s.Cg()) w = at::constant_pad_nd(w, {0, cp - s.Cg()});
-  w = w.contiguous();
-  cuda::TcConvParams<T> pr{};
-  pr.a = reinterpret_cast<const T*>(x.data_ptr());
-  pr.a_sn = x.stride(0), pr.a_sh = x.stride(1), pr.a_sw = x.stride(2);
-  pr.AH = int(s.H), pr.AW = int(s.W), pr.ca = int(cp);
-  pr.N = s.N, pr.OH = int(s.P), pr.OW = int(s.Q), pr.R = int(s.R), pr.S = int(s.S);
-  pr.stride_h = int(s.stride_h), pr.stride_w = int(s.stride_w), pr.pad_h = int(s.pad_h), pr.pad_w = int(s.pad_w);
-  pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
-  pr.b = reinterpret_cast<const T*>(w.data_ptr());
-  pr.gemm_n = int(s.Kg()), pr.groups = s.groups;
-  pr.y = reinterpret_cast<T*>(y.data_ptr()), pr.ys = strides4(y), pr.bias = bias, pr.epi = epi;
-  const std::string tile = tc_tile(algo, s.npq(), s.Kg(), s.groups);
-  check_launch(with_tile<T>(tile, [&](auto t) { return cuda::launch_tc_conv<T, decltype(t)>(pr, false, current_stream()); }),
-               "conv2d_fprop tensor_core");
+  run_tc_gather<T>(algo, s, false, x, cp, s.H, s.W, s.P, s.Q, w.contiguous(), s.Kg(), y, bias, epi);
 }
 
 template <typename T>
@@ -139,20 +147,7 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   // weight (K, C/g, R, S) → [g][C/g][R][S][kp]: B of the dgrad GEMM, reduction index (r, s, k)
   at::Tensor w = weight.reshape({s.groups, s.Kg(), s.Cg(), s.R, s.S}).permute({0, 2, 3, 4, 1});
   if (kp != s.Kg()) w = at::constant_pad_nd(w, {0, kp - s.Kg()});
-  w = w.contiguous();
-  cuda::TcConvParams<T> pr{};
-  pr.a = reinterpret_cast<const T*>(dy.data_ptr());
-  pr.a_sn = dy.stride(0), pr.a_sh = dy.stride(1), pr.a_sw = dy.stride(2);
-  pr.AH = int(s.P), pr.AW = int(s.Q), pr.ca = int(kp);
-  pr.N = s.N, pr.OH = int(s.H), pr.OW = int(s.W), pr.R = int(s.R), pr.S = int(s.S);
-  pr.stride_h = int(s.stride_h), pr.stride_w = int(s.stride_w), pr.pad_h = int(s.pad_h), pr.pad_w = int(s.pad_w);
-  pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
-  pr.b = reinterpret_cast<const T*>(w.data_ptr());
-  pr.gemm_n = int(s.Cg()), pr.groups = s.groups;
-  pr.y = reinterpret_cast<T*>(dx.data_ptr()), pr.ys = strides4(dx), pr.bias = nullptr;
-  const std::string tile = tc_tile(algo, s.N * s.H * s.W, s.Cg(), s.groups);
-  check_launch(with_tile<T>(tile, [&](auto t) { return cuda::launch_tc_conv<T, decltype(t)>(pr, true, current_stream()); }),
-               "conv2d_dgrad tensor_core");
+  run_tc_gather<T>(algo, s, true, dy, kp, s.P, s.Q, s.H, s.W, w.contiguous(), s.Cg(), dx, nullptr, ConvEpilogue<T>{});
 }
 
 template <typename T>
