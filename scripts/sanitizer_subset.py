@@ -26,8 +26,10 @@ def main():
     ops = torch.ops.pyconv
     algos = pyconv.build_info()["algorithms"]["cuda"]["conv2d"]
     for dtype, tol in ((torch.float32, 1e-4), (torch.float16, 2e-2)):
+        # odd sizes with groups; a strided 5x5 on 3 channels; depthwise; and one long N·P·Q reduction, which the
+        # tensor-core and depthwise wgrad split across blocks (split-K)
         for (N, C, H, W, K, R, stride, pad, groups) in [(2, 6, 9, 7, 8, 3, 1, 1, 2), (1, 3, 17, 15, 5, 5, 2, 2, 1),
-                                                       (2, 8, 6, 6, 8, 3, 1, 1, 8)]:
+                                                       (2, 8, 6, 6, 8, 3, 1, 1, 8), (4, 16, 32, 32, 16, 3, 1, 1, 1)]:
             x = torch.randn(N, C, H, W, device="cuda", dtype=dtype)
             w = torch.randn(K, C // groups, R, R, device="cuda", dtype=dtype) * 0.2
             y_ref = F.conv2d(x.float(), w.float(), None, stride, pad, 1, groups)
@@ -37,10 +39,18 @@ def main():
                                                                     groups, [True, True, False])
             geo = ([stride] * 2, [pad] * 2, [1, 1], groups)
             for a in algos:
+                if a == "depthwise" and C // groups != 1:
+                    continue  # that rung takes only one input channel per group
                 tag = f"conv2d {a} {str(dtype)[6:]} N{N}C{C}K{K}R{R}s{stride}g{groups}"
-                ok &= check(tag + " fprop", ops.conv2d_fprop(x, w, None, *geo, a), y_ref, tol)
-                ok &= check(tag + " dgrad", ops.conv2d_dgrad(go, w, list(x.shape), *geo, a), gx_ref, tol)
+                t = 5e-3 if a.startswith("tensor_core") and dtype == torch.float32 else tol  # TF32 inputs
+                ok &= check(tag + " fprop", ops.conv2d_fprop(x, w, None, *geo, a), y_ref, t)
+                ok &= check(tag + " dgrad", ops.conv2d_dgrad(go, w, list(x.shape), *geo, a), gx_ref, t)
                 ok &= check(tag + " wgrad", ops.conv2d_wgrad(go, x, list(w.shape), *geo, a), gw_ref, 10 * tol)
+                if a in ("depthwise", "tensor_core", "implicit_gemm"):  # the fused epilogue of each kernel family
+                    b, r = torch.randn(K, device="cuda", dtype=dtype), torch.randn_like(go)
+                    ref = F.silu(F.conv2d(x.float(), w.float(), b.float(), stride, pad, 1, groups) + r.float())
+                    got = ops.conv2d_fprop_fused(x, w, b, r, *geo, "silu", 0.0, a)
+                    ok &= check(tag + " fprop+bias+residual+silu", got, ref, t)
     x = torch.randn(2, 5, 13, 11, device="cuda", requires_grad=True)
     for name, f, g in [("max_pool2d", lambda t: PF.max_pool2d(t, 3, 2, 1), lambda t: F.max_pool2d(t, 3, 2, 1)),
                        ("avg_pool2d", lambda t: PF.avg_pool2d(t, 3, 2, 1), lambda t: F.avg_pool2d(t, 3, 2, 1)),
