@@ -179,3 +179,24 @@ def test_warp_primitive_selftests(name):
     """The emulator's models of the PTX the tensor-core kernels use, against independently computed layouts (the same
     self-tests run on a GPU in tests/test_emulator.py, which checks the model against the hardware)."""
     assert pyconv.emulator.selftest(name) == ""
+
+
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+def test_compile_fullgraph(device, backend):
+    """The tensor-core rung inside torch.compile(fullgraph=True): forward and backward through the registered fake
+    kernels and autograd, same numbers as eager."""
+    x, w, b, kw = _operands(GEOMS["c3_stem_stride2"], torch.float16, device)
+
+    def f(a, c, d):
+        return PF.conv2d(a, c, d, **kw, activation="relu", algo="tensor_core", backend=backend)
+
+    g = torch.compile(f, fullgraph=True, backend="aot_eager")
+    xs = [t.clone().requires_grad_() for t in (x, w, b)]
+    xe = [t.clone().requires_grad_() for t in (x, w, b)]
+    yc, ye = g(*xs), f(*xe)
+    torch.testing.assert_close(yc, ye, rtol=0, atol=0)
+    go = torch.randn(ye.shape, device=device).half()
+    yc.backward(go)
+    ye.backward(go)
+    for a, e in zip(xs, xe):
+        torch.testing.assert_close(a.grad, e.grad, rtol=0, atol=0)

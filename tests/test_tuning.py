@@ -46,7 +46,8 @@ def test_tunes_every_direction_and_installs_the_winner():
     by_dir = {k.split(",")[0]: v for k, v in table.items()}
     assert set(by_dir) == {"fprop", "dgrad", "wgrad"}
     for v in by_dir.values():
-        assert set(v["ms"]) == set(pyconv.build_info()["algorithms"]["cpu"]["conv2d"])  # every CPU rung timed
+        # every CPU rung that takes this shape was timed ('depthwise' needs one input channel per group)
+        assert set(v["ms"]) == set(pyconv.build_info()["algorithms"]["cpu"]["conv2d"]) - {"depthwise"}
         assert v["algo"] == min(v["ms"], key=v["ms"].get)
     # The ops now run the recorded rung for "auto": bit-identical to naming it.
     fp = by_dir["fprop"]["algo"]
