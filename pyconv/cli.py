@@ -106,7 +106,8 @@ def _cmd_bench(args) -> int:
     os.makedirs(os.path.dirname(os.path.abspath(json_path)) or ".", exist_ok=True)
     result = bench.run(suites, device, getattr(torch, args.dtype), quick=args.quick, reps=args.reps,
                        directions=args.dirs.split(","), batches=batches, progress=not args.no_progress,
-                       tf32=args.tf32, channels_last=args.channels_last, checkpoint=json_path)
+                       tf32=args.tf32, channels_last=args.channels_last, checkpoint=json_path,
+                       graph=args.graph)
     with open(json_path, "w") as f:
         _json.dump(result, f, indent=1)
     md = bench.write_markdown(result, args.md or os.path.splitext(json_path)[0] + ".md")
@@ -182,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", help="comma list of batch sizes for the layer tables (default 1,8,32; GPU adds 128)")
     p.add_argument("--reps", type=int, help="timed repetitions per provider (default 7 CPU, 50 GPU, 3 --quick)")
     p.add_argument("--quick", action="store_true", help="batch 1, small pooling/activation/e2e sizes, 3 reps")
+    p.add_argument("--graph", action="store_true",
+                   help="CUDA: time CUDA-graph replays (kernel time without host overhead; default: eager calls)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 in cuDNN/cuBLAS (recorded; default off)")
     p.add_argument("--channels-last", action="store_true",
                    help="convolution operands in channels_last (NHWC), the tensor-core rung's native layout")

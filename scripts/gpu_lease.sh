@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The time-boxed GPU check for a short device lease (the workplace lends ~15 minutes of device time, one command at
-# most 10): the same steps as scripts/gpu_check.sh, cut to fit and run in parallel where they do not disturb timings.
-#   1. build for this GPU's arch only (16 parallel jobs), in place;
+# most 10): the steps of scripts/gpu_check.sh, cut to fit and run in parallel where they do not disturb timings.
+#   1. build for this GPU's arch only (16 parallel jobs), in place (EMU=0: without the CPU emulator module);
 #   2. scripts/sanitizer_subset.py plainly (every rung, every direction, vs torch): a fast correctness smoke;
-#   3. in parallel: the tests that touch CUDA (pytest-xdist, -k "cuda or tuning"; the CPU and emulator tests are CI's)
-#      and compute-sanitizer memcheck then racecheck on the subset;
-#   4. alone on the GPU (timings): the issue-7 target benchmark (float16, channels_last, batch 32: resnet50, fused,
-#      mobilenet_v2), then float32 resnet50 batch 32 with whatever time is left.
+#   3. in parallel: the tests that touch CUDA (pytest-xdist, -k "$TESTS_K"; the CPU and emulator tests are CI's),
+#      compute-sanitizer memcheck then racecheck on the subset, and (GDB_TEST=node id) one test under cuda-gdb for a
+#      native backtrace of a crash;
+#   4. alone on the GPU (timings): the issue-7 target benchmark (float16, channels_last, batch 32; BENCH_SUITES,
+#      default resnet50,fused,mobilenet_v2; BENCH_FLAGS e.g. --graph), then float32 resnet50 batch 32 (SKIP_F32=1: no).
 # Every step has a deadline computed from BUDGET_S (default 560 s) so the command ends inside the lease's limit;
-# logs and JSON go to $OUT (the device tool brings back at most 8 files). Usage on the device machine:
+# logs and JSON go to $OUT (the device tool brings back at most 8 files). SKIP_SUBSET / SKIP_SANITIZER / SKIP_TESTS
+# leave a step out. Usage on the device machine:
 #   OUT=/some/dir bash scripts/gpu_lease.sh
 set -uo pipefail
 export PYTHONUNBUFFERED=1
@@ -16,6 +18,7 @@ O=${OUT:-build/gpu_lease}
 mkdir -p "$O"
 PY=${PYTHON:-python3}
 BUDGET=${BUDGET_S:-560}
+TESTS_K=${TESTS_K:-cuda or tuning}
 T0=$(date +%s)
 left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
 step() { echo "=== $* (t=$(( $(date +%s) - T0 )) s, $(left) s left)"; }
@@ -27,7 +30,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm 
 CAP=$("$PY" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")
 
 step "build for sm_${CAP/./}"
-if ! TORCH_CUDA_ARCH_LIST="$CAP" MAX_JOBS=16 PYCONV_CUDA=1 timeout $(( $(left) - 300 )) \
+if ! TORCH_CUDA_ARCH_LIST="$CAP" MAX_JOBS=16 PYCONV_CUDA=1 PYCONV_EMU=${EMU:-1} timeout $(( $(left) - 200 )) \
     "$PY" setup.py build_ext --inplace >"$O/build.log" 2>&1; then
   tail -n 60 "$O/build.log"; echo "gpu_lease: build failed" | tee -a "$O/summary.txt"; exit 1
 fi
@@ -36,45 +39,64 @@ step "built"
 grep -c "spill" "$O/build.log" | sed 's/^/ptxas spill lines: /' | tee -a "$O/summary.txt"; rm -f "$O/build.log"
 "$PY" -m pyconv info 2>&1 | tee -a "$O/summary.txt"
 
-step "sanitizer_subset (plain run: correctness smoke)"
-timeout 90 "$PY" scripts/sanitizer_subset.py >"$O/subset.log" 2>&1
-echo "subset rc=$? ; $(grep -c '^ok' "$O/subset.log") ok, $(grep -c MISMATCH "$O/subset.log") MISMATCH" \
-  | tee -a "$O/summary.txt"
-grep MISMATCH "$O/subset.log" | head -20
+if [ -z "${SKIP_SUBSET:-}" ]; then
+  step "sanitizer_subset (plain run: correctness smoke)"
+  timeout 90 "$PY" scripts/sanitizer_subset.py >"$O/subset.log" 2>&1
+  echo "subset rc=$? ; $(grep -c '^ok' "$O/subset.log") ok, $(grep -c MISMATCH "$O/subset.log") MISMATCH" \
+    | tee -a "$O/summary.txt"
+  grep MISMATCH "$O/subset.log" | head -20
+fi
 
-step "tests + compute-sanitizer in parallel"
+step "tests + compute-sanitizer (+ cuda-gdb) in parallel"
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n1)
-TEST_T=$(( $(left) - 230 < 150 ? $(left) - 230 : 150 ))
-(
-  # -v: a run stopped by its deadline still leaves each finished test's verdict in the log
-  timeout "$TEST_T" "$PY" -m pytest -v -ra -p no:cacheprovider -n 12 --dist loadfile -k "cuda or tuning" \
-    --ignore=tests/test_emu_sanitizers.py --ignore=tests/test_sass_report.py tests >"$O/tests.log" 2>&1
-  echo "pytest rc=$?" >>"$O/tests.log"
-) &
-TP=$!
-(
-  for tool in memcheck racecheck; do
-    timeout $(( TEST_T / 2 )) "$SAN" --tool "$tool" --error-exitcode 99 "$PY" scripts/sanitizer_subset.py \
-      >"$O/san_$tool.log" 2>&1
-    echo "compute-sanitizer $tool rc=$?" >>"$O/san_$tool.log"
-  done
-) &
-SP=$!
-wait $TP $SP
-{ tail -n 1 "$O/tests.log"; grep -E "passed|failed" "$O/tests.log" | tail -n 1; grep -E "^(FAILED|ERROR)" "$O/tests.log" | head -30
-  for tool in memcheck racecheck; do tail -n 1 "$O/san_$tool.log"; grep -E "ERROR SUMMARY|RACECHECK SUMMARY|MISMATCH" \
-    "$O/san_$tool.log" | head -5; done; } | tee -a "$O/summary.txt"
-cat "$O/san_memcheck.log" "$O/san_racecheck.log" >"$O/sanitizer.log"; rm -f "$O/san_memcheck.log" "$O/san_racecheck.log"
+TEST_T=${TEST_T:-$(( $(left) - 230 < 150 ? $(left) - 230 : 150 ))}
+pids=()
+if [ -z "${SKIP_TESTS:-}" ]; then
+  (
+    # -v: a run stopped by its deadline still leaves each finished test's verdict in the log
+    sel=(); [ -n "${GDB_TEST:-}" ] && sel=(--deselect "$GDB_TEST")
+    timeout "$TEST_T" "$PY" -m pytest -v -ra --tb=short -p no:cacheprovider -n 12 --dist loadfile -k "$TESTS_K" \
+      "${sel[@]}" --ignore=tests/test_emu_sanitizers.py --ignore=tests/test_sass_report.py tests >"$O/tests.log" 2>&1
+    echo "pytest rc=$?" >>"$O/tests.log"
+  ) &
+  pids+=($!)
+fi
+if [ -z "${SKIP_SANITIZER:-}" ]; then
+  (
+    for tool in memcheck racecheck; do
+      timeout $(( TEST_T / 2 )) "$SAN" --tool "$tool" --error-exitcode 99 "$PY" scripts/sanitizer_subset.py \
+        >"$O/san_$tool.log" 2>&1
+      echo "compute-sanitizer $tool rc=$?" >>"$O/san_$tool.log"
+    done
+    cat "$O/san_memcheck.log" "$O/san_racecheck.log" >"$O/sanitizer.log"; rm -f "$O"/san_*.log
+  ) &
+  pids+=($!)
+fi
+if [ -n "${GDB_TEST:-}" ]; then
+  (
+    timeout "$TEST_T" cuda-gdb -batch -ex run -ex bt -ex "info sharedlibrary pyconv" --args "$PY" -m pytest -x -q \
+      -p no:cacheprovider -p no:xdist "$GDB_TEST" >"$O/gdb.log" 2>&1
+    echo "cuda-gdb rc=$?" >>"$O/gdb.log"
+  ) &
+  pids+=($!)
+fi
+wait "${pids[@]}"
+{ [ -f "$O/tests.log" ] && { tail -n 1 "$O/tests.log"; grep -E " passed| failed" "$O/tests.log" | tail -n 1
+    grep -E "^(FAILED|ERROR)" "$O/tests.log" | head -40; }
+  [ -f "$O/sanitizer.log" ] && grep -E "rc=|ERROR SUMMARY|RACECHECK SUMMARY|MISMATCH" "$O/sanitizer.log" | head -8
+  [ -f "$O/gdb.log" ] && grep -E "^#[0-9]+ |signal|rc=" "$O/gdb.log" | head -25; } | tee -a "$O/summary.txt"
 
-step "bench: float16 channels_last batch 32 (resnet50, fused, mobilenet_v2)"
-timeout $(( $(left) - 70 )) "$PY" -m pyconv bench --device cuda --dtype float16 --channels-last \
-  --suite resnet50,fused,mobilenet_v2 --batch 32 --reps 20 --no-progress --no-plot --json "$O/bench-f16-nhwc.json" \
-  >"$O/bench.log" 2>&1
+step "bench: float16 channels_last batch 32 (${BENCH_SUITES:-resnet50,fused,mobilenet_v2}) ${BENCH_FLAGS:-}"
+timeout $(( $(left) - ${F32_S:-70} )) "$PY" -m pyconv bench --device cuda --dtype float16 --channels-last \
+  --suite "${BENCH_SUITES:-resnet50,fused,mobilenet_v2}" --batch 32 --reps 20 --no-progress --no-plot ${BENCH_FLAGS:-} \
+  --json "$O/bench-f16-nhwc.json" >"$O/bench.log" 2>&1
 echo "bench f16 rc=$?" | tee -a "$O/summary.txt"
-step "bench: float32 resnet50 batch 32"
-timeout $(( $(left) > 20 ? $(left) : 20 )) "$PY" -m pyconv bench --device cuda --dtype float32 --suite resnet50 \
-  --batch 32 --reps 10 --no-progress --no-plot --json "$O/bench-f32.json" >>"$O/bench.log" 2>&1
-echo "bench f32 rc=$?" | tee -a "$O/summary.txt"
+if [ -z "${SKIP_F32:-}" ]; then
+  step "bench: float32 resnet50 batch 32"
+  timeout $(( $(left) > 20 ? $(left) : 20 )) "$PY" -m pyconv bench --device cuda --dtype float32 --suite resnet50 \
+    --batch 32 --reps 10 --no-progress --no-plot ${BENCH_FLAGS:-} --json "$O/bench-f32.json" >>"$O/bench.log" 2>&1
+  echo "bench f32 rc=$?" | tee -a "$O/summary.txt"
+fi
 rm -f "$O"/*.md
+tail -n 12 "$O/bench.log"
 step "done"
-cat "$O/summary.txt"

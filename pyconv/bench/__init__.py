@@ -113,10 +113,11 @@ def run(suites: Sequence[str] = SUITES, device: str = "cpu", dtype: torch.dtype 
         reps: Optional[int] = None, warmup: Optional[int] = None, directions: Sequence[str] = ("fprop", "dgrad", "wgrad"),
         batches: Optional[Sequence[int]] = None, progress: bool = True, cases: Optional[List[Case]] = None,
         tf32: bool = False, max_seconds: Optional[float] = None, channels_last: bool = False,
-        checkpoint: Optional[str] = None, checkpoint_every: float = 30.0) -> Dict[str, object]:
+        checkpoint: Optional[str] = None, checkpoint_every: float = 30.0, graph: bool = False) -> Dict[str, object]:
     """Runs the suites; returns ``{"env": ..., "ceilings": ..., "rows": [...]}`` (what the JSON holds). With
     ``checkpoint`` (a path), the rows so far are written there every ``checkpoint_every`` seconds, marked ``"partial": true``, so a long run
-    that is stopped still leaves its measurements behind."""
+    that is stopped still leaves its measurements behind. ``graph=True`` (CUDA) times CUDA-graph replays of each call:
+    the kernels' GPU time without the host work in front of them (see :class:`harness.Timer`)."""
     if device == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("pyconv bench: --device cuda, but no CUDA device is visible")
@@ -129,11 +130,11 @@ def run(suites: Sequence[str] = SUITES, device: str = "cpu", dtype: torch.dtype 
     # Timed seconds per provider and case at most (fewer repetitions, never fewer than 3, past that).
     max_seconds = max_seconds if max_seconds is not None else (0.5 if quick or device == "cuda" else 2.0)
     rotate = 2 if device == "cpu" else 4
-    timer = Timer(device)
+    timer = Timer(device, graph=graph)
     env = environment(device, dtype)
     env.update(reps=reps, warmup=warmup, quick=quick, suites=list(suites), rotate=rotate, max_seconds=max_seconds,
-               channels_last=channels_last)
-    ceilings = measure_ceilings(device, dtype, timer, quick)
+               channels_last=channels_last, graph=timer.graph)
+    ceilings = measure_ceilings(device, dtype, Timer(device), quick)
     if cases is None:
         cases = collect_cases(suites, device, quick, directions, batches, rotate, channels_last)
     bar = None

@@ -58,8 +58,14 @@ class Timer:
     """Median of timed calls. On CUDA: events around each call, and a write of a buffer twice the L2 size before it,
     so that no call finds the previous one's data in L2 (caches are cold for every provider alike)."""
 
-    def __init__(self, device: str, flush_l2: bool = True):
+    def __init__(self, device: str, flush_l2: bool = True, graph: bool = False):
         self.device = device
+        # graph=True (CUDA): each call is captured once into a CUDA graph and the timed repetitions replay it, so the
+        # figure is the GPU time of the call's kernels alone: the host work in front of them (Python, the dispatcher,
+        # operand checks) is left out for every provider alike. A call that cannot be captured is timed eagerly.
+        self.graph = graph and device == "cuda"
+        self.eager_fallbacks: List[str] = []
+        self._graph_fn, self._graphs = None, {}
         self.flush = None
         if device == "cuda" and flush_l2:
             l2 = getattr(torch.cuda.get_device_properties(torch.cuda.current_device()), "L2_cache_size", 50 << 20)
@@ -69,8 +75,38 @@ class Timer:
         if self.device == "cuda":
             torch.cuda.synchronize()
 
+    def _captured(self, fn: ProviderFn, rotate: int) -> Optional[ProviderFn]:
+        """fn with each input set i < rotate captured into its own CUDA graph, after a warm-up on a side stream (as
+        torch.cuda.graphs asks: cuDNN's benchmark search and library handles must not happen during capture). The
+        graphs of the last provider are kept, so its warm-up and timed calls capture once. None when capture fails."""
+        if self._graph_fn is not fn:
+            self._graph_fn, self._graphs = fn, {}
+        try:
+            todo = [i for i in range(rotate) if i not in self._graphs]
+            if todo:
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    for i in todo:
+                        fn(i)
+                torch.cuda.current_stream().wait_stream(side)
+                for i in todo:
+                    g = torch.cuda.CUDAGraph()
+                    with torch.cuda.graph(g):
+                        fn(i)
+                    self._graphs[i] = g
+        except Exception as e:  # noqa: BLE001 - not capturable: time it eagerly, and say so
+            torch.cuda.synchronize()
+            self._graphs = {}
+            self.eager_fallbacks.append(f"{type(e).__name__}: {e}"[:200])
+            return None
+        graphs = self._graphs
+        return lambda i: graphs[i].replay()
+
     def __call__(self, fn: ProviderFn, reps: int, rotate: int = 1) -> List[float]:
         times = []
+        if self.graph:
+            fn = self._captured(fn, rotate) or fn
         for r in range(reps):
             i = r % rotate
             if self.device == "cuda":
@@ -136,9 +172,11 @@ def run_case(case: Case, device: str, dtype: torch.dtype, timer: Timer, reps: in
         for w in range(max(warmup, 1)):
             warm = timer(fn, 1, 1)[0]
         n = reps if warm * reps <= max_seconds else max(3, int(max_seconds / max(warm, 1e-9)))
+        fallbacks = len(timer.eager_fallbacks)
         t = timer(fn, n, rotate)
+        timing = "graph" if timer.graph and len(timer.eager_fallbacks) == fallbacks else "eager"
         timings[name] = statistics.median(t)
-        rows.append(dict(base, provider=name, status="ok", rel_err=err, tolerance=s.tolerance, reps=n,
+        rows.append(dict(base, provider=name, status="ok", rel_err=err, tolerance=s.tolerance, reps=n, timing=timing,
                          seconds=timings[name], seconds_min=min(t), seconds_all=t))
     for name, why in s.skipped.items():
         rows.append(dict(base, provider=name, status="skipped", error=why))
