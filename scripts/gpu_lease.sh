@@ -36,7 +36,16 @@ if ! TORCH_CUDA_ARCH_LIST="$CAP" MAX_JOBS=16 PYCONV_CUDA=1 PYCONV_EMU=${EMU:-1} 
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 step "built"
-grep -c "spill" "$O/build.log" | sed 's/^/ptxas spill lines: /' | tee -a "$O/summary.txt"; rm -f "$O/build.log"
+grep -c "spill" "$O/build.log" | sed 's/^/ptxas spill lines: /' | tee -a "$O/summary.txt"
+# Toolchain facts. On the 2026-11-26 H200 image a TORCH_CHECK that formats an integer inside _C.so segfaulted in
+# std::ostream::_M_insert<long>, with libstdc++ code attributed to _C.so itself (cf. pytorch/pytorch#109923: two
+# copies of libstdc++'s locale machinery in one process). These lines say whether _C.so carries its own copy.
+{ echo "--- toolchain"; echo "CXX=${CXX:-} CC=${CC:-}"; "${CXX:-c++}" --version | head -n 1; nvcc --version | tail -n 1
+  grep -E -- "-shared" "$O/build.log" | head -n 2 | cut -c1-600
+  for so in pyconv/_C*.so; do echo "$so: $(ldd "$so" | grep -c stdc++) libstdc++ link(s), \
+$(nm -C --defined-only "$so" | grep -c -E ' [TtWw] std::(basic_ostream|locale|codecvt|num_put)') std:: stream/locale symbols defined"; done
+} 2>&1 | tee -a "$O/summary.txt"
+rm -f "$O/build.log"
 "$PY" -m pyconv info 2>&1 | tee -a "$O/summary.txt"
 
 if [ -z "${SKIP_SUBSET:-}" ]; then

@@ -11,7 +11,7 @@ from torch.library import opcheck
 
 import pyconv
 from pyconv import functional as PF
-from conftest import HAS_CUDA
+from conftest import HAS_CUDA, cpu_ref
 
 BACKENDS = [("cpu", "auto")] + ([("cpu", "emulator")] if pyconv.emulator.available() else []) + \
            ([("cuda", "auto")] if HAS_CUDA else [])
@@ -60,7 +60,7 @@ TOL = {torch.float64: (1e-10, 1e-10), torch.float32: (1e-5, 1e-5)}  # float32: f
 def test_forward_backward(name, device, backend, dtype, layout):
     fn, ref, _ = ACTS[name]
     x = make(device, dtype, layout).requires_grad_(True)
-    y, y_ref = fn(x, backend), ref(x)
+    y, y_ref = fn(x, backend), cpu_ref(ref, x)
     rtol, atol = TOL[dtype]
     torch.testing.assert_close(y, y_ref, rtol=rtol, atol=atol)
     if layout in ("nchw", "channels_last"):
@@ -78,7 +78,7 @@ def test_special_values(name, device, backend):
     vals = [float("nan"), float("inf"), float("-inf"), 0.0, -0.0, 1e-30, -1e-30, 20.0, -20.0, 90.0, -90.0, 800.0,
             -800.0, 3.0, -3.0, 2.9999, -3.0001, 6.0, 5.9999, 6.0001]
     x = torch.tensor(vals, dtype=torch.float64, device=device, requires_grad=True)
-    y, y_ref = fn(x, backend), ref(x)
+    y, y_ref = fn(x, backend), cpu_ref(ref, x)
     torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12, equal_nan=True)
     go = torch.ones_like(y_ref)
     g, g_ref = torch.autograd.grad(y, x, go)[0], torch.autograd.grad(y_ref, x, go)[0]
@@ -141,7 +141,7 @@ def test_inplace(name, device, backend):
     # no autograd: the in-place kernel writes into the tensor itself (dense and non-dense)
     for layout in ("nchw", "channels_last", "view"):
         x = make(device, torch.float64, layout)
-        expected = ref(x)
+        expected = cpu_ref(ref, x)
         ptr = x.data_ptr()
         out = fn(x, backend, inplace=True)
         assert out is x and x.data_ptr() == ptr
