@@ -109,7 +109,8 @@ def classify(ops: collections.Counter):
 
 
 def load_rules(path: str):
-    """Lines: `kernel substring | require or forbid | opcode regex | reason`; '#' starts a comment line."""
+    """Lines: `kernel substring | require or forbid | opcode regex | reason`, or `kernel substring | max | N | reason`
+    (at most N SASS instructions: a code-size budget); '#' starts a comment line."""
     rules = []
     with open(path) as f:
         for lineno, line in enumerate(f, 1):
@@ -121,8 +122,10 @@ def load_rules(path: str):
             head = line.split("|", 2)
             tail = head[2].rsplit(" | ", 1) if len(head) == 3 else []
             parts = [p.strip() for p in head[:2] + tail]
-            if len(parts) != 4 or parts[1] not in ("require", "forbid"):
-                raise SystemExit(f"{path}:{lineno}: expected 'kernel | require|forbid | regex | reason'")
+            if len(parts) != 4 or parts[1] not in ("require", "forbid", "max") or \
+                    (parts[1] == "max" and not parts[2].isdigit()):
+                raise SystemExit(f"{path}:{lineno}: expected 'kernel | require|forbid | regex | reason' or "
+                                 "'kernel | max | N | reason'")
             rules.append((parts[0], parts[1], re.compile(parts[2]), parts[3], lineno))
     return rules
 
@@ -135,6 +138,12 @@ def check(kernels, names, rules):
             if sub not in name:
                 continue
             matched[lineno] += 1
+            if kind == "max":
+                total = sum(ops.values())
+                if total > int(rx.pattern):
+                    failures.append(f"{name} [{arch}]: {total} instructions, over the budget of {rx.pattern} "
+                                    f"({reason})")
+                continue
             hits = sum(n for op, n in ops.items() if rx.search(op))
             if kind == "require" and hits == 0:
                 failures.append(f"{name} [{arch}]: no instruction matches /{rx.pattern}/ ({reason})")

@@ -104,6 +104,12 @@ struct TcConvParams {
 // One 16-byte chunk of the A (gathered) operand per (row, reduction index). fprop: source pixel
 // ih = oh·stride − pad + r·dil. dgrad: the output pixel (p, q) whose tap r reaches input row h is
 // p = (h + pad − r·dil) / stride when that division is exact and p is in range; otherwise the tap contributes zero.
+// Two adjacent output elements (an mma accumulator pair), stored to shared memory as one 4- or 8-byte word.
+template <typename T>
+struct alignas(2 * sizeof(T)) TcPair {
+  T a, b;
+};
+
 template <bool kDgrad>
 __device__ __forceinline__ bool tc_source_pixel(int h0, int r, int dil, int stride, int extent, int* out) {
   if (!kDgrad) {
@@ -116,6 +122,11 @@ __device__ __forceinline__ bool tc_source_pixel(int h0, int r, int dil, int stri
   const int p = stride == 1 ? ph : ph / stride;
   *out = p;
   return p * stride == ph && p < extent;
+}
+
+template <typename Tile>
+constexpr size_t tc_smem_bytes() {
+  return size_t(Tile::STAGES) * (Tile::BM + Tile::BN) * 64;  // 64-byte tile rows, whatever the element type
 }
 
 template <typename T, typename Tile, bool kDgrad>
@@ -236,37 +247,86 @@ __global__ void __launch_bounds__(Tile::kThreads) tc_conv_kernel(TcConvParams<T>
         for (int j = 0; j < Tile::NI; ++j) mma_tc<T>(acc[i][j], af[i], bf[j]);
     }
   }
-  cp_async_wait<0>();  // no copy may still be writing shared memory when the block exits
+  cp_async_wait<0>();  // this thread's copies (of tiles past the end: empty groups) have all landed before smem is reused
 
-  // Epilogue: lane (group gq = lane/4, thread-in-group t4 = lane%4) holds rows gq and gq+8, columns 2·t4 and 2·t4+1
-  // of each mma tile. Bias, residual and activation are applied here, in registers, before the one store.
+  // Epilogue, through shared memory (the pipeline's buffers are free once every warp is past the main loop).
+  // Step 1: lane (group gq = lane/4, thread-in-group t4 = lane%4) holds rows gq and gq+8, columns 2·t4 and 2·t4+1 of
+  // each mma tile; it adds the bias in float, rounds to T (the unfused sequence's conv output) and writes the pair
+  // into a [rows][BN + kVec] staging tile. Step 2: each thread takes whole 16-byte chunks (one pixel, kVec
+  // consecutive channels) in a loop that is not unrolled, applies residual + activation there and stores the chunk
+  // with one 16-byte store when the output is channels-last and aligned (through the strides otherwise).
+  // Why: applied in registers, the run-time activation switch was unrolled once per accumulator (64 of them per
+  // thread), 25k instructions a kernel that each block streamed through the instruction cache; and the stores were
+  // 2-byte scalars. The staged tile takes one warp row of the block tile per pass when the whole tile does not fit
+  // (float32 128×128).
+  constexpr int kLd = BN + kVec;  // row pitch in elements: 16 bytes of padding keeps chunks aligned and spreads banks
+  constexpr size_t kSmemBytes = tc_smem_bytes<Tile>();
+  constexpr int kPassRows = size_t(BM) * kLd * sizeof(T) <= kSmemBytes ? BM : Tile::kWarpM;
+  static_assert(size_t(kPassRows) * kLd * sizeof(T) <= kSmemBytes, "the staged epilogue tile fits the pipeline smem");
+  constexpr int kChunksPerRow = BN / kVec;
+  T* sC = smem;
   const int gq = lane / 4, t4 = lane % 4;
+  const int64_t OHW = int64_t(pr.OH) * pr.OW;
+  const bool nhwc_out = pr.ys.s1 == 1;
+  __syncthreads();  // every warp has finished reading the last pipeline stage before it is overwritten
+#pragma unroll 1
+  for (int pass = 0; pass < BM / kPassRows; ++pass) {
+    const int prow0 = pass * kPassRows;  // block-tile row of the staged tile's first row
+    if (wm0 >= prow0 && wm0 < prow0 + kPassRows) {  // this warp's rows are staged in this pass
 #pragma unroll
-  for (int i = 0; i < Tile::MI; ++i)
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int64_t m = m0 + wm0 + i * 16 + gq + half * 8;
-      if (m >= M) continue;
-      const int64_t ow = m % pr.OW, oh = (m / pr.OW) % pr.OH, n = m / (int64_t(pr.OW) * pr.OH);
-#pragma unroll
-      for (int j = 0; j < Tile::NI; ++j)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int col = n0 + wn0 + j * 8 + 2 * t4 + e;
-          if (col >= pr.gemm_n) continue;
-          const int64_t k = g * pr.gemm_n + col;
-          float v = acc[i][j][half * 2 + e];
-          if (pr.bias) v += to_acc(pr.bias[k]);
-          // Like the unfused sequence, the activation sees the pre-activation rounded to T.
-          if (!pr.epi.trivial()) v = pr.epi(to_acc(from_acc<T>(v)), n, k, oh, ow);
-          pr.y[pr.ys.at(n, k, oh, ow)] = from_acc<T>(v);
+      for (int j = 0; j < Tile::NI; ++j) {
+        const int c = wn0 + j * 8 + 2 * t4;  // block-tile column of the pair
+        float b0 = 0.f, b1 = 0.f;
+        if (pr.bias != nullptr) {
+          const int64_t k = g * pr.gemm_n + n0 + c;
+          if (n0 + c < pr.gemm_n) b0 = to_acc(pr.bias[k]);
+          if (n0 + c + 1 < pr.gemm_n) b1 = to_acc(pr.bias[k + 1]);
         }
+#pragma unroll
+        for (int i = 0; i < Tile::MI; ++i)
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            // one 4-byte (8-byte for float32) store per pair; rows kLd apart start 16 bytes (4 banks) apart, so
+            // the warp's 8 rows × 4 pairs land in 32 distinct banks (16-bit types)
+            *reinterpret_cast<TcPair<T>*>(sC + (wm0 - prow0 + i * 16 + gq + half * 8) * kLd + c) =
+                TcPair<T>{from_acc<T>(acc[i][j][half * 2] + b0), from_acc<T>(acc[i][j][half * 2 + 1] + b1)};
+          }
+      }
     }
-}
-
-template <typename Tile>
-constexpr size_t tc_smem_bytes() {
-  return size_t(Tile::STAGES) * (Tile::BM + Tile::BN) * 64;  // 64-byte tile rows, whatever the element type
+    __syncthreads();  // the staged tile is complete before any thread reads other warps' part of it
+#pragma unroll 1
+    for (int idx = tid; idx < kPassRows * kChunksPerRow; idx += NT) {
+      const int row = idx / kChunksPerRow, cc = (idx % kChunksPerRow) * kVec;
+      const int64_t m = m0 + prow0 + row;
+      const int col0 = n0 + cc;
+      if (m >= M || col0 >= pr.gemm_n) continue;
+      int64_t n, oh, ow;
+      if (M <= INT32_MAX) {  // 32-bit divisions (a fraction of the cost of 64-bit ones) whenever the pixels allow
+        const uint32_t mu = uint32_t(m), ohw = uint32_t(OHW), nn = mu / ohw, rem = mu - nn * ohw;
+        n = nn, oh = rem / uint32_t(pr.OW), ow = rem - uint32_t(oh) * uint32_t(pr.OW);
+      } else {
+        n = m / OHW;
+        const int64_t rem = m - n * OHW;
+        oh = rem / pr.OW, ow = rem - oh * pr.OW;
+      }
+      const int64_t k0 = g * pr.gemm_n + col0;
+      const int nv = pr.gemm_n - col0 < kVec ? pr.gemm_n - col0 : kVec;  // valid channels of this chunk
+      T* chunk = sC + row * kLd + cc;
+      if (!pr.epi.trivial()) {
+        // Like the unfused sequence, the activation sees the pre-activation rounded to T (already in the tile).
+#pragma unroll 1
+        for (int e = 0; e < nv; ++e) chunk[e] = from_acc<T>(pr.epi(to_acc(chunk[e]), n, k0 + e, oh, ow));
+      }
+      T* out = pr.y + pr.ys.at(n, k0, oh, ow);
+      if (nhwc_out && nv == kVec && (reinterpret_cast<uintptr_t>(out) & 15) == 0) {
+        *reinterpret_cast<int4*>(out) = *reinterpret_cast<const int4*>(chunk);
+      } else {
+#pragma unroll 1
+        for (int e = 0; e < nv; ++e) out[e * pr.ys.s1] = chunk[e];
+      }
+    }
+    if (pass + 1 < BM / kPassRows) __syncthreads();  // the next pass overwrites the staged tile
+  }
 }
 
 template <typename T, typename Tile>
