@@ -24,6 +24,10 @@ GEOMS = {
     "asym": ((2, 5, 7, 13), (5, 1, 3, 2), (2, 3), (1, 0), (1, 2), 5),
     "single_channel_g1": ((2, 1, 8, 7), (3, 1, 3, 3), 1, 1, 1, 1),
     "big_taps": ((1, 3, 14, 14), (3, 1, 7, 7), 1, 3, 1, 3),  # 49 taps: several wgrad tap chunks
+    # 16 channels: the channels-last fast path (16-byte channel vectors) for every dtype; odd strides, dilation,
+    # asymmetric padding, a width that leaves a partial 4-column strip
+    "vec_c16_stride2": ((2, 16, 11, 13), (16, 1, 3, 3), 2, (1, 2), (1, 2), 16),
+    "vec_c24_3x3": ((1, 24, 7, 10), (24, 1, 3, 3), 1, 1, 1, 24),
 }
 
 
@@ -58,7 +62,7 @@ def test_float64_exact(geom, channels_last, device, backend):
 
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["f32", "f16", "bf16"])
-@pytest.mark.parametrize("geom", ["mobilenet_3x3", "mult3_5x5_dil"])
+@pytest.mark.parametrize("geom", ["mobilenet_3x3", "mult3_5x5_dil", "vec_c16_stride2", "vec_c24_3x3"])
 def test_reduced_precision(geom, dtype, device, backend):
     tol = {torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 2e-2}[dtype]
     pairs, y = _run(geom, dtype, device, backend, True)
@@ -86,6 +90,14 @@ def test_split_wgrad_and_fused(device, backend):
     b, r = torch.randn(2, device=device, dtype=torch.float64), torch.randn_like(go)
     y = PF.conv2d(x, w, b, 1, 1, 1, 2, activation="relu6", residual=r, algo="depthwise", backend=backend)
     torch.testing.assert_close(y, F.relu6(F.conv2d(x, w, b, 1, 1, 1, 2) + r), rtol=1e-10, atol=1e-10)
+    # the same epilogue on the channels-last fast path (C a multiple of the vector), with an NCHW residual
+    xc = torch.randn(2, 8, 9, 11, device=device, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    wc, bc = torch.randn(8, 1, 3, 3, device=device, dtype=torch.float64), torch.randn(8, device=device,
+                                                                                      dtype=torch.float64)
+    rc = torch.randn(2, 8, 5, 6, device=device, dtype=torch.float64)
+    yc = PF.conv2d(xc, wc, bc, 2, 1, 1, 8, activation="silu", residual=rc, algo="depthwise", backend=backend)
+    assert yc.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(yc, F.silu(F.conv2d(xc, wc, bc, 2, 1, 1, 8) + rc), rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)

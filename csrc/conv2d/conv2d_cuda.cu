@@ -188,6 +188,12 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
 // dimension (channels_last), the column strip otherwise: either way adjacent threads touch adjacent memory.
 bool channels_fastest(const at::Tensor& t) { return t.stride(1) < t.stride(3); }
 
+// The depthwise filter (K, 1, R, S) as a contiguous [R·S][K] matrix: the channels-last fast path loads one tap of 8
+// adjacent channels as one 16-byte vector. K·R·S elements: a negligible copy next to the activations.
+at::Tensor dw_taps_by_channel(const at::Tensor& weight, const Conv2dShape& s) {
+  return weight.reshape({s.K, s.R * s.S}).t().contiguous();
+}
+
 // Runs body<T>() with T = __half, __nv_bfloat16 or float (the tensor-core dtypes).
 template <typename F>
 void dispatch_tc(at::ScalarType dt, F&& body) {
@@ -244,7 +250,13 @@ at::Tensor fprop_fused_cuda(const at::Tensor& input, const at::Tensor& weight, c
       epi.residual = kptr<scalar_t>(*residual);  // read through its strides: any layout
       epi.rs = strides4(*residual);
     }
-    if (algo == "depthwise")
+    if (algo == "depthwise" && cuda::dw_vec_eligible<KT>(s, kptr<scalar_t>(input), strides4(input),
+                                                         kptr<scalar_t>(y), strides4(y)))
+      check_launch(cuda::launch_dw_nhwc_vec<KT, false>(s, kptr<scalar_t>(input), strides4(input),
+                                                       kptr<scalar_t>(dw_taps_by_channel(weight, s)), bp,
+                                                       kptr<scalar_t>(y), strides4(y), epi, stream),
+                   "conv2d_fprop depthwise");
+    else if (algo == "depthwise")
       check_launch(cuda::launch_dw_fprop<KT>(s, kptr<scalar_t>(input), strides4(input), kptr<scalar_t>(weight),
                                              strides4(weight), bp, kptr<scalar_t>(y), strides4(y), channels_fastest(y),
                                              stream, epi),
@@ -290,7 +302,13 @@ at::Tensor dgrad_cuda(const at::Tensor& grad_output, const at::Tensor& weight, a
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "pyconv_conv2d_dgrad_cuda", [&] {
     using KT = typename KernelType<scalar_t>::type;
-    if (algo == "depthwise")
+    if (algo == "depthwise" && cuda::dw_vec_eligible<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
+                                                         kptr<scalar_t>(dx), strides4(dx)))
+      check_launch(cuda::launch_dw_nhwc_vec<KT, true>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
+                                                      kptr<scalar_t>(dw_taps_by_channel(weight, s)), nullptr,
+                                                      kptr<scalar_t>(dx), strides4(dx), ConvEpilogue<KT>{}, stream),
+                   "conv2d_dgrad depthwise");
+    else if (algo == "depthwise")
       check_launch(cuda::launch_dw_dgrad<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
                                              kptr<scalar_t>(weight), strides4(weight), kptr<scalar_t>(dx), strides4(dx),
                                              channels_fastest(dx), stream),

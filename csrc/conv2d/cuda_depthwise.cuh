@@ -186,6 +186,146 @@ __global__ void dw_wgrad_finish_kernel(Conv2dShape s, const acc_t<T>* ws, int64_
   }
 }
 
+// ---- channels-last fast path: one input channel per output channel (K == C), C a multiple of the 16-byte vector ---
+// The generic kernels above decode each thread's (n, channel, row, strip) with four 64-bit divisions and compute every
+// address in 64 bits, for 4 outputs and R·S loads of 2 bytes: on an H200 (2026-11-26) that integer work, not memory,
+// set their speed (fprop 240 us where moving the bytes takes 12). Here a thread owns one 16-byte vector of channels
+// (kVec of them) × kDwStrip adjacent output columns: every load and store is 16 bytes, the decode is amortised over
+// kVec·kDwStrip outputs, and the index math is 32-bit (Idx = int) whenever the tensors allow. The filter comes
+// pre-transposed as wt[r·S + s][C] (the glue's tiny copy), so one tap of kVec channels is one 16-byte load too.
+// fprop and dgrad share the kernel: dgrad is the same gather with the transposed tap map (input row
+// ih = (oh + pad − r·dil) / stride when exact), no bias and no epilogue.
+template <typename T>
+struct alignas(16) DwVec {
+  static constexpr int kN = 16 / int(sizeof(T));
+  T v[kN];
+};
+
+template <typename T>
+struct DwVecParams {
+  const T* in;   // fprop: x, dgrad: dy; NHWC with channel stride 1
+  T* out;        // fprop: y, dgrad: dx; NHWC with channel stride 1
+  const T* wt;   // [R·S][C]
+  const T* bias;  // fprop only (may be null)
+  ConvEpilogue<T> epi;  // fprop only
+  int64_t in_sn, in_sh, in_sw, out_sn, out_sh, out_sw;
+  int N, C, IH, IW, OH, OW, R, S, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+};
+
+// The input coordinate that tap r of output coordinate o reads: fprop o·stride − pad + r·dil; dgrad the exact
+// quotient (o + pad − r·dil) / stride. False when there is none (padding, or a stride that skips o).
+template <bool kDgrad, typename Idx>
+__device__ __forceinline__ bool dw_tap_source(Idx o, Idx r, Idx stride, Idx pad, Idx dil, Idx extent, Idx* in) {
+  if (!kDgrad) {
+    *in = o * stride - pad + r * dil;
+    return *in >= 0 && *in < extent;
+  }
+  const Idx t = o + pad - r * dil;
+  if (t < 0) return false;
+  *in = stride == 1 ? t : t / stride;
+  return *in * stride == t && *in < extent;
+}
+
+template <typename T, typename Idx, bool kDgrad>
+__global__ void __launch_bounds__(kDwThreads, 3) dw_nhwc_vec_kernel(DwVecParams<T> pr) {
+  using Acc = acc_t<T>;
+  constexpr int kVec = DwVec<T>::kN;
+  const Idx CV = pr.C / kVec, strips = (pr.OW + kDwStrip - 1) / kDwStrip;
+  const Idx total = Idx(pr.N) * pr.OH * strips * CV;
+  for (Idx i = Idx(blockIdx.x) * Idx(blockDim.x) + Idx(threadIdx.x); i < total; i += Idx(gridDim.x) * Idx(blockDim.x)) {
+    // channel vector fastest: a warp reads 32 adjacent 16-byte vectors (512 contiguous bytes when C ≥ 256)
+    Idx rest = i / CV;
+    const Idx c0 = (i - rest * CV) * kVec;
+    const Idx strip = rest % strips;
+    rest /= strips;
+    const Idx oh = rest % pr.OH, n = rest / pr.OH, ow0 = strip * kDwStrip;
+    Acc acc[kDwStrip][kVec];
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) {
+      const Acc b = (!kDgrad && pr.bias != nullptr) ? to_acc(pr.bias[c0 + e]) : Acc(0);
+#pragma unroll
+      for (int j = 0; j < kDwStrip; ++j) acc[j][e] = b;
+    }
+    const T* in_n = pr.in + n * Idx(pr.in_sn) + c0;
+    for (Idx r = 0; r < pr.R; ++r) {
+      Idx ih;
+      if (!dw_tap_source<kDgrad, Idx>(oh, r, pr.stride_h, pr.pad_h, pr.dil_h, pr.IH, &ih)) continue;
+      const T* in_row = in_n + ih * Idx(pr.in_sh);
+      for (Idx t = 0; t < pr.S; ++t) {
+        const DwVec<T> wv = *reinterpret_cast<const DwVec<T>*>(pr.wt + (r * pr.S + t) * Idx(pr.C) + c0);
+#pragma unroll
+        for (int j = 0; j < kDwStrip; ++j) {
+          Idx iw;
+          if (ow0 + j >= pr.OW ||
+              !dw_tap_source<kDgrad, Idx>(ow0 + j, t, pr.stride_w, pr.pad_w, pr.dil_w, pr.IW, &iw))
+            continue;
+          const DwVec<T> xv = *reinterpret_cast<const DwVec<T>*>(in_row + iw * Idx(pr.in_sw));
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) acc[j][e] += to_acc(xv.v[e]) * to_acc(wv.v[e]);
+        }
+      }
+    }
+    T* out_row = pr.out + n * Idx(pr.out_sn) + oh * Idx(pr.out_sh) + c0;
+#pragma unroll
+    for (int j = 0; j < kDwStrip; ++j) {
+      if (ow0 + j >= pr.OW) continue;
+      DwVec<T> o;
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) o.v[e] = from_acc<T>(acc[j][e]);
+      *reinterpret_cast<DwVec<T>*>(out_row + (ow0 + j) * Idx(pr.out_sw)) = o;
+    }
+    // The fused epilogue as a rolled second pass over the values just stored (still in L1), as in dw_fprop_kernel:
+    // one copy of the run-time activation switch, not kVec·kDwStrip.
+    if (!kDgrad && !pr.epi.trivial()) {
+#pragma unroll 1
+      for (int j = 0; j < kDwStrip; ++j) {
+        if (ow0 + j >= pr.OW) break;
+#pragma unroll 1
+        for (int e = 0; e < kVec; ++e) {
+          T& v = out_row[(ow0 + j) * Idx(pr.out_sw) + e];
+          v = from_acc<T>(pr.epi(to_acc(v), n, c0 + e, oh, ow0 + j));
+        }
+      }
+    }
+  }
+}
+
+// Whether the fast path takes this problem: K == C == groups, C a multiple of the vector, both tensors channels-last
+// with 16-byte-aligned pixels (base pointer and pixel strides). `in`/`out` are (x, y) for fprop, (dy, dx) for dgrad.
+template <typename T>
+bool dw_vec_eligible(const Conv2dShape& s, const T* in, Strides4 ins, const T* out, Strides4 outs) {
+  constexpr int64_t kVec = DwVec<T>::kN;
+  auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
+  auto pix_ok = [&](Strides4 st) { return st.s1 == 1 && st.s0 % kVec == 0 && st.s2 % kVec == 0 && st.s3 % kVec == 0; };
+  return s.K == s.C && s.groups == s.C && s.C % kVec == 0 && pix_ok(ins) && pix_ok(outs) && aligned(in) &&
+         aligned(out);
+}
+
+// wt: the filter as [R·S][C] (contiguous, 16-byte aligned). Picks 32-bit indexing when every index fits.
+template <typename T, bool kDgrad>
+cudaError_t launch_dw_nhwc_vec(const Conv2dShape& s, const T* in, Strides4 ins, const T* wt, const T* bias, T* out,
+                               Strides4 outs, ConvEpilogue<T> epi, cudaStream_t stream) {
+  DwVecParams<T> pr;
+  pr.in = in, pr.out = out, pr.wt = wt, pr.bias = bias, pr.epi = epi;
+  pr.in_sn = ins.s0, pr.in_sh = ins.s2, pr.in_sw = ins.s3, pr.out_sn = outs.s0, pr.out_sh = outs.s2, pr.out_sw = outs.s3;
+  pr.N = int(s.N), pr.C = int(s.C), pr.R = int(s.R), pr.S = int(s.S);
+  pr.IH = int(kDgrad ? s.P : s.H), pr.IW = int(kDgrad ? s.Q : s.W), pr.OH = int(kDgrad ? s.H : s.P);
+  pr.OW = int(kDgrad ? s.W : s.Q);
+  pr.stride_h = int(s.stride_h), pr.stride_w = int(s.stride_w), pr.pad_h = int(s.pad_h), pr.pad_w = int(s.pad_w);
+  pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
+  const int64_t strips = ceil_div(int64_t(pr.OW), kDwStrip), total = s.N * pr.OH * strips * (s.C / DwVec<T>::kN);
+  // 32-bit indexing when the thread count, every element offset of both tensors and the kernel's coordinate
+  // arithmetic (which may go one stride past the end: (o + pad)·stride) stay below 2^31
+  const int64_t lim = int64_t(1) << 31;
+  const int64_t span_in = s.N * ins.s0, span_out = s.N * outs.s0;
+  const bool small = s.N < lim && s.C < lim && total < lim - int64_t(kDwThreads) * kMaxGridX && span_in < lim &&
+                     span_out < lim && (s.H + s.P + s.pad_h + s.R * s.dil_h) * (s.stride_h + 1) < lim &&
+                     (s.W + s.Q + s.pad_w + s.S * s.dil_w) * (s.stride_w + 1) < lim;
+  const dim3 grid(grid_1d(total, kDwThreads)), block(kDwThreads);
+  if (small) return launch(dw_nhwc_vec_kernel<T, int, kDgrad>, grid, block, 0, stream, pr);
+  return launch(dw_nhwc_vec_kernel<T, int64_t, kDgrad>, grid, block, 0, stream, pr);
+}
+
 template <typename T>
 cudaError_t launch_dw_fprop(const Conv2dShape& s, const T* x, Strides4 xs, const T* w, Strides4 ws, const T* bias,
                             T* y, Strides4 ys, bool channels_fastest, cudaStream_t stream, ConvEpilogue<T> epi) {

@@ -5,7 +5,8 @@
 //
 //   harness conv [--quick]   every CUDA conv2d kernel (direct and implicit GEMM; fprop, dgrad, wgrad, bgrad) on tiny
 //                            shapes, float and double, against the CPU direct loops, under every block/thread order
-//                            and with 1 and 2 worker threads; the depthwise kernels on depthwise shapes; the
+//                            and with 1 and 2 worker threads; the depthwise kernels on depthwise shapes (and their
+//                            channels-last vector path); the
 //                            tensor-core kernels (cp.async pipeline, ldmatrix, mma; fprop, dgrad, split-K wgrad)
 //                            in float16 on NHWC operands
 //   harness pool             every pooling kernel (max/avg/adaptive, forward and gather backward, global-average
@@ -194,6 +195,46 @@ void check_depthwise(bool channels_last_threads, const std::string& tag) {
          e == cudaSuccess ? why : cudaGetErrorString(e));
 }
 
+// The depthwise rung's channels-last fast path (K == C, 16-byte channel vectors, packed [R·S][C] taps): fprop with
+// the fused epilogue and dgrad on NHWC tensors, against the CPU loops on the same strides.
+template <typename T>
+void check_depthwise_vec(const std::string& tag) {
+  namespace cu = pyconv::cuda;
+  namespace cpu = pyconv::cpu;
+  const Geometry g{"depthwise_vec", 2, 16, 9, 11, 16, 3, 3, 2, 1, 1, 2, 1, 2, 16};  // stride (2, 1), dilation (1, 2)
+  const Conv2dShape s = make_shape(g);
+  std::mt19937 rng(78);
+  auto nhwc = [](int64_t N, int64_t C, int64_t H, int64_t W) { return Strides4{H * W * C, 1, W * C, C}; };
+  const auto xs = nhwc(s.N, s.C, s.H, s.W), ys = nhwc(s.N, s.K, s.P, s.Q), ws = contiguous(s.K, 1, s.R, s.S);
+  std::vector<T> x = random_vec<T>(size_t(s.N * s.C * s.H * s.W), rng), w = random_vec<T>(size_t(s.K * s.R * s.S), rng),
+                 b = random_vec<T>(size_t(s.K), rng), dy = random_vec<T>(size_t(s.N * s.K * s.P * s.Q), rng),
+                 res = random_vec<T>(dy.size(), rng);
+  std::vector<T> wt(w.size());  // [r·S + s][k]
+  for (int64_t k = 0; k < s.K; ++k)
+    for (int64_t t = 0; t < s.R * s.S; ++t) wt[size_t(t * s.K + k)] = w[size_t(k * s.R * s.S + t)];
+  const double tol = sizeof(T) == 8 ? 1e-12 : 1e-5;
+  const std::string what = tag + " depthwise nhwc-vec" + (sizeof(T) == 8 ? " double" : " float");
+  std::string why;
+  if (!cu::dw_vec_eligible<T>(s, x.data(), xs, dy.data(), ys)) {
+    report(false, what, "the fast path does not take its own test shape");
+    return;
+  }
+  pyconv::ConvEpilogue<T> epi;
+  epi.act = static_cast<int>(pyconv::Act::silu);
+  epi.residual = res.data();
+  epi.rs = ys;
+  std::vector<T> y(dy.size(), T(-7)), y_ref(dy.size());
+  cpu::conv2d_fprop_direct(s, x.data(), xs, w.data(), ws, b.data(), y_ref.data(), ys, epi, Serial{});
+  cudaError_t e = cu::launch_dw_nhwc_vec<T, false>(s, x.data(), xs, wt.data(), b.data(), y.data(), ys, epi, nullptr);
+  report(e == cudaSuccess && close(y, y_ref, tol, &why), what + " fprop+epilogue",
+         e == cudaSuccess ? why : cudaGetErrorString(e));
+  std::vector<T> dx(x.size(), T(-7)), dx_ref(x.size());
+  cpu::conv2d_dgrad_direct(s, dy.data(), ys, w.data(), ws, dx_ref.data(), xs, Serial{});
+  e = cu::launch_dw_nhwc_vec<T, true>(s, dy.data(), ys, wt.data(), nullptr, dx.data(), xs, pyconv::ConvEpilogue<T>{},
+                                      nullptr);
+  report(e == cudaSuccess && close(dx, dx_ref, tol, &why), what + " dgrad", e == cudaSuccess ? why : cudaGetErrorString(e));
+}
+
 // The tensor-core kernels in float16: NHWC activations with 16 channels (two 8-channel chunks), B as [k][r][s][c],
 // 64×64 tiles (several M tiles, a partial N tile), and wgrad split 3 ways. Checked against the CPU direct loops in
 // double on the same half-rounded inputs. Under TSan this is the race check of the cp.async pipeline's barriers.
@@ -285,6 +326,8 @@ int run_conv(bool quick) {
       const std::string tag = std::string(pyconv_emu::order_name(order)) + "/w" + std::to_string(workers);
       check_depthwise<double>(workers == 1, tag);
       if (!quick) check_depthwise<float>(workers != 1, tag);
+      check_depthwise_vec<float>(tag);
+      if (!quick) check_depthwise_vec<double>(tag);
       check_tensor_core(tag);
       for (const Geometry& g : kGeometries) {
         if (quick && std::strcmp(g.name, "wide_k") == 0) continue;
