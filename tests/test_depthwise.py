@@ -42,6 +42,8 @@ def _run(geom, dtype, device, backend, channels_last):
     xd, wd, bd = (t.detach().double().clone().requires_grad_() for t in (x, w, b))
     ref = F.conv2d(xd, wd, bd, **kw)
     go = torch.randn(ref.shape, device=device).to(dtype)
+    if channels_last:  # as autograd hands a channels-last network its gradients: dgrad/wgrad's fast path
+        go = go.contiguous(memory_format=torch.channels_last)
     ref.backward(go.double())
     xx, ww, bb = (t.clone().requires_grad_() for t in (x, w, b))
     y = PF.conv2d(xx, ww, bb, **kw, algo="depthwise", backend=backend)

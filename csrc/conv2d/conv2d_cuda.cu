@@ -354,7 +354,18 @@ at::Tensor wgrad_cuda(const at::Tensor& grad_output, const at::Tensor& input, at
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "pyconv_conv2d_wgrad_cuda", [&] {
     using KT = typename KernelType<scalar_t>::type;
-    if (walgo == "depthwise") {
+    if (walgo == "depthwise" && cuda::dw_vec_eligible<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
+                                                          kptr<scalar_t>(input), strides4(input))) {
+      using Acc = acc_t<KT>;
+      const int64_t splits = cuda::dw_wgrad_vec_splits<KT>(s, sm_count());
+      at::Tensor work = at::empty({splits, s.K, s.R * s.S},
+                                  grad_output.options().dtype(sizeof(Acc) == 8 ? at::kDouble : at::kFloat));
+      check_launch(cuda::launch_dw_wgrad_nhwc_vec<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
+                                                      kptr<scalar_t>(input), strides4(input), kptr<scalar_t>(dw),
+                                                      strides4(dw), static_cast<Acc*>(work.data_ptr()), splits,
+                                                      stream),
+                   "conv2d_wgrad depthwise");
+    } else if (walgo == "depthwise") {
       // Split the N·P·Q reduction when the channels alone leave SMs idle (≥ 1024 pixels a split).
       const int64_t blocks = s.K * ceil_div(s.R * s.S, cuda::kDwTaps);
       const int64_t splits = std::max<int64_t>(

@@ -14,6 +14,8 @@
 // wgrad: a block reduces one channel's N·P·Q products for up to kTaps taps at once (one dy load feeds kTaps
 // products); split over the batch when there are too few channels to fill the GPU, with a deterministic final sum.
 #pragma once
+#include <algorithm>
+
 #include "../common/conv_params.h"
 #include "../common/cuda_common.cuh"
 #include "conv_epilogue.h"
@@ -324,6 +326,122 @@ cudaError_t launch_dw_nhwc_vec(const Conv2dShape& s, const T* in, Strides4 ins, 
   const dim3 grid(grid_1d(total, kDwThreads)), block(kDwThreads);
   if (small) return launch(dw_nhwc_vec_kernel<T, int, kDgrad>, grid, block, 0, stream, pr);
   return launch(dw_nhwc_vec_kernel<T, int64_t, kDgrad>, grid, block, 0, stream, pr);
+}
+
+// wgrad on the same layout: dw[c, r, s] = Σ_{n,p,q} dy[n, p, q, c] · x[n, ih, iw, c]. A thread owns one channel
+// vector and up to kDwVecTaps taps (kVec·kDwVecTaps float accumulators: one dy vector load feeds all of them); the
+// block's cvb channel-vector lanes × (256 / cvb) pixel lanes stride over this split's pixels; then, tap by tap, the
+// pixel lanes' partial sums meet in shared memory and lane 0 of each channel vector adds them in a fixed order into
+// ws[split][c][tap] (dw_wgrad_finish_kernel sums the splits, in order: deterministic, no atomics).
+constexpr int kDwVecTaps = 9;  // a 3×3 filter in one block
+
+template <typename T>
+struct DwWgradVecParams {
+  const T* dy;  // NHWC, channel stride 1
+  const T* x;   // NHWC, channel stride 1
+  acc_t<T>* ws;  // [splits][C][R·S]
+  int64_t dy_sn, dy_sh, dy_sw, x_sn, x_sh, x_sw;
+  int N, C, H, W, P, Q, R, S, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  int cvb;     // channel vectors per block (a power of two ≤ 32, dividing kDwThreads)
+  int splits;  // gridDim.z
+};
+
+template <typename T, typename Idx>
+__global__ void __launch_bounds__(kDwThreads) dw_wgrad_nhwc_vec_kernel(DwWgradVecParams<T> pr) {
+  using Acc = acc_t<T>;
+  constexpr int kVec = DwVec<T>::kN;
+  __shared__ Acc red[kDwThreads][kVec];
+  const int lane_c = int(threadIdx.x) % pr.cvb, lane_p = int(threadIdx.x) / pr.cvb, lanes_p = kDwThreads / pr.cvb;
+  const Idx cv = Idx(blockIdx.x) * pr.cvb + lane_c, c0 = cv * kVec;
+  const bool live = c0 < pr.C;
+  const int taps = pr.R * pr.S, tap0 = int(blockIdx.y) * kDwVecTaps;
+  int tr[kDwVecTaps], ts[kDwVecTaps];
+#pragma unroll
+  for (int j = 0; j < kDwVecTaps; ++j) {
+    const int tap = tap0 + j < taps ? tap0 + j : taps - 1;  // past the end: a duplicate, never written
+    tr[j] = tap / pr.S, ts[j] = tap % pr.S;
+  }
+  Acc acc[kDwVecTaps][kVec];
+#pragma unroll
+  for (int j = 0; j < kDwVecTaps; ++j)
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) acc[j][e] = Acc(0);
+  const Idx npq = Idx(pr.N) * pr.P * pr.Q, per = (npq + pr.splits - 1) / pr.splits;
+  const Idx e0 = Idx(blockIdx.z) * per, e1 = e0 + per < npq ? e0 + per : npq;
+  if (live) {
+    for (Idx px = e0 + lane_p; px < e1; px += lanes_p) {
+      const Idx rest = px / pr.Q, q = px - rest * pr.Q, n = rest / pr.P, p = rest - n * pr.P;
+      const DwVec<T> g = *reinterpret_cast<const DwVec<T>*>(pr.dy + n * Idx(pr.dy_sn) + p * Idx(pr.dy_sh) +
+                                                            q * Idx(pr.dy_sw) + c0);
+      const T* xn = pr.x + n * Idx(pr.x_sn) + c0;
+#pragma unroll
+      for (int j = 0; j < kDwVecTaps; ++j) {
+        const Idx ih = p * pr.stride_h - pr.pad_h + tr[j] * pr.dil_h, iw = q * pr.stride_w - pr.pad_w + ts[j] * pr.dil_w;
+        if (ih < 0 || ih >= pr.H || iw < 0 || iw >= pr.W) continue;
+        const DwVec<T> xv = *reinterpret_cast<const DwVec<T>*>(xn + ih * Idx(pr.x_sh) + iw * Idx(pr.x_sw));
+#pragma unroll
+        for (int e = 0; e < kVec; ++e) acc[j][e] += to_acc(g.v[e]) * to_acc(xv.v[e]);
+      }
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kDwVecTaps; ++j) {
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) red[threadIdx.x][e] = acc[j][e];
+    __syncthreads();  // every pixel lane's partial sums of tap j are in shared memory
+    if (lane_p == 0 && live && tap0 + j < taps) {
+      for (int e = 0; e < kVec; ++e) {
+        Acc v = Acc(0);
+        for (int l = 0; l < lanes_p; ++l) v += red[l * pr.cvb + lane_c][e];  // fixed order: reproducible
+        pr.ws[(Idx(blockIdx.z) * pr.C + c0 + e) * taps + tap0 + j] = v;
+      }
+    }
+    __syncthreads();  // lane 0 has read red before the next tap overwrites it
+  }
+}
+
+// The wgrad fast path: `work` holds splits · C · R·S accumulators; the splits are the caller's choice
+// (dw_wgrad_vec_splits). dy and x as for dw_vec_eligible.
+template <typename T>
+int dw_wgrad_vec_cvb(const Conv2dShape& s) {
+  const int64_t cv = s.C / DwVec<T>::kN;
+  int cvb = 1;
+  while (cvb < 32 && cvb < cv) cvb *= 2;
+  return cvb;
+}
+
+template <typename T>
+int64_t dw_wgrad_vec_splits(const Conv2dShape& s, int64_t sms) {
+  const int cvb = dw_wgrad_vec_cvb<T>(s);
+  const int64_t blocks = ceil_div(s.C / DwVec<T>::kN, int64_t(cvb)) * ceil_div(s.R * s.S, int64_t(kDwVecTaps));
+  const int64_t lanes_p = kDwThreads / cvb;
+  // ~4 blocks per SM, but at least 16 pixels per pixel lane and at most 512 splits (the workspace is splits·C·R·S)
+  int64_t splits = ceil_div(4 * sms, blocks);
+  splits = std::min<int64_t>(splits, std::max<int64_t>(1, s.npq() / (16 * lanes_p)));
+  return std::max<int64_t>(1, std::min<int64_t>(splits, 512));
+}
+
+template <typename T>
+cudaError_t launch_dw_wgrad_nhwc_vec(const Conv2dShape& s, const T* dy, Strides4 dys, const T* x, Strides4 xs, T* dw,
+                                     Strides4 dws, acc_t<T>* work, int64_t splits, cudaStream_t stream) {
+  DwWgradVecParams<T> pr;
+  pr.dy = dy, pr.x = x, pr.ws = work;
+  pr.dy_sn = dys.s0, pr.dy_sh = dys.s2, pr.dy_sw = dys.s3, pr.x_sn = xs.s0, pr.x_sh = xs.s2, pr.x_sw = xs.s3;
+  pr.N = int(s.N), pr.C = int(s.C), pr.H = int(s.H), pr.W = int(s.W), pr.P = int(s.P), pr.Q = int(s.Q);
+  pr.R = int(s.R), pr.S = int(s.S), pr.stride_h = int(s.stride_h), pr.stride_w = int(s.stride_w);
+  pr.pad_h = int(s.pad_h), pr.pad_w = int(s.pad_w), pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
+  pr.cvb = dw_wgrad_vec_cvb<T>(s), pr.splits = int(splits);
+  const dim3 grid(static_cast<unsigned>(ceil_div(s.C / DwVec<T>::kN, int64_t(pr.cvb))),
+                  static_cast<unsigned>(ceil_div(s.R * s.S, int64_t(kDwVecTaps))), static_cast<unsigned>(splits));
+  const int64_t lim = int64_t(1) << 31;
+  const bool small = s.N * dys.s0 < lim && s.N * xs.s0 < lim && s.npq() + kDwThreads < lim &&
+                     (s.H + s.P + s.pad_h + s.R * s.dil_h) * (s.stride_h + 1) < lim &&
+                     (s.W + s.Q + s.pad_w + s.S * s.dil_w) * (s.stride_w + 1) < lim;
+  cudaError_t e = small ? launch(dw_wgrad_nhwc_vec_kernel<T, int>, grid, dim3(kDwThreads), 0, stream, pr)
+                        : launch(dw_wgrad_nhwc_vec_kernel<T, int64_t>, grid, dim3(kDwThreads), 0, stream, pr);
+  if (e != cudaSuccess) return e;
+  return launch(dw_wgrad_finish_kernel<T>, dim3(grid_1d(s.K * s.R * s.S, 256)), dim3(256), 0, stream, s,
+                static_cast<const acc_t<T>*>(work), splits, dw, dws);
 }
 
 template <typename T>

@@ -233,6 +233,13 @@ void check_depthwise_vec(const std::string& tag) {
   e = cu::launch_dw_nhwc_vec<T, true>(s, dy.data(), ys, wt.data(), nullptr, dx.data(), xs, pyconv::ConvEpilogue<T>{},
                                       nullptr);
   report(e == cudaSuccess && close(dx, dx_ref, tol, &why), what + " dgrad", e == cudaSuccess ? why : cudaGetErrorString(e));
+  std::vector<T> dw(w.size(), T(-7)), dw_ref(w.size());
+  cpu::conv2d_wgrad_direct(s, dy.data(), ys, x.data(), xs, dw_ref.data(), ws, Serial{});
+  const int64_t splits = 3;
+  std::vector<pyconv::acc_t<T>> work(size_t(splits * s.K * s.R * s.S));
+  e = cu::launch_dw_wgrad_nhwc_vec<T>(s, dy.data(), ys, x.data(), xs, dw.data(), ws, work.data(), splits, nullptr);
+  report(e == cudaSuccess && close(dw, dw_ref, tol, &why), what + " wgrad (3 splits)",
+         e == cudaSuccess ? why : cudaGetErrorString(e));
 }
 
 // The tensor-core kernels in float16: NHWC activations with 16 channels (two 8-channel chunks), B as [k][r][s][c],
