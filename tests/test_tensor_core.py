@@ -38,6 +38,10 @@ GEOMS = {
     "1x1_wide_n": ((1, 16, 6, 6), (130, 16, 1, 1), 1, 0, 1, 1),
     "many_m_tiles": ((3, 8, 11, 13), (8, 8, 3, 3), 1, 1, 1, 1),
     "asym_stride": ((2, 9, 10, 7), (7, 9, 2, 3), (2, 1), (0, 1), (1, 2), 1),
+    # strided dgrad by sub-pixel phases: a 1×1 stride 2 (three phases receive nothing), and 4×3 taps at stride (2, 3)
+    # with padding (1, 2) (phases of unequal tap counts; odd H, W not a multiple of the stride)
+    "1x1_stride2": ((2, 16, 9, 8), (24, 16, 1, 1), 2, 0, 1, 1),
+    "k4x3_stride2x3": ((1, 8, 11, 10), (16, 8, 4, 3), (2, 3), (1, 2), 1, 1),
 }
 
 

@@ -147,7 +147,35 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   // weight (K, C/g, R, S) → [g][C/g][R][S][kp]: B of the dgrad GEMM, reduction index (r, s, k)
   at::Tensor w = weight.reshape({s.groups, s.Kg(), s.Cg(), s.R, s.S}).permute({0, 2, 3, 4, 1});
   if (kp != s.Kg()) w = at::constant_pad_nd(w, {0, kp - s.Kg()});
-  run_tc_gather<T>(algo, s, true, dy, kp, s.P, s.Q, s.H, s.W, w.contiguous(), s.Cg(), dx, nullptr, ConvEpilogue<T>{});
+  if ((s.stride_h == 1 && s.stride_w == 1) || s.dil_h != 1 || s.dil_w != 1) {
+    run_tc_gather<T>(algo, s, true, dy, kp, s.P, s.Q, s.H, s.W, w.contiguous(), s.Cg(), dx, nullptr,
+                     ConvEpilogue<T>{});
+    return;
+  }
+  // Strided dgrad, sub-pixel decomposition. Input row h receives tap r only when (h + pad − r) is a multiple of the
+  // stride, so the rows of one phase ph = h mod stride all use the same taps r = r0, r0 + stride, … with
+  // r0 = (ph + pad) mod stride, and for h = oh'·stride + ph, tap j (r = r0 + j·stride) reads output row
+  // p = oh' + (ph + pad − r0)/stride − j: a stride-1 dgrad with R' = ⌈(R − r0)/stride⌉ taps and padding
+  // (ph + pad − r0)/stride, written to the rows ph, ph + stride, … of dx. One launch per (row, column) phase, each
+  // doing only the taps that contribute (the single strided launch multiplied zeros for 1 − 1/(stride_h·stride_w) of
+  // its work: 3/4 at stride 2); a phase no tap reaches is zero-filled.
+  const at::Tensor wt = w.contiguous();
+  for (int64_t ph = 0; ph < s.stride_h && ph < s.H; ++ph)
+    for (int64_t pw = 0; pw < s.stride_w && pw < s.W; ++pw) {
+      at::Tensor out = dx.slice(2, ph, s.H, s.stride_h).slice(3, pw, s.W, s.stride_w);
+      const int64_t r0 = (ph + s.pad_h) % s.stride_h, c0 = (pw + s.pad_w) % s.stride_w;
+      if (r0 >= s.R || c0 >= s.S) {
+        out.zero_();
+        continue;
+      }
+      Conv2dShape sp = s;
+      sp.R = ceil_div(s.R - r0, s.stride_h), sp.S = ceil_div(s.S - c0, s.stride_w);
+      sp.stride_h = sp.stride_w = 1;
+      sp.pad_h = (ph + s.pad_h - r0) / s.stride_h, sp.pad_w = (pw + s.pad_w - c0) / s.stride_w;
+      const at::Tensor wsub = wt.slice(2, r0, s.R, s.stride_h).slice(3, c0, s.S, s.stride_w).contiguous();
+      run_tc_gather<T>(algo, sp, true, dy, kp, s.P, s.Q, out.size(2), out.size(3), wsub, s.Cg(), out, nullptr,
+                       ConvEpilogue<T>{});
+    }
 }
 
 template <typename T>
