@@ -6,7 +6,8 @@
 #   3. in parallel: the tests that touch CUDA (pytest-xdist, -k "$TESTS_K"; the CPU and emulator tests are CI's),
 #      compute-sanitizer memcheck then racecheck on the subset, and (GDB_TEST=node id) one test under cuda-gdb for a
 #      native backtrace of a crash;
-#   4. alone on the GPU (timings): the issue-7 target benchmark (float16, channels_last, batch 32; BENCH_SUITES,
+#   4. alone on the GPU (timings): scripts/profile_layers.py --time (four representative layers against cuDNN; with
+#      NCU=1 also under Nsight Compute, $OUT/ncu.csv), then the issue-7 target benchmark (float16, channels_last, batch 32; BENCH_SUITES,
 #      default resnet50,fused,mobilenet_v2; BENCH_FLAGS e.g. --graph), then float32 resnet50 batch 32 (SKIP_F32=1: no).
 # Every step has a deadline computed from BUDGET_S (default 560 s) so the command ends inside the lease's limit;
 # logs and JSON go to $OUT (the device tool brings back at most 8 files). SKIP_SUBSET / SKIP_SANITIZER / SKIP_TESTS
@@ -94,6 +95,17 @@ wait "${pids[@]}"
     grep -E "^(FAILED|ERROR)" "$O/tests.log" | head -40; }
   [ -f "$O/sanitizer.log" ] && grep -E "rc=|ERROR SUMMARY|RACECHECK SUMMARY|MISMATCH" "$O/sanitizer.log" | head -8
   [ -f "$O/gdb.log" ] && grep -E "^#[0-9]+ |signal|rc=" "$O/gdb.log" | head -25; } | tee -a "$O/summary.txt"
+
+step "layer A/B timing (scripts/profile_layers.py --time)"
+timeout 60 "$PY" scripts/profile_layers.py --time 2>&1 | tail -n 14 | tee -a "$O/summary.txt"
+if [ -n "${NCU:-}" ]; then
+  step "Nsight Compute on the representative layers"
+  NCU_BIN=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda*/bin/ncu 2>/dev/null | head -n1)
+  timeout 150 "$NCU_BIN" --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
+    --section LaunchStats -k regex:"tc_conv|tc_wgrad|dw_" --launch-count 60 --csv --page details \
+    "$PY" scripts/profile_layers.py --warm 1 >"$O/ncu.csv" 2>/tmp/ncu.err
+  echo "ncu rc=$? ($(wc -l <"$O/ncu.csv") lines)" | tee -a "$O/summary.txt"; tail -n 5 /tmp/ncu.err | tee -a "$O/summary.txt"
+fi
 
 step "bench: float16 channels_last batch 32 (${BENCH_SUITES:-resnet50,fused,mobilenet_v2}) ${BENCH_FLAGS:-}"
 timeout $(( $(left) - ${F32_S:-70} )) "$PY" -m pyconv bench --device cuda --dtype float16 --channels-last \

@@ -1,0 +1,93 @@
+"""A few representative convolution layers, each run a handful of times on the GPU, for a profiler to look at.
+
+Meant to run under Nsight Compute (scripts/gpu_lease.sh with NCU=1 does):
+    ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \\
+        --section LaunchStats -k regex:"tc_conv|tc_wgrad|dw_" --launch-skip 0 --launch-count 40 \\
+        python3 scripts/profile_layers.py
+Each (layer, direction, rung) is called WARM times first (kernel selection, cuDNN search, allocator warm-up), then
+once more inside an NVTX range named after it; with --time it also prints a CUDA-event time per call next to cuDNN's,
+so the same script gives a quick A/B without a profiler. float16, channels_last, batch 32 by default: the issue-7
+target configuration. Layers (ResNet-50 / MobileNetV2):
+  1x1_64_64_56      1×1, 64→64 at 56×56: tiny reduction, the epilogue and launch shape dominate
+  3x3_256_256_14    3×3, 256→256 at 14×14: a long reduction on a grid smaller than the SM count
+  1x1s2_1024_2048   1×1 stride 2, 1024→2048 at 14×14: strided dgrad (sub-pixel phases)
+  dw3x3_144_56      depthwise 3×3, 144 channels at 56×56: memory-bound
+"""
+import argparse
+import sys
+
+import torch
+import torch.nn.functional as F
+
+LAYERS = {
+    # name: (C, K, H, W, R, stride, pad, groups)
+    "1x1_64_64_56": (64, 64, 56, 56, 1, 1, 0, 1),
+    "3x3_256_256_14": (256, 256, 14, 14, 3, 1, 1, 1),
+    "1x1s2_1024_2048": (1024, 2048, 14, 14, 1, 2, 0, 1),
+    "dw3x3_144_56": (144, 144, 56, 56, 3, 1, 1, 144),
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layers", default=",".join(LAYERS), help="comma list (default: all)")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    ap.add_argument("--dirs", default="fprop,dgrad,wgrad")
+    ap.add_argument("--warm", type=int, default=3)
+    ap.add_argument("--time", action="store_true", help="also print CUDA-event times (median of 20) vs cuDNN")
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        sys.exit("profile_layers: needs a CUDA GPU")
+    import pyconv  # noqa: F401  (registers torch.ops.pyconv)
+
+    ops = torch.ops.pyconv
+    dtype = getattr(torch, args.dtype)
+    torch.backends.cudnn.benchmark = True
+    for name in args.layers.split(","):
+        C, K, H, W, R, st, pad, g = LAYERS[name]
+        x = torch.randn(args.batch, C, H, W, device="cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
+        w = (torch.randn(K, C // g, R, R, device="cuda", dtype=dtype) * 0.1).contiguous(
+            memory_format=torch.channels_last)
+        y = F.conv2d(x, w, None, st, pad, 1, g)
+        go = torch.randn_like(y)
+        geo = ([st, st], [pad, pad], [1, 1], g)
+        algo = "depthwise" if g == C and g > 1 else "tensor_core"
+        calls = {
+            "fprop": (lambda: ops.conv2d_fprop(x, w, None, *geo, algo),
+                      lambda: F.conv2d(x, w, None, st, pad, 1, g)),
+            "dgrad": (lambda: ops.conv2d_dgrad(go, w, list(x.shape), *geo, algo),
+                      lambda: torch.ops.aten.convolution_backward(go, x, w, None, [st] * 2, [pad] * 2, [1, 1], False,
+                                                                  [0, 0], g, [True, False, False])[0]),
+            "wgrad": (lambda: ops.conv2d_wgrad(go, x, list(w.shape), *geo, algo),
+                      lambda: torch.ops.aten.convolution_backward(go, x, w, None, [st] * 2, [pad] * 2, [1, 1], False,
+                                                                  [0, 0], g, [False, True, False])[1]),
+        }
+        for d in args.dirs.split(","):
+            ours, theirs = calls[d]
+            for _ in range(args.warm):
+                ours(), theirs()
+            torch.cuda.synchronize()
+            torch.cuda.nvtx.range_push(f"{name} {d} {algo}")
+            ours()
+            torch.cuda.nvtx.range_pop()
+            torch.cuda.synchronize()
+            if args.time:
+                def med(fn):
+                    ts = []
+                    for _ in range(20):
+                        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                        a.record()
+                        fn()
+                        b.record()
+                        b.synchronize()
+                        ts.append(a.elapsed_time(b) * 1e3)
+                    return sorted(ts)[len(ts) // 2]
+                t_ours, t_cudnn = med(ours), med(theirs)
+                print(f"{name:18s} {d}  pyconv {algo:11s} {t_ours:8.1f} us   cuDNN {t_cudnn:8.1f} us   "
+                      f"ratio {t_cudnn / t_ours:5.2f}x", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
