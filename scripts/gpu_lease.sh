@@ -42,6 +42,9 @@ grep -c "spill" "$O/build.log" | sed 's/^/ptxas spill lines: /' | tee -a "$O/sum
 # std::ostream::_M_insert<long>, with libstdc++ code attributed to _C.so itself (cf. pytorch/pytorch#109923: two
 # copies of libstdc++'s locale machinery in one process). These lines say whether _C.so carries its own copy.
 { echo "--- toolchain"; echo "CXX=${CXX:-} CC=${CC:-}"; "${CXX:-c++}" --version | head -n 1; nvcc --version | tail -n 1
+  echo "c++: $(command -v c++) -> $(readlink -f "$(command -v c++)"); g++: $(command -v g++); nvcc: $(command -v nvcc)"
+  readelf -p .comment pyconv/_C*.so 2>/dev/null | grep -v "^$" | sort -u | head -n 6  # the compilers of its objects
+  "$PY" -c "import torch; print('torch built with', torch.__config__.show().split('Compiler')[0][-200:].strip())" | tail -n 2
   grep -E -- "-shared" "$O/build.log" | head -n 2 | cut -c1-600
   for so in pyconv/_C*.so; do echo "$so: $(ldd "$so" | grep -c stdc++) libstdc++ link(s), \
 $(nm -C --defined-only "$so" | grep -c -E ' [TtWw] std::(basic_ostream|locale|codecvt|num_put)') std:: stream/locale symbols defined"; done
