@@ -108,7 +108,7 @@ def test_layouts_and_views(device, backend):
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
 def test_fused_epilogue(dtype, device, backend):
-    """bias + residual + activation in the tensor-core kernel's register epilogue."""
+    """bias + residual + activation in the tensor-core kernel's shared-memory-staged epilogue."""
     x, w, b, kw = _operands(GEOMS["groups2_dil2"], dtype, device)
     ref_pre = F.conv2d(x.double(), w.double(), b.double(), **kw)
     r = torch.randn(ref_pre.shape, device=device).to(dtype)
