@@ -44,7 +44,7 @@ grep -c "spill" "$O/build.log" | sed 's/^/ptxas spill lines: /' | tee -a "$O/sum
 { echo "--- toolchain"; echo "CXX=${CXX:-} CC=${CC:-}"; "${CXX:-c++}" --version | head -n 1; nvcc --version | tail -n 1
   echo "c++: $(command -v c++) -> $(readlink -f "$(command -v c++)"); g++: $(command -v g++); nvcc: $(command -v nvcc)"
   readelf -p .comment pyconv/_C*.so 2>/dev/null | grep -v "^$" | sort -u | head -n 6  # the compilers of its objects
-  "$PY" -c "import torch; print('torch built with', torch.__config__.show().split('Compiler')[0][-200:].strip())" | tail -n 2
+  "$PY" -c "import re, torch; c = torch.__config__.show(); print('torch built with:', *re.findall(r'GCC [0-9.]+|C\+\+ Version: [0-9]+|CXX_COMPILER=[^,]+', c))"
   grep -E -- "-shared" "$O/build.log" | head -n 2 | cut -c1-600
   for so in pyconv/_C*.so; do echo "$so: $(ldd "$so" | grep -c stdc++) libstdc++ link(s), \
 $(nm -C --defined-only "$so" | grep -c -E ' [TtWw] std::(basic_ostream|locale|codecvt|num_put)') std:: stream/locale symbols defined"; done
