@@ -193,7 +193,7 @@ __global__ void dw_wgrad_finish_kernel(Conv2dShape s, const acc_t<T>* ws, int64_
 // address in 64 bits, for 4 outputs and R·S loads of 2 bytes: on an H200 (2026-11-26) that integer work, not memory,
 // set their speed (fprop 240 us where moving the bytes takes 12). Here a thread owns one 16-byte vector of channels
 // (kVec of them) × kDwStrip adjacent output columns: every load and store is 16 bytes, the decode is amortised over
-// kVec·kDwStrip outputs, and the index math is 32-bit (Idx = int) whenever the tensors allow. The filter comes
+// kVec·kDwStrip outputs, and the index math is 32-bit (Idx = int; tensors past 2^31 elements take the generic path). The filter comes
 // pre-transposed as wt[r·S + s][C] (the glue's tiny copy), so one tap of kVec channels is one 16-byte load too.
 // fprop and dgrad share the kernel: dgrad is the same gather with the transposed tap map (input row
 // ih = (oh + pad − r·dil) / stride when exact), no bias and no epilogue.
@@ -294,16 +294,24 @@ __global__ void __launch_bounds__(kDwThreads, 3) dw_nhwc_vec_kernel(DwVecParams<
 
 // Whether the fast path takes this problem: K == C == groups, C a multiple of the vector, both tensors channels-last
 // with 16-byte-aligned pixels (base pointer and pixel strides). `in`/`out` are (x, y) for fprop, (dy, dx) for dgrad.
+// The fast-path kernels index in 32 bits: the thread count (with the grid-stride loop's headroom), every element
+// offset of both tensors and the coordinate arithmetic (which may reach (extent + pad + taps)·(stride + 1)) must stay
+// below 2^31; larger problems take the generic 64-bit kernels.
 template <typename T>
 bool dw_vec_eligible(const Conv2dShape& s, const T* in, Strides4 ins, const T* out, Strides4 outs) {
   constexpr int64_t kVec = DwVec<T>::kN;
   auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
   auto pix_ok = [&](Strides4 st) { return st.s1 == 1 && st.s0 % kVec == 0 && st.s2 % kVec == 0 && st.s3 % kVec == 0; };
+  const int64_t lim = (int64_t(1) << 31) - int64_t(kDwThreads) * kMaxGridX;
+  const bool fits32 = s.N * ins.s0 < lim && s.N * outs.s0 < lim &&
+                      s.N * s.C * std::max(s.H * s.W, s.P * s.Q) < lim &&
+                      (s.H + s.P + s.pad_h + s.R * s.dil_h) * (s.stride_h + 1) < lim &&
+                      (s.W + s.Q + s.pad_w + s.S * s.dil_w) * (s.stride_w + 1) < lim;
   return s.K == s.C && s.groups == s.C && s.C % kVec == 0 && pix_ok(ins) && pix_ok(outs) && aligned(in) &&
-         aligned(out);
+         aligned(out) && fits32;
 }
 
-// wt: the filter as [R·S][C] (contiguous, 16-byte aligned). Picks 32-bit indexing when every index fits.
+// wt: the filter as [R·S][C] (contiguous, 16-byte aligned).
 template <typename T, bool kDgrad>
 cudaError_t launch_dw_nhwc_vec(const Conv2dShape& s, const T* in, Strides4 ins, const T* wt, const T* bias, T* out,
                                Strides4 outs, ConvEpilogue<T> epi, cudaStream_t stream) {
@@ -316,16 +324,9 @@ cudaError_t launch_dw_nhwc_vec(const Conv2dShape& s, const T* in, Strides4 ins, 
   pr.stride_h = int(s.stride_h), pr.stride_w = int(s.stride_w), pr.pad_h = int(s.pad_h), pr.pad_w = int(s.pad_w);
   pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
   const int64_t strips = ceil_div(int64_t(pr.OW), kDwStrip), total = s.N * pr.OH * strips * (s.C / DwVec<T>::kN);
-  // 32-bit indexing when the thread count, every element offset of both tensors and the kernel's coordinate
-  // arithmetic (which may go one stride past the end: (o + pad)·stride) stay below 2^31
-  const int64_t lim = int64_t(1) << 31;
-  const int64_t span_in = s.N * ins.s0, span_out = s.N * outs.s0;
-  const bool small = s.N < lim && s.C < lim && total < lim - int64_t(kDwThreads) * kMaxGridX && span_in < lim &&
-                     span_out < lim && (s.H + s.P + s.pad_h + s.R * s.dil_h) * (s.stride_h + 1) < lim &&
-                     (s.W + s.Q + s.pad_w + s.S * s.dil_w) * (s.stride_w + 1) < lim;
-  const dim3 grid(grid_1d(total, kDwThreads)), block(kDwThreads);
-  if (small) return launch(dw_nhwc_vec_kernel<T, int, kDgrad>, grid, block, 0, stream, pr);
-  return launch(dw_nhwc_vec_kernel<T, int64_t, kDgrad>, grid, block, 0, stream, pr);
+  // 32-bit indexing: the caller checked dw_vec_eligible, which includes the 32-bit bounds
+  return launch(dw_nhwc_vec_kernel<T, int, kDgrad>, dim3(grid_1d(total, kDwThreads)), dim3(kDwThreads), 0, stream,
+                pr);
 }
 
 // wgrad on the same layout: dw[c, r, s] = Σ_{n,p,q} dy[n, p, q, c] · x[n, ih, iw, c]. A thread owns one channel
@@ -433,12 +434,8 @@ cudaError_t launch_dw_wgrad_nhwc_vec(const Conv2dShape& s, const T* dy, Strides4
   pr.cvb = dw_wgrad_vec_cvb<T>(s), pr.splits = int(splits);
   const dim3 grid(static_cast<unsigned>(ceil_div(s.C / DwVec<T>::kN, int64_t(pr.cvb))),
                   static_cast<unsigned>(ceil_div(s.R * s.S, int64_t(kDwVecTaps))), static_cast<unsigned>(splits));
-  const int64_t lim = int64_t(1) << 31;
-  const bool small = s.N * dys.s0 < lim && s.N * xs.s0 < lim && s.npq() + kDwThreads < lim &&
-                     (s.H + s.P + s.pad_h + s.R * s.dil_h) * (s.stride_h + 1) < lim &&
-                     (s.W + s.Q + s.pad_w + s.S * s.dil_w) * (s.stride_w + 1) < lim;
-  cudaError_t e = small ? launch(dw_wgrad_nhwc_vec_kernel<T, int>, grid, dim3(kDwThreads), 0, stream, pr)
-                        : launch(dw_wgrad_nhwc_vec_kernel<T, int64_t>, grid, dim3(kDwThreads), 0, stream, pr);
+  // 32-bit indexing: the caller checked dw_vec_eligible (dy and x), which includes the 32-bit bounds
+  cudaError_t e = launch(dw_wgrad_nhwc_vec_kernel<T, int>, grid, dim3(kDwThreads), 0, stream, pr);
   if (e != cudaSuccess) return e;
   return launch(dw_wgrad_finish_kernel<T>, dim3(grid_1d(s.K * s.R * s.S, 256)), dim3(256), 0, stream, s,
                 static_cast<const acc_t<T>*>(work), splits, dw, dws);
