@@ -22,6 +22,16 @@ from setuptools import setup
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
+# Link libstdc++ as the shared library torch itself uses, even where the compiler driver is set up to link it
+# statically (-static-libstdc++ in a wrapper or a specs file: the H200 image of 2026-11-26 had such a g++ wrapper).
+# A private static copy of libstdc++'s stream and locale code inside _C.so meets a process whose locale facets were
+# registered by the shared libstdc++ torch loaded: formatting an integer into a TORCH_CHECK message then segfaulted
+# there (std::ostream::_M_insert<long>) and silently drops the number elsewhere (cf. pytorch/pytorch#109923).
+# An explicit -lstdc++ comes before the driver's own (static) one, so the linker resolves every symbol from the
+# shared library first and takes nothing from the archive. tests/test_build.py checks the result.
+SHARED_LIBSTDCXX = ["-lstdc++"]
+
+
 def _log(msg):
     print(f"[pyconv build] {msg}", flush=True)
 
@@ -120,7 +130,7 @@ def emu_extension(cuda_home, opt, cxx_common):
     _log(f"  sources: {', '.join(sources)}")
     # -pthread: blocks run on std::threads. No -ffast-math anywhere: the emulator compares kernels bit for bit.
     return CppExtension("pyconv._C_emu", sources, include_dirs=[inc], extra_compile_args={"cxx": cxx_common + ["-pthread"]},
-                        extra_link_args=["-pthread"])
+                        extra_link_args=["-pthread"] + SHARED_LIBSTDCXX)
 
 
 def _version():
@@ -165,7 +175,7 @@ def main():
     # -fno-trapping-math: pyconv never enables floating-point traps, so the compiler may turn the selects in the CPU
     # loops (max pooling's "greater or NaN", clamps) into vector blends. It changes no result (unlike -ffast-math).
     cxx = opt + ["-fvisibility=hidden", "-fopenmp", "-fno-trapping-math"]
-    link = ["-fopenmp"]
+    link = ["-fopenmp"] + SHARED_LIBSTDCXX
     defines = []
     arch_list = os.environ["TORCH_CUDA_ARCH_LIST"] if with_cuda else ""
     write_build_config(arch_list)

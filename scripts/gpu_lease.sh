@@ -51,7 +51,7 @@ grep -c "spill" "$O/build.log" | sed 's/^/ptxas spill lines: /' | tee -a "$O/sum
   "$PY" -c "import re, torch; c = torch.__config__.show(); print('torch built with:', *re.findall(r'GCC [0-9.]+|C\+\+ Version: [0-9]+|CXX_COMPILER=[^,]+', c))"
   grep -E -- "-shared" "$O/build.log" | head -n 2 | cut -c1-600
   for so in pyconv/_C*.so; do echo "$so: $(ldd "$so" | grep -c stdc++) libstdc++ link(s), \
-$(nm -C --defined-only "$so" | grep -c -E ' [TtWw] std::(basic_ostream|locale|codecvt|num_put)') std:: stream/locale symbols defined"; done
+$(nm -C --defined-only "$so" | grep -c -E ' [TtWw] std::(locale::classic\(|locale::locale\(|basic_ostream<char, std::char_traits<char> >\& std::basic_ostream<char, std::char_traits<char> >::_M_insert<)') libstdc++-only definitions (0 expected)"; done
 } 2>&1 | tee -a "$O/summary.txt"
 rm -f "$O/build.log"
 "$PY" -m pyconv info 2>&1 | tee -a "$O/summary.txt"
