@@ -6,7 +6,8 @@
 #   3. in parallel: the tests that touch CUDA (pytest-xdist, -k "$TESTS_K"; the CPU and emulator tests are CI's),
 #      compute-sanitizer memcheck then racecheck on the subset, and (GDB_TEST=node id) one test under cuda-gdb for a
 #      native backtrace of a crash;
-#   4. alone on the GPU (timings): scripts/profile_layers.py --time (four representative layers against cuDNN; with
+#   4. alone on the GPU (timings): scripts/profile_layers.py --time (five representative layers against cuDNN, then
+#      the split-K ones again with PYCONV_TC_SPLIT_K=0 unless SKIP_SPLITK_AB=1; with
 #      NCU=1 also under Nsight Compute, $OUT/ncu.csv), then the issue-7 target benchmark (float16, channels_last, batch 32; BENCH_SUITES,
 #      default resnet50,fused,mobilenet_v2; BENCH_FLAGS e.g. --graph), then float32 resnet50 batch 32 (SKIP_F32=1: no).
 # Every step has a deadline computed from BUDGET_S (default 560 s) so the command ends inside the lease's limit;
@@ -105,8 +106,13 @@ wait "${pids[@]}"
 } | tee -a "$O/summary.txt"
 rm -f "$O/gdb.log"  # its verdict and backtrace are in summary.txt: $OUT brings back 8 files at most
 
-step "layer A/B timing (scripts/profile_layers.py --time)"
-timeout 60 "$PY" scripts/profile_layers.py --time 2>&1 | tail -n 14 | tee -a "$O/summary.txt"
+step "layer A/B timing (scripts/profile_layers.py --time), then again without fprop/dgrad split-K"
+timeout 60 "$PY" scripts/profile_layers.py --time 2>&1 | tail -n 16 | tee -a "$O/summary.txt"
+if [ -z "${SKIP_SPLITK_AB:-}" ]; then
+  echo "--- PYCONV_TC_SPLIT_K=0" | tee -a "$O/summary.txt"
+  PYCONV_TC_SPLIT_K=0 timeout 60 "$PY" scripts/profile_layers.py --time --dirs fprop,dgrad \
+    --layers 3x3_256_256_14,1x1s2_1024_2048,3x3_512_512_7 2>&1 | tail -n 7 | tee -a "$O/summary.txt"
+fi
 if [ -n "${NCU:-}" ]; then
   step "Nsight Compute on the representative layers"
   NCU_BIN=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda*/bin/ncu 2>/dev/null | head -n1)

@@ -12,6 +12,9 @@ target configuration. Layers (ResNet-50 / MobileNetV2):
   3x3_256_256_14    3×3, 256→256 at 14×14: a long reduction on a grid smaller than the SM count
   1x1s2_1024_2048   1×1 stride 2, 1024→2048 at 14×14: strided dgrad (sub-pixel phases)
   dw3x3_144_56      depthwise 3×3, 144 channels at 56×56: memory-bound
+  3x3_512_512_7     3×3, 512→512 at 7×7: 1568 output pixels, a 4608-long reduction: split-K territory
+--time reports the median over 20 samples of 10 back-to-back calls each (so host launch overhead overlaps the GPU
+work as in a real model); run it with PYCONV_TC_SPLIT_K=0 for the same layers without fprop/dgrad split-K.
 """
 import argparse
 import sys
@@ -25,6 +28,7 @@ LAYERS = {
     "3x3_256_256_14": (256, 256, 14, 14, 3, 1, 1, 1),
     "1x1s2_1024_2048": (1024, 2048, 14, 14, 1, 2, 0, 1),
     "dw3x3_144_56": (144, 144, 56, 56, 3, 1, 1, 144),
+    "3x3_512_512_7": (512, 512, 7, 7, 3, 1, 1, 1),
 }
 
 
@@ -35,7 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     ap.add_argument("--dirs", default="fprop,dgrad,wgrad")
     ap.add_argument("--warm", type=int, default=3)
-    ap.add_argument("--time", action="store_true", help="also print CUDA-event times (median of 20) vs cuDNN")
+    ap.add_argument("--time", action="store_true", help="also print CUDA-event times per call vs cuDNN")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         sys.exit("profile_layers: needs a CUDA GPU")
@@ -68,9 +72,11 @@ def main(argv=None) -> int:
             for _ in range(args.warm):
                 ours(), theirs()
             torch.cuda.synchronize()
+            pyconv._C.conv2d_tc_launches()
             torch.cuda.nvtx.range_push(f"{name} {d} {algo}")
             ours()
             torch.cuda.nvtx.range_pop()
+            plan = " ".join(f"{t.replace('tensor_core_', '')}/{k}" for t, k in pyconv._C.conv2d_tc_launches())
             torch.cuda.synchronize()
             if args.time:
                 def med(fn):
@@ -78,14 +84,15 @@ def main(argv=None) -> int:
                     for _ in range(20):
                         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                         a.record()
-                        fn()
+                        for _ in range(10):
+                            fn()
                         b.record()
                         b.synchronize()
-                        ts.append(a.elapsed_time(b) * 1e3)
+                        ts.append(a.elapsed_time(b) * 1e3 / 10)
                     return sorted(ts)[len(ts) // 2]
                 t_ours, t_cudnn = med(ours), med(theirs)
                 print(f"{name:18s} {d}  pyconv {algo:11s} {t_ours:8.1f} us   cuDNN {t_cudnn:8.1f} us   "
-                      f"ratio {t_cudnn / t_ours:5.2f}x", flush=True)
+                      f"ratio {t_cudnn / t_ours:5.2f}x  {plan}", flush=True)
     return 0
 
 

@@ -7,6 +7,7 @@
 // csrc/emu/cuda_emu.h): then the ops are `pyconv_emu::*` on CPU tensors, and every launch below runs the unchanged
 // kernels on the CPU emulator, so this host code (checks, grid math, algorithm choice) is exercised too.
 #include <ATen/ATen.h>
+#include <cstdlib>
 #include <torch/library.h>
 
 #include "../common/cuda_glue.h"
@@ -73,6 +74,35 @@ std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int
   return "tensor_core_64x64";
 }
 
+// Split-K for fprop/dgrad: the number of slices the reduction (R·S·C/g) is cut into. When the output tiles alone give
+// fewer than two blocks per SM (ResNet-50's later layers at batch 32: 100-200 tiles on 132 SMs, an 0.5-0.8 wave grid
+// per Nsight Compute on an H200), the SMs sit mostly idle through a long reduction; slices multiply the blocks, at the
+// price of float partial sums (splits·M·N·4 bytes, mostly L2-resident) and a second, memory-bound pass that adds them
+// in a fixed order (deterministic) and applies bias and epilogue. Every slice keeps ≥ 16 reduction tiles so the
+// pipeline's prologue stays amortized; at most 8 slices. PYCONV_TC_SPLIT_K=0 turns it off (for A/B timing).
+int64_t tc_conv_splits(int64_t tiles, int64_t kt_all, int64_t groups) {
+  static const bool enabled = [] {
+    const char* v = std::getenv("PYCONV_TC_SPLIT_K");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  const int64_t sms = sm_count();
+  if (!enabled || tiles >= 2 * sms) return 1;
+  return std::max<int64_t>(1, std::min<int64_t>({ceil_div(2 * sms, tiles), kt_all / 16, 8, 65535 / groups}));
+}
+
+// wgrad's "tensor_core" tile. Its split-K (wgrad_tc) supplies the parallelism that big tiles lack, so the biggest tile
+// wins unless it is mostly padding: 128 rows (output channels K/g) only when there are more than 64 of them, 128
+// columns (R·S·C/g) only when there are more than 64 and the 128×128 tiles alone do not already overfill the GPU
+// (then split-K has nothing to add and 128×64 keeps more blocks per SM). Measured on an H200 (ResNet-50 / MobileNetV2
+// wgrad at batch 32, benchmarks/results/nvidia-h200-2026-11-26-run2-*): the 3×3 layers ran 3× faster at 128×128 with
+// split-K than at the 64×64 the fprop rule chose (250 µs → 83 µs on 256 channels at 14×14).
+std::string tc_wgrad_tile(const std::string& algo, int64_t kg, int64_t gemm_n, int64_t groups) {
+  if (algo != "tensor_core") return algo;
+  if (kg <= 64) return "tensor_core_64x64";
+  if (gemm_n > 64 && ceil_div(kg, 128) * ceil_div(gemm_n, 128) * groups <= sm_count()) return "tensor_core_128x128";
+  return "tensor_core_128x64";
+}
+
 template <typename T, typename F>
 cudaError_t with_tile(const std::string& tile, F&& f) {
   if (tile == "tensor_core_128x128") return f(cuda::TcTile128x128{});
@@ -123,7 +153,19 @@ void run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgrad, co
   pr.b = reinterpret_cast<const T*>(b.data_ptr());
   pr.gemm_n = int(gemm_n), pr.groups = s.groups;
   pr.y = reinterpret_cast<T*>(out.data_ptr()), pr.ys = strides4(out), pr.bias = bias, pr.epi = epi;
-  const std::string tile = tc_tile(algo, s.N * out_h * out_w, gemm_n, s.groups);
+  const int64_t gemm_m = s.N * out_h * out_w;
+  const std::string tile = tc_tile(algo, gemm_m, gemm_n, s.groups);
+  const int64_t bm = tile == "tensor_core_64x64" ? 64 : 128, bn = tile == "tensor_core_128x128" ? 128 : 64;
+  const int64_t kt_all = ceil_div(s.R * s.S * ca, int64_t(cuda::TcElem<T>::kBK));
+  const int64_t splits = tc_conv_splits(ceil_div(gemm_m, bm) * ceil_div(gemm_n, bn) * s.groups, kt_all, s.groups);
+  at::Tensor ws;
+  if (splits > 1) {
+    pr.tiles_per_split = int(ceil_div(kt_all, splits));
+    pr.splits = int(ceil_div(kt_all, int64_t(pr.tiles_per_split)));  // no empty slice
+    ws = at::empty({pr.splits, gemm_m, s.groups * gemm_n}, a.options().dtype(at::kFloat));
+    pr.ws = ws.data_ptr<float>();
+  }
+  record_tc_launch(tile, splits > 1 ? pr.splits : 1);
   check_launch(with_tile<T>(tile, [&](auto t) { return cuda::launch_tc_conv<T, decltype(t)>(pr, dgrad, current_stream()); }),
                dgrad ? "conv2d_dgrad tensor_core" : "conv2d_fprop tensor_core");
 }
@@ -185,7 +227,7 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   const at::Tensor dy = nhwc_padded(grad_output, s.groups, kp);
   const at::Tensor x = nhwc_padded(input, s.groups, cp);
   const int64_t gemm_n = s.R * s.S * cp;
-  const std::string tile = tc_tile(algo, s.Kg(), gemm_n, s.groups);
+  const std::string tile = tc_wgrad_tile(algo, s.Kg(), gemm_n, s.groups);
   const int64_t bm = tile == "tensor_core_64x64" ? 64 : 128, bn = tile == "tensor_core_128x128" ? 128 : 64;
   // Split-K: enough slices of the N·P·Q reduction to give every SM about two blocks, each slice at least 8 tiles long.
   const int64_t tiles = ceil_div(s.Kg(), bm) * ceil_div(gemm_n, bn) * s.groups;
@@ -206,6 +248,7 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   pr.N = s.N, pr.groups = s.groups, pr.splits = int(splits), pr.tiles_per_split = int(per);
   pr.ws = ws.data_ptr<float>();
   T* dwp = reinterpret_cast<T*>(dw.data_ptr());
+  record_tc_launch(tile, splits);
   check_launch(with_tile<T>(tile, [&](auto t) {
                  return cuda::launch_tc_wgrad<T, decltype(t)>(pr, dwp, strides4(dw), current_stream());
                }),

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "../common/conv_params.h"
 
@@ -61,6 +62,24 @@ inline void clear_tuned_algos() {
 inline std::string tuned_for(const char* direction, const Conv2dShape& s, const at::Tensor& layout_src) {
   return tuned_algo(layout_src.device().str(), tuning_key(direction, s, layout_src.scalar_type(),
                                                           tuning_layout(layout_src)));
+}
+
+// The tensor-core GEMM launches of this thread's recent conv2d calls, oldest first: (tile, split-K slices) each (a
+// strided dgrad launches one GEMM per sub-pixel phase). The CUDA glue appends; pyconv._C.conv2d_tc_launches() returns
+// and clears it, so tests can assert which configuration actually ran and benchmarks can report it. Bounded: only the
+// last 64 launches are kept, so a program that never reads it does not grow.
+struct TcLaunch {
+  std::string tile;
+  int64_t splits;
+};
+inline std::vector<TcLaunch>& tc_launch_log() {
+  thread_local std::vector<TcLaunch> log;
+  return log;
+}
+inline void record_tc_launch(const std::string& tile, int64_t splits) {
+  std::vector<TcLaunch>& log = tc_launch_log();
+  if (log.size() >= 64) log.erase(log.begin());
+  log.push_back({tile, splits});
 }
 
 }  // namespace pyconv

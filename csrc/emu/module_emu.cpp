@@ -7,6 +7,7 @@
 #include "../conv2d/algos.h"
 #include "../activation/activation_schema.h"
 #include "../conv2d/conv2d_schema.h"
+#include "../conv2d/tuning.h"
 #include "../pooling/pooling_schema.h"
 #include "cuda_emu.h"  // after every torch header
 
@@ -95,4 +96,13 @@ PYBIND11_MODULE(_C_emu, m) {
         py::arg("max_dynamic_smem"));
   m.def("selftests", &selftest_list);
   m.def("selftest", &run_selftest, py::arg("name"));
+  m.def(
+      "conv2d_tc_launches",
+      [] {
+        std::vector<std::pair<std::string, int64_t>> out;
+        for (const pyconv::TcLaunch& l : pyconv::tc_launch_log()) out.emplace_back(l.tile, l.splits);
+        pyconv::tc_launch_log().clear();
+        return out;
+      },
+      "(tile, split-K slices) of each tensor-core GEMM this thread launched since the last call (at most the last 64)");
 }

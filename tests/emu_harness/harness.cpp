@@ -301,6 +301,19 @@ void check_tensor_core(const std::string& tag) {
   e = cu::launch_tc_conv<__half, cu::TcTile64x64>(pd, true, nullptr);
   report(e == cudaSuccess && close(back(dx), dx_ref, 4e-3, &why), what + " dgrad", e == cudaSuccess ? why : cudaGetErrorString(e));
 
+  // Split-K fprop and dgrad: the same GEMMs cut into 2 reduction slices whose float partial sums
+  // tc_splitk_reduce_kernel adds (uneven slices: 5 → 3 + 2 tiles for fprop, 7 → 4 + 3 for dgrad).
+  for (const bool dgrad : {false, true}) {
+    cu::TcConvParams<__half> ps = dgrad ? pd : pr;
+    const int64_t kt = (int64_t(ps.R) * ps.S * ps.ca + 31) / 32;
+    std::vector<float> partial(size_t(2 * ps.N * ps.OH * ps.OW * ps.gemm_n));
+    std::vector<__half> out(dgrad ? x.size() : dy.size());
+    ps.ws = partial.data(), ps.splits = 2, ps.tiles_per_split = int((kt + 1) / 2), ps.y = out.data();
+    e = cu::launch_tc_conv<__half, cu::TcTile64x64>(ps, dgrad, nullptr);
+    report(e == cudaSuccess && close(back(out), dgrad ? dx_ref : y_ref, 4e-3, &why),
+           what + (dgrad ? " dgrad" : " fprop") + " (2 split-K slices)", e == cudaSuccess ? why : cudaGetErrorString(e));
+  }
+
   cu::TcWgradParams<__half> pw{};
   pw.dy = dyh.data(), pw.x = xh.data(), pw.x_sn = xs.s0, pw.x_sh = xs.s2, pw.x_sw = xs.s3;
   pw.H = int(s.H), pw.W = int(s.W), pw.P = int(s.P), pw.Q = int(s.Q), pw.R = int(s.R), pw.S = int(s.S);
