@@ -23,13 +23,25 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
 # Link libstdc++ as the shared library torch itself uses, even where the compiler driver is set up to link it
-# statically (-static-libstdc++ in a wrapper or a specs file: the H200 image of 2026-11-26 had such a g++ wrapper).
-# A private static copy of libstdc++'s stream and locale code inside _C.so meets a process whose locale facets were
-# registered by the shared libstdc++ torch loaded: formatting an integer into a TORCH_CHECK message then segfaulted
-# there (std::ostream::_M_insert<long>) and silently drops the number elsewhere (cf. pytorch/pytorch#109923).
-# An explicit -lstdc++ comes before the driver's own (static) one, so the linker resolves every symbol from the
-# shared library first and takes nothing from the archive. tests/test_build.py checks the result.
-SHARED_LIBSTDCXX = ["-lstdc++"]
+# statically (the H200 image of 2026-11-26 has a g++ wrapper whose library directory holds only libstdc++.a, with
+# -static-libstdc++). A private static copy of libstdc++'s stream and locale code inside _C.so meets a process whose
+# locale facets were registered by the shared libstdc++ torch loaded: formatting an integer into a TORCH_CHECK message
+# then segfaulted there (std::ostream::_M_insert<long>) and silently drops the number elsewhere (cf.
+# pytorch/pytorch#109923). So the link gets the very file this process has loaded (torch is imported by then), by
+# path: a path bypasses the library search that found the archive for a plain -lstdc++ on that image, and coming
+# before the driver's own libstdc++ it resolves every symbol, so nothing is taken from the archive.
+# tests/test_build.py checks the result.
+def shared_libstdcxx():
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/self/maps") as maps:
+                for line in maps:
+                    path = line.split()[-1]
+                    if os.path.basename(path).startswith("libstdc++.so") and os.path.isfile(path):
+                        return [path]
+        except OSError:
+            pass
+    return ["-lstdc++"]
 
 
 def _log(msg):
@@ -130,7 +142,7 @@ def emu_extension(cuda_home, opt, cxx_common):
     _log(f"  sources: {', '.join(sources)}")
     # -pthread: blocks run on std::threads. No -ffast-math anywhere: the emulator compares kernels bit for bit.
     return CppExtension("pyconv._C_emu", sources, include_dirs=[inc], extra_compile_args={"cxx": cxx_common + ["-pthread"]},
-                        extra_link_args=["-pthread"] + SHARED_LIBSTDCXX)
+                        extra_link_args=["-pthread"] + shared_libstdcxx())
 
 
 def _version():
@@ -175,7 +187,7 @@ def main():
     # -fno-trapping-math: pyconv never enables floating-point traps, so the compiler may turn the selects in the CPU
     # loops (max pooling's "greater or NaN", clamps) into vector blends. It changes no result (unlike -ffast-math).
     cxx = opt + ["-fvisibility=hidden", "-fopenmp", "-fno-trapping-math"]
-    link = ["-fopenmp"] + SHARED_LIBSTDCXX
+    link = ["-fopenmp"] + shared_libstdcxx()
     defines = []
     arch_list = os.environ["TORCH_CUDA_ARCH_LIST"] if with_cuda else ""
     write_build_config(arch_list)
@@ -200,6 +212,7 @@ def main():
         _log(f"building CppExtension pyconv._C, CPU only ({why})")
     _log(f"  .cpp sources: {', '.join(cpp_sources)}")
     _log(f"  debug={'on' if debug else 'off'}; ninja={'yes' if shutil.which('ninja') else 'no'}")
+    _log(f"  libstdc++ linked as: {shared_libstdcxx()[0]} (the shared library torch uses)")
 
     exts = [ext]
     emu = emu_extension(cuda_home, opt, opt + ["-fvisibility=hidden"])

@@ -74,20 +74,32 @@ std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int
   return "tensor_core_64x64";
 }
 
-// Split-K for fprop/dgrad: the number of slices the reduction (R·S·C/g) is cut into. When the output tiles alone give
-// fewer than two blocks per SM (ResNet-50's later layers at batch 32: 100-200 tiles on 132 SMs, an 0.5-0.8 wave grid
-// per Nsight Compute on an H200), the SMs sit mostly idle through a long reduction; slices multiply the blocks, at the
-// price of float partial sums (splits·M·N·4 bytes, mostly L2-resident) and a second, memory-bound pass that adds them
-// in a fixed order (deterministic) and applies bias and epilogue. Every slice keeps ≥ 16 reduction tiles so the
-// pipeline's prologue stays amortized; at most 8 slices. PYCONV_TC_SPLIT_K=0 turns it off (for A/B timing).
-int64_t tc_conv_splits(int64_t tiles, int64_t kt_all, int64_t groups) {
+// Split-K for fprop/dgrad: the number of slices the reduction (R·S·C/g) is cut into. When the output tiles fill at
+// most half of one wave (blocks_per_sm · SMs resident blocks; ResNet-50's later layers at batch 32 give 100-200 tiles
+// on an H200's 132 SMs), slices multiply the blocks up to one full wave, at the price of float partial sums
+// (splits·M·N·4 bytes, mostly L2-resident) and a second, memory-bound pass that adds them in a fixed order
+// (deterministic) and applies bias and epilogue. Every slice keeps ≥ 16 reduction tiles so the pipeline's prologue
+// stays amortized; at most 8 slices. Measured on an H200 (benchmarks/results/nvidia-h200-2026-11-26-run3-*): 0.55-0.75×
+// the time on the 3×3 layers with 2 slices of 128×64 or 64×64 tiles; 1.5-1.7× when 2 slices of ~200 128×128 tiles
+// overfilled the 264-block wave (the rule then was "fewer tiles than two per SM") — hence the wave capacity.
+// PYCONV_TC_SPLIT_K=0 turns it off (for A/B timing).
+int64_t tc_conv_splits(int64_t tiles, int64_t kt_all, int64_t groups, int64_t blocks_per_sm) {
   static const bool enabled = [] {
     const char* v = std::getenv("PYCONV_TC_SPLIT_K");
     return v == nullptr || std::string(v) != "0";
   }();
-  const int64_t sms = sm_count();
-  if (!enabled || tiles >= 2 * sms) return 1;
-  return std::max<int64_t>(1, std::min<int64_t>({ceil_div(2 * sms, tiles), kt_all / 16, 8, 65535 / groups}));
+  const int64_t capacity = blocks_per_sm * sm_count();
+  if (!enabled || 2 * tiles > capacity) return 1;
+  return std::max<int64_t>(1, std::min<int64_t>({capacity / tiles, kt_all / 16, 8, 65535 / groups}));
+}
+
+// Resident blocks per SM of a tensor-core fprop/dgrad tile: its launch bounds' minimum (what registers and shared
+// memory allow).
+template <typename T>
+int64_t tc_blocks_per_sm(const std::string& tile) {
+  if (tile == "tensor_core_128x128") return cuda::tc_conv_min_blocks<T, cuda::TcTile128x128>();
+  if (tile == "tensor_core_128x64") return cuda::tc_conv_min_blocks<T, cuda::TcTile128x64>();
+  return cuda::tc_conv_min_blocks<T, cuda::TcTile64x64>();
 }
 
 // wgrad's "tensor_core" tile. Its split-K (wgrad_tc) supplies the parallelism that big tiles lack, so the biggest tile
@@ -157,7 +169,8 @@ void run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgrad, co
   const std::string tile = tc_tile(algo, gemm_m, gemm_n, s.groups);
   const int64_t bm = tile == "tensor_core_64x64" ? 64 : 128, bn = tile == "tensor_core_128x128" ? 128 : 64;
   const int64_t kt_all = ceil_div(s.R * s.S * ca, int64_t(cuda::TcElem<T>::kBK));
-  const int64_t splits = tc_conv_splits(ceil_div(gemm_m, bm) * ceil_div(gemm_n, bn) * s.groups, kt_all, s.groups);
+  const int64_t splits = tc_conv_splits(ceil_div(gemm_m, bm) * ceil_div(gemm_n, bn) * s.groups, kt_all, s.groups,
+                                      tc_blocks_per_sm<T>(tile));
   at::Tensor ws;
   if (splits > 1) {
     pr.tiles_per_split = int(ceil_div(kt_all, splits));
