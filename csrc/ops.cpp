@@ -92,15 +92,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("conv2d_set_tuned", &pyconv::set_tuned_algo, pybind11::arg("device"), pybind11::arg("key"),
         pybind11::arg("algo"), "Installs (or with algo='' removes) the rung 'auto' runs for this key on this device");
   m.def("conv2d_clear_tuned", &pyconv::clear_tuned_algos, "Empties the tuning table");
-  m.def(
-      "conv2d_tc_launches",
-      [] {
-        std::vector<std::pair<std::string, int64_t>> out;
-        for (const pyconv::TcLaunch& l : pyconv::tc_launch_log()) out.emplace_back(l.tile, l.splits);
-        pyconv::tc_launch_log().clear();
-        return out;
-      },
-      "(tile, split-K slices) of each tensor-core GEMM this thread launched since the last call (at most the last 64)");
+  m.def("conv2d_tc_launches", &pyconv::take_tc_launches,
+        "(tile, split-K slices) of each tensor-core GEMM this thread launched since the last call (at most the last 64)");
 #ifdef PYCONV_WITH_CUDA
   m.def("gpu_selftest", &pyconv::gpu_selftest, pybind11::arg("name"),
         "Runs one of the CUDA emulator's feature self-tests on the current GPU: '' on success, else what differed",

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "../common/conv_params.h"
@@ -75,6 +76,13 @@ struct TcLaunch {
 inline std::vector<TcLaunch>& tc_launch_log() {
   thread_local std::vector<TcLaunch> log;
   return log;
+}
+// What pyconv._C(_emu).conv2d_tc_launches() returns: the log as (tile, splits) pairs, which it then empties.
+inline std::vector<std::pair<std::string, int64_t>> take_tc_launches() {
+  std::vector<std::pair<std::string, int64_t>> out;
+  for (const TcLaunch& l : tc_launch_log()) out.emplace_back(l.tile, l.splits);
+  tc_launch_log().clear();
+  return out;
 }
 inline void record_tc_launch(const std::string& tile, int64_t splits) {
   std::vector<TcLaunch>& log = tc_launch_log();

@@ -96,13 +96,6 @@ PYBIND11_MODULE(_C_emu, m) {
         py::arg("max_dynamic_smem"));
   m.def("selftests", &selftest_list);
   m.def("selftest", &run_selftest, py::arg("name"));
-  m.def(
-      "conv2d_tc_launches",
-      [] {
-        std::vector<std::pair<std::string, int64_t>> out;
-        for (const pyconv::TcLaunch& l : pyconv::tc_launch_log()) out.emplace_back(l.tile, l.splits);
-        pyconv::tc_launch_log().clear();
-        return out;
-      },
-      "(tile, split-K slices) of each tensor-core GEMM this thread launched since the last call (at most the last 64)");
+  m.def("conv2d_tc_launches", &pyconv::take_tc_launches,
+        "(tile, split-K slices) of each tensor-core GEMM this thread launched since the last call (at most the last 64)");
 }
