@@ -67,7 +67,8 @@ fi
 
 step "tests + compute-sanitizer (+ cuda-gdb) in parallel"
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n1)
-TEST_T=${TEST_T:-$(( $(left) - 230 < 150 ? $(left) - 230 : 150 ))}
+# the tests' deadline: what the timed steps after them leave (~230 s), at least 90 s (enough on an H200), at most 150
+TEST_T=${TEST_T:-$(( $(left) - 230 < 90 ? 90 : ($(left) - 230 > 150 ? 150 : $(left) - 230) ))}
 pids=()
 if [ -z "${SKIP_TESTS:-}" ]; then
   (
