@@ -104,6 +104,10 @@ def _cmd_bench(args) -> int:
                         "date": datetime.date.today().isoformat()}}
     json_path = args.json or os.path.join(args.out_dir, bench.default_stem(env_stub)) + ".json"
     os.makedirs(os.path.dirname(os.path.abspath(json_path)) or ".", exist_ok=True)
+    if args.tune:
+        from . import tuning
+
+        tuning.enable()
     result = bench.run(suites, device, getattr(torch, args.dtype), quick=args.quick, reps=args.reps,
                        directions=args.dirs.split(","), batches=batches, progress=not args.no_progress,
                        tf32=args.tf32, channels_last=args.channels_last, checkpoint=json_path,
@@ -186,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--graph", action="store_true",
                    help="CUDA: time CUDA-graph replays (kernel time without host overhead; default: eager calls)")
     p.add_argument("--tf32", action="store_true", help="allow TF32 in cuDNN/cuBLAS (recorded; default off)")
+    p.add_argument("--tune", action="store_true",
+                   help="pyconv.tuning on: 'pyconv auto' runs each layer's timed winner (cf. cudnn.benchmark, which the "
+                        "cuDNN rows always use); default: auto's heuristic")
     p.add_argument("--channels-last", action="store_true",
                    help="convolution operands in channels_last (NHWC), the tensor-core rung's native layout")
     p.add_argument("--out-dir", default=".", help="where the default-named files go (default .)")

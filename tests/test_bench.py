@@ -160,3 +160,25 @@ def test_checkpoint_keeps_partial_rows(tmp_path):
                     quick=True, checkpoint=str(path), checkpoint_every=0.0)
     data = json.loads(path.read_text())
     assert data["partial"] is True and len(data["rows"]) == len(res["rows"])  # written after the last case too
+
+
+def test_tune_settles_auto_before_timing(tmp_path, monkeypatch):
+    """``pyconv bench --tune``: each conv layer's "auto" is tuned (every rung timed once, the winner installed) before
+    the auto row is timed, and the run records that tuning was on; without it nothing is tuned."""
+    from pyconv import tuning
+
+    monkeypatch.setenv("PYCONV_TUNING_CACHE", str(tmp_path / "tuning.json"))
+    monkeypatch.setattr(tuning, "_cache", None)
+    tuning.clear(disk=False)
+    res = bench.run(device="cpu", reps=1, warmup=0, progress=False, cases=_tiny_conv_cases()[:1], quick=True)
+    assert res["env"]["tuning"] is False and not tuning.entries()
+    tuning.enable()
+    try:
+        res = bench.run(device="cpu", reps=1, warmup=0, progress=False, cases=_tiny_conv_cases(), quick=True)
+    finally:
+        tuning.enable(False)
+    assert res["env"]["tuning"] is True
+    keys = [k for dev in tuning.entries().values() for k in dev]
+    assert sorted(k.split(",")[0] for k in keys) == ["dgrad", "fprop", "wgrad"]  # one tuned choice per direction
+    assert all(r["status"] == "ok" for r in res["rows"] if r["provider"] == "pyconv auto")
+    tuning.clear(disk=False)

@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from .harness import Case, Setup, Timer, measure_ceilings, relative_error, run_case  # noqa: F401
+from .. import tuning
 from .report import write_markdown, write_plots
 from .suites import CONV_SUITES, SUITES, act_cases, conv_cases, e2e_cases, fused_cases, pool_cases
 
@@ -133,7 +134,7 @@ def run(suites: Sequence[str] = SUITES, device: str = "cpu", dtype: torch.dtype 
     timer = Timer(device, graph=graph)
     env = environment(device, dtype)
     env.update(reps=reps, warmup=warmup, quick=quick, suites=list(suites), rotate=rotate, max_seconds=max_seconds,
-               channels_last=channels_last, graph=timer.graph)
+               channels_last=channels_last, graph=timer.graph, tuning=tuning.enabled())
     ceilings = measure_ceilings(device, dtype, Timer(device), quick)
     if cases is None:
         cases = collect_cases(suites, device, quick, directions, batches, rotate, channels_last)

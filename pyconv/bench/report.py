@@ -23,7 +23,7 @@ def write_markdown(result: Dict[str, object], path: str) -> str:
     lines = [f"# pyconv benchmark: {env.get('device_name', env['device'])} ({env['device']}), {env['dtype']}", "",
              f"{env['date']} · torch {env['torch']} · pyconv {env['pyconv']} · threads {env['threads']} · "
              f"median of {env['reps']} (warm-up {env['warmup']}, {env['rotate']} rotating input copies) · flags "
-             f"{env.get('flags')}" + (f" · driver {env['driver']} · CUDA {env.get('cuda_runtime')} · cuDNN "
+             f"{env.get('flags')} · pyconv tuning {'on' if env.get('tuning') else 'off (auto = heuristic)'}" + (f" · driver {env['driver']} · CUDA {env.get('cuda_runtime')} · cuDNN "
                                       f"{env.get('cudnn')}" if env["device"] == "cuda" else ""), "",
              f"Ceilings measured in this run: copy {ceil['copy_GBps']:.1f} GB/s (read + write of "
              f"{ceil['copy_MiB']} MiB), matmul {ceil['matmul_TFLOPs']:.3f} TFLOP/s ({ceil['matmul_n']}² in "

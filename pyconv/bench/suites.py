@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from .. import functional as PF
 from .. import models as pyconv_models
+from .. import tuning
 from .harness import Case, Setup
 
 CONV_SUITES = ("resnet50", "vgg16", "mobilenet_v2")
@@ -115,6 +116,14 @@ def conv_cases(suite: str, batches: Sequence[int], directions: Sequence[str], al
     return cases
 
 
+
+def _tune_auto(direction: str, layout_src: torch.Tensor, x: torch.Tensor, w: torch.Tensor, st, pad, grp) -> None:
+    """With pyconv.tuning enabled (``pyconv bench --tune``), settles what "auto" runs for this layer before it is
+    timed — by timing every rung once, or from the tuning cache — as cudnn.benchmark does for the cuDNN rows; else
+    "auto" is the heuristic."""
+    if tuning.enabled():
+        tuning.tune(direction, layout_src, list(x.shape), list(w.shape), st, pad, [1, 1], grp)
+
 def _conv_setup(g, n, direction, algos, rotate, flops, direct_max_flops, channels_last=False) -> Callable:
     def setup(device: str, dtype: torch.dtype) -> Setup:
         ref_max_flops = 2e10 if device == "cuda" else 2e9
@@ -139,6 +148,7 @@ def _conv_setup(g, n, direction, algos, rotate, flops, direct_max_flops, channel
             res = torch.ops.aten.convolution_backward(go, x, w, None, st, pad, [1, 1], False, [0, 0], grp, mask)
             return res[0] if direction == "dgrad" else res[1]
 
+        _tune_auto(direction, xs[0] if direction == "fprop" else gos[0], xs[0], ws[0], st, pad, grp)
         providers, skipped = {}, {}
         for a in list(algos) + ["auto"]:
             if a == "direct" and flops > direct_max_flops:
@@ -208,6 +218,7 @@ def _fused_setup(g, n, residual, rotate, flops, channels_last=False) -> Callable
         rs = (_layout(_rand((n, g["K"], g["P"], g["Q"]), device, dtype, rotate), channels_last) if residual
               else [None] * rotate)
         ops = torch.ops.pyconv
+        _tune_auto("fprop", xs[0], xs[0], ws[0], st, pad, grp)
 
         def fused(i):
             return ops.conv2d_fprop_fused(xs[i], ws[i], bs[i], rs[i], st, pad, [1, 1], grp, "relu", 0.0, "auto")
