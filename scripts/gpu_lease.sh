@@ -118,7 +118,7 @@ if [ -n "${NCU:-}" ]; then
   step "Nsight Compute on the representative layers"
   NCU_BIN=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda*/bin/ncu 2>/dev/null | head -n1)
   timeout 150 "$NCU_BIN" --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
-    --section LaunchStats -k regex:"tc_conv|tc_wgrad|dw_" --launch-count 60 --csv --page details \
+    --section LaunchStats -k regex:"tc_conv|tc_wgrad|tc_splitk|dw_" --launch-count 60 --csv --page details \
     "$PY" scripts/profile_layers.py --warm 1 >"$O/ncu.csv" 2>/tmp/ncu.err
   echo "ncu rc=$? ($(wc -l <"$O/ncu.csv") lines)" | tee -a "$O/summary.txt"; tail -n 5 /tmp/ncu.err | tee -a "$O/summary.txt"
 fi
