@@ -121,7 +121,7 @@ def find_cuda_include(cuda_home):
     return None
 
 
-def emu_extension(cuda_home, opt, cxx_common):
+def emu_extension(cuda_home, opt, cxx_common, stdcxx):
     """pyconv._C_emu: the CUDA sources compiled by the host compiler against csrc/emu/cuda_emu.h."""
     from torch.utils.cpp_extension import CppExtension
 
@@ -142,7 +142,7 @@ def emu_extension(cuda_home, opt, cxx_common):
     _log(f"  sources: {', '.join(sources)}")
     # -pthread: blocks run on std::threads. No -ffast-math anywhere: the emulator compares kernels bit for bit.
     return CppExtension("pyconv._C_emu", sources, include_dirs=[inc], extra_compile_args={"cxx": cxx_common + ["-pthread"]},
-                        extra_link_args=["-pthread"] + shared_libstdcxx())
+                        extra_link_args=["-pthread"] + stdcxx)
 
 
 def _version():
@@ -187,7 +187,8 @@ def main():
     # -fno-trapping-math: pyconv never enables floating-point traps, so the compiler may turn the selects in the CPU
     # loops (max pooling's "greater or NaN", clamps) into vector blends. It changes no result (unlike -ffast-math).
     cxx = opt + ["-fvisibility=hidden", "-fopenmp", "-fno-trapping-math"]
-    link = ["-fopenmp"] + shared_libstdcxx()
+    stdcxx = shared_libstdcxx()
+    link = ["-fopenmp"] + stdcxx
     defines = []
     arch_list = os.environ["TORCH_CUDA_ARCH_LIST"] if with_cuda else ""
     write_build_config(arch_list)
@@ -212,10 +213,10 @@ def main():
         _log(f"building CppExtension pyconv._C, CPU only ({why})")
     _log(f"  .cpp sources: {', '.join(cpp_sources)}")
     _log(f"  debug={'on' if debug else 'off'}; ninja={'yes' if shutil.which('ninja') else 'no'}")
-    _log(f"  libstdc++ linked as: {shared_libstdcxx()[0]} (the shared library torch uses)")
+    _log(f"  libstdc++ linked as: {stdcxx[0]} (the shared library torch uses)")
 
     exts = [ext]
-    emu = emu_extension(cuda_home, opt, opt + ["-fvisibility=hidden"])
+    emu = emu_extension(cuda_home, opt, opt + ["-fvisibility=hidden"], stdcxx)
     if emu is not None:
         exts.append(emu)
     setup(ext_modules=exts, cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)})

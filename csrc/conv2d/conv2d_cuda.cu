@@ -93,13 +93,20 @@ int64_t tc_conv_splits(int64_t tiles, int64_t kt_all, int64_t groups, int64_t bl
   return std::max<int64_t>(1, std::min<int64_t>({capacity / tiles, kt_all / 16, 8, 65535 / groups}));
 }
 
-// Resident blocks per SM of a tensor-core fprop/dgrad tile: its launch bounds' minimum (what registers and shared
-// memory allow).
+// A concrete tile's block shape and the resident blocks per SM of its fprop/dgrad kernel (the launch bounds'
+// minimum: what registers and shared memory allow), read off the tile type.
+struct TcTileShape {
+  int64_t bm, bn, blocks_per_sm;
+};
+template <typename T, typename Tile>
+TcTileShape tc_tile_shape() {
+  return {Tile::BM, Tile::BN, cuda::tc_conv_min_blocks<T, Tile>()};
+}
 template <typename T>
-int64_t tc_blocks_per_sm(const std::string& tile) {
-  if (tile == "tensor_core_128x128") return cuda::tc_conv_min_blocks<T, cuda::TcTile128x128>();
-  if (tile == "tensor_core_128x64") return cuda::tc_conv_min_blocks<T, cuda::TcTile128x64>();
-  return cuda::tc_conv_min_blocks<T, cuda::TcTile64x64>();
+TcTileShape tc_tile_shape(const std::string& tile) {
+  if (tile == "tensor_core_128x128") return tc_tile_shape<T, cuda::TcTile128x128>();
+  if (tile == "tensor_core_128x64") return tc_tile_shape<T, cuda::TcTile128x64>();
+  return tc_tile_shape<T, cuda::TcTile64x64>();
 }
 
 // wgrad's "tensor_core" tile. Its split-K (wgrad_tc) supplies the parallelism that big tiles lack, so the biggest tile
@@ -167,10 +174,10 @@ void run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgrad, co
   pr.y = reinterpret_cast<T*>(out.data_ptr()), pr.ys = strides4(out), pr.bias = bias, pr.epi = epi;
   const int64_t gemm_m = s.N * out_h * out_w;
   const std::string tile = tc_tile(algo, gemm_m, gemm_n, s.groups);
-  const int64_t bm = tile == "tensor_core_64x64" ? 64 : 128, bn = tile == "tensor_core_128x128" ? 128 : 64;
+  const TcTileShape ts = tc_tile_shape<T>(tile);
   const int64_t kt_all = ceil_div(s.R * s.S * ca, int64_t(cuda::TcElem<T>::kBK));
-  const int64_t splits = tc_conv_splits(ceil_div(gemm_m, bm) * ceil_div(gemm_n, bn) * s.groups, kt_all, s.groups,
-                                      tc_blocks_per_sm<T>(tile));
+  const int64_t splits = tc_conv_splits(ceil_div(gemm_m, ts.bm) * ceil_div(gemm_n, ts.bn) * s.groups, kt_all,
+                                        s.groups, ts.blocks_per_sm);
   at::Tensor ws;
   if (splits > 1) {
     pr.tiles_per_split = int(ceil_div(kt_all, splits));
@@ -241,7 +248,8 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   const at::Tensor x = nhwc_padded(input, s.groups, cp);
   const int64_t gemm_n = s.R * s.S * cp;
   const std::string tile = tc_wgrad_tile(algo, s.Kg(), gemm_n, s.groups);
-  const int64_t bm = tile == "tensor_core_64x64" ? 64 : 128, bn = tile == "tensor_core_128x128" ? 128 : 64;
+  const TcTileShape ts = tc_tile_shape<T>(tile);
+  const int64_t bm = ts.bm, bn = ts.bn;
   // Split-K: enough slices of the N·P·Q reduction to give every SM about two blocks, each slice at least 8 tiles long.
   const int64_t tiles = ceil_div(s.Kg(), bm) * ceil_div(gemm_n, bn) * s.groups;
   const int64_t kt_all = ceil_div(s.npq(), cuda::kTcBK);

@@ -417,14 +417,12 @@ __global__ void __launch_bounds__(Tile::kThreads, (tc_conv_min_blocks<T, Tile>()
 // floats (and write consecutive channels of a channels-last y). Index math in 32 bits whenever M·groups·gemm_n fits.
 template <typename T, typename I>
 __device__ __forceinline__ void tc_splitk_reduce_body(const TcConvParams<T>& pr, I total, I ldw, I OH, I OW) {
-  const I slice = total;
   for (I e = I(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += I(gridDim.x) * blockDim.x) {
     const I m = e / ldw, k = e - m * ldw;
     const I n = m / (OH * OW), pix = m - n * (OH * OW), oh = pix / OW, ow = pix - oh * OW;
-    float v = pr.bias != nullptr ? to_acc(pr.bias[k]) : 0.f;
-    float part = 0.f;
-    for (int sp = 0; sp < pr.splits; ++sp) part += pr.ws[int64_t(sp) * slice + e];
-    v += part;  // as in the one-pass epilogue: (Σ x·w) + bias in float, then rounded to T
+    float v = 0.f;  // the slices are total elements apart
+    for (int sp = 0; sp < pr.splits; ++sp) v += pr.ws[int64_t(sp) * total + e];
+    if (pr.bias != nullptr) v += to_acc(pr.bias[k]);  // as in the one-pass epilogue: (Σ x·w) + bias in float, then T
     T out = from_acc<T>(v);
     if (!pr.epi.trivial()) out = from_acc<T>(pr.epi(to_acc(out), n, k, oh, ow));
     pr.y[pr.ys.at(n, k, oh, ow)] = out;

@@ -69,25 +69,21 @@ inline std::string tuned_for(const char* direction, const Conv2dShape& s, const 
 // strided dgrad launches one GEMM per sub-pixel phase). The CUDA glue appends; pyconv._C.conv2d_tc_launches() returns
 // and clears it, so tests can assert which configuration actually ran and benchmarks can report it. Bounded: only the
 // last 64 launches are kept, so a program that never reads it does not grow.
-struct TcLaunch {
-  std::string tile;
-  int64_t splits;
-};
+using TcLaunch = std::pair<std::string, int64_t>;  // (tile, split-K slices)
 inline std::vector<TcLaunch>& tc_launch_log() {
   thread_local std::vector<TcLaunch> log;
   return log;
 }
-// What pyconv._C(_emu).conv2d_tc_launches() returns: the log as (tile, splits) pairs, which it then empties.
-inline std::vector<std::pair<std::string, int64_t>> take_tc_launches() {
-  std::vector<std::pair<std::string, int64_t>> out;
-  for (const TcLaunch& l : tc_launch_log()) out.emplace_back(l.tile, l.splits);
-  tc_launch_log().clear();
+// What pyconv._C(_emu).conv2d_tc_launches() returns: the log, which it leaves empty.
+inline std::vector<TcLaunch> take_tc_launches() {
+  std::vector<TcLaunch> out;
+  out.swap(tc_launch_log());
   return out;
 }
 inline void record_tc_launch(const std::string& tile, int64_t splits) {
   std::vector<TcLaunch>& log = tc_launch_log();
   if (log.size() >= 64) log.erase(log.begin());
-  log.push_back({tile, splits});
+  log.emplace_back(tile, splits);
 }
 
 }  // namespace pyconv
