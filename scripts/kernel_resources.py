@@ -110,7 +110,8 @@ def short(name):
 # (threads per block, dynamic shared memory bytes). Tensor-core tiles are read off their template arguments.
 TC_TILE = re.compile(r"TcTile<(\d+), (\d+), (\d+), (\d+), (\d+)>")
 FIXED_LAUNCH = [("implicit_gemm_kernel", 256, 0), ("dw_fprop_kernel", 256, 0), ("dw_dgrad_kernel", 256, 0),
-                ("dw_wgrad_kernel", 256, 0), ("dw_nhwc_vec_kernel", 256, 0), ("dw_wgrad_nhwc_vec_kernel", 256, 0),
+                ("dw_wgrad_kernel", 256, 0), ("dw_nhwc_vec_kernel", 256, 0), ("dw_nhwc_window_kernel", 256, 0),
+                ("dw_wgrad_nhwc_vec_kernel", 256, 0),
                 ("dw_wgrad_finish_kernel", 256, 0), ("tc_splitk_reduce_kernel", 256, 0),
                 ("tc_wgrad_reduce_kernel", 256, 0)]
 # Per-SM limits (CUDA occupancy calculator): registers, shared memory (bytes), threads, resident blocks.

@@ -28,6 +28,13 @@ GEOMS = {
     # asymmetric padding, a width that leaves a partial 4-column strip
     "vec_c16_stride2": ((2, 16, 11, 13), (16, 1, 3, 3), 2, (1, 2), (1, 2), 16),
     "vec_c24_3x3": ((1, 24, 7, 10), (24, 1, 3, 3), 1, 1, 1, 24),
+    # the windowed kernels (square 3×3 / 5×5 filters, dilation 1, stride 1 or 2; dgrad stride 1): padding that
+    # exceeds the input, zero padding, partial strips; 72 channels: two wgrad channel blocks (float64: 36 vectors)
+    "win_c16_3x3_s2": ((2, 16, 11, 13), (16, 1, 3, 3), 2, 1, 1, 16),
+    "win_c8_5x5": ((1, 8, 9, 11), (8, 1, 5, 5), 1, 2, 1, 8),
+    "win_c8_5x5_s2_pad0": ((2, 8, 12, 10), (8, 1, 5, 5), 2, 0, 1, 8),
+    "win_c16_3x3_pad02": ((1, 16, 8, 9), (16, 1, 3, 3), 1, (0, 2), 1, 16),
+    "win_c72_3x3": ((1, 72, 6, 7), (72, 1, 3, 3), 1, 1, 1, 72),
 }
 
 
@@ -64,7 +71,8 @@ def test_float64_exact(geom, channels_last, device, backend):
 
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["f32", "f16", "bf16"])
-@pytest.mark.parametrize("geom", ["mobilenet_3x3", "mult3_5x5_dil", "vec_c16_stride2", "vec_c24_3x3"])
+@pytest.mark.parametrize("geom", ["mobilenet_3x3", "mult3_5x5_dil", "vec_c16_stride2", "vec_c24_3x3", "win_c16_3x3_s2",
+                                  "win_c8_5x5", "win_c72_3x3"])
 def test_reduced_precision(geom, dtype, device, backend):
     tol = {torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 2e-2}[dtype]
     pairs, y = _run(geom, dtype, device, backend, True)
@@ -89,6 +97,18 @@ def test_split_wgrad_and_fused(device, backend):
     wd = w.clone().requires_grad_()
     F.conv2d(x, wd, None, 1, 1, 1, 2).backward(go)
     torch.testing.assert_close(dw1, wd.grad, rtol=1e-10, atol=1e-10)
+    # the channels-last fast path's split (16 float64 channels = 8 vectors, 32 pixel lanes, 6400 pixels: 8 splits
+    # on the emulator's 4 SMs, one block each), and at stride 2
+    for stride in (1, 2):
+        xc = torch.randn(4, 16, 40, 40, device=device, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+        p = (40 - 1) // stride + 1
+        gc = torch.randn(4, 16, p, p, device=device, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+        geo = ([stride, stride], [1, 1], [1, 1], 16)
+        dwa = ops.conv2d_wgrad(gc, xc, [16, 1, 3, 3], *geo, "depthwise")
+        assert torch.equal(dwa, ops.conv2d_wgrad(gc, xc, [16, 1, 3, 3], *geo, "depthwise"))
+        wc = torch.randn(16, 1, 3, 3, device=device, dtype=torch.float64, requires_grad=True)
+        F.conv2d(xc, wc, None, stride, 1, 1, 16).backward(gc)
+        torch.testing.assert_close(dwa, wc.grad, rtol=1e-10, atol=1e-10)
     b, r = torch.randn(2, device=device, dtype=torch.float64), torch.randn_like(go)
     y = PF.conv2d(x, w, b, 1, 1, 1, 2, activation="relu6", residual=r, algo="depthwise", backend=backend)
     torch.testing.assert_close(y, F.relu6(F.conv2d(x, w, b, 1, 1, 1, 2) + r), rtol=1e-10, atol=1e-10)

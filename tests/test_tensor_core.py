@@ -106,16 +106,26 @@ def test_layouts_and_views(device, backend):
 
 
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DIDS)
 def test_fused_epilogue(dtype, device, backend):
-    """bias + residual + activation in the tensor-core kernel's shared-memory-staged epilogue."""
-    x, w, b, kw = _operands(GEOMS["groups2_dil2"], dtype, device)
-    ref_pre = F.conv2d(x.double(), w.double(), b.double(), **kw)
-    r = torch.randn(ref_pre.shape, device=device).to(dtype)
-    for act, fn in (("relu", F.relu), ("silu", F.silu), ("leaky_relu", lambda z: F.leaky_relu(z, 0.1))):
-        y = PF.conv2d(x, w, b, **kw, activation=act, activation_param=0.1 if act == "leaky_relu" else None,
-                      residual=r, algo="tensor_core", backend=backend)
-        _close(y, fn(ref_pre + r.double()), dtype)
+    """bias + residual + activation in the tensor-core kernel's shared-memory-staged epilogue: the 16-byte chunk path
+    (channels-last output and residual; ReLU and ReLU6 unrolled, other activations through the run-time switch) and
+    the per-element path (an NCHW residual; the partial last chunk of 12 output channels)."""
+    geoms = [GEOMS["groups2_dil2"], ((2, 8, 6, 7), (12, 8, 3, 3), 1, 1, 1, 1)]
+    acts = (("relu", F.relu), ("relu6", F.relu6), ("silu", F.silu), ("leaky_relu", lambda z: F.leaky_relu(z, 0.1)),
+            (None, lambda z: z))
+    for geom in geoms:
+        x, w, b, kw = _operands(geom, dtype, device)
+        ref_pre = F.conv2d(x.double(), w.double(), b.double(), **kw)
+        r_nchw = torch.randn(ref_pre.shape, device=device).to(dtype)
+        for r in (r_nchw, r_nchw.contiguous(memory_format=torch.channels_last), None):
+            for act, fn in acts:
+                if act is None and r is None:
+                    continue  # plain conv2d
+                y = PF.conv2d(x, w, b, **kw, activation=act, activation_param=0.1 if act == "leaky_relu" else None,
+                              residual=r, algo="tensor_core", backend=backend)
+                assert y.is_contiguous(memory_format=torch.channels_last)
+                _close(y, fn(ref_pre + (0 if r is None else r.double())), dtype)
 
 
 def _launches(backend):

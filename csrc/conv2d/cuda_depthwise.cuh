@@ -309,6 +309,108 @@ __global__ void __launch_bounds__(kDwThreads, 3) dw_nhwc_vec_kernel(DwVecParams<
   }
 }
 
+// ---- the windowed fast path: square kK × kK filters, dilation 1, the same stride kStride in both directions --------
+// MobileNet's depthwise layers (3×3 or 5×5, stride 1 or 2). dw_nhwc_vec_kernel above walks run-time R / S loops with a
+// bounds branch per (tap, output), one 16-byte load per tap and output: 36 loads for 3×3 and 4 outputs, only 18 of
+// them distinct, and since the loops do not unroll, the loads of one tap wait for the previous tap's (a latency-bound
+// kernel: ~0.45× cuDNN on an H200, 2026-11-26). Here the taps unroll, and for each filter row the kDwStrip outputs
+// share one window of kWin = (kDwStrip − 1)·kStride + kK input columns, loaded once, all at once, into registers
+// (zero where the column is padding): 6 loads per row instead of 12 at 3×3 stride 1, 9 instead of 12 at stride 2.
+//   fprop: output column ow0 + j, tap t reads input column ow0·stride − pad + (j·stride + t): window index j·stride + t.
+//   dgrad (stride 1 only): dx column w0 + j, tap t reads dy column w0 + j + pad − t, a correlation with the filter
+//   flipped: the window starts at w0 + pad − (kK − 1) and tap t of output j is window index j + (kK − 1 − t); rows
+//   likewise (window row r is filter row kK − 1 − r).
+// Resident blocks per SM asked of the register allocator: 3 (≤ 85 registers) for 3×3 stride 1, where the 6-vector
+// window leaves room; the wider windows (9 to 11 vectors of 16 bytes) get 2 (≤ 128) rather than spill.
+template <int kK, int kStride>
+constexpr int dw_window_min_blocks() {
+  return kK == 3 && kStride == 1 ? 3 : 2;
+}
+
+template <typename T, int kK, int kStride, bool kDgrad>
+__global__ void __launch_bounds__(kDwThreads, (dw_window_min_blocks<kK, kStride>())) dw_nhwc_window_kernel(DwVecParams<T> pr) {
+  static_assert(!kDgrad || kStride == 1, "strided dgrad is not a correlation: it takes dw_nhwc_vec_kernel");
+  using Acc = acc_t<T>;
+  constexpr int kVec = DwVec<T>::kN;
+  constexpr int kWin = (kDwStrip - 1) * kStride + kK;
+  const int CV = pr.C / kVec, strips = (pr.OW + kDwStrip - 1) / kDwStrip;
+  const int total = pr.N * pr.OH * strips * CV;
+  for (int i = int(blockIdx.x) * int(blockDim.x) + int(threadIdx.x); i < total; i += int(gridDim.x) * int(blockDim.x)) {
+    // the same thread order as dw_nhwc_vec_kernel: channel vector fastest, then strip, row, image
+    int rest = i / CV;
+    const int c0 = (i - rest * CV) * kVec;
+    const int strip = rest % strips;
+    rest /= strips;
+    const int oh = rest % pr.OH, n = rest / pr.OH, ow0 = strip * kDwStrip;
+    Acc acc[kDwStrip][kVec];
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) {
+      const Acc b = (!kDgrad && pr.bias != nullptr) ? to_acc(pr.bias[c0 + e]) : Acc(0);
+#pragma unroll
+      for (int j = 0; j < kDwStrip; ++j) acc[j][e] = b;
+    }
+    // the window's first input row and column
+    const int row0 = kDgrad ? oh + pr.pad_h - (kK - 1) : oh * kStride - pr.pad_h;
+    const int col0 = kDgrad ? ow0 + pr.pad_w - (kK - 1) : ow0 * kStride - pr.pad_w;
+    const T* in_n = pr.in + n * int(pr.in_sn) + c0;  // 32-bit offsets: dw_vec_eligible checked they fit
+#pragma unroll
+    for (int r = 0; r < kK; ++r) {
+      const int ih = row0 + r;
+      if (unsigned(ih) >= unsigned(pr.IH)) continue;  // a padding row: zero for every output of the strip
+      const T* in_row = in_n + ih * int(pr.in_sh);
+      DwVec<T> win[kWin];
+#pragma unroll
+      for (int c = 0; c < kWin; ++c) {  // independent loads: all in flight before the first multiply
+        const int iw = col0 + c;
+        if (unsigned(iw) < unsigned(pr.IW)) {
+          win[c] = *reinterpret_cast<const DwVec<T>*>(in_row + iw * int(pr.in_sw));
+        } else {
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) win[c].v[e] = from_acc<T>(Acc(0));
+        }
+      }
+      const int fr = kDgrad ? kK - 1 - r : r;  // the filter row this window row meets
+#pragma unroll
+      for (int t = 0; t < kK; ++t) {
+        const DwVec<T> wv = *reinterpret_cast<const DwVec<T>*>(pr.wt + (fr * kK + t) * pr.C + c0);
+#pragma unroll
+        for (int j = 0; j < kDwStrip; ++j) {
+          const DwVec<T>& xv = win[kDgrad ? j + (kK - 1 - t) : j * kStride + t];
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) acc[j][e] += to_acc(xv.v[e]) * to_acc(wv.v[e]);
+        }
+      }
+    }
+    T* out_row = pr.out + n * int(pr.out_sn) + oh * int(pr.out_sh) + c0;
+#pragma unroll
+    for (int j = 0; j < kDwStrip; ++j) {
+      if (ow0 + j >= pr.OW) continue;
+      DwVec<T> o;
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) o.v[e] = from_acc<T>(acc[j][e]);
+      *reinterpret_cast<DwVec<T>*>(out_row + (ow0 + j) * int(pr.out_sw)) = o;
+    }
+    if (!kDgrad && !pr.epi.trivial()) {  // the rolled epilogue pass, as in dw_nhwc_vec_kernel
+#pragma unroll 1
+      for (int j = 0; j < kDwStrip; ++j) {
+        if (ow0 + j >= pr.OW) break;
+#pragma unroll 1
+        for (int e = 0; e < kVec; ++e) {
+          T& v = out_row[(ow0 + j) * int(pr.out_sw) + e];
+          v = from_acc<T>(pr.epi(to_acc(v), n, c0 + e, oh, ow0 + j));
+        }
+      }
+    }
+  }
+}
+
+// The windowed kernel's filter size and stride for this problem (0: it does not apply).
+inline int dw_window_k(const Conv2dShape& s, bool dgrad) {
+  const bool square = s.R == s.S && (s.R == 3 || s.R == 5) && s.dil_h == 1 && s.dil_w == 1 &&
+                      s.stride_h == s.stride_w && (s.stride_h == 1 || (!dgrad && s.stride_h == 2));
+  return square ? int(s.R) : 0;
+}
+
 // Whether the fast path takes this problem: K == C == groups, C a multiple of the vector, both tensors channels-last
 // with 16-byte-aligned pixels (base pointer and pixel strides). `in`/`out` are (x, y) for fprop, (dy, dx) for dgrad.
 // The fast-path kernels index in 32 bits: the thread count (with the grid-stride loop's headroom), every element
@@ -342,16 +444,29 @@ cudaError_t launch_dw_nhwc_vec(const Conv2dShape& s, const T* in, Strides4 ins, 
   pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
   const int64_t strips = ceil_div(int64_t(pr.OW), kDwStrip), total = s.N * pr.OH * strips * (s.C / DwVec<T>::kN);
   // 32-bit indexing: the caller checked dw_vec_eligible, which includes the 32-bit bounds
-  return launch(dw_nhwc_vec_kernel<T, int, kDgrad>, dim3(grid_1d(total, kDwThreads)), dim3(kDwThreads), 0, stream,
-                pr);
+  const dim3 grid(grid_1d(total, kDwThreads)), block(kDwThreads);
+  switch (dw_window_k(s, kDgrad) * 10 + int(s.stride_h)) {  // (kK, kStride) of the windowed kernel, if it applies
+    case 31: return launch(dw_nhwc_window_kernel<T, 3, 1, kDgrad>, grid, block, 0, stream, pr);
+    case 51: return launch(dw_nhwc_window_kernel<T, 5, 1, kDgrad>, grid, block, 0, stream, pr);
+    case 32: if (!kDgrad) return launch(dw_nhwc_window_kernel<T, 3, 2, false>, grid, block, 0, stream, pr); break;
+    case 52: if (!kDgrad) return launch(dw_nhwc_window_kernel<T, 5, 2, false>, grid, block, 0, stream, pr); break;
+    default: break;
+  }
+  return launch(dw_nhwc_vec_kernel<T, int, kDgrad>, grid, block, 0, stream, pr);
 }
 
 // wgrad on the same layout: dw[c, r, s] = Σ_{n,p,q} dy[n, p, q, c] · x[n, ih, iw, c]. A thread owns one channel
 // vector and up to kDwVecTaps taps (kVec·kDwVecTaps float accumulators: one dy vector load feeds all of them); the
-// block's cvb channel-vector lanes × (256 / cvb) pixel lanes stride over this split's pixels; then, tap by tap, the
-// pixel lanes' partial sums meet in shared memory and lane 0 of each channel vector adds them in a fixed order into
-// ws[split][c][tap] (dw_wgrad_finish_kernel sums the splits, in order: deterministic, no atomics).
+// block's cvb channel-vector lanes × (256 / cvb) pixel lanes stride over this split's pixels (cvb = the channel
+// vectors, at most 32, not rounded to a power of two: MobileNetV2's 144 channels are 18 f16 vectors, and a
+// 32-lane block left 14 of every 32 threads idle); then, kDwRedTaps taps at a time, the pixel lanes' partial sums meet
+// in shared memory and every thread adds up some (tap, channel) outputs over the pixel lanes in a fixed order into
+// ws[split][c][tap] (dw_wgrad_finish_kernel sums the splits, in order: deterministic, no atomics). (The reduction used
+// to be one thread per channel vector walking lanes × kVec values, tap by tap: 9 × 64 dependent shared-memory reads,
+// as long as the block's share of the pixels itself.)
 constexpr int kDwVecTaps = 9;  // a 3×3 filter in one block
+constexpr int kDwRedTaps = 3;  // taps per shared-memory reduction round (3 × 8 KiB for 16-bit types)
+static_assert(kDwVecTaps % kDwRedTaps == 0, "whole reduction rounds");
 
 template <typename T>
 struct DwWgradVecParams {
@@ -360,18 +475,22 @@ struct DwWgradVecParams {
   acc_t<T>* ws;  // [splits][C][R·S]
   int64_t dy_sn, dy_sh, dy_sw, x_sn, x_sh, x_sw;
   int N, C, H, W, P, Q, R, S, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
-  int cvb;     // channel vectors per block (a power of two ≤ 32, dividing kDwThreads)
+  int cvb;     // channel vectors per block (1 … 32)
   int splits;  // gridDim.z
 };
 
+// Resident blocks per SM the register budget allows (≤ 128 registers a thread; 119-125 used at 16-bit types).
+constexpr int kDwWgradBlocksPerSm = 2;
+
 template <typename T, typename Idx>
-__global__ void __launch_bounds__(kDwThreads) dw_wgrad_nhwc_vec_kernel(DwWgradVecParams<T> pr) {
+__global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_nhwc_vec_kernel(DwWgradVecParams<T> pr) {
   using Acc = acc_t<T>;
   constexpr int kVec = DwVec<T>::kN;
-  __shared__ Acc red[kDwThreads][kVec];
-  const int lane_c = int(threadIdx.x) % pr.cvb, lane_p = int(threadIdx.x) / pr.cvb, lanes_p = kDwThreads / pr.cvb;
+  __shared__ Acc red[kDwRedTaps][kDwThreads][kVec];
+  const int lanes_p = kDwThreads / pr.cvb;  // pixel lanes; the last kDwThreads mod cvb threads have none
+  const int lane_c = int(threadIdx.x) % pr.cvb, lane_p = int(threadIdx.x) / pr.cvb;
   const Idx cv = Idx(blockIdx.x) * pr.cvb + lane_c, c0 = cv * kVec;
-  const bool live = c0 < pr.C;
+  const bool live = c0 < pr.C && lane_p < lanes_p;
   const int taps = pr.R * pr.S, tap0 = int(blockIdx.y) * kDwVecTaps;
   int tr[kDwVecTaps], ts[kDwVecTaps];
 #pragma unroll
@@ -402,19 +521,26 @@ __global__ void __launch_bounds__(kDwThreads) dw_wgrad_nhwc_vec_kernel(DwWgradVe
       }
     }
   }
+  // Reduction rounds. Output o of a round is (tap jj, channel-vector lane lc, element e) with e fastest, so the
+  // reads red[jj][l·cvb + lc][e] of consecutive threads are consecutive words (no bank conflicts).
+  const int per_tap = pr.cvb * kVec;
 #pragma unroll
-  for (int j = 0; j < kDwVecTaps; ++j) {
+  for (int j0 = 0; j0 < kDwVecTaps; j0 += kDwRedTaps) {
 #pragma unroll
-    for (int e = 0; e < kVec; ++e) red[threadIdx.x][e] = acc[j][e];
-    __syncthreads();  // every pixel lane's partial sums of tap j are in shared memory
-    if (lane_p == 0 && live && tap0 + j < taps) {
-      for (int e = 0; e < kVec; ++e) {
-        Acc v = Acc(0);
-        for (int l = 0; l < lanes_p; ++l) v += red[l * pr.cvb + lane_c][e];  // fixed order: reproducible
-        pr.ws[(Idx(blockIdx.z) * pr.C + c0 + e) * taps + tap0 + j] = v;
-      }
+    for (int jj = 0; jj < kDwRedTaps; ++jj)
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) red[jj][threadIdx.x][e] = acc[j0 + jj][e];  // idle threads write zeros
+    __syncthreads();  // every pixel lane's partial sums of this round's taps are in shared memory
+    for (int o = threadIdx.x; o < kDwRedTaps * per_tap; o += kDwThreads) {
+      const int jj = o / per_tap, ce = o - jj * per_tap, tap = tap0 + j0 + jj;
+      const Idx c = Idx(blockIdx.x) * per_tap + ce;  // = (blockIdx.x·cvb + lc)·kVec + e
+      if (c >= pr.C || tap >= taps) continue;
+      const Acc* col = &red[jj][0][0] + ce;
+      Acc v = Acc(0);
+      for (int l = 0; l < lanes_p; ++l) v += col[l * per_tap];  // fixed order: reproducible
+      pr.ws[(Idx(blockIdx.z) * pr.C + c) * taps + tap] = v;
     }
-    __syncthreads();  // lane 0 has read red before the next tap overwrites it
+    __syncthreads();  // the sums have read red before the next round overwrites it
   }
 }
 
@@ -422,10 +548,7 @@ __global__ void __launch_bounds__(kDwThreads) dw_wgrad_nhwc_vec_kernel(DwWgradVe
 // (dw_wgrad_vec_splits). dy and x as for dw_vec_eligible.
 template <typename T>
 int dw_wgrad_vec_cvb(const Conv2dShape& s) {
-  const int64_t cv = s.C / DwVec<T>::kN;
-  int cvb = 1;
-  while (cvb < 32 && cvb < cv) cvb *= 2;
-  return cvb;
+  return int(std::min<int64_t>(s.C / DwVec<T>::kN, 32));
 }
 
 template <typename T>
@@ -433,9 +556,13 @@ int64_t dw_wgrad_vec_splits(const Conv2dShape& s, int64_t sms) {
   const int cvb = dw_wgrad_vec_cvb<T>(s);
   const int64_t blocks = ceil_div(s.C / DwVec<T>::kN, int64_t(cvb)) * ceil_div(s.R * s.S, int64_t(kDwVecTaps));
   const int64_t lanes_p = kDwThreads / cvb;
-  // ~4 blocks per SM, but at least 16 pixels per pixel lane and at most 512 splits (the workspace is splits·C·R·S)
-  int64_t splits = ceil_div(4 * sms, blocks);
-  splits = std::min<int64_t>(splits, std::max<int64_t>(1, s.npq() / (16 * lanes_p)));
+  // One wave: kDwWgradBlocksPerSm blocks on every SM, all resident at once (the kernel is latency-bound, one round
+  // trip to memory per pixel and thread, so every resident warp counts and a second partial wave only adds its
+  // latency), but at least 4 pixels per pixel lane (the block's reduction must stay small next to its share) and at
+  // most 512 splits (the workspace is splits·C·R·S). The earlier rule (~4 blocks per SM, ≥ 16 pixels per lane) ran
+  // the small late MobileNetV2 layers (960 channels at 7×7: 12 splits, 48 blocks) on a third of the SMs.
+  int64_t splits = ceil_div(kDwWgradBlocksPerSm * sms, blocks);
+  splits = std::min<int64_t>(splits, std::max<int64_t>(1, s.npq() / (4 * lanes_p)));
   return std::max<int64_t>(1, std::min<int64_t>(splits, 512));
 }
 
