@@ -6,7 +6,8 @@
 #   3. in parallel: the tests that touch CUDA (pytest-xdist, -k "$TESTS_K"; the CPU and emulator tests are CI's),
 #      compute-sanitizer memcheck then racecheck on the subset, and (GDB_TEST=node id) one test under cuda-gdb for a
 #      native backtrace of a crash;
-#   4. alone on the GPU (timings): scripts/profile_layers.py --time (five representative layers against cuDNN, then
+#   4. alone on the GPU (timings): scripts/profile_layers.py --time --kernels (five representative layers against
+#      cuDNN, each call's kernels in profile.log (PROFILE_KERNELS= leaves them out), then
 #      the split-K ones again with PYCONV_TC_SPLIT_K=0 unless SKIP_SPLITK_AB=1; with
 #      NCU=1 also under Nsight Compute, $OUT/ncu.csv), then the issue-7 target benchmark (float16, channels_last, batch 32; BENCH_SUITES,
 #      default resnet50,fused,mobilenet_v2; BENCH_FLAGS e.g. --graph), then float32 resnet50 batch 32 (SKIP_F32=1: no).
@@ -108,7 +109,9 @@ wait "${pids[@]}"
 rm -f "$O/gdb.log"  # its verdict and backtrace are in summary.txt: $OUT brings back 8 files at most
 
 step "layer A/B timing (scripts/profile_layers.py --time), then again without fprop/dgrad split-K"
-timeout 60 "$PY" scripts/profile_layers.py --time 2>&1 | tail -n 16 | tee -a "$O/summary.txt"
+# --kernels: each call's GPU kernels and their times (torch.profiler) in profile.log, next to the event timings
+timeout 90 "$PY" scripts/profile_layers.py --time ${PROFILE_KERNELS:---kernels} >"$O/profile.log" 2>&1
+grep -E "ratio" "$O/profile.log" | tee -a "$O/summary.txt"
 if [ -z "${SKIP_SPLITK_AB:-}" ]; then
   echo "--- PYCONV_TC_SPLIT_K=0" | tee -a "$O/summary.txt"
   PYCONV_TC_SPLIT_K=0 timeout 60 "$PY" scripts/profile_layers.py --time --dirs fprop,dgrad \

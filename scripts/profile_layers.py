@@ -40,6 +40,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dirs", default="fprop,dgrad,wgrad")
     ap.add_argument("--warm", type=int, default=3)
     ap.add_argument("--time", action="store_true", help="also print CUDA-event times per call vs cuDNN")
+    ap.add_argument("--kernels", action="store_true",
+                    help="also print the GPU kernels one pyconv call runs (torch.profiler, 10 calls): where the time "
+                         "goes besides the main kernel (layout copies, weight transposes, zero fills, reductions)")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         sys.exit("profile_layers: needs a CUDA GPU")
@@ -93,6 +96,17 @@ def main(argv=None) -> int:
                 t_ours, t_cudnn = med(ours), med(theirs)
                 print(f"{name:18s} {d}  pyconv {algo:11s} {t_ours:8.1f} us   cuDNN {t_cudnn:8.1f} us   "
                       f"ratio {t_cudnn / t_ours:5.2f}x  {plan}", flush=True)
+            if args.kernels:
+                from torch.profiler import ProfilerActivity, profile
+                with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                    for _ in range(10):
+                        ours()
+                    torch.cuda.synchronize()
+                def dev_us(e):  # the attribute's name changed across torch versions
+                    return getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
+                rows = sorted((e for e in prof.key_averages() if dev_us(e) > 0), key=lambda e: -dev_us(e))
+                for e in rows[:6]:  # per call: total over the 10 calls / 10
+                    print(f"    {dev_us(e) / 10:8.1f} us  x{e.count / 10:g}  {e.key[:110]}", flush=True)
     return 0
 
 

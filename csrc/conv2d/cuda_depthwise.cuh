@@ -320,15 +320,10 @@ __global__ void __launch_bounds__(kDwThreads, 3) dw_nhwc_vec_kernel(DwVecParams<
 //   dgrad (stride 1 only): dx column w0 + j, tap t reads dy column w0 + j + pad − t, a correlation with the filter
 //   flipped: the window starts at w0 + pad − (kK − 1) and tap t of output j is window index j + (kK − 1 − t); rows
 //   likewise (window row r is filter row kK − 1 − r).
-// Resident blocks per SM asked of the register allocator: 3 (≤ 85 registers) for 3×3 stride 1, where the 6-vector
-// window leaves room; the wider windows (9 to 11 vectors of 16 bytes) get 2 (≤ 128) rather than spill.
-template <int kK, int kStride>
-constexpr int dw_window_min_blocks() {
-  return kK == 3 && kStride == 1 ? 3 : 2;
-}
-
+// Two resident blocks per SM (≤ 128 registers a thread): the window, the 4 × kVec accumulators and one row's taps
+// need 97-128 at 16-bit types; asking for three (≤ 85) made even the 3×3 stride-1 kernels spill.
 template <typename T, int kK, int kStride, bool kDgrad>
-__global__ void __launch_bounds__(kDwThreads, (dw_window_min_blocks<kK, kStride>())) dw_nhwc_window_kernel(DwVecParams<T> pr) {
+__global__ void __launch_bounds__(kDwThreads, 2) dw_nhwc_window_kernel(DwVecParams<T> pr) {
   static_assert(!kDgrad || kStride == 1, "strided dgrad is not a correlation: it takes dw_nhwc_vec_kernel");
   using Acc = acc_t<T>;
   constexpr int kVec = DwVec<T>::kN;

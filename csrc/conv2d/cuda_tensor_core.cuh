@@ -155,8 +155,10 @@ constexpr int tc_conv_min_blocks() {
 }
 
 // The fused epilogue of one whole 16-byte chunk (kVec channels of one pixel) of a channels-last output whose residual,
-// if any, is channels-last too: the residual as one 16-byte load, and the activation switch taken once per chunk with
-// ReLU / ReLU6 (ResNet's, MobileNet's) unrolled over the chunk. The generic per-element path (a run-time switch, a
+// if any, is channels-last too, for no activation, ReLU or ReLU6 (ResNet's, MobileNet's; tc_epilogue_chunk_ok): the
+// residual as one 16-byte load, the activation unrolled over the chunk. (Other activations keep the per-element
+// path: unrolled, their run-time switch would be copied kVec times; rolled, the chunk's registers would be indexed
+// dynamically, i.e. moved to local memory.) The generic per-element path (a run-time switch, a
 // 2-byte residual load through 4 strides per element, not unrolled) cost about as much as the main loop of a
 // 64-channel 3×3 tile: on an H200 (2026-11-26) conv+bias+relu fused ran no faster than conv followed by torch's add
 // and relu. Same value sequence as that path: (round_T(Σ x·w + bias) + residual) in float, activation, round to T.
@@ -166,6 +168,11 @@ template <typename T>
 struct alignas(16) TcChunk {
   T v[TcElem<T>::kVec];
 };
+
+template <typename T>
+__device__ __forceinline__ bool tc_epilogue_chunk_ok(const ConvEpilogue<T>& epi) {
+  return epi.act < 0 || epi.act == int(Act::relu) || epi.act == int(Act::relu6);
+}
 
 template <typename T>
 __device__ __forceinline__ void tc_epilogue_chunk(const ConvEpilogue<T>& epi, T* chunk, const T* res) {
@@ -186,9 +193,6 @@ __device__ __forceinline__ void tc_epilogue_chunk(const ConvEpilogue<T>& epi, T*
   } else if (epi.act == int(Act::relu6)) {
 #pragma unroll
     for (int e = 0; e < kVec; ++e) v[e] = act::forward<Act::relu6>(v[e], epi.param);
-  } else if (epi.act >= 0) {
-#pragma unroll 1
-    for (int e = 0; e < kVec; ++e) v[e] = act::forward_rt<F>(static_cast<Act>(epi.act), v[e], epi.param);
   }
 #pragma unroll
   for (int e = 0; e < kVec; ++e) c.v[e] = from_acc<T>(v[e]);
@@ -441,7 +445,8 @@ __global__ void __launch_bounds__(Tile::kThreads, (tc_conv_min_blocks<T, Tile>()
       if (!pr.epi.trivial()) {
         // Like the unfused sequence, the activation sees the pre-activation rounded to T (already in the tile).
         const T* res = pr.epi.residual == nullptr ? nullptr : pr.epi.residual + pr.epi.rs.at(n, k0, oh, ow);
-        if (vec_out && (res == nullptr || (pr.epi.rs.s1 == 1 && (reinterpret_cast<uintptr_t>(res) & 15) == 0))) {
+        if (vec_out && tc_epilogue_chunk_ok(pr.epi) &&
+            (res == nullptr || (pr.epi.rs.s1 == 1 && (reinterpret_cast<uintptr_t>(res) & 15) == 0))) {
           tc_epilogue_chunk<T>(pr.epi, chunk, res);
         } else {
 #pragma unroll 1
