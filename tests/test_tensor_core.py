@@ -106,6 +106,26 @@ def test_layouts_and_views(device, backend):
 
 
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+@pytest.mark.parametrize("geom", ["groups2_dil2", "k4x3_stride2x3", "3x3"])
+def test_dgrad_filter_layouts(geom, device, backend):
+    """dgrad's B matrix (the filter transposed per tap, per sub-pixel phase) from an NCHW, a channels-last and a
+    strided view of the filter: bit-identical results."""
+    x, w, b, kw = _operands(GEOMS[geom], torch.float16, device)
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    y = F.conv2d(x.double(), w.double(), None, **kw)
+    go = torch.randn(y.shape, device=device).half().contiguous(memory_format=torch.channels_last)
+    st, pad, dil = (list(v) if isinstance(v, tuple) else [v, v] for v in (kw["stride"], kw["padding"], kw["dilation"]))
+    wide = torch.randn(w.shape[0], w.shape[1] + 3, *w.shape[2:], device=device).half()
+    wide[:, 1:1 + w.shape[1]] = w
+    outs = [ops.conv2d_dgrad(go, wv, list(x.shape), st, pad, dil, kw["groups"], "tensor_core")
+            for wv in (w, w.contiguous(memory_format=torch.channels_last), wide[:, 1:1 + w.shape[1]])]
+    xg = x.double().requires_grad_()
+    F.conv2d(xg, w.double(), None, **kw).backward(go.double())
+    _close(outs[0], xg.grad, torch.float16)
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
+
+
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DIDS)
 def test_fused_epilogue(dtype, device, backend):
     """bias + residual + activation in the tensor-core kernel's shared-memory-staged epilogue: the 16-byte chunk path
@@ -138,6 +158,7 @@ def _launches(backend):
 # workspace's scalar stores; groups and a strided dgrad (one split GEMM per sub-pixel phase) index the slices.
 SPLITK = {
     "fprop_odd_k": ((1, 176, 5, 5), (23, 176, 3, 3), 1, 1, 1, "fprop"),
+    "fprop_k16": ((1, 176, 5, 5), (16, 176, 3, 3), 1, 1, 1, "fprop"),  # the reduce pass's 16-byte chunk path
     "fprop_groups2": ((1, 352, 4, 5), (24, 176, 3, 3), 1, 1, 2, "fprop"),
     "dgrad_odd_c": ((1, 21, 5, 5), (176, 21, 3, 3), 1, 1, 1, "dgrad"),
     "dgrad_stride2": ((1, 16, 7, 6), (1040, 16, 3, 3), 2, 1, 1, "dgrad"),
@@ -160,9 +181,12 @@ def test_split_k_fprop_dgrad(case, dtype, device, backend):
     _launches(backend)
     if direction == "fprop":
         r = torch.randn(ref.shape, device=device).to(dtype)
-        y = ops.conv2d_fprop_fused(x, w, b, r, *geo, "relu", 0.0, "tensor_core")
-        log = _launches(backend)
-        _close(y, F.relu(ref + r.double()), dtype)
+        for act, fn in (("gelu", F.gelu), ("relu", F.relu)):  # gelu: the reduce pass's per-element epilogue
+            # an NCHW and a channels-last residual (the latter takes the chunk path when the channels allow)
+            for res in (r.contiguous(memory_format=torch.channels_last), r):
+                y = ops.conv2d_fprop_fused(x, w, b, res, *geo, act, 0.0, "tensor_core")
+                log = _launches(backend)
+                _close(y, fn(ref + r.double()), dtype)
         y2 = ops.conv2d_fprop_fused(x, w, b, r, *geo, "relu", 0.0, "tensor_core")
     else:
         go = torch.randn(ref.shape, device=device).to(dtype).contiguous(memory_format=torch.channels_last)

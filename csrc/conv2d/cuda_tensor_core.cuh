@@ -23,6 +23,8 @@
 // own copies of tile kt (cp.async.wait_group STAGES−2) and the block barrier makes everyone's copies visible; it also
 // proves every warp has finished computing on tile kt−1, whose slot the copy for tile kt+STAGES−1 then overwrites.
 #pragma once
+#include <algorithm>
+
 #include "../common/conv_params.h"
 #include "../common/cuda_common.cuh"
 #include "../common/warp_mma.cuh"
@@ -154,14 +156,6 @@ constexpr int tc_conv_min_blocks() {
   return sizeof(T) == 4 && Tile::kThreads == 256 ? 1 : Tile::kMinBlocks;
 }
 
-// The fused epilogue of one whole 16-byte chunk (kVec channels of one pixel) of a channels-last output whose residual,
-// if any, is channels-last too, for no activation, ReLU or ReLU6 (ResNet's, MobileNet's; tc_epilogue_chunk_ok): the
-// residual as one 16-byte load, the activation unrolled over the chunk. (Other activations keep the per-element
-// path: unrolled, their run-time switch would be copied kVec times; rolled, the chunk's registers would be indexed
-// dynamically, i.e. moved to local memory.) The generic per-element path (a run-time switch, a
-// 2-byte residual load through 4 strides per element, not unrolled) cost about as much as the main loop of a
-// 64-channel 3×3 tile: on an H200 (2026-11-26) conv+bias+relu fused ran no faster than conv followed by torch's add
-// and relu. Same value sequence as that path: (round_T(Σ x·w + bias) + residual) in float, activation, round to T.
 // 16 bytes of T as one value: loads and stores of a whole chunk through it are single 16-byte accesses, and reading
 // T elements out of it is not the type punning that an int4 would be (the emulator's host compiler optimises on that).
 template <typename T>
@@ -169,16 +163,24 @@ struct alignas(16) TcChunk {
   T v[TcElem<T>::kVec];
 };
 
+// The fused epilogue of one whole 16-byte chunk (kVec channels of one pixel) of a channels-last output whose residual,
+// if any, is channels-last too, for no activation, ReLU or ReLU6 (ResNet's, MobileNet's; tc_epilogue_chunk_ok): the
+// residual as one 16-byte load, the activation unrolled over the chunk. (Other activations keep the per-element
+// path: unrolled, their run-time switch would be copied kVec times; rolled, the chunk's registers would be indexed
+// dynamically, i.e. moved to local memory.) The per-element path (a run-time switch, a 2-byte residual load through
+// 4 strides per element, not unrolled) cost about as much as the main loop of a 64-channel 3×3 tile: on an H200
+// (2026-11-26) conv+bias+relu fused ran no faster than conv followed by torch's add and relu. Same value sequence as
+// that path: (round_T(Σ x·w + bias) + residual) in float, activation, round to T.
 template <typename T>
-__device__ __forceinline__ bool tc_epilogue_chunk_ok(const ConvEpilogue<T>& epi) {
+PYCONV_HD bool tc_epilogue_chunk_ok(const ConvEpilogue<T>& epi) {
   return epi.act < 0 || epi.act == int(Act::relu) || epi.act == int(Act::relu6);
 }
 
+// `c` holds round_T(Σ x·w + bias) of the chunk; `res` (or null) the residual's chunk.
 template <typename T>
-__device__ __forceinline__ void tc_epilogue_chunk(const ConvEpilogue<T>& epi, T* chunk, const T* res) {
+__device__ __forceinline__ void tc_epilogue_chunk(const ConvEpilogue<T>& epi, TcChunk<T>& c, const T* res) {
   using F = acc_t<T>;
   constexpr int kVec = TcElem<T>::kVec;
-  TcChunk<T> c = *reinterpret_cast<const TcChunk<T>*>(chunk);
   F v[kVec];
 #pragma unroll
   for (int e = 0; e < kVec; ++e) v[e] = to_acc(c.v[e]);
@@ -196,7 +198,6 @@ __device__ __forceinline__ void tc_epilogue_chunk(const ConvEpilogue<T>& epi, T*
   }
 #pragma unroll
   for (int e = 0; e < kVec; ++e) c.v[e] = from_acc<T>(v[e]);
-  *reinterpret_cast<TcChunk<T>*>(chunk) = c;
 }
 
 template <typename T, typename Tile, bool kDgrad>
@@ -447,7 +448,9 @@ __global__ void __launch_bounds__(Tile::kThreads, (tc_conv_min_blocks<T, Tile>()
         const T* res = pr.epi.residual == nullptr ? nullptr : pr.epi.residual + pr.epi.rs.at(n, k0, oh, ow);
         if (vec_out && tc_epilogue_chunk_ok(pr.epi) &&
             (res == nullptr || (pr.epi.rs.s1 == 1 && (reinterpret_cast<uintptr_t>(res) & 15) == 0))) {
-          tc_epilogue_chunk<T>(pr.epi, chunk, res);
+          TcChunk<T> c = *reinterpret_cast<const TcChunk<T>*>(chunk);
+          tc_epilogue_chunk<T>(pr.epi, c, res);
+          *reinterpret_cast<TcChunk<T>*>(chunk) = c;
         } else {
 #pragma unroll 1
           for (int e = 0; e < nv; ++e) chunk[e] = from_acc<T>(pr.epi(to_acc(chunk[e]), n, k0 + e, oh, ow));
@@ -481,10 +484,60 @@ __device__ __forceinline__ void tc_splitk_reduce_body(const TcConvParams<T>& pr,
   }
 }
 
+// The same pass a 16-byte chunk (kVec channels of one pixel) per thread, when tc_splitk_vec_ok: float4 reads of
+// every slice, the chunk path of the epilogue, one 16-byte store. (One element per thread, with its own 2-byte store
+// and index divisions, took 13 µs for 16 MB on an H200, 2026-11-26: 3x3 256 → 256 channels at 14×14, 2 slices.)
 template <typename T>
-__global__ void tc_splitk_reduce_kernel(TcConvParams<T> pr) {
+__device__ __forceinline__ void tc_splitk_reduce_vec_body(const TcConvParams<T>& pr, uint32_t total) {
+  constexpr int kVec = TcElem<T>::kVec;
+  const uint32_t ldw = uint32_t(pr.groups * pr.gemm_n), ldc = ldw / kVec, chunks = total / kVec;
+  const uint32_t OH = uint32_t(pr.OH), OW = uint32_t(pr.OW);
+  for (uint32_t e = blockIdx.x * blockDim.x + threadIdx.x; e < chunks; e += gridDim.x * blockDim.x) {
+    const uint32_t m = e / ldc, k0 = (e - m * ldc) * kVec;
+    const uint32_t n = m / (OH * OW), pix = m - n * (OH * OW), oh = pix / OW, ow = pix - oh * OW;
+    float v[kVec];
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) v[i] = 0.f;
+    const float* src = pr.ws + m * ldw + k0;  // 16-byte aligned: ldw and k0 are multiples of kVec (≥ 4)
+    for (int sp = 0; sp < pr.splits; ++sp) {  // fixed order, as in the element-wise pass: the same sums
+#pragma unroll
+      for (int q = 0; q < kVec / 4; ++q) {
+        const float4 f = reinterpret_cast<const float4*>(src + int64_t(sp) * total)[q];
+        v[4 * q] += f.x, v[4 * q + 1] += f.y, v[4 * q + 2] += f.z, v[4 * q + 3] += f.w;
+      }
+    }
+    TcChunk<T> c;
+#pragma unroll
+    for (int i = 0; i < kVec; ++i)
+      c.v[i] = from_acc<T>(pr.bias != nullptr ? v[i] + to_acc(pr.bias[k0 + i]) : v[i]);
+    if (!pr.epi.trivial())
+      tc_epilogue_chunk<T>(pr.epi, c,
+                           pr.epi.residual == nullptr ? nullptr : pr.epi.residual + pr.epi.rs.at(n, k0, oh, ow));
+    *reinterpret_cast<TcChunk<T>*>(pr.y + pr.ys.at(n, k0, oh, ow)) = c;
+  }
+}
+
+// Whether tc_splitk_reduce_kernel may take whole 16-byte chunks: channels-last y (and residual) with 16-byte aligned
+// pixels, chunks that do not straddle a group (gemm_n a multiple of the vector), an epilogue the chunk path
+// implements, and 32-bit indices.
+template <typename T>
+bool tc_splitk_vec_ok(const TcConvParams<T>& pr) {
+  constexpr int64_t kVec = TcElem<T>::kVec;
+  auto pix_ok = [](const void* p, const Strides4& st) {
+    return (reinterpret_cast<uintptr_t>(p) & 15) == 0 && st.s1 == 1 && st.s0 % kVec == 0 && st.s2 % kVec == 0 &&
+           st.s3 % kVec == 0;
+  };
+  const int64_t total = pr.N * pr.OH * pr.OW * pr.groups * pr.gemm_n;
+  return pr.gemm_n % kVec == 0 && total <= INT32_MAX && pix_ok(pr.y, pr.ys) && tc_epilogue_chunk_ok(pr.epi) &&
+         (pr.epi.residual == nullptr || pix_ok(pr.epi.residual, pr.epi.rs));
+}
+
+template <typename T>
+__global__ void tc_splitk_reduce_kernel(TcConvParams<T> pr, bool vec) {
   const int64_t ldw = pr.groups * pr.gemm_n, total = pr.N * pr.OH * pr.OW * ldw;
-  if (total <= INT32_MAX)
+  if (vec)
+    tc_splitk_reduce_vec_body<T>(pr, uint32_t(total));
+  else if (total <= INT32_MAX)
     tc_splitk_reduce_body<T, uint32_t>(pr, uint32_t(total), uint32_t(ldw), uint32_t(pr.OH), uint32_t(pr.OW));
   else
     tc_splitk_reduce_body<T, int64_t>(pr, total, ldw, int64_t(pr.OH), int64_t(pr.OW));
@@ -500,7 +553,57 @@ cudaError_t launch_tc_conv(const TcConvParams<T>& pr, bool dgrad, cudaStream_t s
       dgrad ? launch(tc_conv_kernel<T, Tile, true>, grid, dim3(Tile::kThreads), tc_smem_bytes<Tile>(), stream, pr)
             : launch(tc_conv_kernel<T, Tile, false>, grid, dim3(Tile::kThreads), tc_smem_bytes<Tile>(), stream, pr);
   if (e != cudaSuccess || pr.ws == nullptr) return e;
-  return launch(tc_splitk_reduce_kernel<T>, dim3(grid_1d(M * pr.groups * pr.gemm_n, 256)), dim3(256), 0, stream, pr);
+  const bool vec = tc_splitk_vec_ok(pr);
+  const int64_t items = M * pr.groups * pr.gemm_n / (vec ? TcElem<T>::kVec : 1);
+  return launch(tc_splitk_reduce_kernel<T>, dim3(grid_1d(items, 256)), dim3(256), 0, stream, pr, vec);
+}
+
+// ---- dgrad's B operand: the filter transposed, [g][c][r'][s'][kp] -------------------------------------------------
+// dgrad reduces over (r, s, k) with k fastest, so B row c needs the K/g filter values of each tap side by side, while
+// a filter (K, C/g, R, S) keeps them R·S·C/g (or, channels-last, C/g·R·S) elements apart. A strided dgrad runs one GEMM
+// per sub-pixel phase on the taps r = r0 + r'·stride_h, s = s0 + s'·stride_w; this builds that phase's matrix directly.
+// Tiled through shared memory: a block moves a 32 (k) × 32 (c) tile of one tap, reading along c (contiguous in a
+// channels-last filter) and writing along k (contiguous in B); columns k ≥ K/g up to kp are zeros. (torch's
+// permute + constant_pad_nd + contiguous did this as a generic strided copy: 15-17 µs for the 2.4M-element filters of
+// ResNet-50's last stage on an H200, 2026-11-26; 4.7 MB at copy speed is ~3 µs.)
+struct TcDgradWeightParams {
+  int64_t ws0, ws1, ws2, ws3;  // filter strides (k, c, r, s)
+  int kg, cg, kp, groups;
+  int r0, s0, step_h, step_w, taps_h, taps_w;  // the phase's taps: r = r0 + r'·step_h (r' < taps_h), likewise s
+};
+
+template <typename T>
+__global__ void __launch_bounds__(256) tc_dgrad_weight_kernel(const T* w, T* b, TcDgradWeightParams pr) {
+  __shared__ T tile[32][33];  // +1 column: the transposed reads of a warp hit 32 different banks
+  const int k0 = blockIdx.x * 32, c0 = blockIdx.y * 32, tx = threadIdx.x, ty = threadIdx.y;
+  const int taps = pr.taps_h * pr.taps_w;
+  for (int64_t z = blockIdx.z; z < int64_t(pr.groups) * taps; z += gridDim.z) {  // z = (g, tap) of the phase
+    const int64_t g = z / taps;
+    const int tap = int(z - g * taps), rr = tap / pr.taps_w, ss = tap - rr * pr.taps_w;
+    const int64_t r = pr.r0 + int64_t(rr) * pr.step_h, s = pr.s0 + int64_t(ss) * pr.step_w;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {  // read: k = k0 + ty + 8i, c = c0 + tx (consecutive lanes, consecutive c)
+      const int k = k0 + ty + 8 * i, c = c0 + tx;
+      tile[ty + 8 * i][tx] = k < pr.kg && c < pr.cg
+                                 ? w[(g * pr.kg + k) * pr.ws0 + c * pr.ws1 + r * pr.ws2 + s * pr.ws3]
+                                 : from_acc<T>(acc_t<T>(0));
+    }
+    __syncthreads();  // the whole tile is in shared memory before any thread reads another thread's element
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {  // write: c = c0 + ty + 8i, k = k0 + tx (consecutive lanes, consecutive k)
+      const int c = c0 + ty + 8 * i, k = k0 + tx;
+      if (c < pr.cg && k < pr.kp) b[((g * pr.cg + c) * taps + tap) * int64_t(pr.kp) + k] = tile[tx][ty + 8 * i];
+    }
+    __syncthreads();  // every thread has read the tile before the next (g, tap) overwrites it
+  }
+}
+
+template <typename T>
+cudaError_t launch_tc_dgrad_weight(const T* w, T* b, const TcDgradWeightParams& pr, cudaStream_t stream) {
+  const int64_t z = std::min<int64_t>(int64_t(pr.groups) * pr.taps_h * pr.taps_w, 65535);
+  const dim3 grid(static_cast<unsigned>(ceil_div(pr.kp, 32)), static_cast<unsigned>(ceil_div(pr.cg, 32)),
+                  static_cast<unsigned>(z));
+  return launch(tc_dgrad_weight_kernel<T>, grid, dim3(32, 8), 0, stream, w, b, pr);
 }
 
 // ---- wgrad: A = dy as [npq][k] (k contiguous), B = x gathered as [npq][(r, s, c)] (c contiguous) --------------------
