@@ -217,6 +217,16 @@ def test_split_k_wgrad(device, backend):
     wd = w.double().requires_grad_()
     F.conv2d(xd, wd, None, 1, 1).backward(go.double())
     _close(dw, wd.grad, torch.float16)
+    assert all(splits > 1 for _, splits in _launches(backend))
+    # one image row: a single slice, whose kernel writes dw itself (no workspace, no reduce pass); C = 12 leaves
+    # padded channels (cp = 16) that the direct store must skip
+    x1 = torch.randn(1, 12, 3, 5, device=device).half().contiguous(memory_format=torch.channels_last)
+    g1 = torch.randn(1, 8, 3, 5, device=device).half()
+    dw1 = ops.conv2d_wgrad(g1, x1, [8, 12, 3, 3], [1, 1], [1, 1], [1, 1], 1, "tensor_core")
+    assert [s for _, s in _launches(backend)] == [1]
+    wd1 = torch.zeros(8, 12, 3, 3, dtype=torch.float64, device=device, requires_grad=True)
+    F.conv2d(x1.double(), wd1, None, 1, 1).backward(g1.double())
+    _close(dw1, wd1.grad, torch.float16)
 
 
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)

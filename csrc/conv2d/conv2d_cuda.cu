@@ -274,8 +274,15 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
                                                            64, 65535 / s.groups}));
   const int64_t per = ceil_div(kt_all, splits);
   splits = ceil_div(kt_all, per);  // no empty slice
-  at::Tensor ws = at::empty({splits, s.groups, s.Kg(), gemm_n}, grad_output.options().dtype(at::kFloat));
   cuda::TcWgradParams<T> pr{};
+  T* dwp = reinterpret_cast<T*>(dw.data_ptr());
+  at::Tensor ws;  // the slices' float partial sums; with one slice the kernel writes dw itself
+  if (splits > 1) {
+    ws = at::empty({splits, s.groups, s.Kg(), gemm_n}, grad_output.options().dtype(at::kFloat));
+    pr.ws = ws.data_ptr<float>();
+  } else {
+    pr.dw = dwp, pr.dws = strides4(dw);
+  }
   pr.dy = reinterpret_cast<const T*>(dy.data_ptr());
   pr.x = reinterpret_cast<const T*>(x.data_ptr());
   pr.x_sn = x.stride(0), pr.x_sh = x.stride(1), pr.x_sw = x.stride(2);
@@ -284,8 +291,6 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
   pr.kp = int(kp), pr.cp = int(cp), pr.kg = int(s.Kg()), pr.cg = int(s.Cg());
   pr.N = s.N, pr.groups = s.groups, pr.splits = int(splits), pr.tiles_per_split = int(per);
-  pr.ws = ws.data_ptr<float>();
-  T* dwp = reinterpret_cast<T*>(dw.data_ptr());
   record_tc_launch(tile, splits);
   check_launch(with_tile<T>(tile, [&](auto t) {
                  return cuda::launch_tc_wgrad<T, decltype(t)>(pr, dwp, strides4(dw), current_stream());

@@ -623,6 +623,10 @@ struct TcWgradParams {
   int64_t N, groups;
   int splits, tiles_per_split;
   float* ws;  // [splits][groups][kg][R·S·cp]
+  // One slice (splits == 1): dw itself, written by the kernel (rounded to T, through its strides); ws is then unused
+  // and no reduce pass runs (it would only convert and reorder: 18 µs for a 2.4M-element dw on an H200, 2026-11-26).
+  T* dw;
+  Strides4 dws;
 };
 
 // sm_80's register allocation of the 128×128 wgrad kernel needs a few more than 128 registers a thread (sm_90's fits):
@@ -764,9 +768,31 @@ __global__ void __launch_bounds__(Tile::kThreads, (tc_wgrad_min_blocks<Tile>()))
   }
   cp_async_wait<0>();
 
+  const int gq = lane / 4, t4 = lane % 4;
+  if (pr.dw != nullptr) {
+    // Single slice: dw[g·kg + row, c, r, s] directly. Column col = (r·S + s)·cp + c; a lane's pair (col, col + 1)
+    // shares its tap (col is even and cp a multiple of 8), so the tap is decoded once per n8 tile, not per element.
+#pragma unroll
+    for (int j = 0; j < Tile::NI; ++j) {
+      const int col = n0 + wn0 + j * 8 + 2 * t4;
+      if (col >= gemm_n) continue;
+      const int tap = col / pr.cp, c = col - tap * pr.cp, r = tap / pr.S, sx = tap - r * pr.S;
+#pragma unroll
+      for (int i = 0; i < Tile::MI; ++i)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int row = m0 + wm0 + i * 16 + gq + half * 8;
+          if (row >= pr.kg) continue;
+#pragma unroll
+          for (int e = 0; e < 2; ++e)
+            if (c + e < pr.cg)
+              pr.dw[pr.dws.at(g * pr.kg + row, c + e, r, sx)] = from_acc<T>(acc[i][j][half * 2 + e]);
+        }
+    }
+    return;
+  }
   // Partial sums to this split's workspace slice (float; rows k < kg, columns < R·S·cp).
   float* out = pr.ws + (split * pr.groups + g) * int64_t(pr.kg) * gemm_n;
-  const int gq = lane / 4, t4 = lane % 4;
 #pragma unroll
   for (int i = 0; i < Tile::MI; ++i)
 #pragma unroll
@@ -818,7 +844,7 @@ cudaError_t launch_tc_wgrad(const TcWgradParams<T>& pr, T* dw, Strides4 dws, cud
   const dim3 grid(static_cast<unsigned>(ceil_div(pr.kg, Tile::BM)), static_cast<unsigned>(ceil_div(gemm_n, Tile::BN)),
                   static_cast<unsigned>(pr.groups * pr.splits));
   cudaError_t e = launch(tc_wgrad_kernel<T, Tile>, grid, dim3(Tile::kThreads), tc_smem_bytes<Tile>(), stream, pr);
-  if (e != cudaSuccess) return e;
+  if (e != cudaSuccess || pr.dw != nullptr) return e;  // one slice: the kernel wrote dw
   const int64_t n_out = pr.groups * int64_t(pr.kg) * pr.cg * pr.R * pr.S;
   return launch(tc_wgrad_reduce_kernel<T>, dim3(grid_1d(n_out, 256)), dim3(256), 0, stream, pr.ws, pr.splits,
                 pr.groups, pr.kg, pr.cg, pr.cp, pr.R, pr.S, dw, dws);
