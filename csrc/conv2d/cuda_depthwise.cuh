@@ -231,6 +231,33 @@ struct DwVecParams {
   int N, C, IH, IW, OH, OW, R, S, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
 };
 
+// A fast-path thread's work item i → (image n, output row oh, first output column ow0 of its strip, first channel c0
+// of its vector), channel vector fastest, then strip, row, image (a warp reads adjacent 16-byte vectors: 512
+// contiguous bytes when C ≥ 256); and its accumulators' start: the bias (fprop) or zero.
+template <typename Idx>
+struct DwVecItem {
+  Idx n, oh, ow0, c0;
+};
+template <typename T, typename Idx>
+__device__ __forceinline__ DwVecItem<Idx> dw_vec_item(Idx i, Idx CV, Idx strips, Idx OH) {
+  DwVecItem<Idx> it;
+  Idx rest = i / CV;
+  it.c0 = (i - rest * CV) * DwVec<T>::kN;
+  const Idx strip = rest % strips;
+  rest /= strips;
+  it.oh = rest % OH, it.n = rest / OH, it.ow0 = strip * kDwStrip;
+  return it;
+}
+template <typename T, typename Idx>
+__device__ __forceinline__ void dw_vec_acc_init(acc_t<T> (&acc)[kDwStrip][DwVec<T>::kN], const T* bias, Idx c0) {
+#pragma unroll
+  for (int e = 0; e < DwVec<T>::kN; ++e) {
+    const acc_t<T> b = bias != nullptr ? to_acc(bias[c0 + e]) : acc_t<T>(0);
+#pragma unroll
+    for (int j = 0; j < kDwStrip; ++j) acc[j][e] = b;
+  }
+}
+
 // The input coordinate that tap r of output coordinate o reads: fprop o·stride − pad + r·dil; dgrad the exact
 // quotient (o + pad − r·dil) / stride. False when there is none (padding, or a stride that skips o).
 template <bool kDgrad, typename Idx>
@@ -252,19 +279,10 @@ __global__ void __launch_bounds__(kDwThreads, 3) dw_nhwc_vec_kernel(DwVecParams<
   const Idx CV = pr.C / kVec, strips = (pr.OW + kDwStrip - 1) / kDwStrip;
   const Idx total = Idx(pr.N) * pr.OH * strips * CV;
   for (Idx i = Idx(blockIdx.x) * Idx(blockDim.x) + Idx(threadIdx.x); i < total; i += Idx(gridDim.x) * Idx(blockDim.x)) {
-    // channel vector fastest: a warp reads 32 adjacent 16-byte vectors (512 contiguous bytes when C ≥ 256)
-    Idx rest = i / CV;
-    const Idx c0 = (i - rest * CV) * kVec;
-    const Idx strip = rest % strips;
-    rest /= strips;
-    const Idx oh = rest % pr.OH, n = rest / pr.OH, ow0 = strip * kDwStrip;
+    const DwVecItem<Idx> it = dw_vec_item<T, Idx>(i, CV, strips, pr.OH);
+    const Idx n = it.n, oh = it.oh, ow0 = it.ow0, c0 = it.c0;
     Acc acc[kDwStrip][kVec];
-#pragma unroll
-    for (int e = 0; e < kVec; ++e) {
-      const Acc b = (!kDgrad && pr.bias != nullptr) ? to_acc(pr.bias[c0 + e]) : Acc(0);
-#pragma unroll
-      for (int j = 0; j < kDwStrip; ++j) acc[j][e] = b;
-    }
+    dw_vec_acc_init<T, Idx>(acc, kDgrad ? nullptr : pr.bias, c0);
     const T* in_n = pr.in + n * Idx(pr.in_sn) + c0;
     for (Idx r = 0; r < pr.R; ++r) {
       Idx ih;
@@ -331,19 +349,10 @@ __global__ void __launch_bounds__(kDwThreads, 2) dw_nhwc_window_kernel(DwVecPara
   const int CV = pr.C / kVec, strips = (pr.OW + kDwStrip - 1) / kDwStrip;
   const int total = pr.N * pr.OH * strips * CV;
   for (int i = int(blockIdx.x) * int(blockDim.x) + int(threadIdx.x); i < total; i += int(gridDim.x) * int(blockDim.x)) {
-    // the same thread order as dw_nhwc_vec_kernel: channel vector fastest, then strip, row, image
-    int rest = i / CV;
-    const int c0 = (i - rest * CV) * kVec;
-    const int strip = rest % strips;
-    rest /= strips;
-    const int oh = rest % pr.OH, n = rest / pr.OH, ow0 = strip * kDwStrip;
+    const DwVecItem<int> it = dw_vec_item<T, int>(i, CV, strips, pr.OH);  // dw_nhwc_vec_kernel's thread order
+    const int n = it.n, oh = it.oh, ow0 = it.ow0, c0 = it.c0;
     Acc acc[kDwStrip][kVec];
-#pragma unroll
-    for (int e = 0; e < kVec; ++e) {
-      const Acc b = (!kDgrad && pr.bias != nullptr) ? to_acc(pr.bias[c0 + e]) : Acc(0);
-#pragma unroll
-      for (int j = 0; j < kDwStrip; ++j) acc[j][e] = b;
-    }
+    dw_vec_acc_init<T, int>(acc, kDgrad ? nullptr : pr.bias, c0);
     // the window's first input row and column
     const int row0 = kDgrad ? oh + pr.pad_h - (kK - 1) : oh * kStride - pr.pad_h;
     const int col0 = kDgrad ? ow0 + pr.pad_w - (kK - 1) : ow0 * kStride - pr.pad_w;
