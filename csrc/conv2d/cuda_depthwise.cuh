@@ -272,6 +272,35 @@ __device__ __forceinline__ bool dw_tap_source(Idx o, Idx r, Idx stride, Idx pad,
   return *in * stride == t && *in < extent;
 }
 
+// The strip's kDwStrip output vectors as 16-byte stores (columns past the edge skipped); for a fused fprop, then the
+// epilogue as a rolled second pass over the values just stored (still in L1), as in dw_fprop_kernel: one copy of the
+// run-time activation switch, not kVec·kDwStrip.
+template <typename T, typename Idx, bool kDgrad>
+__device__ __forceinline__ void dw_vec_store(const DwVecParams<T>& pr, const acc_t<T> (&acc)[kDwStrip][DwVec<T>::kN],
+                                             Idx n, Idx oh, Idx ow0, Idx c0) {
+  constexpr int kVec = DwVec<T>::kN;
+  T* out_row = pr.out + n * Idx(pr.out_sn) + oh * Idx(pr.out_sh) + c0;
+#pragma unroll
+  for (int j = 0; j < kDwStrip; ++j) {
+    if (ow0 + j >= pr.OW) continue;
+    DwVec<T> o;
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) o.v[e] = from_acc<T>(acc[j][e]);
+    *reinterpret_cast<DwVec<T>*>(out_row + (ow0 + j) * Idx(pr.out_sw)) = o;
+  }
+  if (!kDgrad && !pr.epi.trivial()) {
+#pragma unroll 1
+    for (int j = 0; j < kDwStrip; ++j) {
+      if (ow0 + j >= pr.OW) break;
+#pragma unroll 1
+      for (int e = 0; e < kVec; ++e) {
+        T& v = out_row[(ow0 + j) * Idx(pr.out_sw) + e];
+        v = from_acc<T>(pr.epi(to_acc(v), n, c0 + e, oh, ow0 + j));
+      }
+    }
+  }
+}
+
 template <typename T, typename Idx, bool kDgrad>
 __global__ void __launch_bounds__(kDwThreads, 3) dw_nhwc_vec_kernel(DwVecParams<T> pr) {
   using Acc = acc_t<T>;
@@ -302,28 +331,7 @@ __global__ void __launch_bounds__(kDwThreads, 3) dw_nhwc_vec_kernel(DwVecParams<
         }
       }
     }
-    T* out_row = pr.out + n * Idx(pr.out_sn) + oh * Idx(pr.out_sh) + c0;
-#pragma unroll
-    for (int j = 0; j < kDwStrip; ++j) {
-      if (ow0 + j >= pr.OW) continue;
-      DwVec<T> o;
-#pragma unroll
-      for (int e = 0; e < kVec; ++e) o.v[e] = from_acc<T>(acc[j][e]);
-      *reinterpret_cast<DwVec<T>*>(out_row + (ow0 + j) * Idx(pr.out_sw)) = o;
-    }
-    // The fused epilogue as a rolled second pass over the values just stored (still in L1), as in dw_fprop_kernel:
-    // one copy of the run-time activation switch, not kVec·kDwStrip.
-    if (!kDgrad && !pr.epi.trivial()) {
-#pragma unroll 1
-      for (int j = 0; j < kDwStrip; ++j) {
-        if (ow0 + j >= pr.OW) break;
-#pragma unroll 1
-        for (int e = 0; e < kVec; ++e) {
-          T& v = out_row[(ow0 + j) * Idx(pr.out_sw) + e];
-          v = from_acc<T>(pr.epi(to_acc(v), n, c0 + e, oh, ow0 + j));
-        }
-      }
-    }
+    dw_vec_store<T, Idx, kDgrad>(pr, acc, n, oh, ow0, c0);
   }
 }
 
@@ -385,26 +393,7 @@ __global__ void __launch_bounds__(kDwThreads, 2) dw_nhwc_window_kernel(DwVecPara
         }
       }
     }
-    T* out_row = pr.out + n * int(pr.out_sn) + oh * int(pr.out_sh) + c0;
-#pragma unroll
-    for (int j = 0; j < kDwStrip; ++j) {
-      if (ow0 + j >= pr.OW) continue;
-      DwVec<T> o;
-#pragma unroll
-      for (int e = 0; e < kVec; ++e) o.v[e] = from_acc<T>(acc[j][e]);
-      *reinterpret_cast<DwVec<T>*>(out_row + (ow0 + j) * int(pr.out_sw)) = o;
-    }
-    if (!kDgrad && !pr.epi.trivial()) {  // the rolled epilogue pass, as in dw_nhwc_vec_kernel
-#pragma unroll 1
-      for (int j = 0; j < kDwStrip; ++j) {
-        if (ow0 + j >= pr.OW) break;
-#pragma unroll 1
-        for (int e = 0; e < kVec; ++e) {
-          T& v = out_row[(ow0 + j) * int(pr.out_sw) + e];
-          v = from_acc<T>(pr.epi(to_acc(v), n, c0 + e, oh, ow0 + j));
-        }
-      }
-    }
+    dw_vec_store<T, int, kDgrad>(pr, acc, n, oh, ow0, c0);
   }
 }
 
