@@ -42,4 +42,12 @@ struct Strides4 {
   }
 };
 
+// Whether the NCHW-indexed tensor at `p` with strides `st` moves in whole 16-byte vectors of `vec` channels (one
+// pixel's channels c … c + vec − 1 for c a multiple of vec): channels-last (channel stride 1), a 16-byte aligned start
+// and every pixel stride a multiple of the vector. The kernels' vector fast paths test this.
+inline bool nhwc_vectors_ok(const void* p, const Strides4& st, int64_t vec) {
+  return (reinterpret_cast<uintptr_t>(p) & 15) == 0 && st.s1 == 1 && st.s0 % vec == 0 && st.s2 % vec == 0 &&
+         st.s3 % vec == 0;
+}
+
 }  // namespace pyconv

@@ -224,8 +224,8 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   const int64_t kp = round_up(s.Kg(), tc_vec(grad_output.scalar_type()));
   const at::Tensor dy = nhwc_padded(grad_output, s.groups, kp);
   if ((s.stride_h == 1 && s.stride_w == 1) || s.dil_h != 1 || s.dil_w != 1) {
-    run_tc_gather<T>(algo, s, true, dy, kp, s.P, s.Q, s.H, s.W, tc_dgrad_weight<T>(weight, s, kp, 0, 0, 1, 1, s.R, s.S),
-                     s.Cg(), dx, nullptr, ConvEpilogue<T>{});
+    const at::Tensor b = tc_dgrad_weight<T>(weight, s, kp, 0, 0, 1, 1, s.R, s.S);
+    run_tc_gather<T>(algo, s, true, dy, kp, s.P, s.Q, s.H, s.W, b, s.Cg(), dx, nullptr, ConvEpilogue<T>{});
     return;
   }
   // Strided dgrad, sub-pixel decomposition. Input row h receives tap r only when (h + pad − r) is a multiple of the
@@ -235,26 +235,25 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   // (ph + pad − r0)/stride, written to the rows ph, ph + stride, … of dx. One launch per (row, column) phase, each
   // doing only the taps that contribute (the single strided launch multiplied zeros for 1 − 1/(stride_h·stride_w) of
   // its work: 3/4 at stride 2). A phase no tap reaches is zero: one fill of the whole (dense) dx before the phases,
-  // when there is any such phase, instead of one strided fill per phase: on an H200 the three strided fills of a 1×1 stride-2 dgrad took
-  // 11 µs (2026-11-26, 1024 → 2048 channels at 14×14), a dense fill of all of dx writes at memset speed.
-  bool any_empty = false;
+  // when there is any such phase, instead of one strided fill per phase (on an H200 the three strided fills of a 1×1
+  // stride-2 dgrad took 11 µs, 2026-11-26, 1024 → 2048 channels at 14×14; a dense fill writes at memset speed).
+  std::vector<std::pair<int64_t, int64_t>> reached;  // the phases (ph, pw) some tap reaches
+  int64_t phases = 0;
   for (int64_t ph = 0; ph < s.stride_h && ph < s.H; ++ph)
-    for (int64_t pw = 0; pw < s.stride_w && pw < s.W; ++pw)
-      any_empty |= (ph + s.pad_h) % s.stride_h >= s.R || (pw + s.pad_w) % s.stride_w >= s.S;
-  if (any_empty) dx.zero_();
-  for (int64_t ph = 0; ph < s.stride_h && ph < s.H; ++ph)
-    for (int64_t pw = 0; pw < s.stride_w && pw < s.W; ++pw) {
-      at::Tensor out = dx.slice(2, ph, s.H, s.stride_h).slice(3, pw, s.W, s.stride_w);
-      const int64_t r0 = (ph + s.pad_h) % s.stride_h, c0 = (pw + s.pad_w) % s.stride_w;
-      if (r0 >= s.R || c0 >= s.S) continue;  // zero-filled above
-      Conv2dShape sp = s;
-      sp.R = ceil_div(s.R - r0, s.stride_h), sp.S = ceil_div(s.S - c0, s.stride_w);
-      sp.stride_h = sp.stride_w = 1;
-      sp.pad_h = (ph + s.pad_h - r0) / s.stride_h, sp.pad_w = (pw + s.pad_w - c0) / s.stride_w;
-      const at::Tensor wsub = tc_dgrad_weight<T>(weight, s, kp, r0, c0, s.stride_h, s.stride_w, sp.R, sp.S);
-      run_tc_gather<T>(algo, sp, true, dy, kp, s.P, s.Q, out.size(2), out.size(3), wsub, s.Cg(), out, nullptr,
-                       ConvEpilogue<T>{});
-    }
+    for (int64_t pw = 0; pw < s.stride_w && pw < s.W; ++pw, ++phases)
+      if ((ph + s.pad_h) % s.stride_h < s.R && (pw + s.pad_w) % s.stride_w < s.S) reached.emplace_back(ph, pw);
+  if (int64_t(reached.size()) < phases) dx.zero_();
+  for (const auto& [ph, pw] : reached) {
+    at::Tensor out = dx.slice(2, ph, s.H, s.stride_h).slice(3, pw, s.W, s.stride_w);
+    const int64_t r0 = (ph + s.pad_h) % s.stride_h, c0 = (pw + s.pad_w) % s.stride_w;
+    Conv2dShape sp = s;
+    sp.R = ceil_div(s.R - r0, s.stride_h), sp.S = ceil_div(s.S - c0, s.stride_w);
+    sp.stride_h = sp.stride_w = 1;
+    sp.pad_h = (ph + s.pad_h - r0) / s.stride_h, sp.pad_w = (pw + s.pad_w - c0) / s.stride_w;
+    const at::Tensor wsub = tc_dgrad_weight<T>(weight, s, kp, r0, c0, s.stride_h, s.stride_w, sp.R, sp.S);
+    run_tc_gather<T>(algo, sp, true, dy, kp, s.P, s.Q, out.size(2), out.size(3), wsub, s.Cg(), out, nullptr,
+                     ConvEpilogue<T>{});
+  }
 }
 
 template <typename T>

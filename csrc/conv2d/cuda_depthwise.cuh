@@ -342,7 +342,8 @@ __global__ void __launch_bounds__(kDwThreads, 3) dw_nhwc_vec_kernel(DwVecParams<
 // kernel: ~0.45× cuDNN on an H200, 2026-11-26). Here the taps unroll, and for each filter row the kDwStrip outputs
 // share one window of kWin = (kDwStrip − 1)·kStride + kK input columns, loaded once, all at once, into registers
 // (zero where the column is padding): 6 loads per row instead of 12 at 3×3 stride 1, 9 instead of 12 at stride 2.
-//   fprop: output column ow0 + j, tap t reads input column ow0·stride − pad + (j·stride + t): window index j·stride + t.
+//   fprop: output column ow0 + j, tap t reads input column ow0·stride − pad + (j·stride + t): window index
+//   j·stride + t.
 //   dgrad (stride 1 only): dx column w0 + j, tap t reads dy column w0 + j + pad − t, a correlation with the filter
 //   flipped: the window starts at w0 + pad − (kK − 1) and tap t of output j is window index j + (kK − 1 − t); rows
 //   likewise (window row r is filter row kK − 1 − r).
@@ -412,15 +413,13 @@ inline int dw_window_k(const Conv2dShape& s, bool dgrad) {
 template <typename T>
 bool dw_vec_eligible(const Conv2dShape& s, const T* in, Strides4 ins, const T* out, Strides4 outs) {
   constexpr int64_t kVec = DwVec<T>::kN;
-  auto aligned = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; };
-  auto pix_ok = [&](Strides4 st) { return st.s1 == 1 && st.s0 % kVec == 0 && st.s2 % kVec == 0 && st.s3 % kVec == 0; };
   const int64_t lim = (int64_t(1) << 31) - int64_t(kDwThreads) * kMaxGridX;
   const bool fits32 = s.N * ins.s0 < lim && s.N * outs.s0 < lim &&
                       s.N * s.C * std::max(s.H * s.W, s.P * s.Q) < lim &&
                       (s.H + s.P + s.pad_h + s.R * s.dil_h) * (s.stride_h + 1) < lim &&
                       (s.W + s.Q + s.pad_w + s.S * s.dil_w) * (s.stride_w + 1) < lim;
-  return s.K == s.C && s.groups == s.C && s.C % kVec == 0 && pix_ok(ins) && pix_ok(outs) && aligned(in) &&
-         aligned(out) && fits32;
+  return s.K == s.C && s.groups == s.C && s.C % kVec == 0 && nhwc_vectors_ok(in, ins, kVec) &&
+         nhwc_vectors_ok(out, outs, kVec) && fits32;
 }
 
 // wt: the filter as [R·S][C] (contiguous, 16-byte aligned).

@@ -523,13 +523,10 @@ __device__ __forceinline__ void tc_splitk_reduce_vec_body(const TcConvParams<T>&
 template <typename T>
 bool tc_splitk_vec_ok(const TcConvParams<T>& pr) {
   constexpr int64_t kVec = TcElem<T>::kVec;
-  auto pix_ok = [](const void* p, const Strides4& st) {
-    return (reinterpret_cast<uintptr_t>(p) & 15) == 0 && st.s1 == 1 && st.s0 % kVec == 0 && st.s2 % kVec == 0 &&
-           st.s3 % kVec == 0;
-  };
   const int64_t total = pr.N * pr.OH * pr.OW * pr.groups * pr.gemm_n;
-  return pr.gemm_n % kVec == 0 && total <= INT32_MAX && pix_ok(pr.y, pr.ys) && tc_epilogue_chunk_ok(pr.epi) &&
-         (pr.epi.residual == nullptr || pix_ok(pr.epi.residual, pr.epi.rs));
+  return pr.gemm_n % kVec == 0 && total <= INT32_MAX && nhwc_vectors_ok(pr.y, pr.ys, kVec) &&
+         tc_epilogue_chunk_ok(pr.epi) &&
+         (pr.epi.residual == nullptr || nhwc_vectors_ok(pr.epi.residual, pr.epi.rs, kVec));
 }
 
 template <typename T>
