@@ -3,7 +3,7 @@
 Switches (printed at build time):
   PYCONV_CUDA=1/0        force the CUDA extension on or off. Default: on when a CUDA toolkit (nvcc) and a CUDA
                          build of torch are present, whether or not a GPU is visible (GPU-less CI compiles every .cu).
-  TORCH_CUDA_ARCH_LIST   architectures to compile for (default "8.0;9.0", i.e. sm_80 and sm_90).
+  TORCH_CUDA_ARCH_LIST   architectures to compile for (default "8.0;9.0a": sm_80 and sm_90a, Hopper with wgmma).
   PYCONV_EMU=1/0         force the emulated CUDA backend (pyconv._C_emu) on or off. Default: on when CUDA's headers
                          are found (a toolkit, or the nvidia-* wheels that come with a CUDA build of torch); it
                          needs only the host compiler.
@@ -171,7 +171,7 @@ def main():
     if cuda_home:
         # Must be set before torch.utils.cpp_extension is imported: it reads CUDA_HOME once, at import.
         os.environ["CUDA_HOME"] = cuda_home
-    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0a")
     from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 
     with_cuda, why = want_cuda(cuda_home)

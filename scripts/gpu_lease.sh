@@ -35,6 +35,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm 
 "$PY" -c "import torch; print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name())" \
   2>&1 | tee -a "$O/summary.txt"
 CAP=$("$PY" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")
+[ "$CAP" = "9.0" ] && CAP=9.0a  # Hopper: the sm_90a target, for the wgmma rung (cuda_tensor_core_sm90.cuh)
 
 step "build for sm_${CAP/./}"
 if ! TORCH_CUDA_ARCH_LIST="$CAP" MAX_JOBS=16 PYCONV_CUDA=1 PYCONV_EMU=${EMU:-1} timeout $(( $(left) - 200 )) \

@@ -31,6 +31,7 @@ EXPECT = os.path.join(ROOT, "csrc", "sass_expect.txt")
 # Column → regex over the opcode (the first token of an instruction, predicates stripped).
 CLASSES = collections.OrderedDict([
     ("HMMA", r"^HMMA\b"),
+    ("HGMMA", r"^HGMMA\b"),  # Hopper's warpgroup MMA (wgmma)
     ("LDSM", r"^LDSM\b"),
     ("LDG.128", r"^LDG\.E\.128\b|^LDG\.E\.[A-Z.]*128\b"),
     ("STG.128", r"^STG\.E\.128\b|^STG\.E\.[A-Z.]*128\b"),
@@ -43,7 +44,8 @@ CLASSES = collections.OrderedDict([
     ("LDL/STL", r"^(LDL|STL)\b"),
 ])
 _COMPILED = {k: re.compile(v) for k, v in CLASSES.items()}
-INSTR = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z][A-Z0-9_.]*)")
+# opcode with its modifiers (HGMMA's shape has a lower-case x: HGMMA.64x128x16.F32)
+INSTR = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P[T0-9]+\s+)?([A-Z][A-Za-z0-9_.]*)")
 
 
 def find_cuobjdump() -> str:
@@ -110,7 +112,8 @@ def classify(ops: collections.Counter):
 
 def load_rules(path: str):
     """Lines: `kernel substring | require or forbid | opcode regex | reason`, or `kernel substring | max | N | reason`
-    (at most N SASS instructions: a code-size budget); '#' starts a comment line."""
+    (at most N SASS instructions: a code-size budget); '#' starts a comment line. `kernel substring @sm_XX` limits a
+    rule to one architecture."""
     rules = []
     with open(path) as f:
         for lineno, line in enumerate(f, 1):
@@ -135,7 +138,8 @@ def check(kernels, names, rules):
     for (arch, mangled), ops in kernels.items():
         name = names[mangled]
         for sub, kind, rx, reason, lineno in rules:
-            if sub not in name:
+            sub, _, only_arch = sub.partition(" @")  # `kernel @sm_90a`: the rule holds for that architecture only
+            if sub not in name or (only_arch and arch != only_arch):
                 continue
             matched[lineno] += 1
             if kind == "max":

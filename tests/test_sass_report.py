@@ -26,17 +26,49 @@ def test_rules_hold_and_violations_fail(tmp_path):
         "emu_selftest::mma_kernel | forbid | ^HMMA|^LDG | seeded violation (regex with a bar)\n"
         "emu_selftest::mma_kernel | max | 8 | seeded violation: a code-size budget it exceeds\n"
         "emu_selftest::mma_kernel | max | 100000 | a budget it keeps\n"
+        "emu_selftest::mma_kernel @sm_90a | max | 9 | seeded violation on one architecture only\n"
+        "emu_selftest::wgmma_kernel @sm_90a | require | ^HGMMA\\.64x128x16\\.F32 | holds on sm_90a, not checked on sm_80\n"
         "no_such_kernel_anywhere | require | ^FFMA | stale\n")
     r = _run(expect, tmp_path)
     assert r.returncode == 1, r.stdout + r.stderr
     fails = [l for l in r.stdout.splitlines() if l.startswith("FAIL")]
-    assert len(fails) == 5, fails  # the forbid and the small budget on sm_80 and sm_90, and the stale rule
+    # the forbid and the small budget on sm_80 and sm_90a, the sm_90a-only budget, and the stale rule
+    assert len(fails) == 6, fails
     assert sum("HMMA.16816.F32" in f for f in fails) == 2 and "matches no kernel" in fails[-1]
     assert sum("over the budget of 8" in f for f in fails) == 2
+    assert [f for f in fails if "over the budget of 9" in f and "[sm_90a]" in f] == \
+        [f for f in fails if "over the budget of 9" in f], fails
+    assert sum("over the budget of 9" in f for f in fails) == 1, fails
     table = (tmp_path / "sass.md").read_text()
-    assert "| `pyconv::emu_selftest::mma_kernel(" in table and "| sm_90 |" in table
+    assert "| `pyconv::emu_selftest::mma_kernel(" in table and "| sm_90a |" in table
 
 
 def test_project_rules_hold(tmp_path):
     r = _run(os.path.join(ROOT, "csrc", "sass_expect.txt"), tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_kernel_resources_flags_ptxas_performance_loss():
+    """scripts/kernel_resources.py parses ptxas -v output: registers and spills per kernel, and ptxas's "Potential
+    Performance Loss" notes (a serialised wgmma pipeline, C7515, was this project's first wgmma kernel), which --check
+    turns into failures."""
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import kernel_resources
+
+    text = ("ptxas info    : Compiling entry function '_Z1kv' for 'sm_90a'\n"
+            "ptxas info    : (C7515) Potential Performance Loss: wgmma.mma_async instructions are serialized due to "
+            "non wgmma instructions defining accumulator registers of a wgmma between start and end of the pipeline "
+            "stage in the function '_Z1kv'\n"
+            "ptxas info    : Function properties for _Z1kv\n"
+            "    0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\n"
+            "ptxas info    : Used 90 registers, used 1 barriers\n"
+            "ptxas info    : Compiling entry function '_Z1jv' for 'sm_90a'\n"
+            "ptxas info    : Function properties for _Z1jv\n"
+            "    8 bytes stack frame, 4 bytes spill stores, 4 bytes spill loads\n"
+            "ptxas info    : Used 40 registers\n")
+    res = kernel_resources.parse(text)
+    assert res[("_Z1kv", "sm_90a")]["registers"] == 90
+    assert res[("_Z1kv", "sm_90a")]["perf_loss"] == [
+        "C7515: wgmma.mma_async instructions are serialized due to non wgmma instructions defining accumulator "
+        "registers of a wgmma between start and end of the pipeline stage"]
+    assert "perf_loss" not in res[("_Z1jv", "sm_90a")] and res[("_Z1jv", "sm_90a")]["spill_stores"] == 4

@@ -298,3 +298,100 @@ def test_compile_fullgraph(device, backend):
     ye.backward(go)
     for a, e in zip(xs, xe):
         torch.testing.assert_close(a.grad, e.grad, rtol=0, atol=0)
+
+
+# ---- rung 4: wgmma (csrc/conv2d/cuda_tensor_core_sm90.cuh) ----------------------------------------------------------
+# Under the emulator on every run (its wgmma model: 128-byte-swizzled operands read through the descriptors at the
+# wait that covers the group, the m64nNk16 accumulator layout; checked against the hardware by the "wgmma" self-test
+# on a compute capability 9.0 GPU), and on such a GPU when there is one.
+WG_ALGOS = ["tensor_core_wgmma", "tensor_core_wgmma_128x128", "tensor_core_wgmma_128x64", "tensor_core_wgmma_64x64"]
+WG_TARGETS = [t for t in TARGETS if t[1] == "emulator"]
+if HAS_CUDA and torch.cuda.get_device_capability() == (9, 0) and "9.0a" in pyconv.build_info()["arch_list"]:
+    WG_TARGETS.append(("cuda", "auto"))
+WG_TIDS = [b for _, b in WG_TARGETS]
+# + 11 reduction tiles of 64 in fprop and dgrad: the wgmma pipeline wraps around its 4 stages (a stage reused while
+# its wgmma is pending is an emulator error)
+WG_GEOMS = dict(GEOMS, deep_k=((1, 72, 5, 6), (72, 72, 3, 3), 1, 1, 1, 1))
+
+
+def _wg_cases():
+    # every geometry with the heuristic tile in both 16-bit types; each fixed tile on three geometries
+    for geom in WG_GEOMS:
+        for dtype, did in zip(DTYPES[:2], DIDS[:2]):
+            yield pytest.param(geom, dtype, "tensor_core_wgmma", id=f"{geom}-{did}-tensor_core_wgmma")
+    for algo in WG_ALGOS[1:]:
+        for geom in ("groups2_dil2", "1x1_wide_n", "k4x3_stride2x3", "deep_k"):
+            yield pytest.param(geom, torch.float16, algo, id=f"{geom}-f16-{algo}")
+
+
+@pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
+@pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
+@pytest.mark.parametrize("geom,dtype,algo", list(_wg_cases()))
+def test_wgmma_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
+    """fprop and dgrad on the wgmma kernel (the launch log names its tile), wgrad on rung 3's kernel under the same
+    name, against float64 torch."""
+    x, w, b, kw = _operands(WG_GEOMS[geom], dtype, device)
+    xd, wd, bd = (t.double().requires_grad_() for t in (x, w, b))
+    ref = F.conv2d(xd, wd, bd, **kw)
+    go = torch.randn(ref.shape, device=device).to(dtype)
+    ref.backward(go.double())
+    xx, ww, bb = (t.clone().requires_grad_() for t in (x, w, b))
+    _launches(backend)
+    y = PF.conv2d(xx, ww, bb, **kw, algo=algo, backend=backend)
+    fwd = _launches(backend)
+    y.backward(go)
+    bwd = _launches(backend)
+    assert fwd and all(t.startswith("tensor_core_wgmma_") for t, _ in fwd), fwd
+    assert any(t.startswith("tensor_core_wgmma_") for t, _ in bwd), bwd  # dgrad
+    assert any(not t.startswith("tensor_core_wgmma") for t, _ in bwd), bwd  # wgrad: rung 3
+    _close(y, ref, dtype)
+    _close(xx.grad, xd.grad, dtype)
+    _close(ww.grad, wd.grad, dtype)
+    _close(bb.grad, bd.grad, dtype)
+
+
+@pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
+@pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
+def test_wgmma_fused_and_split_k(device, backend):
+    """The wgmma kernel ends in rung 3's epilogue: fused bias + residual (both layouts) + activation, and split-K
+    slices (a reduction of 36 tiles of 64 on one output tile) reduced in a fixed order, fprop and dgrad."""
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    x, w, b, kw = _operands(((2, 8, 6, 7), (12, 8, 3, 3), 1, 1, 1, 1), torch.float16, device)
+    ref_pre = F.conv2d(x.double(), w.double(), b.double(), **kw)
+    r = torch.randn(ref_pre.shape, device=device).half()
+    for res in (r, r.contiguous(memory_format=torch.channels_last)):
+        for act, fn in (("relu", F.relu), ("silu", F.silu)):
+            y = PF.conv2d(x, w, b, **kw, activation=act, residual=res, algo="tensor_core_wgmma", backend=backend)
+            _close(y, fn(ref_pre + r.double()), torch.float16)
+    geo = ([1, 1], [1, 1], [1, 1], 1)
+    x, w, b, _ = _operands(((1, 256, 5, 5), (24, 256, 3, 3), 1, 1, 1, 1), torch.float16, device)
+    ref = F.conv2d(x.double(), w.double(), b.double(), 1, 1)
+    rr = torch.randn(ref.shape, device=device).half().contiguous(memory_format=torch.channels_last)
+    _launches(backend)
+    y = ops.conv2d_fprop_fused(x, w, b, rr, *geo, "relu", 0.0, "tensor_core_wgmma_128x128")
+    log = _launches(backend)
+    _close(y, F.relu(ref + rr.double()), torch.float16)
+    assert log and all(s > 1 for _, s in log), log
+    assert torch.equal(y, ops.conv2d_fprop_fused(x, w, b, rr, *geo, "relu", 0.0, "tensor_core_wgmma_128x128"))
+    x, w, _, _ = _operands(((1, 21, 5, 5), (256, 21, 3, 3), 1, 1, 1, 1), torch.float16, device)
+    go = torch.randn(1, 256, 5, 5, device=device).half().contiguous(memory_format=torch.channels_last)
+    dx = ops.conv2d_dgrad(go, w, [1, 21, 5, 5], *geo, "tensor_core_wgmma_128x128")
+    log = _launches(backend)
+    assert log and all(s > 1 for _, s in log), log
+    xg = x.double().requires_grad_()
+    F.conv2d(xg, w.double(), None, 1, 1).backward(go.double())
+    _close(dx, xg.grad, torch.float16)
+
+
+@pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
+@pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
+def test_wgmma_errors_and_opcheck(device, backend):
+    x, w, b, kw = _operands(GEOMS["3x3"], torch.float16, device)
+    with pytest.raises(RuntimeError, match="tensor_core_wgmma.*float16 or bfloat16.*Float"):
+        PF.conv2d(x.float(), w.float(), None, **kw, algo="tensor_core_wgmma", backend=backend)
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    x, w, b, _ = _operands(((1, 8, 5, 5), (8, 8, 3, 3), 1, 1, 1, 1), torch.float16, device)
+    go = torch.randn(1, 8, 5, 5, device=device).half()
+    geo = ([1, 1], [1, 1], [1, 1], 1)
+    opcheck(ops.conv2d_fprop, (x, w, b, *geo, "tensor_core_wgmma"))
+    opcheck(ops.conv2d_dgrad, (go, w, [1, 8, 5, 5], *geo, "tensor_core_wgmma"))

@@ -54,4 +54,15 @@ inline cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_
 #endif
 }
 
+// cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes): a kernel may use more than 48 KiB
+// of dynamic shared memory only after this opt-in (the emulator keeps the same per-kernel limit).
+template <typename... KArgs>
+inline cudaError_t set_max_dynamic_smem(void (*kernel)(KArgs...), size_t bytes) {
+#if defined(PYCONV_EMULATION)
+  return ::pyconv_emu::func_set_max_dynamic_smem(kernel, bytes);
+#else
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+#endif
+}
+
 }  // namespace pyconv

@@ -9,6 +9,10 @@
 #endif
 
 #include "cuda_common.cuh"
+#if !defined(PYCONV_EMULATION) && __has_include("../build_config.h")
+#include "../build_config.h"
+#endif
+#include <string>
 
 namespace pyconv {
 
@@ -37,6 +41,7 @@ inline cudaStream_t current_stream() { return nullptr; }
 // shapes the tests use; tensor-core instructions are available (the emulator models them).
 inline int sm_count() { return 4; }
 inline bool has_tensor_cores() { return true; }
+inline bool has_wgmma() { return true; }  // the emulator models wgmma too
 inline void check_device(const at::Tensor& t, const char* op, const char* name) {
   TORCH_CHECK(t.device().is_cpu(), "pyconv.", op, ": the CUDA emulator runs on CPU tensors, but got ", name, " on ",
               t.device());
@@ -55,6 +60,17 @@ inline int device_attribute(cudaDeviceAttr attr) {
 inline int sm_count() { return device_attribute(cudaDevAttrMultiProcessorCount); }
 // mma.sync m16n8k16, ldmatrix and cp.async need sm_80 or newer.
 inline bool has_tensor_cores() { return device_attribute(cudaDevAttrComputeCapabilityMajor) >= 8; }
+// wgmma needs an sm_90a binary (build_config.h: the architectures this pyconv was compiled for) on a compute
+// capability 9.0 GPU (sm_90a code runs on 9.0 only).
+inline bool has_wgmma() {
+#if __has_include("../build_config.h")
+  static const bool built = std::string(PYCONV_ARCH_LIST).find("9.0a") != std::string::npos;
+#else
+  static const bool built = false;
+#endif
+  return built && device_attribute(cudaDevAttrComputeCapabilityMajor) == 9 &&
+         device_attribute(cudaDevAttrComputeCapabilityMinor) == 0;
+}
 inline void check_device(const at::Tensor& t, const char* op, const char* name) {
   TORCH_CHECK(t.is_cuda(), "pyconv.", op, ": CUDA kernel called with ", name, " on ", t.device());
 }

@@ -6,6 +6,14 @@
 
 #include "cuda_common.cuh"
 
+// In the emulated build the cp.async / wgmma helpers take their caller's file and line (default arguments evaluated
+// at the call site), so an emulator error points at the kernel line, not at the helper.
+#if defined(PYCONV_EMULATION)
+#define PYCONV_CALL_SITE , const char *call_file = __builtin_FILE(), int call_line = __builtin_LINE()
+#else
+#define PYCONV_CALL_SITE
+#endif
+
 namespace pyconv {
 
 // Two halves in one 32-bit register, `lo` in the low 16 bits (the element with the smaller column/row index).
@@ -136,9 +144,9 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void* row_addr)
 // false nothing is read and the 16 bytes are zero-filled (src-size 0), which is how out-of-image taps and the ragged
 // edges of a tile become the zeros of implicit padding without a branch around the copy. `src` must still be a
 // mapped address, so callers pass the tensor's base pointer for invalid copies.
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid) {
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid PYCONV_CALL_SITE) {
 #if defined(PYCONV_EMULATION)
-  ::pyconv_emu::detail::cp_async(dst, src, 16, valid ? 16 : 0, __FILE__, __LINE__);
+  ::pyconv_emu::detail::cp_async(dst, src, 16, valid ? 16 : 0, call_file, call_line);
 #elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
                "r"(valid ? 16 : 0));

@@ -1,7 +1,8 @@
 // The conv2d ladder: algorithm names per backend, in rung order. "auto" picks per shape and dtype (conv2d_cpu.cpp:
 // resolve_cpu_algo, conv2d_cuda.cu: choose_cuda_algo), or the autotuner's measured choice (tuning.h, pyconv.tuning).
 // "depthwise" takes only convolutions with one input channel per group.
-// "tensor_core" chooses its tile by a heuristic; the tensor_core_BMxBN names fix the tile.
+// "tensor_core" chooses its tile by a heuristic; the tensor_core_BMxBN names fix the tile. "tensor_core_wgmma*" is the
+// Hopper rung (compute capability 9.0, sm_90a build), same naming.
 // Shared by the torch glue (to validate `algo`) and by build_info() (to report what exists).
 #pragma once
 #include <map>
@@ -15,9 +16,17 @@ inline const std::vector<std::string>& conv2d_cpu_algos() {
   return v;
 }
 inline const std::vector<std::string>& conv2d_cuda_algos() {
-  static const std::vector<std::string> v{"direct",      "implicit_gemm",       "depthwise",
-                                          "tensor_core", "tensor_core_128x128", "tensor_core_128x64",
-                                          "tensor_core_64x64"};
+  static const std::vector<std::string> v{"direct",
+                                          "implicit_gemm",
+                                          "depthwise",
+                                          "tensor_core",
+                                          "tensor_core_128x128",
+                                          "tensor_core_128x64",
+                                          "tensor_core_64x64",
+                                          "tensor_core_wgmma",
+                                          "tensor_core_wgmma_128x128",
+                                          "tensor_core_wgmma_128x64",
+                                          "tensor_core_wgmma_64x64"};
   return v;
 }
 
@@ -29,6 +38,11 @@ inline const std::map<std::string, std::vector<std::string>>& conv2d_algo_dtypes
       {"tensor_core_128x128", {"float16", "bfloat16", "float32"}},
       {"tensor_core_128x64", {"float16", "bfloat16", "float32"}},
       {"tensor_core_64x64", {"float16", "bfloat16", "float32"}},
+      // Hopper's wgmma (sm_90a): 16-bit inputs only; wgrad runs rung 3's kernel under these names
+      {"tensor_core_wgmma", {"float16", "bfloat16"}},
+      {"tensor_core_wgmma_128x128", {"float16", "bfloat16"}},
+      {"tensor_core_wgmma_128x64", {"float16", "bfloat16"}},
+      {"tensor_core_wgmma_64x64", {"float16", "bfloat16"}},
   };
   return m;
 }

@@ -16,6 +16,7 @@
 #include "cuda_direct.cuh"
 #include "cuda_implicit_gemm.cuh"
 #include "cuda_tensor_core.cuh"
+#include "cuda_tensor_core_sm90.cuh"
 #include "tuning.h"
 
 namespace pyconv {
@@ -28,6 +29,8 @@ void check_cuda(const at::Tensor& t, const char* name) { check_device(t, "conv2d
 enum class Dir { fprop, dgrad, wgrad };
 
 bool is_tc(const std::string& algo) { return algo.rfind("tensor_core", 0) == 0; }
+// The wgmma rung (rung 4, cuda_tensor_core_sm90.cuh): fprop and dgrad; wgrad runs rung 3's kernel under these names.
+bool is_wgmma(const std::string& algo) { return algo.rfind("tensor_core_wgmma", 0) == 0; }
 
 // Channels per 16-byte vector: 8 for float16/bfloat16, 4 for float32 (TF32). Per-group channel counts are padded up
 // to a multiple of it.
@@ -52,6 +55,16 @@ std::string tc_unsupported(const Conv2dShape& s, at::ScalarType dt) {
   return "";
 }
 
+// Why the wgmma rung cannot run this problem ("" when it can), beyond tc_unsupported.
+std::string wgmma_unsupported(at::ScalarType dt) {
+  if (dt != at::kHalf && dt != at::kBFloat16)
+    return std::string("needs float16 or bfloat16 tensors (got ") + c10::toString(dt) + ")";
+  if (!has_wgmma())
+    return "needs a GPU of compute capability 9.0 (Hopper: wgmma) and a pyconv built for it (TORCH_CUDA_ARCH_LIST "
+           "with 9.0a)";
+  return "";
+}
+
 // A channels-last copy of the 4-D tensor t (N, C, H, W) as a contiguous [N][H][W][groups·cp] array whose channels
 // come in groups of cp ≥ C/groups, zero-padded: the tensor-core kernels read 8 channels at a time. When t already is
 // channels-last with C/groups a multiple of 8 this is the tensor itself (no copy).
@@ -66,12 +79,14 @@ at::Tensor nhwc_padded(const at::Tensor& t, int64_t groups, int64_t cp) {
 }
 
 // "tensor_core" → a concrete tile: big tiles when they alone give every SM a block, smaller ones otherwise.
+// "tensor_core_wgmma" likewise picks among its own three tiles.
 std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int64_t groups) {
-  if (algo != "tensor_core") return algo;
+  if (algo != "tensor_core" && algo != "tensor_core_wgmma") return algo;
+  const std::string base = algo + "_";
   const int64_t sms = sm_count();
-  if (gemm_n > 64 && ceil_div(gemm_m, 128) * ceil_div(gemm_n, 128) * groups >= sms) return "tensor_core_128x128";
-  if (ceil_div(gemm_m, 128) * ceil_div(gemm_n, 64) * groups >= sms) return "tensor_core_128x64";
-  return "tensor_core_64x64";
+  if (gemm_n > 64 && ceil_div(gemm_m, 128) * ceil_div(gemm_n, 128) * groups >= sms) return base + "128x128";
+  if (ceil_div(gemm_m, 128) * ceil_div(gemm_n, 64) * groups >= sms) return base + "128x64";
+  return base + "64x64";
 }
 
 // Split-K for fprop/dgrad: the number of slices the reduction (R·S·C/g) is cut into. When the output tiles fill at
@@ -96,14 +111,21 @@ int64_t tc_conv_splits(int64_t tiles, int64_t kt_all, int64_t groups, int64_t bl
 // A concrete tile's block shape and the resident blocks per SM of its fprop/dgrad kernel (the launch bounds'
 // minimum: what registers and shared memory allow), read off the tile type.
 struct TcTileShape {
-  int64_t bm, bn, blocks_per_sm;
+  int64_t bm, bn, blocks_per_sm, bk;  // bk: elements of one reduction tile
 };
 template <typename T, typename Tile>
 TcTileShape tc_tile_shape() {
-  return {Tile::BM, Tile::BN, cuda::tc_conv_min_blocks<T, Tile>()};
+  return {Tile::BM, Tile::BN, cuda::tc_conv_min_blocks<T, Tile>(), cuda::TcElem<T>::kBK};
+}
+template <typename Tile>
+TcTileShape tc_wg_tile_shape() {
+  return {Tile::BM, Tile::BN, Tile::kMinBlocks, Tile::kBK};
 }
 template <typename T>
 TcTileShape tc_tile_shape(const std::string& tile) {
+  if (tile == "tensor_core_wgmma_128x128") return tc_wg_tile_shape<cuda::TcWgTile128x128>();
+  if (tile == "tensor_core_wgmma_128x64") return tc_wg_tile_shape<cuda::TcWgTile128x64>();
+  if (tile == "tensor_core_wgmma_64x64") return tc_wg_tile_shape<cuda::TcWgTile64x64>();
   if (tile == "tensor_core_128x128") return tc_tile_shape<T, cuda::TcTile128x128>();
   if (tile == "tensor_core_128x64") return tc_tile_shape<T, cuda::TcTile128x64>();
   return tc_tile_shape<T, cuda::TcTile64x64>();
@@ -116,10 +138,24 @@ TcTileShape tc_tile_shape(const std::string& tile) {
 // wgrad at batch 32, benchmarks/results/nvidia-h200-2026-11-26-run2-*): the 3×3 layers ran 3× faster at 128×128 with
 // split-K than at the 64×64 the fprop rule chose (250 µs → 83 µs on 256 channels at 14×14).
 std::string tc_wgrad_tile(const std::string& algo, int64_t kg, int64_t gemm_n, int64_t groups) {
-  if (algo != "tensor_core") return algo;
+  if (algo != "tensor_core" && !is_wgmma(algo)) return algo;  // wgrad has no wgmma kernel: rung 3's heuristic tile
   if (kg <= 64) return "tensor_core_64x64";
   if (gemm_n > 64 && ceil_div(kg, 128) * ceil_div(gemm_n, 128) * groups <= sm_count()) return "tensor_core_128x128";
   return "tensor_core_128x64";
+}
+
+// The wgmma launch for a concrete tensor_core_wgmma_* tile (float16 / bfloat16 only).
+template <typename T>
+cudaError_t launch_wgmma_tile(const std::string& tile, const cuda::TcConvParams<T>& pr, bool dgrad) {
+  if constexpr (std::is_same<T, float>::value) {
+    TORCH_CHECK(false, "pyconv: the wgmma tensor-core kernels take float16 or bfloat16");  // resolve_algo rejects it
+  } else {
+    if (tile == "tensor_core_wgmma_128x128")
+      return cuda::launch_tc_wgmma_conv<T, cuda::TcWgTile128x128>(pr, dgrad, current_stream());
+    if (tile == "tensor_core_wgmma_128x64")
+      return cuda::launch_tc_wgmma_conv<T, cuda::TcWgTile128x64>(pr, dgrad, current_stream());
+    return cuda::launch_tc_wgmma_conv<T, cuda::TcWgTile64x64>(pr, dgrad, current_stream());
+  }
 }
 
 template <typename T, typename F>
@@ -147,7 +183,8 @@ std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, const
     algo = check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
   }
   if (is_tc(algo)) {
-    const std::string why = tc_unsupported(s, dt);
+    std::string why = tc_unsupported(s, dt);
+    if (why.empty() && is_wgmma(algo)) why = wgmma_unsupported(dt);
     TORCH_CHECK(why.empty(), "pyconv.conv2d: algo '", algo, "' ", why, "; use algo='auto' or 'implicit_gemm'");
   }
   if (algo == "depthwise")
@@ -175,7 +212,7 @@ void run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgrad, co
   const int64_t gemm_m = s.N * out_h * out_w;
   const std::string tile = tc_tile(algo, gemm_m, gemm_n, s.groups);
   const TcTileShape ts = tc_tile_shape<T>(tile);
-  const int64_t kt_all = ceil_div(s.R * s.S * ca, int64_t(cuda::TcElem<T>::kBK));
+  const int64_t kt_all = ceil_div(s.R * s.S * ca, ts.bk);
   const int64_t splits = tc_conv_splits(ceil_div(gemm_m, ts.bm) * ceil_div(gemm_n, ts.bn) * s.groups, kt_all,
                                         s.groups, ts.blocks_per_sm);
   at::Tensor ws;
@@ -186,8 +223,12 @@ void run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgrad, co
     pr.ws = ws.data_ptr<float>();
   }
   record_tc_launch(tile, splits > 1 ? pr.splits : 1);
-  check_launch(with_tile<T>(tile, [&](auto t) { return cuda::launch_tc_conv<T, decltype(t)>(pr, dgrad, current_stream()); }),
-               dgrad ? "conv2d_dgrad tensor_core" : "conv2d_fprop tensor_core");
+  const char* what = dgrad ? "conv2d_dgrad tensor_core" : "conv2d_fprop tensor_core";
+  if (is_wgmma(tile))
+    check_launch(launch_wgmma_tile<T>(tile, pr, dgrad), what);
+  else
+    check_launch(with_tile<T>(tile, [&](auto t) { return cuda::launch_tc_conv<T, decltype(t)>(pr, dgrad, current_stream()); }),
+                 what);
 }
 
 template <typename T>

@@ -200,69 +200,90 @@ __device__ __forceinline__ void tc_epilogue_chunk(const ConvEpilogue<T>& epi, Tc
   for (int e = 0; e < kVec; ++e) c.v[e] = from_acc<T>(v[e]);
 }
 
-template <typename T, typename Tile, bool kDgrad>
-__global__ void __launch_bounds__(Tile::kThreads, (tc_conv_min_blocks<T, Tile>())) tc_conv_kernel(TcConvParams<T> pr) {
-  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, NT = Tile::kThreads;
-  constexpr int kVec = TcElem<T>::kVec, kBK = TcElem<T>::kBK;
-  constexpr int kARows = NT / 4, kAIters = BM / kARows, kBIters = BN / kARows;  // 4 chunks per 32-element row
-  static_assert(BM % kARows == 0 && BN % kARows == 0, "each thread copies whole chunks");
-  PYCONV_EXTERN_SHARED(T, smem);
-  T* sA = smem;                        // [STAGES][BM][kBK] swizzled
-  T* sB = smem + STAGES * BM * kBK;    // [STAGES][BN][kBK] swizzled
+// What a fprop/dgrad block works on: group g and split-K slice `split` (blockIdx.z), output rows m0 .. m0+BM of the
+// M = N·OH·OW pixels, columns n0 .. n0+BN, and its reduction tiles [kt0, kt0 + KT) of bk elements: all of them, or
+// one split-K slice.
+struct TcBlock {
+  int64_t g, split, M, m0;
+  int n0, kt0, KT;
+};
+template <typename T>
+__device__ __forceinline__ TcBlock tc_block(const TcConvParams<T>& pr, int bm, int bn, int bk) {
+  TcBlock b;
+  b.g = blockIdx.z % pr.groups, b.split = blockIdx.z / pr.groups;
+  b.M = pr.N * pr.OH * pr.OW;
+  b.m0 = int64_t(blockIdx.x) * bm;
+  b.n0 = blockIdx.y * bn;
+  const int kt_all = (pr.R * pr.S * pr.ca + bk - 1) / bk;
+  b.kt0 = pr.ws != nullptr ? int(b.split) * pr.tiles_per_split : 0;
+  b.KT = pr.ws == nullptr ? kt_all : (kt_all - b.kt0 < pr.tiles_per_split ? kt_all - b.kt0 : pr.tiles_per_split);
+  return b;
+}
 
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int64_t g = blockIdx.z % pr.groups, split = blockIdx.z / pr.groups;
-  const int64_t M = pr.N * pr.OH * pr.OW;
-  const int64_t m0 = int64_t(blockIdx.x) * BM;
-  const int n0 = blockIdx.y * BN;
-  const int Kgemm = pr.R * pr.S * pr.ca;
-  const int KT_all = (Kgemm + kBK - 1) / kBK;
-  // this block's reduction tiles [kt0, kt0 + KT): all of them, or one split-K slice
-  const int kt0 = pr.ws != nullptr ? int(split) * pr.tiles_per_split : 0;
-  const int KT = pr.ws == nullptr ? KT_all : (KT_all - kt0 < pr.tiles_per_split ? KT_all - kt0 : pr.tiles_per_split);
+// The gather loader of fprop/dgrad, shared by the mma.sync kernel (rows of 4 chunks, 64 bytes) and the wgmma kernel
+// (rows of 8 chunks, 128 bytes: cuda_tensor_core_sm90.cuh). Thread `tid` copies chunk column `chunk` of tile rows
+// row0 + i·kRows (A, i < BM/kRows) and of B rows row0 + i·kRows (i < BN/kRows), one reduction tile after the other.
+// Its rows are fixed for the whole reduction, so everything that depends on the row alone is computed once, in init:
+//   a_off[i]  element offset of the row's pixel origin (tap (0, 0), channel 0 of this group):
+//             fprop  (n, oh·stride − pad, ow·stride − pad)   dgrad (stride 1)  (n, oh + pad, ow + pad)
+//   a_h0/a_w0 that origin's row and column, for the bounds test (a row past the GEMM gets −2^30: never in range,
+//             as tap offsets stay below 2^30, see tc_unsupported).
+// What depends on the tap alone — the offset of tap (r, s), channel c from that origin — is the same for all rows
+// of a tile, so the per-tile cost of a row is one add, two unsigned compares and one cp.async. (Before, every row
+// redid the 64-bit pixel arithmetic per tile: ~250 instructions per thread and tile, most of the main loop.)
+// dgrad with stride > 1 (only reached with dilation > 1: the glue splits strided dgrad into stride-1 phases
+// otherwise) needs an exact division per row and tap and keeps the general per-row path.
+template <typename T, bool kDgrad, int NT, int BM, int BN, int kRowChunks>
+struct TcGatherLoader {
+  static constexpr int kVec = TcElem<T>::kVec, kBK = kRowChunks * kVec;  // elements per tile row
+  static constexpr int kRows = NT / kRowChunks, kAIters = BM / kRows, kBIters = BN / kRows;
+  static_assert(BM % kRows == 0 && BN % kRows == 0, "each thread copies whole chunks");
 
-  // This thread copies chunk column `chunk` of rows row0 + i·kARows (A) and of B rows row0 + i·kARows. Its rows are
-  // fixed for the whole reduction, so everything that depends on the row alone is computed once, here:
-  //   a_off[i]  element offset of the row's pixel origin (tap (0, 0), channel 0 of this group):
-  //             fprop  (n, oh·stride − pad, ow·stride − pad)   dgrad (stride 1)  (n, oh + pad, ow + pad)
-  //   a_h0/a_w0 that origin's row and column, for the bounds test (a row past the GEMM gets −2^30: never in range,
-  //             as tap offsets stay below 2^30, see tc_unsupported).
-  // What depends on the tap alone — the offset of tap (r, s), channel c from that origin — is the same for all rows
-  // of a tile, so the per-tile cost of a row is one add, two unsigned compares and one cp.async. (Before, every row
-  // redid the 64-bit pixel arithmetic per tile: ~250 instructions per thread and tile, most of the main loop.)
-  // dgrad with stride > 1 (only reached with dilation > 1: the glue splits strided dgrad into stride-1 phases
-  // otherwise) needs an exact division per row and tap and keeps the general per-row path.
-  const int chunk = tid % 4, row0 = tid / 4;
-  const bool general = kDgrad && (pr.stride_h != 1 || pr.stride_w != 1);
+  // (The parameters are passed to every call rather than kept as a pointer: the address of a kernel parameter would
+  // make the compiler copy the struct to local memory.)
+  int chunk, row0, Kgemm, n0;
+  bool general;
   int64_t a_off[kAIters];
   int a_h0[kAIters], a_w0[kAIters];
-#pragma unroll
-  for (int i = 0; i < kAIters; ++i) {
-    const int64_t m = m0 + row0 + i * kARows;
-    const int64_t ow = m % pr.OW, oh = (m / pr.OW) % pr.OH, n = m / (int64_t(pr.OW) * pr.OH);
-    a_h0[i] = m >= M ? -(1 << 30) : kDgrad ? int(oh) + pr.pad_h : int(oh) * pr.stride_h - pr.pad_h;
-    a_w0[i] = m >= M ? -(1 << 30) : kDgrad ? int(ow) + pr.pad_w : int(ow) * pr.stride_w - pr.pad_w;
-    a_off[i] = m >= M ? 0 : n * pr.a_sn + g * pr.ca + (general ? 0 : a_h0[i] * pr.a_sh + a_w0[i] * pr.a_sw);
-  }
-  const T* b_rows = pr.b + (g * pr.gemm_n + n0 + row0) * int64_t(Kgemm);  // this thread's first B row
+  const T* b_rows;
   // The reduction index kk = (r·S + s)·ca + c of this thread's chunk, tracked incrementally (tiles are loaded in
   // order), so no division by ca or S happens in the loop; rd = r·dil_h and sd = s·dil_w are the tap's pixel offsets.
-  int kk = kt0 * kBK + chunk * kVec, tr = 0, ts = 0, tc = kk, rd = 0, sd = 0;  // carry() below finds (r, s, c)
-  auto carry = [&] {  // tc ≥ ca: move on to the next tap (s, then r)
-    while (tc >= pr.ca) {
-      tc -= pr.ca;
-      if (++ts == pr.S) ts = 0, sd = 0, ++tr, rd += pr.dil_h;
-      else sd += pr.dil_w;
-    }
-  };
-  carry();
+  int kk, tr, ts, tc, rd, sd;
 
-  auto load_tile = [&](int slot) {
-    T* a_dst = sA + slot * BM * kBK;
-    T* b_dst = sB + slot * BN * kBK;
+  __device__ __forceinline__ void init(const TcConvParams<T>& p, int tid, int64_t m0, int n0_, int64_t g, int64_t M,
+                                       int kt0) {
+    n0 = n0_;
+    chunk = tid % kRowChunks, row0 = tid / kRowChunks;
+    Kgemm = p.R * p.S * p.ca;
+    general = kDgrad && (p.stride_h != 1 || p.stride_w != 1);
+#pragma unroll
+    for (int i = 0; i < kAIters; ++i) {
+      const int64_t m = m0 + row0 + i * kRows;
+      const int64_t ow = m % p.OW, oh = (m / p.OW) % p.OH, n = m / (int64_t(p.OW) * p.OH);
+      a_h0[i] = m >= M ? -(1 << 30) : kDgrad ? int(oh) + p.pad_h : int(oh) * p.stride_h - p.pad_h;
+      a_w0[i] = m >= M ? -(1 << 30) : kDgrad ? int(ow) + p.pad_w : int(ow) * p.stride_w - p.pad_w;
+      a_off[i] = m >= M ? 0 : n * p.a_sn + g * p.ca + (general ? 0 : a_h0[i] * p.a_sh + a_w0[i] * p.a_sw);
+    }
+    b_rows = p.b + (g * p.gemm_n + n0 + row0) * int64_t(Kgemm);  // this thread's first B row
+    kk = kt0 * kBK + chunk * kVec, tr = 0, ts = 0, tc = kk, rd = 0, sd = 0;
+    carry(p);  // finds (r, s, c) of the first tile
+  }
+
+  __device__ __forceinline__ void carry(const TcConvParams<T>& p) {  // tc ≥ ca: move on to the next tap (s, then r)
+    while (tc >= p.ca) {
+      tc -= p.ca;
+      if (++ts == p.S) ts = 0, sd = 0, ++tr, rd += p.dil_h;
+      else sd += p.dil_w;
+    }
+  }
+
+  // Issues this thread's cp.async copies of the next reduction tile into a_dst / b_dst (element offsets of (row,
+  // chunk) by `swz`, the kernel's shared-memory layout), then advances by one tile.
+  template <typename Swz>
+  __device__ __forceinline__ void load(const TcConvParams<T>& p, T* a_dst, T* b_dst, Swz swz) {
     const bool k_ok = kk < Kgemm;
     // fprop reads pixel origin + (rd, sd), dgrad origin − (rd, sd); either way one offset for every row of the tile
-    const int64_t tap = int64_t(rd) * pr.a_sh + int64_t(sd) * pr.a_sw;
+    const int64_t tap = int64_t(rd) * p.a_sh + int64_t(sd) * p.a_sw;
     const int64_t delta = (kDgrad ? -tap : tap) + tc;
 #pragma unroll
     for (int i = 0; i < kAIters; ++i) {
@@ -270,26 +291,168 @@ __global__ void __launch_bounds__(Tile::kThreads, (tc_conv_min_blocks<T, Tile>()
       int64_t off;
       if (!general) {
         const int ih = kDgrad ? a_h0[i] - rd : a_h0[i] + rd, iw = kDgrad ? a_w0[i] - sd : a_w0[i] + sd;
-        ok = k_ok && unsigned(ih) < unsigned(pr.AH) && unsigned(iw) < unsigned(pr.AW);
+        ok = k_ok && unsigned(ih) < unsigned(p.AH) && unsigned(iw) < unsigned(p.AW);
         off = a_off[i] + delta;
       } else {
         int ih = 0, iw = 0;
-        ok = k_ok && tc_source_pixel<kDgrad>(a_h0[i], tr, pr.dil_h, pr.stride_h, pr.AH, &ih) &&
-             tc_source_pixel<kDgrad>(a_w0[i], ts, pr.dil_w, pr.stride_w, pr.AW, &iw);
-        off = a_off[i] + ih * pr.a_sh + iw * pr.a_sw + tc;
+        ok = k_ok && tc_source_pixel<kDgrad>(a_h0[i], tr, p.dil_h, p.stride_h, p.AH, &ih) &&
+             tc_source_pixel<kDgrad>(a_w0[i], ts, p.dil_w, p.stride_w, p.AW, &iw);
+        off = a_off[i] + ih * p.a_sh + iw * p.a_sw + tc;
       }
-      cp_async_16(a_dst + swz64<T>(row0 + i * kARows, chunk), ok ? pr.a + off : pr.a, ok);
+      cp_async_16(a_dst + swz(row0 + i * kRows, chunk), ok ? p.a + off : p.a, ok);
     }
 #pragma unroll
     for (int i = 0; i < kBIters; ++i) {
-      const bool ok = k_ok && n0 + row0 + i * kARows < pr.gemm_n;
-      cp_async_16(b_dst + swz64<T>(row0 + i * kARows, chunk),
-                  ok ? b_rows + int64_t(i * kARows) * Kgemm + kk : pr.b, ok);
+      const bool ok = k_ok && n0 + row0 + i * kRows < p.gemm_n;
+      cp_async_16(b_dst + swz(row0 + i * kRows, chunk), ok ? b_rows + int64_t(i * kRows) * Kgemm + kk : p.b, ok);
     }
-    // advance this thread's reduction index by one tile
     kk += kBK;
     tc += kBK;
-    carry();
+    carry(p);
+  }
+};
+
+// The end of a fprop/dgrad block (both the mma.sync kernel and the wgmma kernel of cuda_tensor_core_sm90.cuh): its
+// BM × BN accumulators, held as MI × NI mma tiles of 16×8 per warp (warp tile origin (wm0, wn0), kWarpM rows; lane
+// (gq = lane/4, t4 = lane%4) holds rows gq and gq+8, columns 2·t4 and 2·t4+1 of each), go to the split-K workspace or
+// through the staged epilogue to y. `smem` is the kernel's pipeline buffer (kSmemBytes), free once the main loop ended.
+template <typename T, int BM, int BN, int NT, int MI, int NI, int kWarpM, size_t kSmemBytes>
+__device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const float (&acc)[MI][NI][4], T* smem,
+                                              int64_t m0, int n0, int64_t g, int64_t split, int64_t M, int wm0,
+                                              int wn0, int tid) {
+  constexpr int kVec = TcElem<T>::kVec;
+  const int lane = tid % 32;
+  if (pr.ws != nullptr) {
+    // Split-K slice: the float partial sums straight from the accumulators (lane holds rows gq, gq + 8 and columns
+    // 2·t4, 2·t4 + 1 of each mma tile: one 8-byte store per pair); bias and epilogue wait for the reduction.
+    const int64_t ldw = pr.groups * pr.gemm_n;
+    float* ws = pr.ws + split * M * ldw + g * pr.gemm_n;
+#pragma unroll
+    for (int i = 0; i < MI; ++i)
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int64_t m = m0 + wm0 + i * 16 + lane / 4 + half * 8;
+        if (m >= M) continue;
+#pragma unroll
+        for (int j = 0; j < NI; ++j) {
+          const int c = n0 + wn0 + j * 8 + 2 * (lane % 4);
+          float* dst = ws + m * ldw + c;
+          if ((pr.gemm_n & 1) == 0 && c < pr.gemm_n) {  // even gemm_n: c even, every row start even → 8-byte aligned
+            *reinterpret_cast<float2*>(dst) = make_float2(acc[i][j][half * 2], acc[i][j][half * 2 + 1]);
+          } else {
+            if (c < pr.gemm_n) dst[0] = acc[i][j][half * 2];
+            if (c + 1 < pr.gemm_n) dst[1] = acc[i][j][half * 2 + 1];
+          }
+        }
+      }
+    return;
+  }
+
+  // Epilogue, through shared memory (the pipeline's buffers are free once every warp is past the main loop).
+  // Step 1: lane (group gq = lane/4, thread-in-group t4 = lane%4) holds rows gq and gq+8, columns 2·t4 and 2·t4+1 of
+  // each mma tile; it adds the bias in float, rounds to T (the unfused sequence's conv output) and writes the pair
+  // into a [rows][BN + kVec] staging tile. Step 2: each thread takes whole 16-byte chunks (one pixel, kVec
+  // consecutive channels) in a loop that is not unrolled, applies residual + activation there and stores the chunk
+  // with one 16-byte store when the output is channels-last and aligned (through the strides otherwise).
+  // Why: applied in registers, the run-time activation switch was unrolled once per accumulator (64 of them per
+  // thread), 25k instructions a kernel that each block streamed through the instruction cache; and the stores were
+  // 2-byte scalars. The staged tile takes one warp row of the block tile per pass when the whole tile does not fit
+  // (float32 128×128).
+  constexpr int kLd = BN + kVec;  // row pitch in elements: 16 bytes of padding keeps chunks aligned and spreads banks
+  constexpr int kPassRows = size_t(BM) * kLd * sizeof(T) <= kSmemBytes ? BM : kWarpM;
+  static_assert(size_t(kPassRows) * kLd * sizeof(T) <= kSmemBytes, "the staged epilogue tile fits the pipeline smem");
+  constexpr int kChunksPerRow = BN / kVec;
+  T* sC = smem;
+  const int gq = lane / 4, t4 = lane % 4;
+  const int64_t OHW = int64_t(pr.OH) * pr.OW;
+  const bool nhwc_out = pr.ys.s1 == 1;
+  __syncthreads();  // every warp has finished reading the last pipeline stage before it is overwritten
+#pragma unroll 1
+  for (int pass = 0; pass < BM / kPassRows; ++pass) {
+    const int prow0 = pass * kPassRows;  // block-tile row of the staged tile's first row
+    if (wm0 >= prow0 && wm0 < prow0 + kPassRows) {  // this warp's rows are staged in this pass
+#pragma unroll
+      for (int j = 0; j < NI; ++j) {
+        const int c = wn0 + j * 8 + 2 * t4;  // block-tile column of the pair
+        float b0 = 0.f, b1 = 0.f;
+        if (pr.bias != nullptr) {
+          const int64_t k = g * pr.gemm_n + n0 + c;
+          if (n0 + c < pr.gemm_n) b0 = to_acc(pr.bias[k]);
+          if (n0 + c + 1 < pr.gemm_n) b1 = to_acc(pr.bias[k + 1]);
+        }
+#pragma unroll
+        for (int i = 0; i < MI; ++i)
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            // one 4-byte (8-byte for float32) store per pair; rows kLd apart start 16 bytes (4 banks) apart, so
+            // the warp's 8 rows × 4 pairs land in 32 distinct banks (16-bit types)
+            *reinterpret_cast<TcPair<T>*>(sC + (wm0 - prow0 + i * 16 + gq + half * 8) * kLd + c) =
+                TcPair<T>{from_acc<T>(acc[i][j][half * 2] + b0), from_acc<T>(acc[i][j][half * 2 + 1] + b1)};
+          }
+      }
+    }
+    __syncthreads();  // the staged tile is complete before any thread reads other warps' part of it
+#pragma unroll 1
+    for (int idx = tid; idx < kPassRows * kChunksPerRow; idx += NT) {
+      const int row = idx / kChunksPerRow, cc = (idx % kChunksPerRow) * kVec;
+      const int64_t m = m0 + prow0 + row;
+      const int col0 = n0 + cc;
+      if (m >= M || col0 >= pr.gemm_n) continue;
+      int64_t n, oh, ow;
+      if (M <= INT32_MAX) {  // 32-bit divisions (a fraction of the cost of 64-bit ones) whenever the pixels allow
+        const uint32_t mu = uint32_t(m), ohw = uint32_t(OHW), nn = mu / ohw, rem = mu - nn * ohw;
+        n = nn, oh = rem / uint32_t(pr.OW), ow = rem - uint32_t(oh) * uint32_t(pr.OW);
+      } else {
+        n = m / OHW;
+        const int64_t rem = m - n * OHW;
+        oh = rem / pr.OW, ow = rem - oh * pr.OW;
+      }
+      const int64_t k0 = g * pr.gemm_n + col0;
+      const int nv = pr.gemm_n - col0 < kVec ? pr.gemm_n - col0 : kVec;  // valid channels of this chunk
+      T* chunk = sC + row * kLd + cc;
+      T* out = pr.y + pr.ys.at(n, k0, oh, ow);
+      const bool vec_out = nhwc_out && nv == kVec && (reinterpret_cast<uintptr_t>(out) & 15) == 0;
+      if (!pr.epi.trivial()) {
+        // Like the unfused sequence, the activation sees the pre-activation rounded to T (already in the tile).
+        const T* res = pr.epi.residual == nullptr ? nullptr : pr.epi.residual + pr.epi.rs.at(n, k0, oh, ow);
+        if (vec_out && tc_epilogue_chunk_ok(pr.epi) &&
+            (res == nullptr || (pr.epi.rs.s1 == 1 && (reinterpret_cast<uintptr_t>(res) & 15) == 0))) {
+          TcChunk<T> c = *reinterpret_cast<const TcChunk<T>*>(chunk);
+          tc_epilogue_chunk<T>(pr.epi, c, res);
+          *reinterpret_cast<TcChunk<T>*>(chunk) = c;
+        } else {
+#pragma unroll 1
+          for (int e = 0; e < nv; ++e) chunk[e] = from_acc<T>(pr.epi(to_acc(chunk[e]), n, k0 + e, oh, ow));
+        }
+      }
+      if (vec_out) {
+        *reinterpret_cast<TcChunk<T>*>(out) = *reinterpret_cast<const TcChunk<T>*>(chunk);
+      } else {
+#pragma unroll 1
+        for (int e = 0; e < nv; ++e) out[e * pr.ys.s1] = chunk[e];
+      }
+    }
+    if (pass + 1 < BM / kPassRows) __syncthreads();  // the next pass overwrites the staged tile
+  }
+}
+
+template <typename T, typename Tile, bool kDgrad>
+__global__ void __launch_bounds__(Tile::kThreads, (tc_conv_min_blocks<T, Tile>())) tc_conv_kernel(TcConvParams<T> pr) {
+  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, NT = Tile::kThreads;
+  constexpr int kBK = TcElem<T>::kBK;
+  PYCONV_EXTERN_SHARED(T, smem);
+  T* sA = smem;                        // [STAGES][BM][kBK] swizzled
+  T* sB = smem + STAGES * BM * kBK;    // [STAGES][BN][kBK] swizzled
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const TcBlock blk = tc_block(pr, BM, BN, kBK);
+  const int64_t g = blk.g, split = blk.split, M = blk.M, m0 = blk.m0;
+  const int n0 = blk.n0, KT = blk.KT;
+
+  TcGatherLoader<T, kDgrad, NT, BM, BN, 4> loader;
+  loader.init(pr, tid, m0, n0, g, M, blk.kt0);
+  auto load_tile = [&](int slot) {
+    loader.load(pr, sA + slot * BM * kBK, sB + slot * BN * kBK, [](int row, int c) { return swz64<T>(row, c); });
   };
 
   // Warp tile origin and the accumulators: acc[i][j] is the 16×8 mma tile (i, j) of this warp's tile.
@@ -352,119 +515,8 @@ __global__ void __launch_bounds__(Tile::kThreads, (tc_conv_min_blocks<T, Tile>()
   }
   cp_async_wait<0>();  // this thread's copies (of tiles past the end: empty groups) have all landed before smem is reused
 
-  if (pr.ws != nullptr) {
-    // Split-K slice: the float partial sums straight from the accumulators (lane holds rows gq, gq + 8 and columns
-    // 2·t4, 2·t4 + 1 of each mma tile: one 8-byte store per pair); bias and epilogue wait for the reduction.
-    const int64_t ldw = pr.groups * pr.gemm_n;
-    float* ws = pr.ws + split * M * ldw + g * pr.gemm_n;
-#pragma unroll
-    for (int i = 0; i < Tile::MI; ++i)
-#pragma unroll
-      for (int half = 0; half < 2; ++half) {
-        const int64_t m = m0 + wm0 + i * 16 + lane / 4 + half * 8;
-        if (m >= M) continue;
-#pragma unroll
-        for (int j = 0; j < Tile::NI; ++j) {
-          const int c = n0 + wn0 + j * 8 + 2 * (lane % 4);
-          float* dst = ws + m * ldw + c;
-          if ((pr.gemm_n & 1) == 0 && c < pr.gemm_n) {  // even gemm_n: c even, every row start even → 8-byte aligned
-            *reinterpret_cast<float2*>(dst) = make_float2(acc[i][j][half * 2], acc[i][j][half * 2 + 1]);
-          } else {
-            if (c < pr.gemm_n) dst[0] = acc[i][j][half * 2];
-            if (c + 1 < pr.gemm_n) dst[1] = acc[i][j][half * 2 + 1];
-          }
-        }
-      }
-    return;
-  }
-
-  // Epilogue, through shared memory (the pipeline's buffers are free once every warp is past the main loop).
-  // Step 1: lane (group gq = lane/4, thread-in-group t4 = lane%4) holds rows gq and gq+8, columns 2·t4 and 2·t4+1 of
-  // each mma tile; it adds the bias in float, rounds to T (the unfused sequence's conv output) and writes the pair
-  // into a [rows][BN + kVec] staging tile. Step 2: each thread takes whole 16-byte chunks (one pixel, kVec
-  // consecutive channels) in a loop that is not unrolled, applies residual + activation there and stores the chunk
-  // with one 16-byte store when the output is channels-last and aligned (through the strides otherwise).
-  // Why: applied in registers, the run-time activation switch was unrolled once per accumulator (64 of them per
-  // thread), 25k instructions a kernel that each block streamed through the instruction cache; and the stores were
-  // 2-byte scalars. The staged tile takes one warp row of the block tile per pass when the whole tile does not fit
-  // (float32 128×128).
-  constexpr int kLd = BN + kVec;  // row pitch in elements: 16 bytes of padding keeps chunks aligned and spreads banks
-  constexpr size_t kSmemBytes = tc_smem_bytes<Tile>();
-  constexpr int kPassRows = size_t(BM) * kLd * sizeof(T) <= kSmemBytes ? BM : Tile::kWarpM;
-  static_assert(size_t(kPassRows) * kLd * sizeof(T) <= kSmemBytes, "the staged epilogue tile fits the pipeline smem");
-  constexpr int kChunksPerRow = BN / kVec;
-  T* sC = smem;
-  const int gq = lane / 4, t4 = lane % 4;
-  const int64_t OHW = int64_t(pr.OH) * pr.OW;
-  const bool nhwc_out = pr.ys.s1 == 1;
-  __syncthreads();  // every warp has finished reading the last pipeline stage before it is overwritten
-#pragma unroll 1
-  for (int pass = 0; pass < BM / kPassRows; ++pass) {
-    const int prow0 = pass * kPassRows;  // block-tile row of the staged tile's first row
-    if (wm0 >= prow0 && wm0 < prow0 + kPassRows) {  // this warp's rows are staged in this pass
-#pragma unroll
-      for (int j = 0; j < Tile::NI; ++j) {
-        const int c = wn0 + j * 8 + 2 * t4;  // block-tile column of the pair
-        float b0 = 0.f, b1 = 0.f;
-        if (pr.bias != nullptr) {
-          const int64_t k = g * pr.gemm_n + n0 + c;
-          if (n0 + c < pr.gemm_n) b0 = to_acc(pr.bias[k]);
-          if (n0 + c + 1 < pr.gemm_n) b1 = to_acc(pr.bias[k + 1]);
-        }
-#pragma unroll
-        for (int i = 0; i < Tile::MI; ++i)
-#pragma unroll
-          for (int half = 0; half < 2; ++half) {
-            // one 4-byte (8-byte for float32) store per pair; rows kLd apart start 16 bytes (4 banks) apart, so
-            // the warp's 8 rows × 4 pairs land in 32 distinct banks (16-bit types)
-            *reinterpret_cast<TcPair<T>*>(sC + (wm0 - prow0 + i * 16 + gq + half * 8) * kLd + c) =
-                TcPair<T>{from_acc<T>(acc[i][j][half * 2] + b0), from_acc<T>(acc[i][j][half * 2 + 1] + b1)};
-          }
-      }
-    }
-    __syncthreads();  // the staged tile is complete before any thread reads other warps' part of it
-#pragma unroll 1
-    for (int idx = tid; idx < kPassRows * kChunksPerRow; idx += NT) {
-      const int row = idx / kChunksPerRow, cc = (idx % kChunksPerRow) * kVec;
-      const int64_t m = m0 + prow0 + row;
-      const int col0 = n0 + cc;
-      if (m >= M || col0 >= pr.gemm_n) continue;
-      int64_t n, oh, ow;
-      if (M <= INT32_MAX) {  // 32-bit divisions (a fraction of the cost of 64-bit ones) whenever the pixels allow
-        const uint32_t mu = uint32_t(m), ohw = uint32_t(OHW), nn = mu / ohw, rem = mu - nn * ohw;
-        n = nn, oh = rem / uint32_t(pr.OW), ow = rem - uint32_t(oh) * uint32_t(pr.OW);
-      } else {
-        n = m / OHW;
-        const int64_t rem = m - n * OHW;
-        oh = rem / pr.OW, ow = rem - oh * pr.OW;
-      }
-      const int64_t k0 = g * pr.gemm_n + col0;
-      const int nv = pr.gemm_n - col0 < kVec ? pr.gemm_n - col0 : kVec;  // valid channels of this chunk
-      T* chunk = sC + row * kLd + cc;
-      T* out = pr.y + pr.ys.at(n, k0, oh, ow);
-      const bool vec_out = nhwc_out && nv == kVec && (reinterpret_cast<uintptr_t>(out) & 15) == 0;
-      if (!pr.epi.trivial()) {
-        // Like the unfused sequence, the activation sees the pre-activation rounded to T (already in the tile).
-        const T* res = pr.epi.residual == nullptr ? nullptr : pr.epi.residual + pr.epi.rs.at(n, k0, oh, ow);
-        if (vec_out && tc_epilogue_chunk_ok(pr.epi) &&
-            (res == nullptr || (pr.epi.rs.s1 == 1 && (reinterpret_cast<uintptr_t>(res) & 15) == 0))) {
-          TcChunk<T> c = *reinterpret_cast<const TcChunk<T>*>(chunk);
-          tc_epilogue_chunk<T>(pr.epi, c, res);
-          *reinterpret_cast<TcChunk<T>*>(chunk) = c;
-        } else {
-#pragma unroll 1
-          for (int e = 0; e < nv; ++e) chunk[e] = from_acc<T>(pr.epi(to_acc(chunk[e]), n, k0 + e, oh, ow));
-        }
-      }
-      if (vec_out) {
-        *reinterpret_cast<TcChunk<T>*>(out) = *reinterpret_cast<const TcChunk<T>*>(chunk);
-      } else {
-#pragma unroll 1
-        for (int e = 0; e < nv; ++e) out[e * pr.ys.s1] = chunk[e];
-      }
-    }
-    if (pass + 1 < BM / kPassRows) __syncthreads();  // the next pass overwrites the staged tile
-  }
+  tc_conv_store<T, BM, BN, NT, Tile::MI, Tile::NI, Tile::kWarpM, tc_smem_bytes<Tile>()>(pr, acc, smem, m0, n0, g,
+                                                                                       split, M, wm0, wn0, tid);
 }
 
 // Split-K's second pass: y = epilogue(round_T(Σ_split ws[split] + bias)), the same value sequence as the one-pass
@@ -540,6 +592,14 @@ __global__ void tc_splitk_reduce_kernel(TcConvParams<T> pr, bool vec) {
     tc_splitk_reduce_body<T, int64_t>(pr, total, ldw, int64_t(pr.OH), int64_t(pr.OW));
 }
 
+// The split-K second pass after a kernel that wrote pr.ws.
+template <typename T>
+cudaError_t launch_tc_splitk_reduce(const TcConvParams<T>& pr, cudaStream_t stream) {
+  const bool vec = tc_splitk_vec_ok(pr);
+  const int64_t items = pr.N * pr.OH * pr.OW * pr.groups * pr.gemm_n / (vec ? TcElem<T>::kVec : 1);
+  return launch(tc_splitk_reduce_kernel<T>, dim3(grid_1d(items, 256)), dim3(256), 0, stream, pr, vec);
+}
+
 template <typename T, typename Tile>
 cudaError_t launch_tc_conv(const TcConvParams<T>& pr, bool dgrad, cudaStream_t stream) {
   const int64_t M = pr.N * pr.OH * pr.OW;
@@ -550,9 +610,7 @@ cudaError_t launch_tc_conv(const TcConvParams<T>& pr, bool dgrad, cudaStream_t s
       dgrad ? launch(tc_conv_kernel<T, Tile, true>, grid, dim3(Tile::kThreads), tc_smem_bytes<Tile>(), stream, pr)
             : launch(tc_conv_kernel<T, Tile, false>, grid, dim3(Tile::kThreads), tc_smem_bytes<Tile>(), stream, pr);
   if (e != cudaSuccess || pr.ws == nullptr) return e;
-  const bool vec = tc_splitk_vec_ok(pr);
-  const int64_t items = M * pr.groups * pr.gemm_n / (vec ? TcElem<T>::kVec : 1);
-  return launch(tc_splitk_reduce_kernel<T>, dim3(grid_1d(items, 256)), dim3(256), 0, stream, pr, vec);
+  return launch_tc_splitk_reduce(pr, stream);
 }
 
 // ---- dgrad's B operand: the filter transposed, [g][c][r'][s'][kp] -------------------------------------------------

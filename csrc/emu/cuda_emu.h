@@ -105,6 +105,12 @@ struct Config {
   size_t max_dynamic_smem = 48 * 1024;  // CUDA's default limit without cudaFuncSetAttribute opt-in
 };
 
+// Hopper's largest dynamic shared memory per block after opt-in (cudaFuncAttributeMaxDynamicSharedMemorySize).
+constexpr size_t kMaxOptInSmem = 227 * 1024;
+// Shared-window address of the first byte of dynamic shared memory. Not 1024-byte aligned on purpose: kernels whose
+// swizzled tiles need an aligned base must align it themselves (the GPU promises only 16 bytes).
+constexpr uint32_t kSmemWindowBase = 16;
+
 inline const char* order_name(Order o) {
   return o == Order::forward ? "forward" : o == Order::reverse ? "reverse" : "random";
 }
@@ -267,6 +273,20 @@ struct Fiber {
   };
   std::vector<CpAsync> cp_pending;
   int cp_committed = 0;  // groups committed so far; uncommitted copies belong to group cp_committed
+  // wgmma.mma_async issued by this thread and not yet covered by a wgmma.wait_group: like cp.async, performed at the
+  // wait (each thread computes its own accumulator fragment from shared memory then), so a kernel that overwrites an
+  // operand tile or reads the accumulators before the wait gets the wrong result here, as it may on a GPU.
+  struct Wgmma {
+    float* d;
+    int n;
+    uint64_t desc_a, desc_b;
+    bool bf16;
+    int group;
+    const char* file;
+    int line;
+  };
+  std::vector<Wgmma> wg_pending;
+  int wg_committed = 0;
 #ifdef PYCONV_EMU_ASAN
   void* fake_stack = nullptr;
 #endif
@@ -299,6 +319,15 @@ struct Block {
   bool aborting = false;  // set after a failure: resumed fibers unwind instead of continuing
   std::string error;
   unsigned char* dyn_smem = nullptr;
+  // Shared-memory byte ranges (window addresses) that issued, not yet waited-for wgmma will read, with how many
+  // pending wgmma read each (a warpgroup's 128 threads issue the same operands): a cp.async into one is a hazard.
+  struct WgRange {
+    uint32_t lo, hi;
+    int count;
+    const char* file;
+    int line;
+  };
+  std::vector<WgRange> wg_ranges;
   std::vector<std::vector<WarpGroup>> warps;
   std::vector<unsigned> warp_exited;  // per warp: lanes that have returned
   std::mt19937_64 rng;
@@ -470,6 +499,13 @@ inline void fiber_entry() {
           b.error = msg;
         }
       }
+    // An exit with wgmma still in flight: its accumulators (and its reads of shared memory) are never waited for.
+    if (!f.wg_pending.empty() && !b.failed) {
+      b.failed = true;
+      b.error = thread_desc(f) + " exited with " + std::to_string(f.wg_pending.size()) +
+                " wgmma.mma_async not covered by a wgmma.wait_group (issued at " +
+                where(f.wg_pending[0].file, f.wg_pending[0].line) + ")";
+    }
   }
 #ifdef PYCONV_EMU_TSAN
   tsan_release(b.this_block_token);
@@ -657,12 +693,15 @@ inline void run_block(Block& b) {
     f.exited_at_sync = 0;
     f.cp_pending.clear();
     f.cp_committed = 0;
+    f.wg_pending.clear();
+    f.wg_committed = 0;
 #ifdef PYCONV_EMU_ASAN
     __asan_unpoison_memory_region(f.stack, f.stack_size);  // an abandoned fiber may have left poisoned frames
 #endif
     init_fiber_context(f, b.sched);
   }
   b.alive = b.nthreads;
+  b.wg_ranges.clear();
   b.failed = false;
   b.error.clear();
   for (auto& w : b.warps) w.clear();
@@ -754,7 +793,25 @@ inline void worker(Launch& L, const std::vector<uint64_t>* order, std::atomic<ui
   release_pool(std::move(pool));
 }
 
-inline cudaError_t run_launch(dim3 grid, dim3 blockd, size_t smem, void (*run)(const void*), const void* thunk) {
+// Per-kernel dynamic shared memory limits raised by func_set_max_dynamic_smem (cudaFuncSetAttribute's opt-in).
+struct SmemOptIn {
+  std::mutex mu;
+  std::vector<std::pair<const void*, size_t>> limits;
+};
+inline SmemOptIn& smem_opt_in() {
+  static SmemOptIn s;
+  return s;
+}
+inline size_t opted_in_smem(const void* kernel) {
+  SmemOptIn& s = smem_opt_in();
+  std::lock_guard<std::mutex> lock(s.mu);
+  for (const auto& kv : s.limits)
+    if (kv.first == kernel) return kv.second;
+  return 0;
+}
+
+inline cudaError_t run_launch(dim3 grid, dim3 blockd, size_t smem, void (*run)(const void*), const void* thunk,
+                              const void* kernel = nullptr) {
   Launch L;
   L.cfg = get_config();
   L.grid = grid;
@@ -775,10 +832,12 @@ inline cudaError_t run_launch(dim3 grid, dim3 blockd, size_t smem, void (*run)(c
                      "pyconv emulator: invalid grid dimensions (" + std::to_string(grid.x) + ", " +
                          std::to_string(grid.y) + ", " + std::to_string(grid.z) +
                          "): each must be ≥ 1, x ≤ 2^31−1, y,z ≤ 65535");
-  if (smem > L.cfg.max_dynamic_smem)
+  const size_t smem_limit = std::max(L.cfg.max_dynamic_smem, opted_in_smem(kernel));
+  if (smem > smem_limit)
     return set_error(cudaErrorInvalidValue, "pyconv emulator: " + std::to_string(smem) +
                                                 " bytes of dynamic shared memory requested; the limit is " +
-                                                std::to_string(L.cfg.max_dynamic_smem));
+                                                std::to_string(smem_limit) +
+                                                " (raise it per kernel with cudaFuncSetAttribute)");
   const uint64_t nblocks = uint64_t(grid.x) * grid.y * grid.z;
   std::vector<uint64_t> order;
   if (L.cfg.order != Order::forward) {
@@ -827,7 +886,26 @@ cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
     }
   };
   const Thunk thunk{kernel, Tuple(static_cast<KArgs>(std::forward<Args>(args))...)};
-  return detail::run_launch(grid, block, smem, &Thunk::run, &thunk);
+  return detail::run_launch(grid, block, smem, &Thunk::run, &thunk, reinterpret_cast<const void*>(kernel));
+}
+
+// cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes): raises that kernel's limit, up
+// to Hopper's 227 KiB.
+template <typename... KArgs>
+cudaError_t func_set_max_dynamic_smem(void (*kernel)(KArgs...), size_t bytes) {
+  if (bytes > kMaxOptInSmem)
+    return detail::set_error(cudaErrorInvalidValue, "pyconv emulator: " + std::to_string(bytes) +
+                                                        " bytes of dynamic shared memory exceed the device's " +
+                                                        std::to_string(kMaxOptInSmem));
+  detail::SmemOptIn& s = detail::smem_opt_in();
+  std::lock_guard<std::mutex> lock(s.mu);
+  for (auto& kv : s.limits)
+    if (kv.first == reinterpret_cast<const void*>(kernel)) {
+      kv.second = bytes;
+      return cudaSuccess;
+    }
+  s.limits.emplace_back(reinterpret_cast<const void*>(kernel), bytes);
+  return cudaSuccess;
 }
 
 // ---- what kernels call --------------------------------------------------------------------------------------------
@@ -1141,12 +1219,58 @@ inline void ldmatrix_x4(uint32_t r[4], const void* row_addr, bool trans, const c
   std::memcpy(r, out, sizeof out);
 }
 
+// The shared-memory bytes a wgmma operand of `rows` rows reads through `desc`: whole 1024-byte swizzle atoms (8 rows)
+// from the one holding its start address.
+inline void wgmma_operand_range(uint64_t desc, int rows, uint32_t* lo, uint32_t* hi) {
+  const uint32_t start = uint32_t(desc & 0x3FFF) << 4, sbo = uint32_t((desc >> 32) & 0x3FFF) << 4;
+  *lo = start & ~1023u;
+  *hi = *lo + uint32_t(rows / 8) * sbo;
+}
+
+inline void wgmma_ranges_update(Block& b, uint64_t desc, int rows, int delta, const char* file, int line) {
+  IgnoreScope ig;  // the emulator's bookkeeping, shared by the block's fibers: not kernel memory
+  uint32_t lo, hi;
+  wgmma_operand_range(desc, rows, &lo, &hi);
+  for (size_t i = 0; i < b.wg_ranges.size(); ++i) {
+    Block::WgRange& r = b.wg_ranges[i];
+    if (r.lo == lo && r.hi == hi) {
+      r.count += delta;
+      if (r.count == 0) b.wg_ranges.erase(b.wg_ranges.begin() + std::ptrdiff_t(i));
+      return;
+    }
+  }
+  if (delta > 0) b.wg_ranges.push_back(Block::WgRange{lo, hi, delta, file, line});
+}
+
+// A cp.async into shared memory that a pending wgmma still reads (a write-after-read hazard the deferred copies would
+// otherwise hide: the copy lands only at its own wait, which may come after the wgmma's): on a GPU the tensor cores may
+// read the new data. The fix is a wgmma.wait_group covering that group and a barrier before the stage is reused.
+inline void wgmma_hazard_check(Block& b, const void* dst, int bytes, const char* file, int line) {
+  const unsigned char* c = static_cast<const unsigned char*>(dst);
+  if (c < b.dyn_smem || c >= b.dyn_smem + b.launch->smem) return;
+  const uint32_t a = kSmemWindowBase + uint32_t(c - b.dyn_smem);
+  IgnoreScope ig;  // bookkeeping, not kernel memory
+  for (const Block::WgRange& r : b.wg_ranges)
+    if (a < r.hi && a + uint32_t(bytes) > r.lo)
+      fail(std::string("cp.async at ") + where(file, line) + " (" + thread_desc(fiber()) +
+           ") writes shared memory (window bytes " + std::to_string(r.lo) + ".." + std::to_string(r.hi) +
+           ") that a wgmma issued at " + where(r.file, r.line) + " still reads: wait for its group " +
+           "(wgmma.wait_group) and synchronise before reusing the stage");
+}
+
 // cp.async.cg.shared.global [dst], [src], 16, src_bytes: recorded, and performed at the wait that covers it.
 inline void cp_async(void* dst, const void* src, int bytes, int src_bytes, const char* file, int line) {
   Fiber& f = fiber();
   if (reinterpret_cast<uintptr_t>(dst) % bytes != 0 || (src_bytes > 0 && reinterpret_cast<uintptr_t>(src) % bytes))
     fail(std::string("cp.async at ") + where(file, line) + " (" + thread_desc(f) + "): a " + std::to_string(bytes) +
          "-byte copy needs " + std::to_string(bytes) + "-byte aligned addresses");
+  Block& b = block();
+  bool any;
+  {
+    IgnoreScope ig;
+    any = !b.wg_ranges.empty();
+  }
+  if (any) wgmma_hazard_check(b, dst, bytes, file, line);
   f.cp_pending.push_back(Fiber::CpAsync{dst, src, bytes, src_bytes, f.cp_committed});
 }
 inline void cp_async_commit() { ++fiber().cp_committed; }
@@ -1165,6 +1289,107 @@ inline void cp_async_wait(int n) {
     }
   }
   f.cp_pending.resize(keep);
+}
+
+// ---- Hopper warpgroup MMA (csrc/common/warpgroup_mma.cuh) --------------------------------------------------------
+
+// The shared-window address of p, which must point into this block's dynamic shared memory.
+inline uint32_t smem_window(const void* p) {
+  Block& b = block();
+  const unsigned char* c = static_cast<const unsigned char*>(p);
+  if (c < b.dyn_smem || c > b.dyn_smem + b.launch->smem)
+    fail("shared-window address of a pointer outside the block's dynamic shared memory (" + thread_desc(fiber()) + ")");
+  return kSmemWindowBase + uint32_t(c - b.dyn_smem);
+}
+
+// The 16-bit element at window address `addr`, bounds-checked.
+inline uint16_t smem_u16(uint32_t addr, const char* file, int line) {
+  Block& b = block();
+  if (addr < kSmemWindowBase || addr + 2 > kSmemWindowBase + b.launch->smem || addr % 2)
+    fail(std::string("wgmma at ") + where(file, line) + " (" + thread_desc(fiber()) + "): operand address " +
+         std::to_string(addr) + " is outside the block's " + std::to_string(b.launch->smem) +
+         " bytes of dynamic shared memory (window base " + std::to_string(kSmemWindowBase) + ")");
+  uint16_t v;
+  std::memcpy(&v, b.dyn_smem + (addr - kSmemWindowBase), 2);
+  return v;
+}
+
+inline float bits16_to_float(uint16_t v, bool bf16) {
+  if (bf16) {
+    const uint32_t u = uint32_t(v) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+  __half h;
+  std::memcpy(static_cast<void*>(&h), &v, 2);
+  return __half2float(h);
+}
+
+// Element (row, k) of a K-major 128-byte-swizzled operand tile described by `desc`, as the hardware addresses it:
+// byte address start + (row / 8)·SBO + (row mod 8)·128 + 2k, then address bits [4, 7) XOR-ed with bits [7, 10).
+inline float wgmma_operand(uint64_t desc, int row, int k, bool bf16, const char* file, int line) {
+  const uint32_t start = uint32_t(desc & 0x3FFF) << 4, sbo = uint32_t((desc >> 32) & 0x3FFF) << 4;
+  uint32_t a = start + uint32_t(row / 8) * sbo + uint32_t(row % 8) * 128 + uint32_t(k) * 2;
+  a ^= ((a >> 7) & 7) << 4;
+  return bits16_to_float(smem_u16(a, file, line), bf16);
+}
+
+inline void wgmma_check_desc(uint64_t desc, const char* file, int line) {
+  if ((desc >> 62) != 1 || ((desc >> 49) & 7) != 0)
+    fail(std::string("wgmma at ") + where(file, line) + ": the emulator models K-major 128-byte-swizzled operands " +
+         "with base offset 0 only (descriptor swizzle mode " + std::to_string(desc >> 62) + ")");
+}
+
+// wgmma.mma_async.sync.aligned.m64nNk16.f32.{f16,bf16}: recorded; performed at the wait that covers its group.
+inline void wgmma_m64k16(float* d, int n, uint64_t desc_a, uint64_t desc_b, bool bf16, const char* file, int line) {
+  Block& b = block();
+  Fiber& f = fiber();
+  if (b.nthreads % 128 != 0)
+    fail(std::string("wgmma at ") + where(file, line) + ": needs whole warpgroups (a multiple of 128 threads per " +
+         "block), the block has " + std::to_string(b.nthreads));
+  wgmma_check_desc(desc_a, file, line);
+  wgmma_check_desc(desc_b, file, line);
+  f.wg_pending.push_back(Fiber::Wgmma{d, n, desc_a, desc_b, bf16, f.wg_committed, file, line});
+  wgmma_ranges_update(b, desc_a, 64, 1, file, line);
+  wgmma_ranges_update(b, desc_b, n, 1, file, line);
+}
+inline void wgmma_commit() { ++fiber().wg_committed; }
+
+// This thread's share of one wgmma: its N/2 accumulators (layout in warpgroup_mma.cuh), k ascending in float.
+inline void wgmma_run(const Fiber& f, const Fiber::Wgmma& op) {
+  const int t = f.linear % 128, w = t / 32, l = t % 32, g = l / 4, t4 = l % 4;
+  float a[2][16];
+  for (int h = 0; h < 2; ++h)
+    for (int k = 0; k < 16; ++k) a[h][k] = wgmma_operand(op.desc_a, 16 * w + g + 8 * h, k, op.bf16, op.file, op.line);
+  for (int j = 0; j < op.n / 8; ++j)
+    for (int c = 0; c < 2; ++c) {
+      float bcol[16];
+      for (int k = 0; k < 16; ++k) bcol[k] = wgmma_operand(op.desc_b, 8 * j + 2 * t4 + c, k, op.bf16, op.file, op.line);
+      for (int h = 0; h < 2; ++h) {
+        float acc = op.d[4 * j + 2 * h + c];
+        for (int k = 0; k < 16; ++k) acc += a[h][k] * bcol[k];
+        op.d[4 * j + 2 * h + c] = acc;
+      }
+    }
+}
+
+// wgmma.wait_group n: every wgmma of all but the n most recently committed groups is complete.
+inline void wgmma_wait(int n) {
+  Fiber& f = fiber();
+  const int limit = f.wg_committed - n;
+  size_t keep = 0;
+  for (size_t i = 0; i < f.wg_pending.size(); ++i) {
+    const Fiber::Wgmma op = f.wg_pending[i];
+    if (op.group < limit) {
+      wgmma_run(f, op);
+      wgmma_ranges_update(block(), op.desc_a, 64, -1, op.file, op.line);
+      wgmma_ranges_update(block(), op.desc_b, op.n, -1, op.file, op.line);
+    } else {
+      f.wg_pending[keep++] = op;
+    }
+  }
+  f.wg_pending.resize(keep);
 }
 
 // ---- atomics: real atomics, since blocks run on several OS threads -----------------------------------------------

@@ -2,10 +2,12 @@
 // results checked against values worked out independently on the host. Three kinds:
 //   feature        must run and give the right answer (warp shuffles with mask and width, votes, block votes,
 //                  atomics across blocks and OS threads, dynamic shared memory, a warp-shuffle reduction, mma.sync f16/bf16/tf32,
-//                  cp.async with zero fill, ldmatrix.x4 plain and transposed);
+//                  cp.async with zero fill, ldmatrix.x4 plain and transposed, Hopper's wgmma on 128-byte-swizzled
+//                  shared memory — on a GPU only where the device is compute capability 9.0);
 //   emulator_bug   a seeded bug the emulator itself must report (early return before a barrier, divergent barriers,
 //                  full-mask shuffle in a partial warp, shuffle with an exited lane, divergent warp collectives, a
-//                  shuffle whose lanes wait at a barrier instead, launch configurations CUDA rejects);
+//                  shuffle whose lanes wait at a barrier instead, launch configurations CUDA rejects, a cp.async
+//                  over a stage a pending wgmma still reads);
 //   sanitizer_bug  a seeded bug only a sanitizer sees (missing __syncthreads → TSan, global out-of-bounds read → ASan,
 //                  shared-memory index overflow → UBSan); run by tests/emu_harness under that sanitizer.
 // Used by the Python extension (pyconv._C_emu.selftest) and the standalone sanitizer harness. No torch header.
@@ -19,6 +21,7 @@
 
 #include "../common/cuda_common.cuh"
 #include "../common/warp_mma.cuh"
+#include "../common/warpgroup_mma.cuh"
 
 namespace pyconv {
 namespace emu_selftest {
@@ -169,7 +172,70 @@ __global__ void ldmatrix_kernel(const uint16_t* in, uint32_t* out) {
   for (int i = 0; i < 4; ++i) out[lane * 8 + i] = r[i], out[lane * 8 + 4 + i] = t[i];
 }
 
+// wgmma.mma_async m64n128k16 (float16) over a 64-wide reduction: one warpgroup (128 threads). A is 64 × 64 and B is
+// 128 × 64 (row n = output column n), both row-major with k fastest in global memory; each thread cp.asyncs 16-byte
+// chunks into 1024-byte-aligned shared tiles at the 128-byte-swizzled position (chunk c of row r at c ^ (r mod 8)),
+// exactly as the wgmma conv kernel does, then issues the four k16 steps in two commit groups (descriptor + 2 per step)
+// and writes its accumulators: D[16w + g + 8h][8j + 2t + c] from acc[j][2h + c] (warp w, lane 4g + t).
+__global__ void wgmma_kernel(const __half* A, const __half* B, float* D) {
+  PYCONV_EXTERN_SHARED(unsigned char, raw);
+  const uint32_t raw_addr = smem_window_addr(raw);
+  __half* sA = reinterpret_cast<__half*>(raw + ((1024u - raw_addr % 1024u) % 1024u));
+  __half* sB = sA + 64 * 64;
+  const int tid = threadIdx.x;
+  for (int c = tid; c < (64 + 128) * 8; c += 128) {  // 8 chunks per 64-element row
+    const int row = c / 8, chunk = c % 8;
+    if (row < 64)
+      cp_async_16(sA + row * 64 + (chunk ^ (row & 7)) * 8, A + row * 64 + chunk * 8, true);
+    else
+      cp_async_16(sB + (row - 64) * 64 + (chunk ^ ((row - 64) & 7)) * 8, B + (row - 64) * 64 + chunk * 8, true);
+  }
+  cp_async_commit();
+  cp_async_wait<0>();
+  fence_proxy_async_smem();
+  __syncthreads();
+  float acc[16][4];
+  for (int j = 0; j < 16; ++j)
+    for (int e = 0; e < 4; ++e) acc[j][e] = float(j - e);  // a non-zero C: wgmma accumulates onto it
+  const uint64_t da = wgmma_desc_sw128(smem_window_addr(sA)), db = wgmma_desc_sw128(smem_window_addr(sB));
+  wgmma_fence();
+  wgmma_m64k16<__half, 128>(acc, da, db);
+  wgmma_m64k16<__half, 128>(acc, da + 2, db + 2);
+  wgmma_commit();
+  wgmma_m64k16<__half, 128>(acc, da + 4, db + 4);
+  wgmma_m64k16<__half, 128>(acc, da + 6, db + 6);
+  wgmma_commit();
+  wgmma_wait<1>();
+  wgmma_wait<0>();
+  const int w = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  for (int j = 0; j < 16; ++j)
+    for (int e = 0; e < 4; ++e) D[(16 * w + g + 8 * (e / 2)) * 128 + 8 * j + 2 * t + e % 2] = acc[j][e];
+}
+
 // ---- seeded bugs the emulator must report ----------------------------------------------------------------------
+
+__global__ void wgmma_stage_reuse_kernel(const __half* A, float* D) {
+  PYCONV_EXTERN_SHARED(unsigned char, raw);
+  const uint32_t raw_addr = smem_window_addr(raw);
+  __half* sA = reinterpret_cast<__half*>(raw + ((1024u - raw_addr % 1024u) % 1024u));
+  const int tid = threadIdx.x;
+  for (int c = tid; c < 64 * 8; c += 128) cp_async_16(sA + c * 8, A + c * 8, true);  // one 64 × 64 tile, A = B
+  cp_async_commit();
+  cp_async_wait<0>();
+  fence_proxy_async_smem();
+  __syncthreads();
+  float acc[8][4] = {};
+  const uint64_t d = wgmma_desc_sw128(smem_window_addr(sA));
+  wgmma_fence();
+  wgmma_m64k16<__half, 64>(acc, d, d);
+  wgmma_commit();
+  // BUG: the next tile is copied over the stage the wgmma above may still be reading (no wgmma.wait_group first)
+  cp_async_16(sA + tid * 8, A + tid * 8, true);
+  cp_async_commit();
+  wgmma_wait<0>();
+  cp_async_wait<0>();
+  D[tid] = acc[0][0];
+}
 
 __global__ void early_return_kernel(float* out) {
   __shared__ float s[64];
@@ -501,6 +567,41 @@ inline std::string test_ldmatrix() {
   return "";
 }
 
+// wgmma on a GPU needs compute capability 9.0 and an sm_90a build; elsewhere the kernel would trap, so the GPU run
+// reports what it could not check (tests/test_emulator.py skips it there by the same rule).
+inline std::string test_wgmma() {
+#ifndef PYCONV_EMULATION
+  int dev = 0, major = 0, minor = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+  if (major != 9 || minor != 0) return "wgmma needs a compute capability 9.0 GPU";
+#endif
+  Buf<__half> A(64 * 64), B(128 * 64);
+  Buf<float> D(64 * 128, -1.0f);
+  for (int i = 0; i < 64 * 64; ++i) A.host[i] = __float2half(float((i * 7) % 13 - 6) * 0.125f);
+  for (int i = 0; i < 128 * 64; ++i) B.host[i] = __float2half(float((i * 5) % 11 - 5) * 0.25f);
+#ifndef PYCONV_EMULATION
+  cudaMemcpy(A.dev, A.host.data(), A.host.size() * sizeof(__half), cudaMemcpyHostToDevice);
+  cudaMemcpy(B.dev, B.host.data(), B.host.size() * sizeof(__half), cudaMemcpyHostToDevice);
+#endif
+  const size_t smem = (64 + 128) * 64 * sizeof(__half) + 1024;
+  std::string e = launch_error(launch(wgmma_kernel, dim3(1), dim3(128), smem, nullptr, A.dev, B.dev, D.dev));
+  if (!e.empty()) return e;
+  const std::vector<float>& d = D.get();
+  for (int m = 0; m < 64; ++m)
+    for (int n = 0; n < 128; ++n) {
+      double ref = double(n / 8) - double(2 * ((m % 16) / 8) + n % 2);  // the kernel's initial acc[j][e] = j − e
+      for (int k = 0; k < 64; ++k)
+        ref += double(__half2float(A.host[m * 64 + k])) * double(__half2float(B.host[n * 64 + k]));
+      // multiples of 1/32 with small sums: exact in float in any order
+      PYCONV_SELFTEST_CHECK(d[m * 128 + n] == float(ref), "wgmma: D[" + std::to_string(m) + "][" + std::to_string(n) +
+                                                              "] expected " + std::to_string(ref) + ", got " +
+                                                              std::to_string(d[m * 128 + n]));
+    }
+  return "";
+}
+
 // Seeded bugs: return the launch's error text ("" if the launch — wrongly — succeeded).
 inline std::string bug_early_return() {
   Buf<float> out(64);
@@ -533,6 +634,12 @@ inline std::string bug_bad_launch_config() {
   e += " | " + launch_error(launch(shfl_kernel, dim3(1, 70000), dim3(32), 0, nullptr, out.dev));
   e += " | " + launch_error(launch(shfl_kernel, dim3(1), dim3(32), size_t(1) << 20, nullptr, out.dev));
   return e;
+}
+inline std::string bug_wgmma_stage_reuse() {
+  Buf<__half> A(64 * 64, __float2half(1.0f));
+  Buf<float> D(128);
+  return launch_error(launch(wgmma_stage_reuse_kernel, dim3(1), dim3(128), 64 * 64 * sizeof(__half) + 1024, nullptr,
+                             A.dev, D.dev));
 }
 inline std::string bug_missing_syncthreads() {
   Buf<float> in(64, 1.0f), out(64);
@@ -570,6 +677,7 @@ inline const std::vector<SelfTest>& selftests() {
       {"mma_bf16", "feature", "", test_mma_bf16},
       {"mma_tf32", "feature", "", test_mma_tf32},
       {"ldmatrix_cp_async", "feature", "", test_ldmatrix},
+      {"wgmma", "feature", "", test_wgmma},
       {"early_return", "emulator_bug", "returned while", bug_early_return},
       {"divergent_barrier", "emulator_bug", "but thread", bug_divergent_barrier},
       {"full_mask_partial_warp", "emulator_bug", "names lanes that do not exist", bug_full_mask_partial_warp},
@@ -577,6 +685,7 @@ inline const std::vector<SelfTest>& selftests() {
       {"divergent_warp", "emulator_bug", "divergent warp collective", bug_divergent_warp},
       {"shfl_vs_barrier", "emulator_bug", "deadlock", bug_shfl_vs_barrier},
       {"bad_launch_config", "emulator_bug", "invalid block dimensions", bug_bad_launch_config},
+      {"wgmma_stage_reuse", "emulator_bug", "that a wgmma issued at", bug_wgmma_stage_reuse},
       {"missing_syncthreads", "sanitizer_bug", "ThreadSanitizer: data race", bug_missing_syncthreads},
       {"global_oob", "sanitizer_bug", "AddressSanitizer: heap-buffer-overflow", bug_global_oob},
       {"smem_overflow", "sanitizer_bug", "index 64 out of bounds", bug_smem_overflow},

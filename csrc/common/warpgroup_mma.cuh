@@ -1,0 +1,180 @@
+// Warpgroup-level tensor-core operations of Hopper (sm_90a): wgmma.mma_async and its fences, the shared-memory matrix
+// descriptor it reads its operands through, and the async-proxy fence. Inline PTX on an sm_90a GPU, the emulator's
+// model (csrc/emu/cuda_emu.h: same descriptor decoding, same accumulator layout) in the emulated build, a trap on
+// other GPUs (the host selects these kernels only on compute capability 9.0 with an sm_90a build: wgmma_available()).
+//
+// Why wgmma on Hopper: mma.sync (warp_mma.cuh) feeds the tensor cores from registers that every warp first fills from
+// shared memory by ldmatrix, so a 128×128 block tile reads its A and B operands once per warp: on an H200 the
+// mma.sync kernels reached 100-200 TFLOP/s where cuDNN (wgmma) reaches 250-440 on ResNet-50's layers. wgmma reads
+// both operands straight from shared memory once per warpgroup (4 warps, 64 rows of the output), asynchronously, so
+// the issuing warps are free for the next tile's copies while the tensor cores work.
+//
+// Operand layout ("K-major, 128-byte swizzle", the one layout these kernels use): a tile of rows × 64 16-bit elements,
+// each row 128 contiguous bytes, the tile's base 1024-byte aligned; the 16-byte chunk c of row r lives at chunk
+// position c ^ (r mod 8) of that row. The hardware applies the same XOR to the *address* bits [4, 7) from bits
+// [7, 10), which is why the base must be 1024-byte aligned (8 rows = one swizzle pattern).
+#pragma once
+#include <cstdint>
+#include <type_traits>
+
+#include "cuda_common.cuh"
+#include "warp_mma.cuh"
+
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define PYCONV_WGMMA_DEVICE 1  // compiling device code for sm_90a: wgmma exists
+#endif
+
+namespace pyconv {
+
+// The 32-bit shared-window address of a shared-memory pointer (what descriptors and .shared operands hold). The
+// emulator has its own window (see cuda_emu.h: it starts 16 bytes past a 1024-byte boundary, so code that forgets to
+// align its swizzled tiles fails there too).
+__device__ __forceinline__ uint32_t smem_window_addr(const void* p) {
+#if defined(PYCONV_EMULATION)
+  return ::pyconv_emu::detail::smem_window(p);
+#elif defined(__CUDA_ARCH__)
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+#else
+  return 0;
+#endif
+}
+
+// The 64-bit shared-memory matrix descriptor of a K-major, 128-byte-swizzled tile starting at window address `addr`
+// (PTX ISA, "Matrix Descriptor Format"): bits 0-13 start address >> 4; 16-29 leading-dimension byte offset >> 4
+// (unused for swizzled K-major tiles whose K extent is one swizzle row; 1 by convention); 32-45 stride-dimension byte
+// offset >> 4 = 1024 bytes between consecutive 8-row groups; 49-51 base offset 0 (the tile is pattern-aligned);
+// 62-63 swizzle mode 1 = 128-byte. One k16 step further along K is 32 bytes further: desc + 2.
+__device__ __forceinline__ uint64_t wgmma_desc_sw128(uint32_t addr) {
+  return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+}
+
+// wgmma.fence: orders this warpgroup's earlier register accesses to the accumulators (the zero fill, a previous
+// epilogue) before the next wgmma reads them. Needed before the first wgmma and whenever ordinary code touched them.
+__device__ __forceinline__ void wgmma_fence() {
+#if defined(PYCONV_WGMMA_DEVICE)
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+
+// Closes the batch of wgmma.mma_async issued since the last commit into one group.
+__device__ __forceinline__ void wgmma_commit() {
+#if defined(PYCONV_EMULATION)
+  ::pyconv_emu::detail::wgmma_commit();
+#elif defined(PYCONV_WGMMA_DEVICE)
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+
+// Waits until at most N of this warpgroup's committed groups are pending: the older groups' accumulators are final
+// and their shared-memory operands may be overwritten (after a barrier, for other warpgroups' copies).
+template <int N>
+__device__ __forceinline__ void wgmma_wait() {
+#if defined(PYCONV_EMULATION)
+  ::pyconv_emu::detail::wgmma_wait(N);
+#elif defined(PYCONV_WGMMA_DEVICE)
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+// fence.proxy.async.shared::cta: shared memory written through the generic proxy (ordinary stores, cp.async) must be
+// fenced by each writing thread before the barrier after which the async proxy (wgmma's operand reads) uses it.
+__device__ __forceinline__ void fence_proxy_async_smem() {
+#if !defined(PYCONV_EMULATION) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
+
+#if defined(PYCONV_WGMMA_DEVICE)
+// The instructions, one per shape and input type (generated: 64 / 32 accumulator operands each).
+__device__ __forceinline__ void wgmma_m64n64k16_f16_asm(float (&d)[8][4], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+      "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+        "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+        "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+__device__ __forceinline__ void wgmma_m64n64k16_bf16_asm(float (&d)[8][4], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+      "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+        "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+        "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+__device__ __forceinline__ void wgmma_m64n128k16_f16_asm(float (&d)[16][4], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+        "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+        "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
+        "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
+        "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
+        "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
+        "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+__device__ __forceinline__ void wgmma_m64n128k16_bf16_asm(float (&d)[16][4], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
+        "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
+        "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
+        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
+        "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
+        "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
+        "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
+        "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+#endif
+
+// D (64 × N, float) += A (64 × 16) · B (16 × N) for the warpgroup, both operands K-major 128-byte-swizzled tiles in
+// shared memory (descriptors above), N = 64 or 128. Accumulator layout, thread t of the warpgroup (warp w = t/32,
+// lane l, g = l/4, t4 = l%4): d[j][i] holds D(16w + g + 8·(i ≥ 2), 8j + 2·t4 + (i mod 2)) — the mma.sync m16n8 C
+// fragment, repeated over the N/8 column tiles. Asynchronous: d must not be touched until a wgmma_wait covers this
+// group. A warpgroup collective: all 128 threads issue it.
+template <typename T, int N>
+__device__ __forceinline__ void wgmma_m64k16(float (&d)[N / 8][4], uint64_t desc_a, uint64_t desc_b PYCONV_CALL_SITE) {
+  static_assert(N == 64 || N == 128, "wgmma tiles are 64 or 128 columns wide here");
+  constexpr bool kBf16 = std::is_same<T, __nv_bfloat16>::value;
+  static_assert(kBf16 || std::is_same<T, __half>::value, "wgmma kernels take float16 or bfloat16");
+#if defined(PYCONV_EMULATION)
+  ::pyconv_emu::detail::wgmma_m64k16(&d[0][0], N, desc_a, desc_b, kBf16, call_file, call_line);
+#elif defined(PYCONV_WGMMA_DEVICE)
+  if constexpr (N == 64) {
+    if constexpr (kBf16) wgmma_m64n64k16_bf16_asm(d, desc_a, desc_b, 1);
+    else wgmma_m64n64k16_f16_asm(d, desc_a, desc_b, 1);
+  } else {
+    if constexpr (kBf16) wgmma_m64n128k16_bf16_asm(d, desc_a, desc_b, 1);
+    else wgmma_m64n128k16_f16_asm(d, desc_a, desc_b, 1);
+  }
+#elif defined(__CUDA_ARCH__)
+  __trap();  // not an sm_90a build: the host never launches a wgmma kernel here
+#endif
+}
+
+}  // namespace pyconv

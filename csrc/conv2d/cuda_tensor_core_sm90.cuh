@@ -1,0 +1,157 @@
+// conv2d on CUDA, rung 4: "tensor_core_wgmma". The implicit GEMM of rung 3 (cuda_tensor_core.cuh: same GEMM views,
+// same gather loader, same epilogue and split-K) with Hopper's warpgroup MMA as its inner product, for float16 and
+// bfloat16 on compute capability 9.0 (an sm_90a build; csrc/common/warpgroup_mma.cuh says why and how).
+//
+// What changes against rung 3:
+//   * the reduction step is 64 elements (128-byte tile rows = one 128-byte swizzle row), 4 wgmma k16 steps per tile;
+//   * each warpgroup (4 warps, 128 threads) owns 64 rows × BN columns of the block tile and issues one
+//     wgmma.m64nBNk16 per k16 step with both operands read by the tensor cores straight from shared memory: no
+//     ldmatrix, no fragment registers, and the operands are read once per warpgroup instead of once per warp;
+//   * the wgmma of tile kt runs asynchronously while the warps issue the copies of tile kt + STAGES − 2: one group
+//     stays in flight (wgmma.wait_group 1), so the copy that overwrites a stage waits for the group two tiles back.
+//
+// Pipeline, per main-loop iteration kt (STAGES ≥ 4 stages of A and B tiles):
+//   cp.async.wait_group STAGES−3   this thread's copies of tile kt have landed
+//   fence.proxy.async              … and are visible to the async proxy (the tensor cores read through it)
+//   __syncthreads                  everyone's copies of tile kt are in; every warpgroup has waited for tile kt−2's
+//                                  wgmma (its wait_group 1 in iteration kt−1), so tile kt−2's stage is free
+//   copies of tile kt+STAGES−2     into that stage ((kt + STAGES − 2) mod STAGES = (kt − 2) mod STAGES)
+//   wgmma.fence; 4 × wgmma on tile kt; commit; wait_group 1   (tile kt−1's group is complete after this)
+// So a stage holds, in turn: tile kt−1 (its wgmma maybe still running), kt (issued now), kt+1 and kt+2 (in flight).
+#pragma once
+#include <atomic>
+
+#include "../common/warpgroup_mma.cuh"
+#include "cuda_tensor_core.cuh"
+
+namespace pyconv {
+namespace cuda {
+
+// Block tile BM × BN (BM a multiple of 64: one warpgroup per 64 rows), STAGES stages, and the blocks per SM that the
+// launch bounds promise (what shared memory allows: 227 KiB per SM on Hopper).
+template <int BM_, int BN_, int STAGES_, int MIN_BLOCKS_>
+struct TcWgTile {
+  static constexpr int BM = BM_, BN = BN_, STAGES = STAGES_, kMinBlocks = MIN_BLOCKS_;
+  static constexpr int kWarpGroups = BM / 64, kThreads = 128 * kWarpGroups;
+  static constexpr int kBK = 64;       // 16-bit elements per tile row: 128 bytes
+  static constexpr int NI = BN / 8;    // n8 column tiles of a warp's accumulators
+  static constexpr size_t kStageBytes = size_t(BM + BN) * 128;
+  static_assert(BM % 64 == 0 && (BN == 64 || BN == 128), "wgmma m64 × n64/n128 tiles");
+  static_assert(STAGES >= 4, "one wgmma group in flight and two tiles of copies ahead need four stages");
+};
+using TcWgTile128x128 = TcWgTile<128, 128, 4, 1>;  // 256 threads, 4 × 32 KiB: one block per SM
+using TcWgTile128x64 = TcWgTile<128, 64, 4, 2>;    // 256 threads, 4 × 24 KiB: two blocks per SM
+using TcWgTile64x64 = TcWgTile<64, 64, 4, 3>;      // 128 threads, 4 × 16 KiB: three blocks per SM
+
+// Dynamic shared memory: the stages plus 1 KiB of slack to align them to 1024 bytes (the GPU promises 16).
+template <typename Tile>
+constexpr size_t tc_wg_smem_bytes() {
+  return Tile::STAGES * Tile::kStageBytes + 1024;
+}
+
+template <typename T, typename Tile, bool kDgrad>
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_conv_kernel(TcConvParams<T> pr) {
+#if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
+  __trap();  // an sm_80 (or plain sm_90) pass: no wgmma; the host launches this kernel only where has_wgmma()
+#else
+  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, NT = Tile::kThreads, kBK = Tile::kBK;
+  PYCONV_EXTERN_SHARED(unsigned char, smem_raw);
+  // The hardware swizzles by address bits [7, 10): stage tiles start on 1024-byte boundaries of the shared window.
+  const uint32_t raw_addr = smem_window_addr(smem_raw);
+  T* smem = reinterpret_cast<T*>(smem_raw + ((1024u - raw_addr % 1024u) % 1024u));
+  T* sA = smem;                      // [STAGES][BM][64] 128-byte swizzled (BM·128 bytes: a multiple of 1024)
+  T* sB = smem + STAGES * BM * kBK;  // [STAGES][BN][64]
+  const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
+
+  const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
+  const TcBlock blk = tc_block(pr, BM, BN, kBK);
+  // Descriptors of stage 0 (this warpgroup's 64 rows of A; all of B); stage `slot` is slot · (BM or BN) · 128 bytes
+  // further, i.e. that >> 4 added to the start-address field (which cannot carry: shared addresses stay < 256 KiB).
+  // Hoisted out of the loop on purpose: with the warpgroup's row offset computed inside it, ptxas serialised the
+  // wgmma pipeline (C7515, "non wgmma instructions defining accumulator registers"), waiting for each wgmma in turn.
+  const uint64_t da0 = wgmma_desc_sw128(sA_addr + uint32_t(wg) * 64u * 128u), db0 = wgmma_desc_sw128(sB_addr);
+
+  TcGatherLoader<T, kDgrad, NT, BM, BN, 8> loader;
+  loader.init(pr, tid, blk.m0, blk.n0, blk.g, blk.M, blk.kt0);
+  auto load_tile = [&](int slot) {
+    loader.load(pr, sA + slot * BM * kBK, sB + slot * BN * kBK, [](int row, int c) { return swz128(row, c, 8); });
+  };
+
+  // This warp's accumulators: rows 16·(warp mod 4) .. +15 of its warpgroup's 64, all BN columns, as NI mma tiles of
+  // 16×8 (the wgmma accumulator layout is the mma.sync C fragment repeated along N, so rung 3's epilogue applies).
+  float acc[1][Tile::NI][4];
+#pragma unroll
+  for (int j = 0; j < Tile::NI; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[0][j][e] = 0.f;
+
+  // Prologue: tiles 0 .. STAGES−3 in flight; one commit per tile, empty or not, so wait counts stay uniform.
+#pragma unroll
+  for (int st = 0; st < STAGES - 2; ++st) {
+    if (st < blk.KT) load_tile(st);
+    cp_async_commit();
+  }
+  for (int kt = 0; kt < blk.KT; ++kt) {
+    cp_async_wait<STAGES - 3>();
+    fence_proxy_async_smem();
+    __syncthreads();
+    const int next = kt + STAGES - 2;
+    if (next < blk.KT) load_tile(next % STAGES);
+    cp_async_commit();
+    const int slot = kt % STAGES;
+    const uint64_t da = da0 + uint64_t(slot * BM * 128 / 16), db = db0 + uint64_t(slot * BN * 128 / 16);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < kBK / 16; ++ks) wgmma_m64k16<T, BN>(acc[0], da + 2 * ks, db + 2 * ks);  // +32 bytes per k16
+    wgmma_commit();
+    wgmma_wait<1>();
+  }
+  wgmma_wait<0>();
+  cp_async_wait<0>();  // the copies of tiles past the end (empty groups) too, before the epilogue reuses the stages
+
+  tc_conv_store<T, BM, BN, NT, 1, Tile::NI, 16, STAGES * Tile::kStageBytes>(pr, acc, smem, blk.m0, blk.n0, blk.g,
+                                                                            blk.split, blk.M, wg * 64 + (warp % 4) * 16,
+                                                                            0, tid);
+#endif
+}
+
+// The opt-in to more than 48 KiB of dynamic shared memory, once per kernel and device (cudaFuncSetAttribute is a
+// driver call: not one per launch). One instantiation, hence one flag word, per kernel.
+template <auto kKernel>
+cudaError_t tc_wg_opt_in(size_t bytes) {
+#if defined(PYCONV_EMULATION)
+  return set_max_dynamic_smem(kKernel, bytes);
+#else
+  static std::atomic<uint64_t> done{0};  // one bit per device (devices ≥ 64 opt in on every launch)
+  int dev = 0;
+  cudaError_t e = cudaGetDevice(&dev);
+  if (e != cudaSuccess) return e;
+  if (dev < 64 && ((done.load(std::memory_order_relaxed) >> dev) & 1)) return cudaSuccess;
+  e = set_max_dynamic_smem(kKernel, bytes);
+  if (e == cudaSuccess && dev < 64) done.fetch_or(uint64_t(1) << dev, std::memory_order_relaxed);
+  return e;
+#endif
+}
+
+template <typename T, typename Tile, bool kDgrad>
+cudaError_t launch_tc_wgmma_kernel(const TcConvParams<T>& pr, dim3 grid, cudaStream_t stream) {
+  constexpr size_t smem = tc_wg_smem_bytes<Tile>();
+  const cudaError_t e = tc_wg_opt_in<tc_wgmma_conv_kernel<T, Tile, kDgrad>>(smem);
+  if (e != cudaSuccess) return e;
+  return launch(tc_wgmma_conv_kernel<T, Tile, kDgrad>, grid, dim3(Tile::kThreads), smem, stream, pr);
+}
+
+template <typename T, typename Tile>
+cudaError_t launch_tc_wgmma_conv(const TcConvParams<T>& pr, bool dgrad, cudaStream_t stream) {
+  const int64_t M = pr.N * pr.OH * pr.OW;
+  const int splits = pr.ws != nullptr ? pr.splits : 1;
+  const dim3 grid(static_cast<unsigned>(ceil_div(M, Tile::BM)), static_cast<unsigned>(ceil_div(pr.gemm_n, Tile::BN)),
+                  static_cast<unsigned>(pr.groups * splits));
+  const cudaError_t e = dgrad ? launch_tc_wgmma_kernel<T, Tile, true>(pr, grid, stream)
+                              : launch_tc_wgmma_kernel<T, Tile, false>(pr, grid, stream);
+  if (e != cudaSuccess || pr.ws == nullptr) return e;
+  return launch_tc_splitk_reduce(pr, stream);
+}
+
+}  // namespace cuda
+}  // namespace pyconv
