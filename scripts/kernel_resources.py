@@ -130,13 +130,13 @@ SM_LIMITS = {"sm_80": (65536, 164 * 1024, 2048, 32), "sm_90": (65536, 228 * 1024
              "sm_90a": (65536, 228 * 1024, 2048, 32)}
 
 
-TC_WG_TILE = re.compile(r"TcWgTile<(\d+), (\d+), (\d+), (\d+)>")
+TC_WG_TILE = re.compile(r"TcWgTile<(\d+), (\d+), (\d+), (\d+)(?:, \d+)?>")
 
 
 def launch_config(name):
     m = TC_WG_TILE.search(name)
     if m and "tc_wgmma_conv_kernel" in name:
-        bm, bn, stages, _ = map(int, m.groups())
+        bm, bn, stages = map(int, m.groups()[:3])
         return 128 * (bm // 64), stages * (bm + bn) * 128 + 1024  # cuda_tensor_core_sm90.cuh: 128-byte rows + slack
     m = TC_TILE.search(name)
     if m and ("tc_conv_kernel" in name or "tc_wgrad_kernel" in name):

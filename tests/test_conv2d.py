@@ -362,7 +362,8 @@ def test_build_info():
         assert info["algorithms"]["cuda"]["conv2d"] == ["direct", "implicit_gemm", "depthwise", "tensor_core",
                                                         "tensor_core_128x128", "tensor_core_128x64",
                                                         "tensor_core_64x64", "tensor_core_wgmma",
-                                                        "tensor_core_wgmma_128x128", "tensor_core_wgmma_128x64",
+                                                        "tensor_core_wgmma_128x256", "tensor_core_wgmma_128x128",
+                                                        "tensor_core_wgmma_128x128_s3", "tensor_core_wgmma_128x64",
                                                         "tensor_core_wgmma_64x64"]
         assert set(info["algorithm_dtypes"]["conv2d"]) == {a for a in info["algorithms"]["cuda"]["conv2d"]
                                                            if a.startswith("tensor_core")}

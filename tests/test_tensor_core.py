@@ -304,7 +304,8 @@ def test_compile_fullgraph(device, backend):
 # Under the emulator on every run (its wgmma model: 128-byte-swizzled operands read through the descriptors at the
 # wait that covers the group, the m64nNk16 accumulator layout; checked against the hardware by the "wgmma" self-test
 # on a compute capability 9.0 GPU), and on such a GPU when there is one.
-WG_ALGOS = ["tensor_core_wgmma", "tensor_core_wgmma_128x128", "tensor_core_wgmma_128x64", "tensor_core_wgmma_64x64"]
+WG_ALGOS = ["tensor_core_wgmma", "tensor_core_wgmma_128x256", "tensor_core_wgmma_128x128", "tensor_core_wgmma_128x128_s3",
+            "tensor_core_wgmma_128x64", "tensor_core_wgmma_64x64"]
 WG_TARGETS = [t for t in TARGETS if t[1] == "emulator"]
 if HAS_CUDA and torch.cuda.get_device_capability() == (9, 0) and "9.0a" in pyconv.build_info()["arch_list"]:
     WG_TARGETS.append(("cuda", "auto"))

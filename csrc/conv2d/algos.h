@@ -24,7 +24,9 @@ inline const std::vector<std::string>& conv2d_cuda_algos() {
                                           "tensor_core_128x64",
                                           "tensor_core_64x64",
                                           "tensor_core_wgmma",
+                                          "tensor_core_wgmma_128x256",
                                           "tensor_core_wgmma_128x128",
+                                          "tensor_core_wgmma_128x128_s3",
                                           "tensor_core_wgmma_128x64",
                                           "tensor_core_wgmma_64x64"};
   return v;
@@ -40,7 +42,9 @@ inline const std::map<std::string, std::vector<std::string>>& conv2d_algo_dtypes
       {"tensor_core_64x64", {"float16", "bfloat16", "float32"}},
       // Hopper's wgmma (sm_90a): 16-bit inputs only; wgrad runs rung 3's kernel under these names
       {"tensor_core_wgmma", {"float16", "bfloat16"}},
+      {"tensor_core_wgmma_128x256", {"float16", "bfloat16"}},
       {"tensor_core_wgmma_128x128", {"float16", "bfloat16"}},
+      {"tensor_core_wgmma_128x128_s3", {"float16", "bfloat16"}},
       {"tensor_core_wgmma_128x64", {"float16", "bfloat16"}},
       {"tensor_core_wgmma_64x64", {"float16", "bfloat16"}},
   };

@@ -79,11 +79,13 @@ at::Tensor nhwc_padded(const at::Tensor& t, int64_t groups, int64_t cp) {
 }
 
 // "tensor_core" → a concrete tile: big tiles when they alone give every SM a block, smaller ones otherwise.
-// "tensor_core_wgmma" likewise picks among its own three tiles.
+// "tensor_core_wgmma" likewise picks among its own tiles (128x256 first, when it alone fills the GPU).
 std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int64_t groups) {
   if (algo != "tensor_core" && algo != "tensor_core_wgmma") return algo;
   const std::string base = algo + "_";
   const int64_t sms = sm_count();
+  if (algo == "tensor_core_wgmma" && gemm_n > 128 && ceil_div(gemm_m, 128) * ceil_div(gemm_n, 256) * groups >= sms)
+    return base + "128x256";
   if (gemm_n > 64 && ceil_div(gemm_m, 128) * ceil_div(gemm_n, 128) * groups >= sms) return base + "128x128";
   if (ceil_div(gemm_m, 128) * ceil_div(gemm_n, 64) * groups >= sms) return base + "128x64";
   return base + "64x64";
@@ -123,7 +125,9 @@ TcTileShape tc_wg_tile_shape() {
 }
 template <typename T>
 TcTileShape tc_tile_shape(const std::string& tile) {
+  if (tile == "tensor_core_wgmma_128x256") return tc_wg_tile_shape<cuda::TcWgTile128x256>();
   if (tile == "tensor_core_wgmma_128x128") return tc_wg_tile_shape<cuda::TcWgTile128x128>();
+  if (tile == "tensor_core_wgmma_128x128_s3") return tc_wg_tile_shape<cuda::TcWgTile128x128s3>();
   if (tile == "tensor_core_wgmma_128x64") return tc_wg_tile_shape<cuda::TcWgTile128x64>();
   if (tile == "tensor_core_wgmma_64x64") return tc_wg_tile_shape<cuda::TcWgTile64x64>();
   if (tile == "tensor_core_128x128") return tc_tile_shape<T, cuda::TcTile128x128>();
@@ -150,8 +154,12 @@ cudaError_t launch_wgmma_tile(const std::string& tile, const cuda::TcConvParams<
   if constexpr (std::is_same<T, float>::value) {
     TORCH_CHECK(false, "pyconv: the wgmma tensor-core kernels take float16 or bfloat16");  // resolve_algo rejects it
   } else {
+    if (tile == "tensor_core_wgmma_128x256")
+      return cuda::launch_tc_wgmma_conv<T, cuda::TcWgTile128x256>(pr, dgrad, current_stream());
     if (tile == "tensor_core_wgmma_128x128")
       return cuda::launch_tc_wgmma_conv<T, cuda::TcWgTile128x128>(pr, dgrad, current_stream());
+    if (tile == "tensor_core_wgmma_128x128_s3")
+      return cuda::launch_tc_wgmma_conv<T, cuda::TcWgTile128x128s3>(pr, dgrad, current_stream());
     if (tile == "tensor_core_wgmma_128x64")
       return cuda::launch_tc_wgmma_conv<T, cuda::TcWgTile128x64>(pr, dgrad, current_stream());
     return cuda::launch_tc_wgmma_conv<T, cuda::TcWgTile64x64>(pr, dgrad, current_stream());

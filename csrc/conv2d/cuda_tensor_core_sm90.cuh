@@ -7,17 +7,20 @@
 //   * each warpgroup (4 warps, 128 threads) owns 64 rows × BN columns of the block tile and issues one
 //     wgmma.m64nBNk16 per k16 step with both operands read by the tensor cores straight from shared memory: no
 //     ldmatrix, no fragment registers, and the operands are read once per warpgroup instead of once per warp;
-//   * the wgmma of tile kt runs asynchronously while the warps issue the copies of tile kt + STAGES − 2: one group
-//     stays in flight (wgmma.wait_group 1), so the copy that overwrites a stage waits for the group two tiles back.
+//   * the wgmma of tile kt runs asynchronously while the warps pass the next barrier and issue the next copies: one
+//     group stays in flight (wgmma.wait_group 1), so the copy that overwrites a stage waits for the group two tiles
+//     back (or none, with two blocks per SM instead: the 128x128_s3 tile).
 //
-// Pipeline, per main-loop iteration kt (STAGES ≥ 4 stages of A and B tiles):
-//   cp.async.wait_group STAGES−3   this thread's copies of tile kt have landed
+// Pipeline, per main-loop iteration kt, with F = the wgmma groups kept in flight (TcWgTile::kInFlight, 0 or 1) and
+// A = STAGES − 1 − F tiles of copies ahead:
+//   cp.async.wait_group A−1        this thread's copies of tile kt have landed
 //   fence.proxy.async              … and are visible to the async proxy (the tensor cores read through it)
-//   __syncthreads                  everyone's copies of tile kt are in; every warpgroup has waited for tile kt−2's
-//                                  wgmma (its wait_group 1 in iteration kt−1), so tile kt−2's stage is free
-//   copies of tile kt+STAGES−2     into that stage ((kt + STAGES − 2) mod STAGES = (kt − 2) mod STAGES)
-//   wgmma.fence; 4 × wgmma on tile kt; commit; wait_group 1   (tile kt−1's group is complete after this)
-// So a stage holds, in turn: tile kt−1 (its wgmma maybe still running), kt (issued now), kt+1 and kt+2 (in flight).
+//   __syncthreads                  everyone's copies of tile kt are in; every warpgroup has waited for the wgmma of
+//                                  tile kt−1−F (its wait_group F in iteration kt−1), so that tile's stage is free
+//   copies of tile kt+A            into that stage ((kt + A) mod STAGES = (kt − 1 − F) mod STAGES)
+//   wgmma.fence; 4 × wgmma on tile kt; commit; wait_group F
+// With 4 stages and F = 1 a stage holds, in turn: tile kt−1 (its wgmma maybe still running), kt (issued now), kt+1
+// and kt+2 (copies in flight).
 #pragma once
 #include <atomic>
 
@@ -27,21 +30,27 @@
 namespace pyconv {
 namespace cuda {
 
-// Block tile BM × BN (BM a multiple of 64: one warpgroup per 64 rows), STAGES stages, and the blocks per SM that the
-// launch bounds promise (what shared memory allows: 227 KiB per SM on Hopper).
-template <int BM_, int BN_, int STAGES_, int MIN_BLOCKS_>
+// Block tile BM × BN (BM a multiple of 64: one warpgroup per 64 rows), STAGES stages, the blocks per SM that the
+// launch bounds promise (what shared memory allows: 227 KiB per SM on Hopper), and IN_FLIGHT: how many wgmma groups
+// stay in flight across an iteration (1: the tensor cores work on tile kt while the warps pass the next barrier and
+// issue copies, which costs one stage; 0: each tile's wgmma is waited for in its own iteration, and the other blocks
+// of the SM fill the gap).
+template <int BM_, int BN_, int STAGES_, int MIN_BLOCKS_, int IN_FLIGHT_ = 1>
 struct TcWgTile {
-  static constexpr int BM = BM_, BN = BN_, STAGES = STAGES_, kMinBlocks = MIN_BLOCKS_;
+  static constexpr int BM = BM_, BN = BN_, STAGES = STAGES_, kMinBlocks = MIN_BLOCKS_, kInFlight = IN_FLIGHT_;
   static constexpr int kWarpGroups = BM / 64, kThreads = 128 * kWarpGroups;
   static constexpr int kBK = 64;       // 16-bit elements per tile row: 128 bytes
   static constexpr int NI = BN / 8;    // n8 column tiles of a warp's accumulators
+  static constexpr int kAhead = STAGES - 1 - kInFlight;  // tiles whose copies are in flight ahead of the one computed
   static constexpr size_t kStageBytes = size_t(BM + BN) * 128;
-  static_assert(BM % 64 == 0 && (BN == 64 || BN == 128), "wgmma m64 × n64/n128 tiles");
-  static_assert(STAGES >= 4, "one wgmma group in flight and two tiles of copies ahead need four stages");
+  static_assert(BM % 64 == 0 && (BN == 64 || BN == 128 || BN == 256), "wgmma m64 × n64/n128/n256 tiles");
+  static_assert((kInFlight == 0 || kInFlight == 1) && kAhead >= 1, "at least one tile of copies ahead");
 };
-using TcWgTile128x128 = TcWgTile<128, 128, 4, 1>;  // 256 threads, 4 × 32 KiB: one block per SM
-using TcWgTile128x64 = TcWgTile<128, 64, 4, 2>;    // 256 threads, 4 × 24 KiB: two blocks per SM
-using TcWgTile64x64 = TcWgTile<64, 64, 4, 3>;      // 128 threads, 4 × 16 KiB: three blocks per SM
+using TcWgTile128x256 = TcWgTile<128, 256, 4, 1>;     // 256 threads, 4 × 48 KiB, 128 accumulators a thread
+using TcWgTile128x128 = TcWgTile<128, 128, 4, 1>;     // 256 threads, 4 × 32 KiB: one block per SM
+using TcWgTile128x128s3 = TcWgTile<128, 128, 3, 2, 0>;  // 3 × 32 KiB, nothing in flight: two blocks per SM
+using TcWgTile128x64 = TcWgTile<128, 64, 4, 2>;       // 256 threads, 4 × 24 KiB: two blocks per SM
+using TcWgTile64x64 = TcWgTile<64, 64, 4, 3>;         // 128 threads, 4 × 16 KiB: three blocks per SM
 
 // Dynamic shared memory: the stages plus 1 KiB of slack to align them to 1024 bytes (the GPU promises 16).
 template <typename Tile>
@@ -85,17 +94,18 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_con
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc[0][j][e] = 0.f;
 
-  // Prologue: tiles 0 .. STAGES−3 in flight; one commit per tile, empty or not, so wait counts stay uniform.
+  // Prologue: tiles 0 .. kAhead−1 in flight; one commit per tile, empty or not, so wait counts stay uniform.
+  constexpr int kAhead = Tile::kAhead;
 #pragma unroll
-  for (int st = 0; st < STAGES - 2; ++st) {
+  for (int st = 0; st < kAhead; ++st) {
     if (st < blk.KT) load_tile(st);
     cp_async_commit();
   }
   for (int kt = 0; kt < blk.KT; ++kt) {
-    cp_async_wait<STAGES - 3>();
+    cp_async_wait<kAhead - 1>();
     fence_proxy_async_smem();
     __syncthreads();
-    const int next = kt + STAGES - 2;
+    const int next = kt + kAhead;  // its stage held tile kt − 1 − kInFlight, whose wgmma every warpgroup has waited for
     if (next < blk.KT) load_tile(next % STAGES);
     cp_async_commit();
     const int slot = kt % STAGES;
@@ -104,7 +114,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_con
 #pragma unroll
     for (int ks = 0; ks < kBK / 16; ++ks) wgmma_m64k16<T, BN>(acc[0], da + 2 * ks, db + 2 * ks);  // +32 bytes per k16
     wgmma_commit();
-    wgmma_wait<1>();
+    wgmma_wait<Tile::kInFlight>();
   }
   wgmma_wait<0>();
   cp_async_wait<0>();  // the copies of tiles past the end (empty groups) too, before the epilogue reuses the stages
