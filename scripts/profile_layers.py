@@ -39,6 +39,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     ap.add_argument("--dirs", default="fprop,dgrad,wgrad")
     ap.add_argument("--warm", type=int, default=3)
+    ap.add_argument("--algo", default="tensor_core",
+                    help="comma list of rungs to run on the non-depthwise layers (e.g. tensor_core,tensor_core_wgmma "
+                         "for an A/B of the mma.sync and wgmma rungs); depthwise layers run 'depthwise'")
     ap.add_argument("--time", action="store_true", help="also print CUDA-event times per call vs cuDNN")
     ap.add_argument("--kernels", action="store_true",
                     help="also print the GPU kernels one pyconv call runs (torch.profiler, 10 calls): where the time "
@@ -59,19 +62,21 @@ def main(argv=None) -> int:
         y = F.conv2d(x, w, None, st, pad, 1, g)
         go = torch.randn_like(y)
         geo = ([st, st], [pad, pad], [1, 1], g)
-        algo = "depthwise" if g == C and g > 1 else "tensor_core"
-        calls = {
-            "fprop": (lambda: ops.conv2d_fprop(x, w, None, *geo, algo),
-                      lambda: F.conv2d(x, w, None, st, pad, 1, g)),
-            "dgrad": (lambda: ops.conv2d_dgrad(go, w, list(x.shape), *geo, algo),
-                      lambda: torch.ops.aten.convolution_backward(go, x, w, None, [st] * 2, [pad] * 2, [1, 1], False,
-                                                                  [0, 0], g, [True, False, False])[0]),
-            "wgrad": (lambda: ops.conv2d_wgrad(go, x, list(w.shape), *geo, algo),
-                      lambda: torch.ops.aten.convolution_backward(go, x, w, None, [st] * 2, [pad] * 2, [1, 1], False,
-                                                                  [0, 0], g, [False, True, False])[1]),
-        }
-        for d in args.dirs.split(","):
-            ours, theirs = calls[d]
+        algos = ["depthwise"] if g == C and g > 1 else args.algo.split(",")
+
+        def calls(algo):
+            return {
+                "fprop": (lambda: ops.conv2d_fprop(x, w, None, *geo, algo),
+                          lambda: F.conv2d(x, w, None, st, pad, 1, g)),
+                "dgrad": (lambda: ops.conv2d_dgrad(go, w, list(x.shape), *geo, algo),
+                          lambda: torch.ops.aten.convolution_backward(go, x, w, None, [st] * 2, [pad] * 2, [1, 1],
+                                                                      False, [0, 0], g, [True, False, False])[0]),
+                "wgrad": (lambda: ops.conv2d_wgrad(go, x, list(w.shape), *geo, algo),
+                          lambda: torch.ops.aten.convolution_backward(go, x, w, None, [st] * 2, [pad] * 2, [1, 1],
+                                                                      False, [0, 0], g, [False, True, False])[1]),
+            }
+        for d, algo in ((d, a) for a in algos for d in args.dirs.split(",")):
+            ours, theirs = calls(algo)[d]
             for _ in range(args.warm):
                 ours(), theirs()
             torch.cuda.synchronize()
@@ -94,7 +99,7 @@ def main(argv=None) -> int:
                         ts.append(a.elapsed_time(b) * 1e3 / 10)
                     return sorted(ts)[len(ts) // 2]
                 t_ours, t_cudnn = med(ours), med(theirs)
-                print(f"{name:18s} {d}  pyconv {algo:11s} {t_ours:8.1f} us   cuDNN {t_cudnn:8.1f} us   "
+                print(f"{name:18s} {d}  pyconv {algo:17s} {t_ours:8.1f} us   cuDNN {t_cudnn:8.1f} us   "
                       f"ratio {t_cudnn / t_ours:5.2f}x  {plan}", flush=True)
             if args.kernels:
                 from torch.profiler import ProfilerActivity, profile
