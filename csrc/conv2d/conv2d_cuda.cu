@@ -95,19 +95,19 @@ std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int
 // most half of one wave (blocks_per_sm · SMs resident blocks; ResNet-50's later layers at batch 32 give 100-200 tiles
 // on an H200's 132 SMs), slices multiply the blocks up to one full wave, at the price of float partial sums
 // (splits·M·N·4 bytes, mostly L2-resident) and a second, memory-bound pass that adds them in a fixed order
-// (deterministic) and applies bias and epilogue. Every slice keeps ≥ 16 reduction tiles so the pipeline's prologue
-// stays amortized; at most 8 slices. Measured on an H200 (benchmarks/results/nvidia-h200-2026-11-26-run3-*): 0.55-0.75×
+// (deterministic) and applies bias and epilogue. Every slice keeps ≥ min_tiles reduction tiles (16 of rung 3's; 8 of
+// the wgmma rung's, which are twice as long) so the pipeline's prologue stays amortized; at most 8 slices. Measured on an H200 (benchmarks/results/nvidia-h200-2026-11-26-run3-*): 0.55-0.75×
 // the time on the 3×3 layers with 2 slices of 128×64 or 64×64 tiles; 1.5-1.7× when 2 slices of ~200 128×128 tiles
 // overfilled the 264-block wave (the rule then was "fewer tiles than two per SM") — hence the wave capacity.
 // PYCONV_TC_SPLIT_K=0 turns it off (for A/B timing).
-int64_t tc_conv_splits(int64_t tiles, int64_t kt_all, int64_t groups, int64_t blocks_per_sm) {
+int64_t tc_conv_splits(int64_t tiles, int64_t kt_all, int64_t min_tiles, int64_t groups, int64_t blocks_per_sm) {
   static const bool enabled = [] {
     const char* v = std::getenv("PYCONV_TC_SPLIT_K");
     return v == nullptr || std::string(v) != "0";
   }();
   const int64_t capacity = blocks_per_sm * sm_count();
   if (!enabled || 2 * tiles > capacity) return 1;
-  return std::max<int64_t>(1, std::min<int64_t>({capacity / tiles, kt_all / 16, 8, 65535 / groups}));
+  return std::max<int64_t>(1, std::min<int64_t>({capacity / tiles, kt_all / min_tiles, 8, 65535 / groups}));
 }
 
 // A concrete tile's block shape and the resident blocks per SM of its fprop/dgrad kernel (the launch bounds'
@@ -222,7 +222,7 @@ void run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgrad, co
   const TcTileShape ts = tc_tile_shape<T>(tile);
   const int64_t kt_all = ceil_div(s.R * s.S * ca, ts.bk);
   const int64_t splits = tc_conv_splits(ceil_div(gemm_m, ts.bm) * ceil_div(gemm_n, ts.bn) * s.groups, kt_all,
-                                        s.groups, ts.blocks_per_sm);
+                                        is_wgmma(tile) ? 8 : 16, s.groups, ts.blocks_per_sm);
   at::Tensor ws;
   if (splits > 1) {
     pr.tiles_per_split = int(ceil_div(kt_all, splits));
