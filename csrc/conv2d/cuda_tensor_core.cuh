@@ -200,6 +200,28 @@ __device__ __forceinline__ void tc_epilogue_chunk(const ConvEpilogue<T>& epi, Tc
   for (int e = 0; e < kVec; ++e) c.v[e] = from_acc<T>(v[e]);
 }
 
+// Zero accumulators (a fixed-size register array; unrolled, so it stays in registers).
+template <int MI, int NI>
+__device__ __forceinline__ void tc_zero(float (&acc)[MI][NI][4]) {
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int j = 0; j < NI; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
+}
+
+// A cp.async pipeline's prologue: the copies of tiles 0 .. ahead−1 (those that exist), one commit per tile, empty or
+// not, so that the wait_group count of the main loop means the same thing in every iteration.
+template <int kAhead, typename Load>
+__device__ __forceinline__ void tc_prologue(Load&& load_tile, int KT) {
+#pragma unroll
+  for (int st = 0; st < kAhead; ++st) {
+    if (st < KT) load_tile(st);
+    cp_async_commit();
+  }
+}
+
 // What a fprop/dgrad block works on: group g and split-K slice `split` (blockIdx.z), output rows m0 .. m0+BM of the
 // M = N·OH·OW pixels, columns n0 .. n0+BN, and its reduction tiles [kt0, kt0 + KT) of bk elements: all of them, or
 // one split-K slice.
@@ -458,20 +480,8 @@ __global__ void __launch_bounds__(Tile::kThreads, (tc_conv_min_blocks<T, Tile>()
   // Warp tile origin and the accumulators: acc[i][j] is the 16×8 mma tile (i, j) of this warp's tile.
   const int wm0 = (warp / Tile::WN) * Tile::kWarpM, wn0 = (warp % Tile::WN) * Tile::kWarpN;
   float acc[Tile::MI][Tile::NI][4];
-#pragma unroll
-  for (int i = 0; i < Tile::MI; ++i)
-#pragma unroll
-    for (int j = 0; j < Tile::NI; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
-
-  // Prologue: tiles 0 .. STAGES−2 in flight. Every thread commits a group per tile, empty or not, so that the
-  // wait_group count below means the same thing in every iteration.
-#pragma unroll
-  for (int st = 0; st < STAGES - 1; ++st) {
-    if (st < KT) load_tile(st);
-    cp_async_commit();
-  }
+  tc_zero(acc);
+  tc_prologue<STAGES - 1>(load_tile, KT);  // tiles 0 .. STAGES−2 in flight
   // ldmatrix row addresses: lane l names row l%8 of matrix l/8.
   const int lrow = lane % 8, lmat = lane / 8;
   for (int kt = 0; kt < KT; ++kt) {
@@ -600,12 +610,18 @@ cudaError_t launch_tc_splitk_reduce(const TcConvParams<T>& pr, cudaStream_t stre
   return launch(tc_splitk_reduce_kernel<T>, dim3(grid_1d(items, 256)), dim3(256), 0, stream, pr, vec);
 }
 
-template <typename T, typename Tile>
-cudaError_t launch_tc_conv(const TcConvParams<T>& pr, bool dgrad, cudaStream_t stream) {
+// The fprop/dgrad grid of a BM × BN tile: output row tiles, column tiles, groups × split-K slices (see tc_block).
+template <typename T>
+dim3 tc_conv_grid(const TcConvParams<T>& pr, int bm, int bn) {
   const int64_t M = pr.N * pr.OH * pr.OW;
   const int splits = pr.ws != nullptr ? pr.splits : 1;
-  const dim3 grid(static_cast<unsigned>(ceil_div(M, Tile::BM)), static_cast<unsigned>(ceil_div(pr.gemm_n, Tile::BN)),
-                  static_cast<unsigned>(pr.groups * splits));
+  return dim3(static_cast<unsigned>(ceil_div(M, bm)), static_cast<unsigned>(ceil_div(pr.gemm_n, bn)),
+              static_cast<unsigned>(pr.groups * splits));
+}
+
+template <typename T, typename Tile>
+cudaError_t launch_tc_conv(const TcConvParams<T>& pr, bool dgrad, cudaStream_t stream) {
+  const dim3 grid = tc_conv_grid(pr, Tile::BM, Tile::BN);
   cudaError_t e =
       dgrad ? launch(tc_conv_kernel<T, Tile, true>, grid, dim3(Tile::kThreads), tc_smem_bytes<Tile>(), stream, pr)
             : launch(tc_conv_kernel<T, Tile, false>, grid, dim3(Tile::kThreads), tc_smem_bytes<Tile>(), stream, pr);
@@ -776,18 +792,8 @@ __global__ void __launch_bounds__(Tile::kThreads, (tc_wgrad_min_blocks<Tile>()))
 
   const int wm0 = (warp / Tile::WN) * Tile::kWarpM, wn0 = (warp % Tile::WN) * Tile::kWarpN;
   float acc[Tile::MI][Tile::NI][4];
-#pragma unroll
-  for (int i = 0; i < Tile::MI; ++i)
-#pragma unroll
-    for (int j = 0; j < Tile::NI; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[i][j][e] = 0.f;
-
-#pragma unroll
-  for (int st = 0; st < STAGES - 1; ++st) {
-    if (st < KT) load_tile(st);
-    cp_async_commit();
-  }
+  tc_zero(acc);
+  tc_prologue<STAGES - 1>(load_tile, KT);
   const int lrow = lane % 8, lmat = lane / 8;
   for (int kt = 0; kt < KT; ++kt) {
     cp_async_wait<STAGES - 2>();

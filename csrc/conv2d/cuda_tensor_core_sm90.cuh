@@ -89,18 +89,9 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_con
   // This warp's accumulators: rows 16·(warp mod 4) .. +15 of its warpgroup's 64, all BN columns, as NI mma tiles of
   // 16×8 (the wgmma accumulator layout is the mma.sync C fragment repeated along N, so rung 3's epilogue applies).
   float acc[1][Tile::NI][4];
-#pragma unroll
-  for (int j = 0; j < Tile::NI; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) acc[0][j][e] = 0.f;
-
-  // Prologue: tiles 0 .. kAhead−1 in flight; one commit per tile, empty or not, so wait counts stay uniform.
+  tc_zero(acc);
   constexpr int kAhead = Tile::kAhead;
-#pragma unroll
-  for (int st = 0; st < kAhead; ++st) {
-    if (st < blk.KT) load_tile(st);
-    cp_async_commit();
-  }
+  tc_prologue<kAhead>(load_tile, blk.KT);  // tiles 0 .. kAhead−1 in flight
   for (int kt = 0; kt < blk.KT; ++kt) {
     cp_async_wait<kAhead - 1>();
     fence_proxy_async_smem();
@@ -153,10 +144,7 @@ cudaError_t launch_tc_wgmma_kernel(const TcConvParams<T>& pr, dim3 grid, cudaStr
 
 template <typename T, typename Tile>
 cudaError_t launch_tc_wgmma_conv(const TcConvParams<T>& pr, bool dgrad, cudaStream_t stream) {
-  const int64_t M = pr.N * pr.OH * pr.OW;
-  const int splits = pr.ws != nullptr ? pr.splits : 1;
-  const dim3 grid(static_cast<unsigned>(ceil_div(M, Tile::BM)), static_cast<unsigned>(ceil_div(pr.gemm_n, Tile::BN)),
-                  static_cast<unsigned>(pr.groups * splits));
+  const dim3 grid = tc_conv_grid(pr, Tile::BM, Tile::BN);
   const cudaError_t e = dgrad ? launch_tc_wgmma_kernel<T, Tile, true>(pr, grid, stream)
                               : launch_tc_wgmma_kernel<T, Tile, false>(pr, grid, stream);
   if (e != cudaSuccess || pr.ws == nullptr) return e;
