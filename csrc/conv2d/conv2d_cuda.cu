@@ -96,9 +96,10 @@ std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int
 // on an H200's 132 SMs), slices multiply the blocks up to one full wave, at the price of float partial sums
 // (splits·M·N·4 bytes, mostly L2-resident) and a second, memory-bound pass that adds them in a fixed order
 // (deterministic) and applies bias and epilogue. Every slice keeps ≥ min_tiles reduction tiles (16 of rung 3's; 8 of
-// the wgmma rung's, which are twice as long) so the pipeline's prologue stays amortized; at most 8 slices. Measured on an H200 (benchmarks/results/nvidia-h200-2026-11-26-run3-*): 0.55-0.75×
-// the time on the 3×3 layers with 2 slices of 128×64 or 64×64 tiles; 1.5-1.7× when 2 slices of ~200 128×128 tiles
-// overfilled the 264-block wave (the rule then was "fewer tiles than two per SM") — hence the wave capacity.
+// the wgmma rung's, which are twice as long) so the pipeline's prologue stays amortized; at most 8 slices. Measured
+// on an H200 (benchmarks/results/nvidia-h200-2026-11-26-run3-*): 0.55-0.75× the time on the 3×3 layers with 2 slices of
+// 128×64 or 64×64 tiles; 1.5-1.7× when 2 slices of ~200 128×128 tiles overfilled the 264-block wave (the rule then was
+// "fewer tiles than two per SM") — hence the wave capacity.
 // PYCONV_TC_SPLIT_K=0 turns it off (for A/B timing).
 int64_t tc_conv_splits(int64_t tiles, int64_t kt_all, int64_t min_tiles, int64_t groups, int64_t blocks_per_sm) {
   static const bool enabled = [] {
@@ -123,16 +124,26 @@ template <typename Tile>
 TcTileShape tc_wg_tile_shape() {
   return {Tile::BM, Tile::BN, Tile::kMinBlocks, Tile::kBK};
 }
+// A concrete tile name → f(its tile type): the one place each rung's tile names are mapped (rung 3, then wgmma).
+template <typename F>
+decltype(auto) with_tile(const std::string& tile, F&& f) {
+  if (tile == "tensor_core_128x128") return f(cuda::TcTile128x128{});
+  if (tile == "tensor_core_128x64") return f(cuda::TcTile128x64{});
+  return f(cuda::TcTile64x64{});
+}
+template <typename F>
+decltype(auto) with_wg_tile(const std::string& tile, F&& f) {
+  if (tile == "tensor_core_wgmma_128x256") return f(cuda::TcWgTile128x256{});
+  if (tile == "tensor_core_wgmma_128x128") return f(cuda::TcWgTile128x128{});
+  if (tile == "tensor_core_wgmma_128x128_s3") return f(cuda::TcWgTile128x128s3{});
+  if (tile == "tensor_core_wgmma_128x64") return f(cuda::TcWgTile128x64{});
+  return f(cuda::TcWgTile64x64{});
+}
+
 template <typename T>
 TcTileShape tc_tile_shape(const std::string& tile) {
-  if (tile == "tensor_core_wgmma_128x256") return tc_wg_tile_shape<cuda::TcWgTile128x256>();
-  if (tile == "tensor_core_wgmma_128x128") return tc_wg_tile_shape<cuda::TcWgTile128x128>();
-  if (tile == "tensor_core_wgmma_128x128_s3") return tc_wg_tile_shape<cuda::TcWgTile128x128s3>();
-  if (tile == "tensor_core_wgmma_128x64") return tc_wg_tile_shape<cuda::TcWgTile128x64>();
-  if (tile == "tensor_core_wgmma_64x64") return tc_wg_tile_shape<cuda::TcWgTile64x64>();
-  if (tile == "tensor_core_128x128") return tc_tile_shape<T, cuda::TcTile128x128>();
-  if (tile == "tensor_core_128x64") return tc_tile_shape<T, cuda::TcTile128x64>();
-  return tc_tile_shape<T, cuda::TcTile64x64>();
+  if (is_wgmma(tile)) return with_wg_tile(tile, [](auto t) { return tc_wg_tile_shape<decltype(t)>(); });
+  return with_tile(tile, [](auto t) { return tc_tile_shape<T, decltype(t)>(); });
 }
 
 // wgrad's "tensor_core" tile. Its split-K (wgrad_tc) supplies the parallelism that big tiles lack, so the biggest tile
@@ -154,23 +165,10 @@ cudaError_t launch_wgmma_tile(const std::string& tile, const cuda::TcConvParams<
   if constexpr (std::is_same<T, float>::value) {
     TORCH_CHECK(false, "pyconv: the wgmma tensor-core kernels take float16 or bfloat16");  // resolve_algo rejects it
   } else {
-    if (tile == "tensor_core_wgmma_128x256")
-      return cuda::launch_tc_wgmma_conv<T, cuda::TcWgTile128x256>(pr, dgrad, current_stream());
-    if (tile == "tensor_core_wgmma_128x128")
-      return cuda::launch_tc_wgmma_conv<T, cuda::TcWgTile128x128>(pr, dgrad, current_stream());
-    if (tile == "tensor_core_wgmma_128x128_s3")
-      return cuda::launch_tc_wgmma_conv<T, cuda::TcWgTile128x128s3>(pr, dgrad, current_stream());
-    if (tile == "tensor_core_wgmma_128x64")
-      return cuda::launch_tc_wgmma_conv<T, cuda::TcWgTile128x64>(pr, dgrad, current_stream());
-    return cuda::launch_tc_wgmma_conv<T, cuda::TcWgTile64x64>(pr, dgrad, current_stream());
+    return with_wg_tile(tile, [&](auto t) {
+      return cuda::launch_tc_wgmma_conv<T, decltype(t)>(pr, dgrad, current_stream());
+    });
   }
-}
-
-template <typename T, typename F>
-cudaError_t with_tile(const std::string& tile, F&& f) {
-  if (tile == "tensor_core_128x128") return f(cuda::TcTile128x128{});
-  if (tile == "tensor_core_128x64") return f(cuda::TcTile128x64{});
-  return f(cuda::TcTile64x64{});
 }
 
 // The default algorithm for "auto" (pyconv.tuning may time the candidates and pass a concrete name instead).
@@ -235,7 +233,7 @@ void run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgrad, co
   if (is_wgmma(tile))
     check_launch(launch_wgmma_tile<T>(tile, pr, dgrad), what);
   else
-    check_launch(with_tile<T>(tile, [&](auto t) { return cuda::launch_tc_conv<T, decltype(t)>(pr, dgrad, current_stream()); }),
+    check_launch(with_tile(tile, [&](auto t) { return cuda::launch_tc_conv<T, decltype(t)>(pr, dgrad, current_stream()); }),
                  what);
 }
 
@@ -340,7 +338,7 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   pr.kp = int(kp), pr.cp = int(cp), pr.kg = int(s.Kg()), pr.cg = int(s.Cg());
   pr.N = s.N, pr.groups = s.groups, pr.splits = int(splits), pr.tiles_per_split = int(per);
   record_tc_launch(tile, splits);
-  check_launch(with_tile<T>(tile, [&](auto t) {
+  check_launch(with_tile(tile, [&](auto t) {
                  return cuda::launch_tc_wgrad<T, decltype(t)>(pr, dwp, strides4(dw), current_stream());
                }),
                "conv2d_wgrad tensor_core");
