@@ -1264,13 +1264,7 @@ inline void cp_async(void* dst, const void* src, int bytes, int src_bytes, const
   if (reinterpret_cast<uintptr_t>(dst) % bytes != 0 || (src_bytes > 0 && reinterpret_cast<uintptr_t>(src) % bytes))
     fail(std::string("cp.async at ") + where(file, line) + " (" + thread_desc(f) + "): a " + std::to_string(bytes) +
          "-byte copy needs " + std::to_string(bytes) + "-byte aligned addresses");
-  Block& b = block();
-  bool any;
-  {
-    IgnoreScope ig;
-    any = !b.wg_ranges.empty();
-  }
-  if (any) wgmma_hazard_check(b, dst, bytes, file, line);
+  wgmma_hazard_check(block(), dst, bytes, file, line);
   f.cp_pending.push_back(Fiber::CpAsync{dst, src, bytes, src_bytes, f.cp_committed});
 }
 inline void cp_async_commit() { ++fiber().cp_committed; }
