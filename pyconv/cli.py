@@ -111,7 +111,7 @@ def _cmd_bench(args) -> int:
     result = bench.run(suites, device, getattr(torch, args.dtype), quick=args.quick, reps=args.reps,
                        directions=args.dirs.split(","), batches=batches, progress=not args.no_progress,
                        tf32=args.tf32, channels_last=args.channels_last, checkpoint=json_path,
-                       graph=args.graph)
+                       graph=args.graph, algos=args.algos.split(",") if args.algos else None)
     with open(json_path, "w") as f:
         _json.dump(result, f, indent=1)
     md = bench.write_markdown(result, args.md or os.path.splitext(json_path)[0] + ".md")
@@ -185,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64"])
     p.add_argument("--dirs", default="fprop,dgrad,wgrad", help="convolution directions (default all three)")
     p.add_argument("--batch", help="comma list of batch sizes for the layer tables (default 1,8,32; GPU adds 128)")
+    p.add_argument("--algos", help="comma list of the pyconv conv2d rungs to time (default: every one; "
+                   "'pyconv auto' always runs)")
     p.add_argument("--reps", type=int, help="timed repetitions per provider (default 7 CPU, 50 GPU, 3 --quick)")
     p.add_argument("--quick", action="store_true", help="batch 1, small pooling/activation/e2e sizes, 3 reps")
     p.add_argument("--graph", action="store_true",

@@ -36,10 +36,21 @@ OPS = {"conv2d": CONV_SUITES + ("fused",), "pool": ("pool",), "act": ("act",), "
 
 def collect_cases(suites: Sequence[str], device: str, quick: bool, directions: Sequence[str] = ("fprop", "dgrad",
                                                                                                   "wgrad"),
-                  batches: Optional[Sequence[int]] = None, rotate: int = 2, channels_last: bool = False) -> List[Case]:
+                  batches: Optional[Sequence[int]] = None, rotate: int = 2, channels_last: bool = False,
+                  algos: Optional[Sequence[str]] = None) -> List[Case]:
+    """The cases of `suites`; `algos` (default: every conv2d rung of the device) limits the pyconv conv2d
+    providers to those rungs ("auto" is always timed)."""
     from .. import build_info
 
-    algos = build_info()["algorithms"][device]["conv2d"]
+    available = build_info()["algorithms"][device]["conv2d"]
+    if algos is None:
+        algos = available
+    else:
+        unknown = [a for a in algos if a not in available and a != "auto"]
+        if unknown:
+            raise ValueError(f"pyconv bench: unknown conv2d algorithm(s) {', '.join(unknown)} for {device}; "
+                             f"choose from {', '.join(available)}")
+        algos = [a for a in available if a in algos]
     if batches is None:
         batches = [1] if quick else ([1, 8, 32, 128] if device == "cuda" else [1, 8, 32])
     cases: List[Case] = []
@@ -114,11 +125,13 @@ def run(suites: Sequence[str] = SUITES, device: str = "cpu", dtype: torch.dtype 
         reps: Optional[int] = None, warmup: Optional[int] = None, directions: Sequence[str] = ("fprop", "dgrad", "wgrad"),
         batches: Optional[Sequence[int]] = None, progress: bool = True, cases: Optional[List[Case]] = None,
         tf32: bool = False, max_seconds: Optional[float] = None, channels_last: bool = False,
-        checkpoint: Optional[str] = None, checkpoint_every: float = 30.0, graph: bool = False) -> Dict[str, object]:
+        checkpoint: Optional[str] = None, checkpoint_every: float = 30.0, graph: bool = False,
+        algos: Optional[Sequence[str]] = None) -> Dict[str, object]:
     """Runs the suites; returns ``{"env": ..., "ceilings": ..., "rows": [...]}`` (what the JSON holds). With
     ``checkpoint`` (a path), the rows so far are written there every ``checkpoint_every`` seconds, marked ``"partial": true``, so a long run
     that is stopped still leaves its measurements behind. ``graph=True`` (CUDA) times CUDA-graph replays of each call:
-    the kernels' GPU time without the host work in front of them (see :class:`harness.Timer`)."""
+    the kernels' GPU time without the host work in front of them (see :class:`harness.Timer`). ``algos`` limits the
+    pyconv conv2d rungs timed (see :func:`collect_cases`)."""
     if device == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("pyconv bench: --device cuda, but no CUDA device is visible")
@@ -134,10 +147,11 @@ def run(suites: Sequence[str] = SUITES, device: str = "cpu", dtype: torch.dtype 
     timer = Timer(device, graph=graph)
     env = environment(device, dtype)
     env.update(reps=reps, warmup=warmup, quick=quick, suites=list(suites), rotate=rotate, max_seconds=max_seconds,
-               channels_last=channels_last, graph=timer.graph, tuning=tuning.enabled())
+               channels_last=channels_last, graph=timer.graph, tuning=tuning.enabled(),
+               algos=list(algos) if algos else "all")
     ceilings = measure_ceilings(device, dtype, Timer(device), quick)
     if cases is None:
-        cases = collect_cases(suites, device, quick, directions, batches, rotate, channels_last)
+        cases = collect_cases(suites, device, quick, directions, batches, rotate, channels_last, algos)
     bar = None
     if progress:
         try:
