@@ -1,7 +1,8 @@
 """The conv2d autotuner: ``algo="auto"`` picks the fastest rung per (direction, shape, dtype, layout, device).
 
 Off by default, like ``torch.backends.cudnn.benchmark``: without it "auto" follows a heuristic (CUDA: ``depthwise``
-for one input channel per group, the tensor-core rung for float16/bfloat16 on sm_80+, else ``implicit_gemm``; CPU:
+for one input channel per group, the tensor-core rung for float16/bfloat16 on sm_80+ (its wgmma form on a Hopper
+GPU with an sm_90a build), else ``implicit_gemm``; CPU:
 ``im2col_gemm``). Turned on (:func:`enable`, or ``PYCONV_TUNING=1`` in the environment), the first call of each new
 convolution times every rung that applies to it (forward, and the two gradients when autograd first needs them) on
 random operands of the same shape, dtype and layout, and installs the winner in the native extension's table, which

@@ -15,7 +15,7 @@ from pyconv.bench.harness import Case, Setup
 
 ROW_KEYS = {"suite", "case", "op", "direction", "shape", "flops", "bytes", "provider", "status"}
 OK_KEYS = ROW_KEYS | {"seconds", "seconds_min", "seconds_all", "rel_err", "tolerance", "reps", "ratio", "baseline",
-                      "GBps", "pct_copy_bw", "pct_roofline"}
+                      "GBps", "pct_copy_bw", "pct_roofline", "retimed"}
 
 
 def _tiny_conv_cases():
@@ -182,3 +182,48 @@ def test_tune_settles_auto_before_timing(tmp_path, monkeypatch):
     assert sorted(k.split(",")[0] for k in keys) == ["dgrad", "fprop", "wgrad"]  # one tuned choice per direction
     assert all(r["status"] == "ok" for r in res["rows"] if r["provider"] == "pyconv auto")
     tuning.clear(disk=False)
+
+
+class _CannedTimer:
+    """A Timer stand-in: single warm-up calls take 1 ms, timed series come from `series` in turn (per provider)."""
+    graph = False
+
+    def __init__(self, series):
+        self.series, self.eager_fallbacks = series, []
+
+    def sync(self):
+        pass
+
+    def __call__(self, fn, reps, rotate=1):
+        return [1e-3] if reps == 1 else self.series.pop(0)
+
+
+def test_disturbed_series_is_timed_again():
+    """A series whose median is over twice its fastest repetition (a burst of slow repetitions) is timed again, at
+    most twice, and the calmest series (lowest median) is kept; a calm series is timed once."""
+    from pyconv.bench.harness import run_case
+
+    burst, calm, worse = [9e-3, 9e-3, 1e-3, 9e-3, 1e-3], [1.0e-3, 1.1e-3, 1.2e-3, 1.0e-3, 1.3e-3], [5e-3] * 4 + [1e-3]
+    case = _faulty_case()
+    ceilings = {"copy_GBps": 1.0, "matmul_TFLOPs": 1.0}
+    # provider "good" only (the others fail their check before timing): burst, then calm
+    rows = run_case(case, "cpu", torch.float32, _CannedTimer([burst, calm]), 5, 1, ceilings, 2)
+    good = next(r for r in rows if r["provider"] == "good")
+    assert good["retimed"] == 1 and good["seconds"] == 1.1e-3 and good["seconds_all"] == calm
+    # never calm: two re-timings, the lowest median of the three kept
+    rows = run_case(case, "cpu", torch.float32, _CannedTimer([burst, worse, list(burst)]), 5, 1, ceilings, 2)
+    good = next(r for r in rows if r["provider"] == "good")
+    assert good["retimed"] == 2 and good["seconds"] == 5e-3 and good["seconds_all"] == worse
+    rows = run_case(case, "cpu", torch.float32, _CannedTimer([calm]), 5, 1, ceilings, 2)
+    assert next(r for r in rows if r["provider"] == "good")["retimed"] == 0
+
+
+def test_algos_limit_the_conv_rungs():
+    """``pyconv bench --algos``: only the named conv2d rungs (plus auto and torch) are providers; unknown names are
+    an error naming the choices."""
+    cases = bench.collect_cases(["resnet50"], "cpu", True, ("fprop",), algos=["im2col_gemm"])
+    setup = cases[0].setup("cpu", torch.float32)
+    assert set(setup.providers) == {"pyconv im2col_gemm", "pyconv auto", "torch (oneDNN)"}
+    assert len(pyconv.build_info()["algorithms"]["cpu"]["conv2d"]) > 1  # so the limit removed some
+    with pytest.raises(ValueError, match="unknown conv2d algorithm.*nope.*choose from direct"):
+        bench.collect_cases(["resnet50"], "cpu", True, algos=["nope"])

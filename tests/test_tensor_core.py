@@ -396,3 +396,62 @@ def test_wgmma_errors_and_opcheck(device, backend):
     geo = ([1, 1], [1, 1], [1, 1], 1)
     opcheck(ops.conv2d_fprop, (x, w, b, *geo, "tensor_core_wgmma"))
     opcheck(ops.conv2d_dgrad, (go, w, [1, 8, 5, 5], *geo, "tensor_core_wgmma"))
+
+
+# ---- streams and CUDA graphs (GPU only: the emulator has neither) ---------------------------------------------------
+# A strided dgrad runs its sub-pixel phases side by side on pool streams (StreamFork in csrc/common/cuda_glue.h), with
+# an event fork/join around them: on a non-default stream and inside a CUDA graph capture the op must stay ordered on
+# the caller's stream and give the eager result. fprop with split-K (a float workspace) rides along.
+_GPU_ALGOS = ["tensor_core"] + (["tensor_core_wgmma"] if ("cuda", "auto") in WG_TARGETS else [])
+# (x shape, w shape, stride, padding): all four phases reached with unequal tap counts; a split-K fprop
+_STREAM_GEOMS = {"3x3_s2": ((4, 32, 15, 14), (40, 32, 3, 3), 2, 1), "k4x3_s2x3": ((2, 16, 11, 10), (24, 16, 4, 3),
+                                                                                    (2, 3), (1, 2))}
+
+
+def _dgrad_call(go, w, x_shape, stride, padding, algo):
+    st = list(stride) if isinstance(stride, tuple) else [stride] * 2
+    pad = list(padding) if isinstance(padding, tuple) else [padding] * 2
+    return (lambda: torch.ops.pyconv.conv2d_dgrad(go, w, list(x_shape), st, pad, [1, 1], 1, algo),
+            lambda x: torch.ops.pyconv.conv2d_fprop(x, w, None, st, pad, [1, 1], 1, algo))
+
+
+@pytest.mark.skipif(not (HAS_CUDA and ("cuda", "auto") in TARGETS), reason="needs an sm_80+ GPU")
+@pytest.mark.parametrize("algo", _GPU_ALGOS)
+@pytest.mark.parametrize("geom", list(_STREAM_GEOMS))
+def test_side_stream_and_cuda_graph(geom, algo):
+    xs, ws, stride, padding = _STREAM_GEOMS[geom]
+    x, w, _, kw = _operands((xs, ws, stride, padding, 1, 1), torch.float16, "cuda")
+    ref_x = F.conv2d(x.double(), w.double(), None, **kw)
+    go = torch.randn(ref_x.shape, device="cuda").to(torch.float16).contiguous(memory_format=torch.channels_last)
+    dgrad, fprop = _dgrad_call(go, w, xs, stride, padding, algo)
+    ref_dx = torch.nn.grad.conv2d_input(xs, w.double(), go.double(), **kw)
+    _launches("auto")
+    eager_dx, eager_y = dgrad(), fprop(x)
+    _close(eager_dx, ref_dx, torch.float16)
+    _close(eager_y, ref_x, torch.float16)
+    sh, sw = stride if isinstance(stride, tuple) else (stride, stride)
+    assert len(_launches("auto")) == sh * sw + 1  # one GEMM per phase (every phase has taps here), then the fprop
+
+    # on a side stream: the fork waits for that stream's work and joins back into it
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        for _ in range(3):
+            side_dx, side_y = dgrad(), fprop(x)
+    torch.cuda.current_stream().wait_stream(s)
+    assert torch.equal(side_dx, eager_dx) and torch.equal(side_y, eager_y)
+
+    # captured into a CUDA graph, replayed on new data written into the captured inputs
+    with torch.cuda.stream(s):  # warm-up on a side stream, as torch.cuda.graphs asks
+        dgrad(), fprop(x)
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        graph_dx, graph_y = dgrad(), fprop(x)
+    go.copy_(torch.randn(go.shape, device="cuda").to(torch.float16))
+    x.copy_(torch.randn(x.shape, device="cuda").to(torch.float16))
+    g.replay()
+    torch.cuda.synchronize()
+    _close(graph_dx, torch.nn.grad.conv2d_input(xs, w.double(), go.double(), **kw), torch.float16)
+    _close(graph_y, F.conv2d(x.double(), w.double(), None, **kw), torch.float16)
+    assert torch.equal(graph_dx, dgrad()) and torch.equal(graph_y, fprop(x))  # deterministic: bit-equal to eager

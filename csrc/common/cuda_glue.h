@@ -13,6 +13,7 @@
 #include "../build_config.h"
 #endif
 #include <string>
+#include <vector>
 
 namespace pyconv {
 
@@ -37,6 +38,13 @@ struct DeviceGuard {
   explicit DeviceGuard(c10::Device) {}
 };
 inline cudaStream_t current_stream() { return nullptr; }
+// Emulated launches run one after another: every "side stream" is the (null) current one.
+class StreamFork {
+ public:
+  explicit StreamFork(int) {}
+  cudaStream_t stream(int) const { return nullptr; }
+  void join() {}
+};
 // The emulated device: a small SM count, so that split-K and grid heuristics take their multi-block paths on the small
 // shapes the tests use; tensor-core instructions are available (the emulator models them).
 inline int sm_count() { return 4; }
@@ -49,6 +57,56 @@ inline void check_device(const at::Tensor& t, const char* op, const char* name) 
 #else
 using DeviceGuard = c10::cuda::CUDAGuard;
 inline cudaStream_t current_stream() { return c10::cuda::getCurrentCUDAStream(); }
+// Independent launches side by side: stream(i), i < n, are streams of torch's pool that first wait for the current
+// stream's work so far; join() (also run by the destructor) makes the current stream wait for all of them, so the op
+// stays ordered on the caller's stream, under torch.cuda.stream(...) and in CUDA-graph capture (an event fork/join
+// is captured as graph edges). With n ≤ 1 everything runs on the current stream. Allocate on the current stream only
+// and keep every temporary a side stream reads alive until join(): the caching allocator hands a freed block to the
+// current stream's next allocation, which join() orders after the side streams' work.
+class StreamFork {
+ public:
+  explicit StreamFork(int n) : main_(c10::cuda::getCurrentCUDAStream()) {
+    if (n <= 1) return;
+    const cudaEvent_t ready = record(main_.stream());
+    for (int i = 0; i < n; ++i) {
+      side_.push_back(c10::cuda::getStreamFromPool(false, main_.device_index()));
+      wait(side_.back().stream(), ready);
+    }
+    cudaEventDestroy(ready);  // released once the device has passed it; the waits are already enqueued
+  }
+  StreamFork(const StreamFork&) = delete;
+  StreamFork& operator=(const StreamFork&) = delete;
+  cudaStream_t stream(int i) const { return side_.empty() ? main_.stream() : side_.at(size_t(i)).stream(); }
+  void join() {
+    for (const c10::cuda::CUDAStream& s : side_) {
+      const cudaEvent_t done = record(s.stream());
+      wait(main_.stream(), done);
+      cudaEventDestroy(done);
+    }
+    side_.clear();
+  }
+  ~StreamFork() {
+    try {
+      join();
+    } catch (...) {  // a failed join already raised once; a destructor must not throw
+    }
+  }
+
+ private:
+  static cudaEvent_t record(cudaStream_t s) {
+    cudaEvent_t e = nullptr;
+    cudaError_t err = cudaEventCreateWithFlags(&e, cudaEventDisableTiming);
+    if (err == cudaSuccess) err = cudaEventRecord(e, s);
+    TORCH_CHECK(err == cudaSuccess, "pyconv: CUDA event record failed: ", cudaGetErrorString(err));
+    return e;
+  }
+  static void wait(cudaStream_t s, cudaEvent_t e) {
+    const cudaError_t err = cudaStreamWaitEvent(s, e, 0);
+    TORCH_CHECK(err == cudaSuccess, "pyconv: CUDA stream wait failed: ", cudaGetErrorString(err));
+  }
+  c10::cuda::CUDAStream main_;
+  std::vector<c10::cuda::CUDAStream> side_;
+};
 // An attribute of the current device (ATen's device-properties header pulls in cuSPARSE/cuBLAS headers this build
 // does not need, so ask the runtime directly).
 inline int device_attribute(cudaDeviceAttr attr) {

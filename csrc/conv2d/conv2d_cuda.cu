@@ -79,13 +79,21 @@ at::Tensor nhwc_padded(const at::Tensor& t, int64_t groups, int64_t cp) {
 }
 
 // "tensor_core" → a concrete tile: big tiles when they alone give every SM a block, smaller ones otherwise.
-// "tensor_core_wgmma" likewise picks among its own tiles (128x256 first, when it alone fills the GPU).
+// "tensor_core_wgmma": 128×128 with 3 stages and two blocks per SM (_s3) whenever the GEMM has more than 64 columns,
+// else 128×64 (64×64 when even those tiles leave SMs without a block); split-K fills small grids. Measured on an H100
+// (ResNet-50 fprop/dgrad, float16 NHWC, batch 32, every tile timed: benchmarks/results/nvidia-h100-2026-11-26-run6-*):
+// _s3 was the fastest wgmma tile on 24 of the 46 layers and within 15% on most others (one block of 8 warps per SM
+// leaves the tensor cores idle while the warps wait at the barrier; a second block fills the gap), geomean vs cuDNN
+// 0.64 fprop / 0.50 dgrad with this rule, 0.57 / 0.47 with the rule rung 3 uses (128×256 first), 0.66 / 0.53 taking
+// the best tile of each layer.
 std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int64_t groups) {
   if (algo != "tensor_core" && algo != "tensor_core_wgmma") return algo;
   const std::string base = algo + "_";
   const int64_t sms = sm_count();
-  if (algo == "tensor_core_wgmma" && gemm_n > 128 && ceil_div(gemm_m, 128) * ceil_div(gemm_n, 256) * groups >= sms)
-    return base + "128x256";
+  if (algo == "tensor_core_wgmma") {
+    if (gemm_n > 64) return base + "128x128_s3";
+    return ceil_div(gemm_m, 128) * groups >= sms ? base + "128x64" : base + "64x64";
+  }
   if (gemm_n > 64 && ceil_div(gemm_m, 128) * ceil_div(gemm_n, 128) * groups >= sms) return base + "128x128";
   if (ceil_div(gemm_m, 128) * ceil_div(gemm_n, 64) * groups >= sms) return base + "128x64";
   return base + "64x64";
@@ -161,20 +169,24 @@ std::string tc_wgrad_tile(const std::string& algo, int64_t kg, int64_t gemm_n, i
 
 // The wgmma launch for a concrete tensor_core_wgmma_* tile (float16 / bfloat16 only).
 template <typename T>
-cudaError_t launch_wgmma_tile(const std::string& tile, const cuda::TcConvParams<T>& pr, bool dgrad) {
+cudaError_t launch_wgmma_tile(const std::string& tile, const cuda::TcConvParams<T>& pr, bool dgrad,
+                              cudaStream_t stream) {
   if constexpr (std::is_same<T, float>::value) {
     TORCH_CHECK(false, "pyconv: the wgmma tensor-core kernels take float16 or bfloat16");  // resolve_algo rejects it
   } else {
     return with_wg_tile(tile, [&](auto t) {
-      return cuda::launch_tc_wgmma_conv<T, decltype(t)>(pr, dgrad, current_stream());
+      return cuda::launch_tc_wgmma_conv<T, decltype(t)>(pr, dgrad, stream);
     });
   }
 }
 
 // The default algorithm for "auto" (pyconv.tuning may time the candidates and pass a concrete name instead).
+// On a Hopper GPU built for sm_90a, 16-bit fprop/dgrad run the wgmma rung (wgrad has no wgmma kernel; its
+// "tensor_core_wgmma" is rung 3's): measured on an H100 (see tc_tile) 1.2-1.3× rung 3's speed over ResNet-50.
 std::string choose_cuda_algo(const Conv2dShape& s, at::ScalarType dt) {
   if (s.Cg() == 1) return "depthwise";  // padding one channel to the tensor cores' 8 would waste 7/8 of the work
-  if ((dt != at::kFloat || auto_tf32()) && tc_unsupported(s, dt).empty()) return "tensor_core";
+  if ((dt != at::kFloat || auto_tf32()) && tc_unsupported(s, dt).empty())
+    return wgmma_unsupported(dt).empty() ? "tensor_core_wgmma" : "tensor_core";
   return "implicit_gemm";
 }
 
@@ -201,10 +213,13 @@ std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, const
 
 // The gather GEMM shared by fprop and dgrad: A = the NHWC tensor `a` (ca channels per group) sampled at the taps of
 // each pixel of the out_h × out_w grid, B = the dense [g][gemm_n][R·S·ca] matrix `b`, C = `out` through its strides.
+// Launched on `stream`; returns the split-K workspace (undefined without split-K), which must outlive the launch when
+// `stream` is not the current one (StreamFork).
 template <typename T>
-void run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgrad, const at::Tensor& a, int64_t ca,
-                   int64_t a_h, int64_t a_w, int64_t out_h, int64_t out_w, const at::Tensor& b, int64_t gemm_n,
-                   at::Tensor& out, const T* bias, const ConvEpilogue<T>& epi) {
+at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgrad, const at::Tensor& a, int64_t ca,
+                         int64_t a_h, int64_t a_w, int64_t out_h, int64_t out_w, const at::Tensor& b, int64_t gemm_n,
+                         at::Tensor& out, const T* bias, const ConvEpilogue<T>& epi,
+                         cudaStream_t stream = current_stream()) {
   cuda::TcConvParams<T> pr{};
   pr.a = reinterpret_cast<const T*>(a.data_ptr());
   pr.a_sn = a.stride(0), pr.a_sh = a.stride(1), pr.a_sw = a.stride(2);
@@ -231,10 +246,11 @@ void run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgrad, co
   record_tc_launch(tile, splits > 1 ? pr.splits : 1);
   const char* what = dgrad ? "conv2d_dgrad tensor_core" : "conv2d_fprop tensor_core";
   if (is_wgmma(tile))
-    check_launch(launch_wgmma_tile<T>(tile, pr, dgrad), what);
+    check_launch(launch_wgmma_tile<T>(tile, pr, dgrad, stream), what);
   else
-    check_launch(with_tile(tile, [&](auto t) { return cuda::launch_tc_conv<T, decltype(t)>(pr, dgrad, current_stream()); }),
+    check_launch(with_tile(tile, [&](auto t) { return cuda::launch_tc_conv<T, decltype(t)>(pr, dgrad, stream); }),
                  what);
+  return ws;
 }
 
 template <typename T>
@@ -284,23 +300,34 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   // its work: 3/4 at stride 2). A phase no tap reaches is zero: one fill of the whole (dense) dx before the phases,
   // when there is any such phase, instead of one strided fill per phase (on an H200 the three strided fills of a 1×1
   // stride-2 dgrad took 11 µs, 2026-11-26, 1024 → 2048 channels at 14×14; a dense fill writes at memset speed).
+  //
+  // The phases write disjoint rows and columns of dx and are independent: each is a small GEMM (1/stride² of the rows)
+  // that alone leaves SMs idle (on an H100, 2026-11-26, the 3×3 stride-2 dgrads of ResNet-50 took 2.5-3× cuDNN's time
+  // run one after another), so they run side by side on pool streams (StreamFork; one after another in the emulator).
+  // The filter transposes and every allocation stay on the current stream, before the fork.
   std::vector<std::pair<int64_t, int64_t>> reached;  // the phases (ph, pw) some tap reaches
   int64_t phases = 0;
   for (int64_t ph = 0; ph < s.stride_h && ph < s.H; ++ph)
     for (int64_t pw = 0; pw < s.stride_w && pw < s.W; ++pw, ++phases)
       if ((ph + s.pad_h) % s.stride_h < s.R && (pw + s.pad_w) % s.stride_w < s.S) reached.emplace_back(ph, pw);
   if (int64_t(reached.size()) < phases) dx.zero_();
+  std::vector<Conv2dShape> shapes;
+  std::vector<at::Tensor> outs, wsubs, keep;  // keep: split-K workspaces, alive until the join
   for (const auto& [ph, pw] : reached) {
-    at::Tensor out = dx.slice(2, ph, s.H, s.stride_h).slice(3, pw, s.W, s.stride_w);
     const int64_t r0 = (ph + s.pad_h) % s.stride_h, c0 = (pw + s.pad_w) % s.stride_w;
     Conv2dShape sp = s;
     sp.R = ceil_div(s.R - r0, s.stride_h), sp.S = ceil_div(s.S - c0, s.stride_w);
     sp.stride_h = sp.stride_w = 1;
     sp.pad_h = (ph + s.pad_h - r0) / s.stride_h, sp.pad_w = (pw + s.pad_w - c0) / s.stride_w;
-    const at::Tensor wsub = tc_dgrad_weight<T>(weight, s, kp, r0, c0, s.stride_h, s.stride_w, sp.R, sp.S);
-    run_tc_gather<T>(algo, sp, true, dy, kp, s.P, s.Q, out.size(2), out.size(3), wsub, s.Cg(), out, nullptr,
-                     ConvEpilogue<T>{});
+    shapes.push_back(sp);
+    outs.push_back(dx.slice(2, ph, s.H, s.stride_h).slice(3, pw, s.W, s.stride_w));
+    wsubs.push_back(tc_dgrad_weight<T>(weight, s, kp, r0, c0, s.stride_h, s.stride_w, sp.R, sp.S));
   }
+  StreamFork fork(int(reached.size()));
+  for (size_t i = 0; i < reached.size(); ++i)
+    keep.push_back(run_tc_gather<T>(algo, shapes[i], true, dy, kp, s.P, s.Q, outs[i].size(2), outs[i].size(3),
+                                    wsubs[i], s.Cg(), outs[i], nullptr, ConvEpilogue<T>{}, fork.stream(int(i))));
+  fork.join();
 }
 
 template <typename T>

@@ -65,25 +65,34 @@ inline std::string tuned_for(const char* direction, const Conv2dShape& s, const 
                                                           tuning_layout(layout_src)));
 }
 
-// The tensor-core GEMM launches of this thread's recent conv2d calls, oldest first: (tile, split-K slices) each (a
+// The tensor-core GEMM launches of this process's recent conv2d calls, oldest first: (tile, split-K slices) each (a
 // strided dgrad launches one GEMM per sub-pixel phase). The CUDA glue appends; pyconv._C.conv2d_tc_launches() returns
-// and clears it, so tests can assert which configuration actually ran and benchmarks can report it. Bounded: only the
-// last 64 launches are kept, so a program that never reads it does not grow.
+// and clears it, so tests can assert which configuration actually ran and benchmarks can report it. Process-wide, not
+// per thread: autograd runs a CUDA backward on its own device thread, whose launches the caller must see too (a
+// thread_local log left them invisible: the first H100 run, 2026-11-26). Bounded: only the last 64 launches are kept,
+// so a program that never reads it does not grow.
 using TcLaunch = std::pair<std::string, int64_t>;  // (tile, split-K slices)
-inline std::vector<TcLaunch>& tc_launch_log() {
-  thread_local std::vector<TcLaunch> log;
+struct TcLaunchLog {
+  std::mutex mu;
+  std::vector<TcLaunch> launches;
+};
+inline TcLaunchLog& tc_launch_log() {
+  static TcLaunchLog log;
   return log;
 }
 // What pyconv._C(_emu).conv2d_tc_launches() returns: the log, which it leaves empty.
 inline std::vector<TcLaunch> take_tc_launches() {
+  TcLaunchLog& log = tc_launch_log();
   std::vector<TcLaunch> out;
-  out.swap(tc_launch_log());
+  std::lock_guard<std::mutex> lock(log.mu);
+  out.swap(log.launches);
   return out;
 }
 inline void record_tc_launch(const std::string& tile, int64_t splits) {
-  std::vector<TcLaunch>& log = tc_launch_log();
-  if (log.size() >= 64) log.erase(log.begin());
-  log.emplace_back(tile, splits);
+  TcLaunchLog& log = tc_launch_log();
+  std::lock_guard<std::mutex> lock(log.mu);
+  if (log.launches.size() >= 64) log.launches.erase(log.launches.begin());
+  log.launches.emplace_back(tile, splits);
 }
 
 }  // namespace pyconv
