@@ -42,6 +42,8 @@ GEOMS = {
     # with padding (1, 2) (phases of unequal tap counts; odd H, W not a multiple of the stride)
     "1x1_stride2": ((2, 16, 9, 8), (24, 16, 1, 1), 2, 0, 1, 1),
     "k4x3_stride2x3": ((1, 8, 11, 10), (16, 8, 4, 3), (2, 3), (1, 2), 1, 1),
+    # six phases of 2-4 taps each, two groups: the one-launch filter transpose places each group's rows of each phase
+    "k5x4_stride3x2_g2": ((2, 16, 17, 13), (24, 8, 5, 4), (3, 2), (2, 1), 1, 2),
 }
 
 

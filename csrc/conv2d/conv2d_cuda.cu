@@ -264,21 +264,29 @@ void fprop_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& i
   run_tc_gather<T>(algo, s, false, x, cp, s.H, s.W, s.P, s.Q, w.contiguous(), s.Kg(), y, bias, epi);
 }
 
-// dgrad's B matrix for the taps r = r0 + r'·step_h, s = s0 + s'·step_w (all of them: r0 = s0 = 0, steps 1):
-// [g][C/g][taps_h][taps_w][kp], reduction index (r', s', k), zero columns past K/g (tc_dgrad_weight_kernel).
+// dgrad's B matrices, one per sub-pixel phase (r0, s0) of the strides step_h × step_w (one phase, all taps, with steps
+// 1): [g][C/g][taps_h][taps_w][kp] each, reduction index (r', s', k), zero columns past K/g, the phases one after the
+// other (tc_dgrad_weight_kernel). tc_dgrad_phase_matrix picks one out.
 template <typename T>
-at::Tensor tc_dgrad_weight(const at::Tensor& weight, const Conv2dShape& s, int64_t kp, int64_t r0, int64_t s0,
-                           int64_t step_h, int64_t step_w, int64_t taps_h, int64_t taps_w) {
-  at::Tensor b = at::empty({s.groups, s.Cg(), taps_h, taps_w, kp}, weight.options());
+at::Tensor tc_dgrad_weight(const at::Tensor& weight, const Conv2dShape& s, int64_t kp, int64_t step_h, int64_t step_w) {
+  at::Tensor b = at::empty({s.R * s.S * s.groups * s.Cg() * kp}, weight.options());
   cuda::TcDgradWeightParams pr{};
   pr.ws0 = weight.stride(0), pr.ws1 = weight.stride(1), pr.ws2 = weight.stride(2), pr.ws3 = weight.stride(3);
   pr.kg = int(s.Kg()), pr.cg = int(s.Cg()), pr.kp = int(kp), pr.groups = int(s.groups);
-  pr.r0 = int(r0), pr.s0 = int(s0), pr.step_h = int(step_h), pr.step_w = int(step_w);
-  pr.taps_h = int(taps_h), pr.taps_w = int(taps_w);
+  pr.R = int(s.R), pr.S = int(s.S), pr.step_h = int(step_h), pr.step_w = int(step_w);
   check_launch(cuda::launch_tc_dgrad_weight<T>(reinterpret_cast<const T*>(weight.data_ptr()),
                                                reinterpret_cast<T*>(b.data_ptr()), pr, current_stream()),
                "conv2d_dgrad tensor_core (filter transpose)");
   return b;
+}
+// Phase (r0, s0)'s matrix inside tc_dgrad_weight's buffer (a contiguous slice: its offset is a multiple of kp, so it
+// keeps the 16-byte alignment the loader's copies need).
+at::Tensor tc_dgrad_phase_matrix(const at::Tensor& b, const Conv2dShape& s, int64_t kp, int64_t r0, int64_t s0) {
+  const int64_t tap = s.groups * s.Cg() * kp;  // one tap of every row
+  const int64_t taps = int64_t(cuda::tc_phase_taps(int(r0), int(s.R), int(s.stride_h))) *
+                       cuda::tc_phase_taps(int(s0), int(s.S), int(s.stride_w));
+  return b.narrow(0, cuda::tc_dgrad_phase_offset(int(r0), int(s0), int(s.R), int(s.S), int(s.stride_h),
+                                                 int(s.stride_w)) * tap, taps * tap);
 }
 
 template <typename T>
@@ -287,7 +295,7 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   const int64_t kp = round_up(s.Kg(), tc_vec(grad_output.scalar_type()));
   const at::Tensor dy = nhwc_padded(grad_output, s.groups, kp);
   if ((s.stride_h == 1 && s.stride_w == 1) || s.dil_h != 1 || s.dil_w != 1) {
-    const at::Tensor b = tc_dgrad_weight<T>(weight, s, kp, 0, 0, 1, 1, s.R, s.S);
+    const at::Tensor b = tc_dgrad_weight<T>(weight, s, kp, 1, 1);
     run_tc_gather<T>(algo, s, true, dy, kp, s.P, s.Q, s.H, s.W, b, s.Cg(), dx, nullptr, ConvEpilogue<T>{});
     return;
   }
@@ -304,13 +312,14 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   // The phases write disjoint rows and columns of dx and are independent: each is a small GEMM (1/stride² of the rows)
   // that alone leaves SMs idle (on an H100, 2026-11-26, the 3×3 stride-2 dgrads of ResNet-50 took 2.5-3× cuDNN's time
   // run one after another), so they run side by side on pool streams (StreamFork; one after another in the emulator).
-  // The filter transposes and every allocation stay on the current stream, before the fork.
+  // The filter transpose (one launch for all phases) and every allocation stay on the current stream, before the fork.
   std::vector<std::pair<int64_t, int64_t>> reached;  // the phases (ph, pw) some tap reaches
   int64_t phases = 0;
   for (int64_t ph = 0; ph < s.stride_h && ph < s.H; ++ph)
     for (int64_t pw = 0; pw < s.stride_w && pw < s.W; ++pw, ++phases)
       if ((ph + s.pad_h) % s.stride_h < s.R && (pw + s.pad_w) % s.stride_w < s.S) reached.emplace_back(ph, pw);
   if (int64_t(reached.size()) < phases) dx.zero_();
+  const at::Tensor b_all = tc_dgrad_weight<T>(weight, s, kp, s.stride_h, s.stride_w);  // every phase's B, one launch
   std::vector<Conv2dShape> shapes;
   std::vector<at::Tensor> outs, wsubs, keep;  // keep: split-K workspaces, alive until the join
   for (const auto& [ph, pw] : reached) {
@@ -321,7 +330,7 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
     sp.pad_h = (ph + s.pad_h - r0) / s.stride_h, sp.pad_w = (pw + s.pad_w - c0) / s.stride_w;
     shapes.push_back(sp);
     outs.push_back(dx.slice(2, ph, s.H, s.stride_h).slice(3, pw, s.W, s.stride_w));
-    wsubs.push_back(tc_dgrad_weight<T>(weight, s, kp, r0, c0, s.stride_h, s.stride_w, sp.R, sp.S));
+    wsubs.push_back(tc_dgrad_phase_matrix(b_all, s, kp, r0, c0));
   }
   StreamFork fork(int(reached.size()));
   for (size_t i = 0; i < reached.size(); ++i)

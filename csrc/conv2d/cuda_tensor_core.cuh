@@ -629,10 +629,14 @@ cudaError_t launch_tc_conv(const TcConvParams<T>& pr, bool dgrad, cudaStream_t s
   return launch_tc_splitk_reduce(pr, stream);
 }
 
-// ---- dgrad's B operand: the filter transposed, [g][c][r'][s'][kp] -------------------------------------------------
+// ---- dgrad's B operand: the filter transposed, [g][c][r'][s'][kp] per sub-pixel phase --------------------------------
 // dgrad reduces over (r, s, k) with k fastest, so B row c needs the K/g filter values of each tap side by side, while
 // a filter (K, C/g, R, S) keeps them R·S·C/g (or, channels-last, C/g·R·S) elements apart. A strided dgrad runs one GEMM
-// per sub-pixel phase on the taps r = r0 + r'·stride_h, s = s0 + s'·stride_w; this builds that phase's matrix directly.
+// per sub-pixel phase (r0, s0) = (r mod stride_h, s mod stride_w) on that phase's taps r = r0 + r'·stride_h,
+// s = s0 + s'·stride_w; one launch builds every phase's matrix, one after the other in a single buffer (phases in
+// row-major (r0, s0) order, tc_dgrad_phase_offset): the phase GEMMs then wait for one small kernel instead of one per
+// phase (four 3-5 µs launches in a row before a stride-2 3×3 dgrad could start). With stride 1 there is one phase:
+// the plain [g][c][R][S][kp] transpose.
 // Tiled through shared memory: a block moves a 32 (k) × 32 (c) tile of one tap, reading along c (contiguous in a
 // channels-last filter) and writing along k (contiguous in B); columns k ≥ K/g up to kp are zeros. (torch's
 // permute + constant_pad_nd + contiguous did this as a generic strided copy: 15-17 µs for the 2.4M-element filters of
@@ -640,18 +644,38 @@ cudaError_t launch_tc_conv(const TcConvParams<T>& pr, bool dgrad, cudaStream_t s
 struct TcDgradWeightParams {
   int64_t ws0, ws1, ws2, ws3;  // filter strides (k, c, r, s)
   int kg, cg, kp, groups;
-  int r0, s0, step_h, step_w, taps_h, taps_w;  // the phase's taps: r = r0 + r'·step_h (r' < taps_h), likewise s
+  int R, S, step_h, step_w;  // the taps and the strides that split them into phases
 };
+
+// Taps of phase r0 along one axis: r0, r0 + step, … < R (none when r0 ≥ R).
+__host__ __device__ inline int tc_phase_taps(int r0, int R, int step) { return r0 < R ? (R - r0 + step - 1) / step : 0; }
+
+// Taps r < R with r mod step < r0: those of the phases before r0 along one axis.
+__host__ __device__ inline int tc_phase_taps_before(int r0, int R, int step) {
+  return (R / step) * r0 + (R % step < r0 ? R % step : r0);
+}
+// Where phase (r0, s0)'s matrix starts in the buffer, in units of groups·cg·kp elements (one tap of every row): the
+// taps of the phases before it in row-major (r0, s0) order — every tap of the phase rows above (S a row: each column
+// tap lies in exactly one column phase), then those of the phases left of it in its row. (Closed form: the loop over
+// phases this replaced made ptxas spill on sm_90a.)
+__host__ __device__ inline int64_t tc_dgrad_phase_offset(int r0, int s0, int R, int S, int step_h, int step_w) {
+  return int64_t(tc_phase_taps_before(r0, R, step_h)) * S +
+         int64_t(tc_phase_taps(r0, R, step_h)) * tc_phase_taps_before(s0, S, step_w);
+}
 
 template <typename T>
 __global__ void __launch_bounds__(256) tc_dgrad_weight_kernel(const T* w, T* b, TcDgradWeightParams pr) {
   __shared__ T tile[32][33];  // +1 column: the transposed reads of a warp hit 32 different banks
   const int k0 = blockIdx.x * 32, c0 = blockIdx.y * 32, tx = threadIdx.x, ty = threadIdx.y;
-  const int taps = pr.taps_h * pr.taps_w;
-  for (int64_t z = blockIdx.z; z < int64_t(pr.groups) * taps; z += gridDim.z) {  // z = (g, tap) of the phase
+  const int taps = pr.R * pr.S;
+  for (int64_t z = blockIdx.z; z < int64_t(pr.groups) * taps; z += gridDim.z) {  // z = (g, filter tap (r, s))
     const int64_t g = z / taps;
-    const int tap = int(z - g * taps), rr = tap / pr.taps_w, ss = tap - rr * pr.taps_w;
-    const int64_t r = pr.r0 + int64_t(rr) * pr.step_h, s = pr.s0 + int64_t(ss) * pr.step_w;
+    const int tap = int(z - g * taps), r = tap / pr.S, s = tap - r * pr.S;
+    // the tap's phase, its place among that phase's taps, and where that phase's [g][c][r'][s'][kp] matrix starts
+    const int r0 = r % pr.step_h, s0 = s % pr.step_w;
+    const int th = tc_phase_taps(r0, pr.R, pr.step_h), tw = tc_phase_taps(s0, pr.S, pr.step_w);
+    const int ptap = (r / pr.step_h) * tw + s / pr.step_w;
+    T* bp = b + tc_dgrad_phase_offset(r0, s0, pr.R, pr.S, pr.step_h, pr.step_w) * pr.groups * pr.cg * pr.kp;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {  // read: k = k0 + ty + 8i, c = c0 + tx (consecutive lanes, consecutive c)
       const int k = k0 + ty + 8 * i, c = c0 + tx;
@@ -663,7 +687,7 @@ __global__ void __launch_bounds__(256) tc_dgrad_weight_kernel(const T* w, T* b, 
 #pragma unroll
     for (int i = 0; i < 4; ++i) {  // write: c = c0 + ty + 8i, k = k0 + tx (consecutive lanes, consecutive k)
       const int c = c0 + ty + 8 * i, k = k0 + tx;
-      if (c < pr.cg && k < pr.kp) b[((g * pr.cg + c) * taps + tap) * int64_t(pr.kp) + k] = tile[tx][ty + 8 * i];
+      if (c < pr.cg && k < pr.kp) bp[((g * pr.cg + c) * (th * tw) + ptap) * int64_t(pr.kp) + k] = tile[tx][ty + 8 * i];
     }
     __syncthreads();  // every thread has read the tile before the next (g, tap) overwrites it
   }
@@ -671,7 +695,7 @@ __global__ void __launch_bounds__(256) tc_dgrad_weight_kernel(const T* w, T* b, 
 
 template <typename T>
 cudaError_t launch_tc_dgrad_weight(const T* w, T* b, const TcDgradWeightParams& pr, cudaStream_t stream) {
-  const int64_t z = std::min<int64_t>(int64_t(pr.groups) * pr.taps_h * pr.taps_w, 65535);
+  const int64_t z = std::min<int64_t>(int64_t(pr.groups) * pr.R * pr.S, 65535);
   const dim3 grid(static_cast<unsigned>(ceil_div(pr.kp, 32)), static_cast<unsigned>(ceil_div(pr.cg, 32)),
                   static_cast<unsigned>(z));
   return launch(tc_dgrad_weight_kernel<T>, grid, dim3(32, 8), 0, stream, w, b, pr);
