@@ -25,6 +25,7 @@ TORCH_LIBRARY(pyconv, m) {
 #ifdef PYCONV_WITH_CUDA
 namespace pyconv {
 std::string gpu_selftest(const std::string& name);  // csrc/emu/selftests_cuda.cu
+std::vector<std::string> gpu_selftests();
 }
 #endif
 
@@ -93,10 +94,13 @@ PYBIND11_MODULE(_C, m) {
         pybind11::arg("algo"), "Installs (or with algo='' removes) the rung 'auto' runs for this key on this device");
   m.def("conv2d_clear_tuned", &pyconv::clear_tuned_algos, "Empties the tuning table");
   m.def("conv2d_tc_launches", &pyconv::take_tc_launches,
-        "(tile, split-K slices) of each tensor-core GEMM this thread launched since the last call (at most the last 64)");
+        "(tile, split-K slices) of each tensor-core GEMM this process launched since the last call (at most the last 64; "
+        "autograd's backward thread included)");
 #ifdef PYCONV_WITH_CUDA
   m.def("gpu_selftest", &pyconv::gpu_selftest, pybind11::arg("name"),
         "Runs one of the CUDA emulator's feature self-tests on the current GPU: '' on success, else what differed",
         pybind11::call_guard<pybind11::gil_scoped_release>());
+  m.def("gpu_selftests", &pyconv::gpu_selftests,
+        "The names of the feature self-tests gpu_selftest runs (also in a build without the emulator module)");
 #endif
 }

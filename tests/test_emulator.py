@@ -196,6 +196,14 @@ def test_selftest_features_on_gpu(name, kind, expect):
     assert pyconv._C.gpu_selftest(name) == ""
 
 
+@pytest.mark.skipif(not pyconv.build_info()["cuda"], reason="pyconv built without its CUDA kernels")
+def test_gpu_selftest_names():
+    """pyconv._C lists the feature self-tests it can run on a GPU (so a build without the emulator module runs them
+    too: scripts/sanitizer_subset.py) — the emulator's feature tests, no seeded bug."""
+    assert pyconv._C.gpu_selftests() == [name for name, kind, _ in SELFTESTS if kind == "feature"]
+    assert "wgmma" in pyconv._C.gpu_selftests()
+
+
 def test_sanitizer_bugs_pass_silently_without_a_sanitizer():
     """What only a sanitizer sees is not caught here (tests/test_emu_sanitizers.py runs these under ASan/TSan/UBSan);
     the kernels still run to the end without crashing the process."""

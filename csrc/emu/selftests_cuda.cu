@@ -3,10 +3,18 @@
 // tests/test_emulator.py runs them on the GPU when there is one. Seeded-bug kernels are not run on a GPU (they would
 // hang or corrupt memory there).
 #include <string>
+#include <vector>
 
 #include "selftests.h"
 
 namespace pyconv {
+
+std::vector<std::string> gpu_selftests() {
+  std::vector<std::string> names;
+  for (const auto& t : emu_selftest::selftests())
+    if (std::string(t.kind) == "feature") names.emplace_back(t.name);
+  return names;
+}
 
 std::string gpu_selftest(const std::string& name) {
   for (const auto& t : emu_selftest::selftests())
