@@ -233,12 +233,25 @@ def test_split_k_wgrad(device, backend):
 
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
 def test_auto_picks_tensor_cores_for_half(device, backend):
-    """algo='auto' on float16 is the tensor-core rung (bit-identical to asking for it); float32 stays on SIMT unless
-    torch.backends.cuda.matmul.allow_tf32 is set, then it is the TF32 tensor-core rung."""
+    """algo='auto' on float16 is the tensor-core rung — its wgmma form where that runs (the emulator, which models a
+    Hopper GPU, or cc 9.0 with an sm_90a build), with its tile rule: 64×64 for a GEMM of ≤ 64 columns too short to
+    give every SM a 128-row tile, 128×128_s3 above 64 columns — bit-identical to asking for that rung; float32 stays
+    on SIMT unless torch.backends.cuda.matmul.allow_tf32 is set, then it is the TF32 tensor-core rung."""
+    wgmma = (device, backend) in WG_TARGETS
+    expected = "tensor_core_wgmma" if wgmma else "tensor_core"
+    for geom, tile in (("3x3", "64x64"), ("1x1_wide_n", "128x128_s3")):
+        x, w, b, kw = _operands(GEOMS[geom], torch.float16, device)
+        _launches(backend)
+        a = PF.conv2d(x, w, b, **kw, algo="auto", backend=backend)
+        log = _launches(backend)
+        assert log and all(t.startswith(expected + "_") for t, _ in log), log
+        if wgmma:
+            assert [t for t, _ in log] == [f"tensor_core_wgmma_{tile}"], log
+        else:
+            assert not any("wgmma" in t for t, _ in log), log
+        t = PF.conv2d(x, w, b, **kw, algo=expected, backend=backend)
+        torch.testing.assert_close(a, t, rtol=0, atol=0)
     x, w, b, kw = _operands(GEOMS["3x3"], torch.float16, device)
-    a = PF.conv2d(x, w, b, **kw, algo="auto", backend=backend)
-    t = PF.conv2d(x, w, b, **kw, algo="tensor_core", backend=backend)
-    torch.testing.assert_close(a, t, rtol=0, atol=0)
     xf, wf, bf = x.float(), w.float(), b.float()
     simt = PF.conv2d(xf, wf, bf, **kw, algo="implicit_gemm", backend=backend)
     tf32 = PF.conv2d(xf, wf, bf, **kw, algo="tensor_core", backend=backend)
