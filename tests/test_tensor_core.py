@@ -423,7 +423,7 @@ _STREAM_GEOMS = {"3x3_s2": ((4, 32, 15, 14), (40, 32, 3, 3), 2, 1), "k4x3_s2x3":
                                                                                     (2, 3), (1, 2))}
 
 
-def _dgrad_call(go, w, x_shape, stride, padding, algo):
+def _dgrad_and_fprop(go, w, x_shape, stride, padding, algo):
     st = list(stride) if isinstance(stride, tuple) else [stride] * 2
     pad = list(padding) if isinstance(padding, tuple) else [padding] * 2
     return (lambda: torch.ops.pyconv.conv2d_dgrad(go, w, list(x_shape), st, pad, [1, 1], 1, algo),
@@ -438,7 +438,7 @@ def test_side_stream_and_cuda_graph(geom, algo):
     x, w, _, kw = _operands((xs, ws, stride, padding, 1, 1), torch.float16, "cuda")
     ref_x = F.conv2d(x.double(), w.double(), None, **kw)
     go = torch.randn(ref_x.shape, device="cuda").to(torch.float16).contiguous(memory_format=torch.channels_last)
-    dgrad, fprop = _dgrad_call(go, w, xs, stride, padding, algo)
+    dgrad, fprop = _dgrad_and_fprop(go, w, xs, stride, padding, algo)
     ref_dx = torch.nn.grad.conv2d_input(xs, w.double(), go.double(), **kw)
     _launches("auto")
     eager_dx, eager_y = dgrad(), fprop(x)

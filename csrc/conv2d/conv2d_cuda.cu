@@ -312,7 +312,8 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   // The phases write disjoint rows and columns of dx and are independent: each is a small GEMM (1/stride² of the rows)
   // that alone leaves SMs idle (on an H100, 2026-11-26, the 3×3 stride-2 dgrads of ResNet-50 took 2.5-3× cuDNN's time
   // run one after another), so they run side by side on pool streams (StreamFork; one after another in the emulator).
-  // The filter transpose (one launch for all phases) and every allocation stay on the current stream, before the fork.
+  // The zero fill and the filter transpose (one launch for all phases) run before the fork; every allocation (the
+  // split-K workspaces too) is made on the current stream, only the phase GEMMs go to the side streams.
   std::vector<std::pair<int64_t, int64_t>> reached;  // the phases (ph, pw) some tap reaches
   int64_t phases = 0;
   for (int64_t ph = 0; ph < s.stride_h && ph < s.H; ++ph)
@@ -320,22 +321,20 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
       if ((ph + s.pad_h) % s.stride_h < s.R && (pw + s.pad_w) % s.stride_w < s.S) reached.emplace_back(ph, pw);
   if (int64_t(reached.size()) < phases) dx.zero_();
   const at::Tensor b_all = tc_dgrad_weight<T>(weight, s, kp, s.stride_h, s.stride_w);  // every phase's B, one launch
-  std::vector<Conv2dShape> shapes;
-  std::vector<at::Tensor> outs, wsubs, keep;  // keep: split-K workspaces, alive until the join
-  for (const auto& [ph, pw] : reached) {
+  StreamFork fork(int(reached.size()));
+  std::vector<at::Tensor> keep;  // the phases' split-K workspaces, alive until the join
+  for (size_t i = 0; i < reached.size(); ++i) {
+    const auto [ph, pw] = reached[i];
     const int64_t r0 = (ph + s.pad_h) % s.stride_h, c0 = (pw + s.pad_w) % s.stride_w;
     Conv2dShape sp = s;
     sp.R = ceil_div(s.R - r0, s.stride_h), sp.S = ceil_div(s.S - c0, s.stride_w);
     sp.stride_h = sp.stride_w = 1;
     sp.pad_h = (ph + s.pad_h - r0) / s.stride_h, sp.pad_w = (pw + s.pad_w - c0) / s.stride_w;
-    shapes.push_back(sp);
-    outs.push_back(dx.slice(2, ph, s.H, s.stride_h).slice(3, pw, s.W, s.stride_w));
-    wsubs.push_back(tc_dgrad_phase_matrix(b_all, s, kp, r0, c0));
+    at::Tensor out = dx.slice(2, ph, s.H, s.stride_h).slice(3, pw, s.W, s.stride_w);
+    keep.push_back(run_tc_gather<T>(algo, sp, true, dy, kp, s.P, s.Q, out.size(2), out.size(3),
+                                    tc_dgrad_phase_matrix(b_all, s, kp, r0, c0), s.Cg(), out, nullptr,
+                                    ConvEpilogue<T>{}, fork.stream(int(i))));
   }
-  StreamFork fork(int(reached.size()));
-  for (size_t i = 0; i < reached.size(); ++i)
-    keep.push_back(run_tc_gather<T>(algo, shapes[i], true, dy, kp, s.P, s.Q, outs[i].size(2), outs[i].size(3),
-                                    wsubs[i], s.Cg(), outs[i], nullptr, ConvEpilogue<T>{}, fork.stream(int(i))));
   fork.join();
 }
 
