@@ -151,9 +151,7 @@ def candidates(direction: str, device: torch.device, dtype: torch.dtype, x_size:
         if a.startswith("tensor_core") and torch.cuda.get_device_capability(device)[0] < 8:
             continue
         if a.startswith("tensor_core_wgmma") and (
-                direction == "wgrad"  # no wgmma wgrad kernel: these names run rung 3's "tensor_core" there
-                or torch.cuda.get_device_capability(device) != (9, 0)
-                or "9.0a" not in info.get("arch_list", "")):
+                torch.cuda.get_device_capability(device) != (9, 0) or "9.0a" not in info.get("arch_list", "")):
             continue
         out.append(a)
     return out

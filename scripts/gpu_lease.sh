@@ -9,7 +9,7 @@
 #   4. alone on the GPU (timings; SKIP_PROFILE=1 leaves the first out): scripts/profile_layers.py --time --kernels (five representative layers against
 #      cuDNN, each call's kernels in profile.log (PROFILE_KERNELS= leaves them out), then
 #      the split-K ones again with PYCONV_TC_SPLIT_K=0 unless SKIP_SPLITK_AB=1; on Hopper (built for sm_90a) an A/B of
-#      rung 3 against each wgmma tile unless SKIP_WGMMA_AB=1; with
+#      rung 3 against each wgmma tile (WG_AB_DIRS, default wgrad) unless SKIP_WGMMA_AB=1; with
 #      NCU=1 also under Nsight Compute, $OUT/ncu.csv), then the issue-7 target benchmark (float16, channels_last, batch 32; BENCH_SUITES,
 #      default resnet50,fused,mobilenet_v2; BENCH_FLAGS e.g. --graph), then float32 resnet50 batch 32 (SKIP_F32=1: no).
 # Every step has a deadline computed from BUDGET_S (default 560 s) so the command ends inside the lease's limit;
@@ -137,8 +137,11 @@ if [ -z "${SKIP_SPLITK_AB:-}" ]; then
 fi
 if [ -n "$WG_TIMED" ] && [ -z "${SKIP_WGMMA_AB:-}" ]; then
   # the Hopper rung against rung 3, per tile (the "wgmma" self-test and the tests above check its results)
-  echo "--- wgmma A/B: tensor_core vs tensor_core_wgmma (heuristic tile, then each tile)" | tee -a "$O/summary.txt"
-  timeout 90 "$PY" scripts/profile_layers.py --time --dirs fprop,dgrad \
+  # WG_AB_DIRS: the directions (default wgrad: its MN-major wgmma kernel is the one not yet timed; runs 6-7 swept
+  # every tile of fprop/dgrad)
+  echo "--- wgmma A/B (${WG_AB_DIRS:-wgrad}): tensor_core vs tensor_core_wgmma (heuristic tile, then each tile)" \
+    | tee -a "$O/summary.txt"
+  timeout 90 "$PY" scripts/profile_layers.py --time --dirs "${WG_AB_DIRS:-wgrad}" \
     --layers 1x1_64_64_56,3x3_256_256_14,1x1s2_1024_2048,3x3_512_512_7 \
     --algo tensor_core,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64 \
     2>&1 | grep -E "ratio|Error|error" | tee -a "$O/summary.txt"

@@ -135,7 +135,7 @@ TC_WG_TILE = re.compile(r"TcWgTile<(\d+), (\d+), (\d+), (\d+)(?:, \d+)?>")
 
 def launch_config(name):
     m = TC_WG_TILE.search(name)
-    if m and "tc_wgmma_conv_kernel" in name:
+    if m and ("tc_wgmma_conv_kernel" in name or "tc_wgmma_wgrad_kernel" in name):
         bm, bn, stages = map(int, m.groups()[:3])
         return 128 * (bm // 64), stages * (bm + bn) * 128 + 1024  # cuda_tensor_core_sm90.cuh: 128-byte rows + slack
     m = TC_TILE.search(name)

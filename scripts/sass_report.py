@@ -96,7 +96,10 @@ def parse(sass: str):
         elif current is not None:
             m = INSTR.search(line)
             if m:
-                current[m.group(1)] += 1
+                op = m.group(1)
+                if op.startswith("HGMMA"):  # the operand layout is a descriptor modifier: gdesc[UR4].tnspA.tnspB
+                    op += "".join(f".{t}" for t in ("tnspA", "tnspB") if f".{t}" in line)
+                current[op] += 1
     return kernels
 
 

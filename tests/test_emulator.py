@@ -188,9 +188,9 @@ def test_seeded_bugs_are_reported(name, kind, expect, order):
 @pytest.mark.parametrize("name,kind,expect", [t for t in SELFTESTS if t[1] == "feature"])
 def test_selftest_features_on_gpu(name, kind, expect):
     """The same feature kernels on real hardware: the emulator's model of shuffles, votes, __activemask, atomics,
-    mma fragment layouts and (on a compute capability 9.0 GPU with an sm_90a build) wgmma's swizzled operands and
-    accumulator layout is the GPU's."""
-    if name == "wgmma" and (torch.cuda.get_device_capability() != (9, 0)
+    mma fragment layouts and (on a compute capability 9.0 GPU with an sm_90a build) wgmma's swizzled operands, K-major
+    and MN-major (wgmma_mn: wgrad's transposed layout), and accumulator layout is the GPU's."""
+    if name.startswith("wgmma") and (torch.cuda.get_device_capability() != (9, 0)
                             or "9.0a" not in pyconv.build_info()["arch_list"]):
         pytest.skip("wgmma runs on compute capability 9.0 with an sm_90a build only")
     assert pyconv._C.gpu_selftest(name) == ""
@@ -201,7 +201,7 @@ def test_gpu_selftest_names():
     """pyconv._C lists the feature self-tests it can run on a GPU (so a build without the emulator module runs them
     too: scripts/sanitizer_subset.py) — the emulator's feature tests, no seeded bug."""
     assert pyconv._C.gpu_selftests() == [name for name, kind, _ in SELFTESTS if kind == "feature"]
-    assert "wgmma" in pyconv._C.gpu_selftests()
+    assert "wgmma" in pyconv._C.gpu_selftests() and "wgmma_mn" in pyconv._C.gpu_selftests()
 
 
 def test_sanitizer_bugs_pass_silently_without_a_sanitizer():

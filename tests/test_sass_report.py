@@ -72,3 +72,19 @@ def test_kernel_resources_flags_ptxas_performance_loss():
         "C7515: wgmma.mma_async instructions are serialized due to non wgmma instructions defining accumulator "
         "registers of a wgmma between start and end of the pipeline stage"]
     assert "perf_loss" not in res[("_Z1jv", "sm_90a")] and res[("_Z1jv", "sm_90a")]["spill_stores"] == 4
+
+
+def test_hgmma_operand_layout_is_part_of_the_opcode():
+    """wgmma's operand layout lives in the descriptor operand (gdesc[UR16].tnspA.tnspB), not the opcode: the parser
+    appends it, so that a rule can require MN-major operands (wgrad) or forbid them (fprop/dgrad)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sass_report", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sass = ("\tarch = sm_90a\n\t\tFunction : k\n"
+            "        /*58c0*/                   HGMMA.64x128x16.F32 R24, gdesc[UR16].tnspA.tnspB, R24 ;  /* 0x6 */\n"
+            "        /*5ac0*/                   HGMMA.64x64x16.F32.BF16 R24, gdesc[UR8], R24, gsb0 ;  /* 0x6 */\n"
+            "        /*5ad0*/                   WARPGROUP.DEPBAR.LE gsb0, 0x0 ;  /* 0x0 */\n")
+    ops = mod.parse(sass)[("sm_90a", "k")]
+    assert ops == {"HGMMA.64x128x16.F32.tnspA.tnspB": 1, "HGMMA.64x64x16.F32.BF16": 1, "WARPGROUP.DEPBAR.LE": 1}, ops

@@ -251,6 +251,14 @@ def test_auto_picks_tensor_cores_for_half(device, backend):
             assert not any("wgmma" in t for t, _ in log), log
         t = PF.conv2d(x, w, b, **kw, algo=expected, backend=backend)
         torch.testing.assert_close(a, t, rtol=0, atol=0)
+    # wgrad: rung 3 until the wgmma wgrad kernel has run on a GPU (kAutoWgmmaWgrad in conv2d_cuda.cu)
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    x, w, b, kw = _operands(GEOMS["3x3"], torch.float16, device)
+    go = torch.randn(2, 24, 8, 8, device=device).half()
+    _launches(backend)
+    ops.conv2d_wgrad(go, x, list(w.shape), [1, 1], [1, 1], [1, 1], 1, "auto")
+    log = _launches(backend)
+    assert log and all(t.startswith("tensor_core_") and "wgmma" not in t for t, _ in log), log
     x, w, b, kw = _operands(GEOMS["3x3"], torch.float16, device)
     xf, wf, bf = x.float(), w.float(), b.float()
     simt = PF.conv2d(xf, wf, bf, **kw, algo="implicit_gemm", backend=backend)
@@ -344,8 +352,8 @@ def _wg_cases():
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
 @pytest.mark.parametrize("geom,dtype,algo", list(_wg_cases()))
 def test_wgmma_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
-    """fprop and dgrad on the wgmma kernel (the launch log names its tile), wgrad on rung 3's kernel under the same
-    name, against float64 torch."""
+    """fprop, dgrad and wgrad (MN-major operands) on the wgmma kernels (the launch log names their tiles), against
+    float64 torch."""
     x, w, b, kw = _operands(WG_GEOMS[geom], dtype, device)
     xd, wd, bd = (t.double().requires_grad_() for t in (x, w, b))
     ref = F.conv2d(xd, wd, bd, **kw)
@@ -358,8 +366,10 @@ def test_wgmma_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
     y.backward(go)
     bwd = _launches(backend)
     assert fwd and all(t.startswith("tensor_core_wgmma_") for t, _ in fwd), fwd
-    assert any(t.startswith("tensor_core_wgmma_") for t, _ in bwd), bwd  # dgrad
-    assert any(not t.startswith("tensor_core_wgmma") for t, _ in bwd), bwd  # wgrad: rung 3
+    # dgrad (one launch per sub-pixel phase when strided), then wgrad: every one a wgmma tile
+    assert len(bwd) >= 2 and all(t.startswith("tensor_core_wgmma_") for t, _ in bwd), bwd
+    if algo != "tensor_core_wgmma":
+        assert all(t == algo for t, _ in fwd + bwd), (fwd, bwd)
     _close(y, ref, dtype)
     _close(xx.grad, xd.grad, dtype)
     _close(ww.grad, wd.grad, dtype)
@@ -401,6 +411,36 @@ def test_wgmma_fused_and_split_k(device, backend):
 
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
+@pytest.mark.parametrize("algo,tile", [("tensor_core_wgmma", "64x64"), ("tensor_core_wgmma_128x256", "128x256"),
+                                       ("tensor_core_wgmma_128x128_s3", "128x128_s3")])
+def test_wgmma_wgrad_split_k(algo, tile, device, backend):
+    """wgrad on the wgmma kernel with a long N·P·Q reduction (12 tiles of 64 rows, the last one partial) split over
+    slices whose float partial sums are added in a fixed order (bit-identical on a second run), and with one slice
+    (written straight to dw through its strides): two groups of 10 → 36 channels (padded to 16 and 40), 3×3 taps."""
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    x, w, _, kw = _operands(((4, 20, 14, 13), (72, 10, 3, 3), 1, 1, 1, 2), torch.float16, device)
+    geo = ([1, 1], [1, 1], [1, 1], 2)
+    go = torch.randn(4, 72, 14, 13, device=device).half().contiguous(memory_format=torch.channels_last)
+    wd = w.double().requires_grad_()
+    F.conv2d(x.double(), wd, None, **kw).backward(go.double())
+    _launches(backend)
+    dw = ops.conv2d_wgrad(go, x, list(w.shape), *geo, algo)
+    log = _launches(backend)
+    assert [t for t, _ in log] == [f"tensor_core_wgmma_{tile}"] and log[0][1] > 1, log
+    _close(dw, wd.grad, torch.float16)
+    assert torch.equal(dw, ops.conv2d_wgrad(go, x, list(w.shape), *geo, algo))
+    # one slice: a reduction of 3 tiles (too short to split)
+    x, go = x[:1, :, :8, :8], go[:1, :, :8, :8]
+    wd = w.double().requires_grad_()
+    F.conv2d(x.double(), wd, None, **kw).backward(go.double())
+    _launches(backend)
+    dw = ops.conv2d_wgrad(go, x, list(w.shape), *geo, algo)
+    assert [s for _, s in _launches(backend)] == [1]
+    _close(dw, wd.grad, torch.float16)
+
+
+@pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
+@pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
 def test_wgmma_errors_and_opcheck(device, backend):
     x, w, b, kw = _operands(GEOMS["3x3"], torch.float16, device)
     with pytest.raises(RuntimeError, match="tensor_core_wgmma.*float16 or bfloat16.*Float"):
@@ -411,6 +451,7 @@ def test_wgmma_errors_and_opcheck(device, backend):
     geo = ([1, 1], [1, 1], [1, 1], 1)
     opcheck(ops.conv2d_fprop, (x, w, b, *geo, "tensor_core_wgmma"))
     opcheck(ops.conv2d_dgrad, (go, w, [1, 8, 5, 5], *geo, "tensor_core_wgmma"))
+    opcheck(ops.conv2d_wgrad, (go, x, [8, 8, 3, 3], *geo, "tensor_core_wgmma"))
 
 
 # ---- streams and CUDA graphs (GPU only: the emulator has neither) ---------------------------------------------------

@@ -9,10 +9,16 @@
 // both operands straight from shared memory once per warpgroup (4 warps, 64 rows of the output), asynchronously, so
 // the issuing warps are free for the next tile's copies while the tensor cores work.
 //
-// Operand layout ("K-major, 128-byte swizzle", the one layout these kernels use): a tile of rows × 64 16-bit elements,
-// each row 128 contiguous bytes, the tile's base 1024-byte aligned; the 16-byte chunk c of row r lives at chunk
-// position c ^ (r mod 8) of that row. The hardware applies the same XOR to the *address* bits [4, 7) from bits
-// [7, 10), which is why the base must be 1024-byte aligned (8 rows = one swizzle pattern).
+// Operand layouts, both with the 128-byte swizzle (PTX ISA, "canonical layouts"; T = 8 16-bit elements = 16 bytes):
+//   K-major (fprop, dgrad): a tile of rows (M or N) × 64 reduction elements, each row 128 contiguous bytes; rows
+//     8 apart are SBO = 1024 bytes apart. CuTe form ((8, m), (T, 2)) : ((8T, SBO), (1, T)).
+//   MN-major (wgrad, whose operands are contiguous along M and N: dy[npq][k], x[npq][c]): a tile of 64 reduction
+//     rows × 64 M (or N) elements, each reduction row 128 contiguous bytes of 64 M elements; reduction rows 8 apart
+//     are SBO = 1024 bytes apart and the next 64 M elements (another such tile) LBO bytes further.
+//     CuTe form ((T, 8, m), (8, k)) : ((1, T, LBO), (8T, SBO)). The instruction's imm-trans-a/b = 1 selects it.
+// Either way the tile's base is 1024-byte aligned and the 16-byte chunk c of a 128-byte row r lives at chunk position
+// c ^ (r mod 8) of that row: the hardware applies that XOR to the *address* bits [4, 7) from bits [7, 10), which is
+// why the base must be 1024-byte aligned (8 rows = one swizzle pattern).
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -46,6 +52,14 @@ __device__ __forceinline__ uint32_t smem_window_addr(const void* p) {
 // 62-63 swizzle mode 1 = 128-byte. One k16 step further along K is 32 bytes further: desc + 2.
 __device__ __forceinline__ uint64_t wgmma_desc_sw128(uint32_t addr) {
   return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t(1) << 16) | (uint64_t(1024 >> 4) << 32) | (uint64_t(1) << 62);
+}
+
+// The descriptor of an MN-major, 128-byte-swizzled tile at window address `addr`: LBO = `lbo` bytes between the
+// 64-element blocks along M (or N), SBO = 1024 bytes between consecutive groups of 8 reduction rows. One k16 step
+// further along the reduction is 16 rows = 2048 bytes further: desc + 128.
+__device__ __forceinline__ uint64_t wgmma_desc_sw128_mn(uint32_t addr, uint32_t lbo) {
+  return uint64_t((addr & 0x3FFFF) >> 4) | (uint64_t((lbo & 0x3FFFF) >> 4) << 16) | (uint64_t(1024 >> 4) << 32) |
+         (uint64_t(1) << 62);
 }
 
 // wgmma.fence: orders this warpgroup's earlier register accesses to the accumulators (the zero fill, a previous
@@ -85,8 +99,9 @@ __device__ __forceinline__ void fence_proxy_async_smem() {
 }
 
 #if defined(PYCONV_WGMMA_DEVICE)
-// The instructions: one macro per shape, the input type ("f16" or "bf16") spliced into the instruction string;
-// N/2 accumulator operands; scale-d = 1 (D += A·B: the kernels zero their accumulators).
+// The instructions: one macro per shape, the input type ("f16" or "bf16") and the transpose immediates ("0, 0":
+// both operands K-major; "1, 1": both MN-major) spliced into the instruction string; N/2 accumulator operands;
+// scale-d = 1 (D += A·B: the kernels zero their accumulators).
 // The accumulator operands: d[j][0..3] for 8 consecutive column tiles j0 .. j0+7 (32 registers) at a time.
 #define PYCONV_WGMMA_D4(d, j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
 #define PYCONV_WGMMA_D32(d, j0)                                                                            \
@@ -101,56 +116,62 @@ __device__ __forceinline__ void fence_proxy_async_smem() {
 #define PYCONV_WGMMA_R5 "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95"
 #define PYCONV_WGMMA_R6 "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111"
 #define PYCONV_WGMMA_R7 "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
-#define PYCONV_WGMMA_M64N64K16(AB, d, desc_a, desc_b) \
+#define PYCONV_WGMMA_M64N64K16(AB, TN, d, desc_a, desc_b) \
   asm volatile( \
       "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n" \
       "wgmma.mma_async.sync.aligned.m64n64k16.f32." AB "." AB " {" \
       PYCONV_WGMMA_R0 ", " PYCONV_WGMMA_R1 \
-      "}, %32, %33, p, 1, 1, 0, 0;\n}\n" \
+      "}, %32, %33, p, 1, 1, " TN ";\n}\n" \
       : PYCONV_WGMMA_D32(d, 0) \
       : "l"(desc_a), "l"(desc_b), "r"(1))
-#define PYCONV_WGMMA_M64N128K16(AB, d, desc_a, desc_b) \
+#define PYCONV_WGMMA_M64N128K16(AB, TN, d, desc_a, desc_b) \
   asm volatile( \
       "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n" \
       "wgmma.mma_async.sync.aligned.m64n128k16.f32." AB "." AB " {" \
       PYCONV_WGMMA_R0 ", " PYCONV_WGMMA_R1 ", " PYCONV_WGMMA_R2 ", " PYCONV_WGMMA_R3 \
-      "}, %64, %65, p, 1, 1, 0, 0;\n}\n" \
+      "}, %64, %65, p, 1, 1, " TN ";\n}\n" \
       : PYCONV_WGMMA_D32(d, 0), PYCONV_WGMMA_D32(d, 8) \
       : "l"(desc_a), "l"(desc_b), "r"(1))
-#define PYCONV_WGMMA_M64N256K16(AB, d, desc_a, desc_b) \
+#define PYCONV_WGMMA_M64N256K16(AB, TN, d, desc_a, desc_b) \
   asm volatile( \
       "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n" \
       "wgmma.mma_async.sync.aligned.m64n256k16.f32." AB "." AB " {" \
       PYCONV_WGMMA_R0 ", " PYCONV_WGMMA_R1 ", " PYCONV_WGMMA_R2 ", " PYCONV_WGMMA_R3 ", " \
       PYCONV_WGMMA_R4 ", " PYCONV_WGMMA_R5 ", " PYCONV_WGMMA_R6 ", " PYCONV_WGMMA_R7 \
-      "}, %128, %129, p, 1, 1, 0, 0;\n}\n" \
+      "}, %128, %129, p, 1, 1, " TN ";\n}\n" \
       : PYCONV_WGMMA_D32(d, 0), PYCONV_WGMMA_D32(d, 8), PYCONV_WGMMA_D32(d, 16), PYCONV_WGMMA_D32(d, 24) \
       : "l"(desc_a), "l"(desc_b), "r"(1))
 #endif
 
-// D (64 × N, float) += A (64 × 16) · B (16 × N) for the warpgroup, both operands K-major 128-byte-swizzled tiles in
-// shared memory (descriptors above), N = 64, 128 or 256. Accumulator layout, thread t of the warpgroup (warp w = t/32,
-// lane l, g = l/4, t4 = l%4): d[j][i] holds D(16w + g + 8·(i ≥ 2), 8j + 2·t4 + (i mod 2)) — the mma.sync m16n8 C
-// fragment, repeated over the N/8 column tiles. Asynchronous: d must not be touched until a wgmma_wait covers this
-// group. A warpgroup collective: all 128 threads issue it.
-template <typename T, int N>
+// D (64 × N, float) += A (64 × 16) · B (16 × N) for the warpgroup, both operands 128-byte-swizzled tiles in shared
+// memory (descriptors above), K-major or, with kMN, both MN-major; N = 64, 128 or 256. Accumulator layout, thread t
+// of the warpgroup (warp w = t/32, lane l, g = l/4, t4 = l%4): d[j][i] holds D(16w + g + 8·(i ≥ 2),
+// 8j + 2·t4 + (i mod 2)) — the mma.sync m16n8 C fragment, repeated over the N/8 column tiles. Asynchronous: d must
+// not be touched until a wgmma_wait covers this group. A warpgroup collective: all 128 threads issue it.
+template <typename T, int N, bool kMN = false>
 __device__ __forceinline__ void wgmma_m64k16(float (&d)[N / 8][4], uint64_t desc_a, uint64_t desc_b PYCONV_CALL_SITE) {
   static_assert(N == 64 || N == 128 || N == 256, "wgmma tiles are 64, 128 or 256 columns wide here");
   constexpr bool kBf16 = std::is_same<T, __nv_bfloat16>::value;
   static_assert(kBf16 || std::is_same<T, __half>::value, "wgmma kernels take float16 or bfloat16");
 #if defined(PYCONV_EMULATION)
-  ::pyconv_emu::detail::wgmma_m64k16(&d[0][0], N, desc_a, desc_b, kBf16, call_file, call_line);
+  ::pyconv_emu::detail::wgmma_m64k16(&d[0][0], N, desc_a, desc_b, kBf16, kMN, call_file, call_line);
 #elif defined(PYCONV_WGMMA_DEVICE)
+#define PYCONV_WGMMA_BY_TYPE(SHAPE, TN)                              \
+  do {                                                               \
+    if constexpr (kBf16) PYCONV_WGMMA_##SHAPE("bf16", TN, d, desc_a, desc_b); \
+    else PYCONV_WGMMA_##SHAPE("f16", TN, d, desc_a, desc_b);                  \
+  } while (0)
   if constexpr (N == 64) {
-    if constexpr (kBf16) PYCONV_WGMMA_M64N64K16("bf16", d, desc_a, desc_b);
-    else PYCONV_WGMMA_M64N64K16("f16", d, desc_a, desc_b);
+    if constexpr (kMN) PYCONV_WGMMA_BY_TYPE(M64N64K16, "1, 1");
+    else PYCONV_WGMMA_BY_TYPE(M64N64K16, "0, 0");
   } else if constexpr (N == 128) {
-    if constexpr (kBf16) PYCONV_WGMMA_M64N128K16("bf16", d, desc_a, desc_b);
-    else PYCONV_WGMMA_M64N128K16("f16", d, desc_a, desc_b);
+    if constexpr (kMN) PYCONV_WGMMA_BY_TYPE(M64N128K16, "1, 1");
+    else PYCONV_WGMMA_BY_TYPE(M64N128K16, "0, 0");
   } else {
-    if constexpr (kBf16) PYCONV_WGMMA_M64N256K16("bf16", d, desc_a, desc_b);
-    else PYCONV_WGMMA_M64N256K16("f16", d, desc_a, desc_b);
+    if constexpr (kMN) PYCONV_WGMMA_BY_TYPE(M64N256K16, "1, 1");
+    else PYCONV_WGMMA_BY_TYPE(M64N256K16, "0, 0");
   }
+#undef PYCONV_WGMMA_BY_TYPE
 #elif defined(__CUDA_ARCH__)
   __trap();  // not an sm_90a build: the host never launches a wgmma kernel here
 #endif

@@ -29,8 +29,14 @@ void check_cuda(const at::Tensor& t, const char* name) { check_device(t, "conv2d
 enum class Dir { fprop, dgrad, wgrad };
 
 bool is_tc(const std::string& algo) { return algo.rfind("tensor_core", 0) == 0; }
-// The wgmma rung (rung 4, cuda_tensor_core_sm90.cuh): fprop and dgrad; wgrad runs rung 3's kernel under these names.
+// The wgmma rung (rung 4, cuda_tensor_core_sm90.cuh): fprop, dgrad and wgrad.
 bool is_wgmma(const std::string& algo) { return algo.rfind("tensor_core_wgmma", 0) == 0; }
+
+// Whether "auto" runs wgrad on the wgmma rung on Hopper. Off until the MN-major wgmma wgrad kernel has run on a GPU:
+// its operand layout (transposed, imm-trans = 1, with an LBO between 64-element blocks) is the one part of that rung
+// only the emulator and the PTX ISA's canonical-layout table vouch for (the "wgmma_mn" self-test and the wgrad tests
+// check it against the hardware on the next lease). Named explicitly (tensor_core_wgmma*), wgrad runs it regardless.
+constexpr bool kAutoWgmmaWgrad = false;
 
 // Channels per 16-byte vector: 8 for float16/bfloat16, 4 for float32 (TF32). Per-group channel counts are padded up
 // to a multiple of it.
@@ -154,14 +160,20 @@ TcTileShape tc_tile_shape(const std::string& tile) {
   return with_tile(tile, [](auto t) { return tc_tile_shape<T, decltype(t)>(); });
 }
 
-// wgrad's "tensor_core" tile. Its split-K (wgrad_tc) supplies the parallelism that big tiles lack, so the biggest tile
-// wins unless it is mostly padding: 128 rows (output channels K/g) only when there are more than 64 of them, 128
-// columns (R·S·C/g) only when there are more than 64 and the 128×128 tiles alone do not already overfill the GPU
-// (then split-K has nothing to add and 128×64 keeps more blocks per SM). Measured on an H200 (ResNet-50 / MobileNetV2
+// wgrad's "tensor_core" / "tensor_core_wgmma" tile. Its split-K (wgrad_tc) supplies the parallelism that big tiles
+// lack, so the biggest tile wins unless it is mostly padding: 128 rows (output channels K/g) only when there are more
+// than 64 of them, 128 columns (R·S·C/g) only when there are more than 64 and the 128×128 tiles alone do not already
+// overfill the GPU (then split-K has nothing to add and 128×64 keeps more blocks per SM). Measured on an H200 (ResNet-50 / MobileNetV2
 // wgrad at batch 32, benchmarks/results/nvidia-h200-2026-11-26-run2-*): the 3×3 layers ran 3× faster at 128×128 with
 // split-K than at the 64×64 the fprop rule chose (250 µs → 83 µs on 256 channels at 14×14).
+// The wgmma rung (not yet measured on a GPU): the same rule on its tiles, 128×128 as _s3 (two blocks per SM, the
+// fprop/dgrad finding).
 std::string tc_wgrad_tile(const std::string& algo, int64_t kg, int64_t gemm_n, int64_t groups) {
-  if (algo != "tensor_core" && !is_wgmma(algo)) return algo;  // wgrad has no wgmma kernel: rung 3's heuristic tile
+  if (algo == "tensor_core_wgmma") {
+    if (kg <= 64) return "tensor_core_wgmma_64x64";
+    return gemm_n > 64 ? "tensor_core_wgmma_128x128_s3" : "tensor_core_wgmma_128x64";
+  }
+  if (algo != "tensor_core") return algo;
   if (kg <= 64) return "tensor_core_64x64";
   if (gemm_n > 64 && ceil_div(kg, 128) * ceil_div(gemm_n, 128) * groups <= sm_count()) return "tensor_core_128x128";
   return "tensor_core_128x64";
@@ -181,12 +193,14 @@ cudaError_t launch_wgmma_tile(const std::string& tile, const cuda::TcConvParams<
 }
 
 // The default algorithm for "auto" (pyconv.tuning may time the candidates and pass a concrete name instead).
-// On a Hopper GPU built for sm_90a, 16-bit fprop/dgrad run the wgmma rung (wgrad has no wgmma kernel; its
-// "tensor_core_wgmma" is rung 3's): measured on an H100 (see tc_tile) 1.2-1.3× rung 3's speed over ResNet-50.
-std::string choose_cuda_algo(const Conv2dShape& s, at::ScalarType dt) {
+// On a Hopper GPU built for sm_90a, 16-bit fprop/dgrad run the wgmma rung: measured on an H100 (see tc_tile)
+// 1.2-1.3× rung 3's speed over ResNet-50; wgrad too once kAutoWgmmaWgrad says so.
+std::string choose_cuda_algo(const Conv2dShape& s, at::ScalarType dt, const char* dir) {
   if (s.Cg() == 1) return "depthwise";  // padding one channel to the tensor cores' 8 would waste 7/8 of the work
-  if ((dt != at::kFloat || auto_tf32()) && tc_unsupported(s, dt).empty())
-    return wgmma_unsupported(dt).empty() ? "tensor_core_wgmma" : "tensor_core";
+  if ((dt != at::kFloat || auto_tf32()) && tc_unsupported(s, dt).empty()) {
+    const bool wgrad = std::string(dir) == "wgrad";
+    return wgmma_unsupported(dt).empty() && (!wgrad || kAutoWgmmaWgrad) ? "tensor_core_wgmma" : "tensor_core";
+  }
   return "implicit_gemm";
 }
 
@@ -196,7 +210,7 @@ std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, const
   std::string algo;
   if (algo_name == "auto") {
     algo = tuned_for(dir, s, t);
-    if (algo.empty()) algo = choose_cuda_algo(s, dt);
+    if (algo.empty()) algo = choose_cuda_algo(s, dt, dir);
   } else {
     algo = check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
   }
@@ -347,12 +361,14 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   const int64_t gemm_n = s.R * s.S * cp;
   const std::string tile = tc_wgrad_tile(algo, s.Kg(), gemm_n, s.groups);
   const TcTileShape ts = tc_tile_shape<T>(tile);
-  const int64_t bm = ts.bm, bn = ts.bn;
-  // Split-K: enough slices of the N·P·Q reduction to give every SM about two blocks, each slice at least 8 tiles long.
-  const int64_t tiles = ceil_div(s.Kg(), bm) * ceil_div(gemm_n, bn) * s.groups;
-  const int64_t kt_all = ceil_div(s.npq(), cuda::kTcBK);
-  int64_t splits = std::max<int64_t>(1, std::min<int64_t>({2 * sm_count() / std::max<int64_t>(tiles, 1), kt_all / 8,
-                                                           64, 65535 / s.groups}));
+  const bool wgmma = is_wgmma(tile);
+  // Split-K: enough slices of the N·P·Q reduction to fill every SM (two blocks each for rung 3; the wgmma tile's
+  // resident blocks), each slice at least 256 reduction rows long (8 tiles of rung 3's 32, 4 of the wgmma rung's 64).
+  const int64_t tiles = ceil_div(s.Kg(), ts.bm) * ceil_div(gemm_n, ts.bn) * s.groups;
+  const int64_t kt_all = ceil_div(s.npq(), ts.bk);
+  const int64_t resident = (wgmma ? ts.blocks_per_sm : 2) * sm_count();
+  int64_t splits = std::max<int64_t>(
+      1, std::min<int64_t>({resident / std::max<int64_t>(tiles, 1), kt_all / (256 / ts.bk), 64, 65535 / s.groups}));
   const int64_t per = ceil_div(kt_all, splits);
   splits = ceil_div(kt_all, per);  // no empty slice
   cuda::TcWgradParams<T> pr{};
@@ -373,6 +389,14 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   pr.kp = int(kp), pr.cp = int(cp), pr.kg = int(s.Kg()), pr.cg = int(s.Cg());
   pr.N = s.N, pr.groups = s.groups, pr.splits = int(splits), pr.tiles_per_split = int(per);
   record_tc_launch(tile, splits);
+  if (wgmma) {
+    if constexpr (!std::is_same<T, float>::value)  // (float32 wgrad never gets here: it runs the SIMT implicit GEMM)
+      check_launch(with_wg_tile(tile, [&](auto t) {
+                     return cuda::launch_tc_wgmma_wgrad<T, decltype(t)>(pr, dwp, strides4(dw), current_stream());
+                   }),
+                   "conv2d_wgrad tensor_core_wgmma");
+    return;
+  }
   check_launch(with_tile(tile, [&](auto t) {
                  return cuda::launch_tc_wgrad<T, decltype(t)>(pr, dwp, strides4(dw), current_stream());
                }),

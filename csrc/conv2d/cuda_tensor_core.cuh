@@ -735,88 +735,167 @@ constexpr int tc_wgrad_min_blocks() {
 #endif
 }
 
-template <typename T, typename Tile>
-__global__ void __launch_bounds__(Tile::kThreads, (tc_wgrad_min_blocks<Tile>())) tc_wgrad_kernel(TcWgradParams<T> pr) {
-  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, NT = Tile::kThreads;
-  constexpr int kAChunks = BM / 8, kBChunks = BN / 8;  // 16-byte chunks per k-major tile row
-  constexpr int kAIters = kTcBK * kAChunks / NT, kBIters = kTcBK * kBChunks / NT;
-  static_assert(kTcBK * kAChunks % NT == 0 && kTcBK * kBChunks % NT == 0 && NT % kBChunks == 0 && NT % kAChunks == 0,
+// The wgrad operand loader, shared by the mma.sync kernel (kRows = 32 reduction rows a tile, kTcBK) and the wgmma
+// kernel (kRows = 64: cuda_tensor_core_sm90.cuh). Thread `tid` copies, for each reduction tile, the A chunk column
+// a_col (8 output channels of dy) of rows a_row0 + i·NT/kAChunks and the B chunk column b_col (8 channels of one tap
+// (r, s) of the gathered x) of rows b_row0 + i·NT/kBChunks. Its columns are fixed for the whole reduction, so the tap
+// is decoded once, in init.
+// The rows of tile t are the reduction indices npq = npq0 + row, advancing by kRows per tile, so the pixel (n, p, q)
+// of the thread's first B row is decoded once and stepped forward after every tile (a carry loop over q and p
+// instead of the three 64-bit divisions per row and tile this loader used to do, most of its main loop's
+// instructions); the thread's other B rows (NT/kBChunks apart) are derived from it by the same carry. Kept small
+// (32-bit n, p, q): rung 3's 128×128 tile has 128 registers a thread for two blocks per SM.
+template <typename T, int NT, int BM, int BN, int kRows>
+struct TcWgradLoader {
+  static constexpr int kAChunks = BM / 8, kBChunks = BN / 8;  // 16-byte chunks per tile row (M-, N-contiguous)
+  static constexpr int kAIters = kRows * kAChunks / NT, kBIters = kRows * kBChunks / NT;
+  static_assert(kRows * kAChunks % NT == 0 && kRows * kBChunks % NT == 0 && NT % kBChunks == 0 && NT % kAChunks == 0,
                 "each thread copies whole chunks at a fixed column");
-  PYCONV_EXTERN_SHARED(T, smem);
-  T* sA = smem;                          // [STAGES][32][BM] swizzled (k-major)
-  T* sB = smem + STAGES * kTcBK * BM;    // [STAGES][32][BN]
 
-  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int64_t g = blockIdx.z % pr.groups, split = blockIdx.z / pr.groups;
-  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
-  const int gemm_n = pr.R * pr.S * pr.cp;
-  const int64_t NPQ = pr.N * pr.P * pr.Q;
-  const int64_t KT_all = (NPQ + kTcBK - 1) / kTcBK;
-  const int64_t kt0 = split * pr.tiles_per_split;
-  const int64_t kt1 = kt0 + pr.tiles_per_split < KT_all ? kt0 + pr.tiles_per_split : KT_all;
-  const int KT = kt1 > kt0 ? int(kt1 - kt0) : 0;
+  int a_col, a_row0, b_col, b_row0;
+  bool a_col_ok, b_col_ok;
+  int b_dh, b_dw;          // the tap's pixel offset (r·dil − pad, s·dil − pad)
+  int64_t a_base, b_base;  // channel offsets: g·kp + m0 + 8·a_col in dy, g·cp + c in x
+  int b_n, b_p, b_q;       // (n, p, q) of reduction index npq0 + b_row0
+  int64_t npq0, NPQ, ldy;  // the next tile's first reduction index; N·P·Q; dy's pixel stride
 
-  // Fixed chunk columns: A column (k chunk) and B column (tap (r, s) and 8 channels), decoded once.
-  const int a_col = tid % kAChunks, a_row0 = tid / kAChunks;
-  const int b_col = tid % kBChunks, b_row0 = tid / kBChunks;
-  const bool a_col_ok = m0 + a_col * 8 < pr.kp;
-  const int bn = n0 + b_col * 8;
-  const bool b_col_ok = bn < gemm_n;
-  const int b_c = bn % pr.cp, b_tap = bn / pr.cp, b_s = b_tap % pr.S, b_r = b_tap / pr.S;
-  const int64_t ldy = pr.groups * pr.kp;
-
-  // This thread's rows of tile t are the reduction indices npq = (kt0 + t)·32 + row: they advance by 32 per tile, so
-  // each B row's pixel is decoded once here — (n, p, q) of the gathered x — and stepped forward after every tile (a
-  // carry loop over q and p instead of the three 64-bit divisions per row and tile this loader used to do, most of
-  // its main loop's instructions). Kept small (32-bit n, p, q; one shared tile origin): the 128×128 tile has 128
-  // registers a thread for two blocks per SM.
-  // Only the first of the thread's B rows is tracked; the others (NT/kBChunks rows apart) are derived from it by the
-  // same carry, in the loader.
-  int tile = 0;  // tiles loaded so far: the current tile's first reduction index is (kt0 + tile)·32
-  const int b_dh = b_r * pr.dil_h - pr.pad_h, b_dw = b_s * pr.dil_w - pr.pad_w;  // the tap's pixel offset
-  const int64_t b_base = g * pr.cp + b_c;
-  int b_n, b_p, b_q;  // (n, p, q) of reduction index npq0 + b_row0
-  {
-    const int64_t npq = kt0 * kTcBK + b_row0;
+  __device__ __forceinline__ void init(const TcWgradParams<T>& pr, int tid, int m0, int n0, int64_t g, int64_t kt0) {
+    a_col = tid % kAChunks, a_row0 = tid / kAChunks;
+    b_col = tid % kBChunks, b_row0 = tid / kBChunks;
+    a_col_ok = m0 + a_col * 8 < pr.kp;
+    const int bn = n0 + b_col * 8;
+    b_col_ok = bn < pr.R * pr.S * pr.cp;
+    const int b_c = bn % pr.cp, b_tap = bn / pr.cp, b_s = b_tap % pr.S, b_r = b_tap / pr.S;
+    b_dh = b_r * pr.dil_h - pr.pad_h, b_dw = b_s * pr.dil_w - pr.pad_w;
+    ldy = pr.groups * pr.kp;
+    a_base = g * pr.kp + m0 + a_col * 8;
+    b_base = g * pr.cp + b_c;
+    NPQ = pr.N * pr.P * pr.Q;
+    npq0 = kt0 * kRows;
+    const int64_t npq = npq0 + b_row0;
     b_q = int(npq % pr.Q), b_p = int((npq / pr.Q) % pr.P), b_n = int(npq / (int64_t(pr.Q) * pr.P));
   }
-  auto advance = [&](int& n, int& p, int& q, int rows) {  // (n, p, q) of the reduction index `rows` further
+
+  // (n, p, q) of the reduction index `rows` further (past NPQ the position keeps counting harmlessly: it is never
+  // dereferenced).
+  __device__ __forceinline__ static void advance(const TcWgradParams<T>& pr, int& n, int& p, int& q, int rows) {
     q += rows;
     while (q >= pr.Q) {
       q -= pr.Q;
       if (++p == pr.P) p = 0, ++n;
     }
-  };
+  }
 
-  auto load_tile = [&](int slot) {
-    T* a_dst = sA + slot * kTcBK * BM;
-    T* b_dst = sB + slot * kTcBK * BN;
-    const int64_t npq0 = (kt0 + tile) * kTcBK;
+  // Issues this thread's cp.async copies of the next tile into a_dst / b_dst (element offset of (row, chunk) in a
+  // tile of `chunks` chunks per row: dst(row, chunk, chunks), the kernel's shared-memory layout), then moves on.
+  template <typename Dst>
+  __device__ __forceinline__ void load(const TcWgradParams<T>& pr, T* a_dst, T* b_dst, Dst dst) {
 #pragma unroll
     for (int i = 0; i < kAIters; ++i) {
       const int row = a_row0 + i * (NT / kAChunks);
       const bool ok = a_col_ok && npq0 + row < NPQ;
-      cp_async_16(a_dst + swz128(row, a_col, kAChunks),
-                  ok ? pr.dy + (npq0 + row) * ldy + g * pr.kp + m0 + a_col * 8 : pr.dy, ok);
+      cp_async_16(a_dst + dst(row, a_col, kAChunks), ok ? pr.dy + (npq0 + row) * ldy + a_base : pr.dy, ok);
     }
     int n = b_n, p = b_p, q = b_q;
 #pragma unroll
     for (int i = 0; i < kBIters; ++i) {
       const int row = b_row0 + i * (NT / kBChunks);
-      if (i > 0) advance(n, p, q, NT / kBChunks);
+      if (i > 0) advance(pr, n, p, q, NT / kBChunks);
       const int ih = p * pr.stride_h + b_dh, iw = q * pr.stride_w + b_dw;
       const bool ok = b_col_ok && npq0 + row < NPQ && unsigned(ih) < unsigned(pr.H) && unsigned(iw) < unsigned(pr.W);
-      cp_async_16(b_dst + swz128(row, b_col, kBChunks),
+      cp_async_16(b_dst + dst(row, b_col, kBChunks),
                   ok ? pr.x + n * pr.x_sn + int64_t(ih) * pr.x_sh + int64_t(iw) * pr.x_sw + b_base : pr.x, ok);
     }
-    // next tile: 32 rows further (past NPQ the position keeps counting harmlessly: it is never dereferenced)
-    advance(b_n, b_p, b_q, kTcBK);
-    ++tile;
+    advance(pr, b_n, b_p, b_q, kRows);
+    npq0 += kRows;
+  }
+};
+
+// The end of a wgrad block (both kernels): its accumulators, MI × NI mma tiles of 16×8 per warp from (row0, col0) of
+// the GEMM (lane (gq = lane/4, t4 = lane%4) holds rows gq and gq+8, columns 2·t4 and 2·t4+1 of each), go to dw itself
+// (one slice) or to the split-K workspace slice `split`.
+template <typename T, int MI, int NI>
+__device__ __forceinline__ void tc_wgrad_store(const TcWgradParams<T>& pr, const float (&acc)[MI][NI][4], int row0,
+                                               int col0, int64_t g, int64_t split, int lane) {
+  const int gq = lane / 4, t4 = lane % 4;
+  const int gemm_n = pr.R * pr.S * pr.cp;
+  if (pr.dw != nullptr) {
+    // Single slice: dw[g·kg + row, c, r, s] directly. Column col = (r·S + s)·cp + c; a lane's pair (col, col + 1)
+    // shares its tap (col is even and cp a multiple of 8), so the tap is decoded once per n8 tile, not per element.
+#pragma unroll
+    for (int j = 0; j < NI; ++j) {
+      const int col = col0 + j * 8 + 2 * t4;
+      if (col >= gemm_n) continue;
+      const int tap = col / pr.cp, c = col - tap * pr.cp, r = tap / pr.S, sx = tap - r * pr.S;
+#pragma unroll
+      for (int i = 0; i < MI; ++i)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int row = row0 + i * 16 + gq + half * 8;
+          if (row >= pr.kg) continue;
+#pragma unroll
+          for (int e = 0; e < 2; ++e)
+            if (c + e < pr.cg) pr.dw[pr.dws.at(g * pr.kg + row, c + e, r, sx)] = from_acc<T>(acc[i][j][half * 2 + e]);
+        }
+    }
+    return;
+  }
+  // Partial sums to this split's workspace slice (float; rows k < kg, columns < R·S·cp).
+  float* out = pr.ws + (split * pr.groups + g) * int64_t(pr.kg) * gemm_n;
+#pragma unroll
+  for (int i = 0; i < MI; ++i)
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int row = row0 + i * 16 + gq + half * 8;
+      if (row >= pr.kg) continue;
+#pragma unroll
+      for (int j = 0; j < NI; ++j)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int col = col0 + j * 8 + 2 * t4 + e;
+          if (col < gemm_n) out[int64_t(row) * gemm_n + col] = acc[i][j][half * 2 + e];
+        }
+    }
+}
+
+// A wgrad block's reduction tiles of kRows rows: all of them, or split-K slice blockIdx.z / groups.
+struct TcWgradRange {
+  int64_t g, split, kt0;
+  int KT;
+};
+template <typename T>
+__device__ __forceinline__ TcWgradRange tc_wgrad_range(const TcWgradParams<T>& pr, int kRows) {
+  TcWgradRange r;
+  r.g = blockIdx.z % pr.groups, r.split = blockIdx.z / pr.groups;
+  const int64_t kt_all = (pr.N * pr.P * pr.Q + kRows - 1) / kRows;
+  r.kt0 = r.split * pr.tiles_per_split;
+  const int64_t kt1 = r.kt0 + pr.tiles_per_split < kt_all ? r.kt0 + pr.tiles_per_split : kt_all;
+  r.KT = kt1 > r.kt0 ? int(kt1 - r.kt0) : 0;
+  return r;
+}
+
+template <typename T, typename Tile>
+__global__ void __launch_bounds__(Tile::kThreads, (tc_wgrad_min_blocks<Tile>())) tc_wgrad_kernel(TcWgradParams<T> pr) {
+  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, NT = Tile::kThreads;
+  PYCONV_EXTERN_SHARED(T, smem);
+  T* sA = smem;                          // [STAGES][32][BM] swizzled (k-major)
+  T* sB = smem + STAGES * kTcBK * BM;    // [STAGES][32][BN]
+  constexpr int kAChunks = BM / 8, kBChunks = BN / 8;
+
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const TcWgradRange rg = tc_wgrad_range(pr, kTcBK);
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  TcWgradLoader<T, NT, BM, BN, kTcBK> loader;
+  loader.init(pr, tid, m0, n0, rg.g, rg.kt0);
+  auto load_tile = [&](int slot) {
+    loader.load(pr, sA + slot * kTcBK * BM, sB + slot * kTcBK * BN,
+                [](int row, int c, int chunks) { return swz128(row, c, chunks); });
   };
 
   const int wm0 = (warp / Tile::WN) * Tile::kWarpM, wn0 = (warp % Tile::WN) * Tile::kWarpN;
   float acc[Tile::MI][Tile::NI][4];
   tc_zero(acc);
+  const int KT = rg.KT;
   tc_prologue<STAGES - 1>(load_tile, KT);
   const int lrow = lane % 8, lmat = lane / 8;
   for (int kt = 0; kt < KT; ++kt) {
@@ -852,46 +931,7 @@ __global__ void __launch_bounds__(Tile::kThreads, (tc_wgrad_min_blocks<Tile>()))
     }
   }
   cp_async_wait<0>();
-
-  const int gq = lane / 4, t4 = lane % 4;
-  if (pr.dw != nullptr) {
-    // Single slice: dw[g·kg + row, c, r, s] directly. Column col = (r·S + s)·cp + c; a lane's pair (col, col + 1)
-    // shares its tap (col is even and cp a multiple of 8), so the tap is decoded once per n8 tile, not per element.
-#pragma unroll
-    for (int j = 0; j < Tile::NI; ++j) {
-      const int col = n0 + wn0 + j * 8 + 2 * t4;
-      if (col >= gemm_n) continue;
-      const int tap = col / pr.cp, c = col - tap * pr.cp, r = tap / pr.S, sx = tap - r * pr.S;
-#pragma unroll
-      for (int i = 0; i < Tile::MI; ++i)
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const int row = m0 + wm0 + i * 16 + gq + half * 8;
-          if (row >= pr.kg) continue;
-#pragma unroll
-          for (int e = 0; e < 2; ++e)
-            if (c + e < pr.cg)
-              pr.dw[pr.dws.at(g * pr.kg + row, c + e, r, sx)] = from_acc<T>(acc[i][j][half * 2 + e]);
-        }
-    }
-    return;
-  }
-  // Partial sums to this split's workspace slice (float; rows k < kg, columns < R·S·cp).
-  float* out = pr.ws + (split * pr.groups + g) * int64_t(pr.kg) * gemm_n;
-#pragma unroll
-  for (int i = 0; i < Tile::MI; ++i)
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int row = m0 + wm0 + i * 16 + gq + half * 8;
-      if (row >= pr.kg) continue;
-#pragma unroll
-      for (int j = 0; j < Tile::NI; ++j)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int col = n0 + wn0 + j * 8 + 2 * t4 + e;
-          if (col < gemm_n) out[int64_t(row) * gemm_n + col] = acc[i][j][half * 2 + e];
-        }
-    }
+  tc_wgrad_store<T, Tile::MI, Tile::NI>(pr, acc, m0 + wm0, n0 + wn0, rg.g, rg.split, lane);
 }
 
 // dw[k, c, r, s] = Σ_split ws[split][g][k'][(r·S + s)·cp + c], in split order; a thread per kC consecutive channels
@@ -938,16 +978,27 @@ __global__ void tc_wgrad_reduce_kernel(const float* ws, int splits, int64_t grou
     tc_wgrad_reduce_body<T, int64_t, 1>(ws, splits, total, slice, cg, cp, R, S, dw, dws);
 }
 
-template <typename T, typename Tile>
-cudaError_t launch_tc_wgrad(const TcWgradParams<T>& pr, T* dw, Strides4 dws, cudaStream_t stream) {
-  const int gemm_n = pr.R * pr.S * pr.cp;
-  const dim3 grid(static_cast<unsigned>(ceil_div(pr.kg, Tile::BM)), static_cast<unsigned>(ceil_div(gemm_n, Tile::BN)),
-                  static_cast<unsigned>(pr.groups * pr.splits));
-  cudaError_t e = launch(tc_wgrad_kernel<T, Tile>, grid, dim3(Tile::kThreads), tc_smem_bytes<Tile>(), stream, pr);
-  if (e != cudaSuccess || pr.dw != nullptr) return e;  // one slice: the kernel wrote dw
+// The wgrad grid (both kernels): output-channel tiles × R·S·Cp tiles × (groups · split-K slices).
+template <typename T>
+dim3 tc_wgrad_grid(const TcWgradParams<T>& pr, int bm, int bn) {
+  return dim3(static_cast<unsigned>(ceil_div(pr.kg, bm)), static_cast<unsigned>(ceil_div(pr.R * pr.S * pr.cp, bn)),
+              static_cast<unsigned>(pr.groups * pr.splits));
+}
+
+// After a wgrad kernel: with split-K the slices' sum into dw (one slice: the kernel wrote dw, nothing to do).
+template <typename T>
+cudaError_t launch_tc_wgrad_reduce(const TcWgradParams<T>& pr, T* dw, Strides4 dws, cudaStream_t stream) {
+  if (pr.dw != nullptr) return cudaSuccess;
   const int64_t n_out = pr.groups * int64_t(pr.kg) * pr.cg * pr.R * pr.S / (pr.cg % 4 == 0 ? 4 : 1);
   return launch(tc_wgrad_reduce_kernel<T>, dim3(grid_1d(n_out, 256)), dim3(256), 0, stream, pr.ws, pr.splits,
                 pr.groups, pr.kg, pr.cg, pr.cp, pr.R, pr.S, dw, dws);
+}
+
+template <typename T, typename Tile>
+cudaError_t launch_tc_wgrad(const TcWgradParams<T>& pr, T* dw, Strides4 dws, cudaStream_t stream) {
+  const cudaError_t e = launch(tc_wgrad_kernel<T, Tile>, tc_wgrad_grid(pr, Tile::BM, Tile::BN), dim3(Tile::kThreads),
+                               tc_smem_bytes<Tile>(), stream, pr);
+  return e != cudaSuccess ? e : launch_tc_wgrad_reduce(pr, dw, dws, stream);
 }
 
 }  // namespace cuda

@@ -11,6 +11,11 @@
 //     group stays in flight (wgmma.wait_group 1), so the copy that overwrites a stage waits for the group two tiles
 //     back (or none, with two blocks per SM instead: the 128x128_s3 tile).
 //
+// wgrad (tc_wgmma_wgrad_kernel): A = dy [npq][k] and B = the gathered x [npq][(r, s, c)] are contiguous along M and
+// N, not along the reduction npq, so their tiles are stored MN-major (64 reduction rows × 64 M or N elements of 128
+// bytes per block, blocks LBO = 8 KiB apart) and the wgmma reads them transposed (imm-trans-a/b = 1); rung 3's wgrad
+// loader (TcWgradLoader: 64-row tiles here), split-K and store (tc_wgrad_store), the same pipeline (tc_wg_mainloop).
+//
 // Pipeline, per main-loop iteration kt, with F = the wgmma groups kept in flight (TcWgTile::kInFlight, 0 or 1) and
 // A = STAGES − 1 − F tiles of copies ahead:
 //   cp.async.wait_group A−1        this thread's copies of tile kt have landed
@@ -58,26 +63,59 @@ constexpr size_t tc_wg_smem_bytes() {
   return Tile::STAGES * Tile::kStageBytes + 1024;
 }
 
+// The pipelined main loop of both wgmma kernels (the pipeline above) over KT reduction tiles: load_tile(slot) issues
+// this thread's copies of the next tile into stage `slot`; da0 / db0 describe stage 0 of this warpgroup's A rows and
+// of B (stage `slot` is slot · BM · 128 and slot · BN · 128 bytes further: that >> 4 added to the start-address field,
+// which cannot carry, shared addresses staying < 256 KiB). kMN: MN-major operands, whose k16 steps are 16 rows =
+// 2048 bytes apart (K-major: 32 bytes along the row). Ends with every wgmma and every copy complete.
+// The descriptors come in precomputed on purpose: with the warpgroup's row offset computed inside the loop, ptxas
+// serialised the wgmma pipeline (C7515, "non wgmma instructions defining accumulator registers").
+template <typename T, typename Tile, bool kMN, typename Load>
+__device__ __forceinline__ void tc_wg_mainloop(float (&acc)[1][Tile::NI][4], Load&& load_tile, int KT, uint64_t da0,
+                                               uint64_t db0) {
+  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, kAhead = Tile::kAhead;
+  constexpr uint64_t kStep = kMN ? 2048 / 16 : 32 / 16;  // descriptor units (16 bytes) per k16 step
+  tc_prologue<kAhead>(load_tile, KT);  // tiles 0 .. kAhead−1 in flight
+  for (int kt = 0; kt < KT; ++kt) {
+    cp_async_wait<kAhead - 1>();
+    fence_proxy_async_smem();
+    __syncthreads();
+    const int next = kt + kAhead;  // its stage held tile kt − 1 − kInFlight, whose wgmma every warpgroup has waited for
+    if (next < KT) load_tile(next % STAGES);
+    cp_async_commit();
+    const int slot = kt % STAGES;
+    const uint64_t da = da0 + uint64_t(slot * BM * 128 / 16), db = db0 + uint64_t(slot * BN * 128 / 16);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < Tile::kBK / 16; ++ks) wgmma_m64k16<T, BN, kMN>(acc[0], da + kStep * ks, db + kStep * ks);
+    wgmma_commit();
+    wgmma_wait<Tile::kInFlight>();
+  }
+  wgmma_wait<0>();
+  cp_async_wait<0>();  // the copies of tiles past the end (empty groups) too, before the epilogue reuses the stages
+}
+
+// The dynamic shared memory of a wgmma block, its stage tiles aligned to 1024 bytes (the hardware swizzles by address
+// bits [7, 10); tc_wg_smem_bytes reserves the 1 KiB of slack).
+#define PYCONV_WG_SMEM(smem)                                                       \
+  PYCONV_EXTERN_SHARED(unsigned char, smem_raw);                                   \
+  const uint32_t smem_raw_addr = smem_window_addr(smem_raw);                       \
+  T* smem = reinterpret_cast<T*>(smem_raw + ((1024u - smem_raw_addr % 1024u) % 1024u))
+
 template <typename T, typename Tile, bool kDgrad>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_conv_kernel(TcConvParams<T> pr) {
 #if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
   __trap();  // an sm_80 (or plain sm_90) pass: no wgmma; the host launches this kernel only where has_wgmma()
 #else
   constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, NT = Tile::kThreads, kBK = Tile::kBK;
-  PYCONV_EXTERN_SHARED(unsigned char, smem_raw);
-  // The hardware swizzles by address bits [7, 10): stage tiles start on 1024-byte boundaries of the shared window.
-  const uint32_t raw_addr = smem_window_addr(smem_raw);
-  T* smem = reinterpret_cast<T*>(smem_raw + ((1024u - raw_addr % 1024u) % 1024u));
+  PYCONV_WG_SMEM(smem);
   T* sA = smem;                      // [STAGES][BM][64] 128-byte swizzled (BM·128 bytes: a multiple of 1024)
   T* sB = smem + STAGES * BM * kBK;  // [STAGES][BN][64]
   const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
 
   const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
   const TcBlock blk = tc_block(pr, BM, BN, kBK);
-  // Descriptors of stage 0 (this warpgroup's 64 rows of A; all of B); stage `slot` is slot · (BM or BN) · 128 bytes
-  // further, i.e. that >> 4 added to the start-address field (which cannot carry: shared addresses stay < 256 KiB).
-  // Hoisted out of the loop on purpose: with the warpgroup's row offset computed inside it, ptxas serialised the
-  // wgmma pipeline (C7515, "non wgmma instructions defining accumulator registers"), waiting for each wgmma in turn.
+  // Stage 0 of this warpgroup's 64 rows of A (K-major: rows are 128 bytes) and of all of B.
   const uint64_t da0 = wgmma_desc_sw128(sA_addr + uint32_t(wg) * 64u * 128u), db0 = wgmma_desc_sw128(sB_addr);
 
   TcGatherLoader<T, kDgrad, NT, BM, BN, 8> loader;
@@ -90,31 +128,57 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_con
   // 16×8 (the wgmma accumulator layout is the mma.sync C fragment repeated along N, so rung 3's epilogue applies).
   float acc[1][Tile::NI][4];
   tc_zero(acc);
-  constexpr int kAhead = Tile::kAhead;
-  tc_prologue<kAhead>(load_tile, blk.KT);  // tiles 0 .. kAhead−1 in flight
-  for (int kt = 0; kt < blk.KT; ++kt) {
-    cp_async_wait<kAhead - 1>();
-    fence_proxy_async_smem();
-    __syncthreads();
-    const int next = kt + kAhead;  // its stage held tile kt − 1 − kInFlight, whose wgmma every warpgroup has waited for
-    if (next < blk.KT) load_tile(next % STAGES);
-    cp_async_commit();
-    const int slot = kt % STAGES;
-    const uint64_t da = da0 + uint64_t(slot * BM * 128 / 16), db = db0 + uint64_t(slot * BN * 128 / 16);
-    wgmma_fence();
-#pragma unroll
-    for (int ks = 0; ks < kBK / 16; ++ks) wgmma_m64k16<T, BN>(acc[0], da + 2 * ks, db + 2 * ks);  // +32 bytes per k16
-    wgmma_commit();
-    wgmma_wait<Tile::kInFlight>();
-  }
-  wgmma_wait<0>();
-  cp_async_wait<0>();  // the copies of tiles past the end (empty groups) too, before the epilogue reuses the stages
+  tc_wg_mainloop<T, Tile, false>(acc, load_tile, blk.KT, da0, db0);
 
   tc_conv_store<T, BM, BN, NT, 1, Tile::NI, 16, STAGES * Tile::kStageBytes>(pr, acc, smem, blk.m0, blk.n0, blk.g,
                                                                             blk.split, blk.M, wg * 64 + (warp % 4) * 16,
                                                                             0, tid);
 #endif
 }
+
+// Element offset of chunk `chunk` (8 elements) of reduction row `row` in an MN-major stage tile: 64-element blocks
+// along M (or N) of 64 rows × 128 bytes (8 KiB: the descriptor's LBO), the chunk at position (chunk mod 8) ^ (row
+// mod 8) of its 128-byte row (the hardware's 128-byte swizzle; the cp.async writes of a warp's 8 rows at one chunk
+// column land in 8 different bank groups).
+__device__ __forceinline__ int tc_wg_mn_offset(int row, int chunk) {
+  return ((chunk >> 3) * 64 + row) * 64 + (((chunk & 7) ^ (row & 7)) << 3);
+}
+
+// wgrad on wgmma: dw[g][k][(r, s, c)] = Σ_npq dy[npq][g·kp + k] · x(npq, tap (r, s), channel g·cp + c), one block per
+// BM output channels × BN columns (r, s, c) × reduction slice; A and B tiles MN-major (see the top of this file).
+template <typename T, typename Tile>
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_wgrad_kernel(TcWgradParams<T> pr) {
+#if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
+  __trap();  // see tc_wgmma_conv_kernel
+#else
+  constexpr int BM = Tile::BM, BN = Tile::BN, NT = Tile::kThreads, kBK = Tile::kBK;
+  constexpr uint32_t kBlockBytes = 64u * kBK * 2u;  // one 64-element-wide MN-major block of a stage: the LBO
+  PYCONV_WG_SMEM(smem);
+  T* sA = smem;                            // [STAGES][BM/64][64 rows][64] (BM·128 bytes a stage, as above)
+  T* sB = smem + Tile::STAGES * BM * kBK;  // [STAGES][BN/64][64 rows][64]
+  const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
+
+  const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
+  const TcWgradRange rg = tc_wgrad_range(pr, kBK);
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  // Stage 0 of this warpgroup's A block (its 64 output channels: block wg) and of all BN/64 blocks of B.
+  const uint64_t da0 = wgmma_desc_sw128_mn(sA_addr + uint32_t(wg) * kBlockBytes, kBlockBytes),
+                 db0 = wgmma_desc_sw128_mn(sB_addr, kBlockBytes);
+
+  TcWgradLoader<T, NT, BM, BN, kBK> loader;
+  loader.init(pr, tid, m0, n0, rg.g, rg.kt0);
+  auto load_tile = [&](int slot) {
+    loader.load(pr, sA + slot * BM * kBK, sB + slot * BN * kBK,
+                [](int row, int c, int) { return tc_wg_mn_offset(row, c); });
+  };
+
+  float acc[1][Tile::NI][4];
+  tc_zero(acc);
+  tc_wg_mainloop<T, Tile, true>(acc, load_tile, rg.KT, da0, db0);
+  tc_wgrad_store<T, 1, Tile::NI>(pr, acc, m0 + wg * 64 + (warp % 4) * 16, n0, rg.g, rg.split, tid % 32);
+#endif
+}
+#undef PYCONV_WG_SMEM
 
 // The opt-in to more than 48 KiB of dynamic shared memory, once per kernel and device (cudaFuncSetAttribute is a
 // driver call: not one per launch). One instantiation, hence one flag word, per kernel.
@@ -140,6 +204,16 @@ cudaError_t launch_tc_wgmma_kernel(const TcConvParams<T>& pr, dim3 grid, cudaStr
   const cudaError_t e = tc_wg_opt_in<tc_wgmma_conv_kernel<T, Tile, kDgrad>>(smem);
   if (e != cudaSuccess) return e;
   return launch(tc_wgmma_conv_kernel<T, Tile, kDgrad>, grid, dim3(Tile::kThreads), smem, stream, pr);
+}
+
+template <typename T, typename Tile>
+cudaError_t launch_tc_wgmma_wgrad(const TcWgradParams<T>& pr, T* dw, Strides4 dws, cudaStream_t stream) {
+  constexpr size_t smem = tc_wg_smem_bytes<Tile>();
+  cudaError_t e = tc_wg_opt_in<tc_wgmma_wgrad_kernel<T, Tile>>(smem);
+  if (e == cudaSuccess)
+    e = launch(tc_wgmma_wgrad_kernel<T, Tile>, tc_wgrad_grid(pr, Tile::BM, Tile::BN), dim3(Tile::kThreads), smem,
+               stream, pr);
+  return e != cudaSuccess ? e : launch_tc_wgrad_reduce(pr, dw, dws, stream);
 }
 
 template <typename T, typename Tile>

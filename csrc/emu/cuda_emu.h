@@ -280,7 +280,7 @@ struct Fiber {
     float* d;
     int n;
     uint64_t desc_a, desc_b;
-    bool bf16;
+    bool bf16, mn;  // mn: both operands MN-major (imm-trans-a/b = 1)
     int group;
     const char* file;
     int line;
@@ -1219,18 +1219,20 @@ inline void ldmatrix_x4(uint32_t r[4], const void* row_addr, bool trans, const c
   std::memcpy(r, out, sizeof out);
 }
 
-// The shared-memory bytes a wgmma operand of `rows` rows reads through `desc`: whole 1024-byte swizzle atoms (8 rows)
-// from the one holding its start address.
-inline void wgmma_operand_range(uint64_t desc, int rows, uint32_t* lo, uint32_t* hi) {
-  const uint32_t start = uint32_t(desc & 0x3FFF) << 4, sbo = uint32_t((desc >> 32) & 0x3FFF) << 4;
+// The shared-memory bytes a wgmma operand of `rows` rows (M or N) and 16 reduction elements reads through `desc`:
+// whole 1024-byte swizzle atoms, from the one holding its start address. K-major: rows/8 atoms SBO apart. MN-major:
+// rows/64 blocks LBO apart, each two atoms (16 reduction rows) SBO apart.
+inline void wgmma_operand_range(uint64_t desc, bool mn, int rows, uint32_t* lo, uint32_t* hi) {
+  const uint32_t start = uint32_t(desc & 0x3FFF) << 4, lbo = uint32_t((desc >> 16) & 0x3FFF) << 4,
+                 sbo = uint32_t((desc >> 32) & 0x3FFF) << 4;
   *lo = start & ~1023u;
-  *hi = *lo + uint32_t(rows / 8) * sbo;
+  *hi = mn ? *lo + uint32_t(rows / 64 - 1) * lbo + 2 * sbo : *lo + uint32_t(rows / 8) * sbo;
 }
 
-inline void wgmma_ranges_update(Block& b, uint64_t desc, int rows, int delta, const char* file, int line) {
+inline void wgmma_ranges_update(Block& b, uint64_t desc, bool mn, int rows, int delta, const char* file, int line) {
   IgnoreScope ig;  // the emulator's bookkeeping, shared by the block's fibers: not kernel memory
   uint32_t lo, hi;
-  wgmma_operand_range(desc, rows, &lo, &hi);
+  wgmma_operand_range(desc, mn, rows, &lo, &hi);
   for (size_t i = 0; i < b.wg_ranges.size(); ++i) {
     Block::WgRange& r = b.wg_ranges[i];
     if (r.lo == lo && r.hi == hi) {
@@ -1320,23 +1322,29 @@ inline float bits16_to_float(uint16_t v, bool bf16) {
   return __half2float(h);
 }
 
-// Element (row, k) of a K-major 128-byte-swizzled operand tile described by `desc`, as the hardware addresses it:
-// byte address start + (row / 8)·SBO + (row mod 8)·128 + 2k, then address bits [4, 7) XOR-ed with bits [7, 10).
-inline float wgmma_operand(uint64_t desc, int row, int k, bool bf16, const char* file, int line) {
-  const uint32_t start = uint32_t(desc & 0x3FFF) << 4, sbo = uint32_t((desc >> 32) & 0x3FFF) << 4;
-  uint32_t a = start + uint32_t(row / 8) * sbo + uint32_t(row % 8) * 128 + uint32_t(k) * 2;
+// Element (row, k) of a 128-byte-swizzled operand tile described by `desc` (row: the M or N index), as the hardware
+// addresses it (PTX ISA canonical layouts, see warpgroup_mma.cuh), then address bits [4, 7) XOR-ed with bits [7, 10):
+//   K-major   start + (row / 8)·SBO + (row mod 8)·128 + 2k
+//   MN-major  start + (row / 64)·LBO + 2·(row mod 64) + (k / 8)·SBO + (k mod 8)·128
+inline float wgmma_operand(uint64_t desc, bool mn, int row, int k, bool bf16, const char* file, int line) {
+  const uint32_t start = uint32_t(desc & 0x3FFF) << 4, lbo = uint32_t((desc >> 16) & 0x3FFF) << 4,
+                 sbo = uint32_t((desc >> 32) & 0x3FFF) << 4;
+  uint32_t a = mn ? start + uint32_t(row / 64) * lbo + uint32_t(row % 64) * 2 + uint32_t(k / 8) * sbo +
+                        uint32_t(k % 8) * 128
+                  : start + uint32_t(row / 8) * sbo + uint32_t(row % 8) * 128 + uint32_t(k) * 2;
   a ^= ((a >> 7) & 7) << 4;
   return bits16_to_float(smem_u16(a, file, line), bf16);
 }
 
 inline void wgmma_check_desc(uint64_t desc, const char* file, int line) {
   if ((desc >> 62) != 1 || ((desc >> 49) & 7) != 0)
-    fail(std::string("wgmma at ") + where(file, line) + ": the emulator models K-major 128-byte-swizzled operands " +
+    fail(std::string("wgmma at ") + where(file, line) + ": the emulator models 128-byte-swizzled operands " +
          "with base offset 0 only (descriptor swizzle mode " + std::to_string(desc >> 62) + ")");
 }
 
 // wgmma.mma_async.sync.aligned.m64nNk16.f32.{f16,bf16}: recorded; performed at the wait that covers its group.
-inline void wgmma_m64k16(float* d, int n, uint64_t desc_a, uint64_t desc_b, bool bf16, const char* file, int line) {
+inline void wgmma_m64k16(float* d, int n, uint64_t desc_a, uint64_t desc_b, bool bf16, bool mn, const char* file,
+                         int line) {
   Block& b = block();
   Fiber& f = fiber();
   if (b.nthreads % 128 != 0)
@@ -1344,9 +1352,9 @@ inline void wgmma_m64k16(float* d, int n, uint64_t desc_a, uint64_t desc_b, bool
          "block), the block has " + std::to_string(b.nthreads));
   wgmma_check_desc(desc_a, file, line);
   wgmma_check_desc(desc_b, file, line);
-  f.wg_pending.push_back(Fiber::Wgmma{d, n, desc_a, desc_b, bf16, f.wg_committed, file, line});
-  wgmma_ranges_update(b, desc_a, 64, 1, file, line);
-  wgmma_ranges_update(b, desc_b, n, 1, file, line);
+  f.wg_pending.push_back(Fiber::Wgmma{d, n, desc_a, desc_b, bf16, mn, f.wg_committed, file, line});
+  wgmma_ranges_update(b, desc_a, mn, 64, 1, file, line);
+  wgmma_ranges_update(b, desc_b, mn, n, 1, file, line);
 }
 inline void wgmma_commit() { ++fiber().wg_committed; }
 
@@ -1355,11 +1363,13 @@ inline void wgmma_run(const Fiber& f, const Fiber::Wgmma& op) {
   const int t = f.linear % 128, w = t / 32, l = t % 32, g = l / 4, t4 = l % 4;
   float a[2][16];
   for (int h = 0; h < 2; ++h)
-    for (int k = 0; k < 16; ++k) a[h][k] = wgmma_operand(op.desc_a, 16 * w + g + 8 * h, k, op.bf16, op.file, op.line);
+    for (int k = 0; k < 16; ++k)
+      a[h][k] = wgmma_operand(op.desc_a, op.mn, 16 * w + g + 8 * h, k, op.bf16, op.file, op.line);
   for (int j = 0; j < op.n / 8; ++j)
     for (int c = 0; c < 2; ++c) {
       float bcol[16];
-      for (int k = 0; k < 16; ++k) bcol[k] = wgmma_operand(op.desc_b, 8 * j + 2 * t4 + c, k, op.bf16, op.file, op.line);
+      for (int k = 0; k < 16; ++k)
+        bcol[k] = wgmma_operand(op.desc_b, op.mn, 8 * j + 2 * t4 + c, k, op.bf16, op.file, op.line);
       for (int h = 0; h < 2; ++h) {
         float acc = op.d[4 * j + 2 * h + c];
         for (int k = 0; k < 16; ++k) acc += a[h][k] * bcol[k];
@@ -1377,8 +1387,8 @@ inline void wgmma_wait(int n) {
     const Fiber::Wgmma op = f.wg_pending[i];
     if (op.group < limit) {
       wgmma_run(f, op);
-      wgmma_ranges_update(block(), op.desc_a, 64, -1, op.file, op.line);
-      wgmma_ranges_update(block(), op.desc_b, op.n, -1, op.file, op.line);
+      wgmma_ranges_update(block(), op.desc_a, op.mn, 64, -1, op.file, op.line);
+      wgmma_ranges_update(block(), op.desc_b, op.mn, op.n, -1, op.file, op.line);
     } else {
       f.wg_pending[keep++] = op;
     }

@@ -212,6 +212,48 @@ __global__ void wgmma_kernel(const __half* A, const __half* B, float* D) {
     for (int e = 0; e < 4; ++e) D[(16 * w + g + 8 * (e / 2)) * 128 + 8 * j + 2 * t + e % 2] = acc[j][e];
 }
 
+// The same product with both operands MN-major (wgrad's layout, imm-trans-a/b = 1): A is stored [k][m] (64 × 64) and
+// B [k][n] (64 × 128), m and n fastest. Shared tiles: 64 reduction rows of 128 bytes (64 m or n) per 64-element
+// block, chunk c of row k at c ^ (k mod 8); B's two column blocks 8 KiB apart (the descriptor's LBO); one k16 step
+// is 16 rows = 2048 bytes further (descriptor + 128). D[m][n] = Σ_k A[k][m]·B[k][n], written as in wgmma_kernel.
+__global__ void wgmma_mn_kernel(const __half* A, const __half* B, float* D) {
+  PYCONV_EXTERN_SHARED(unsigned char, raw);
+  const uint32_t raw_addr = smem_window_addr(raw);
+  __half* sA = reinterpret_cast<__half*>(raw + ((1024u - raw_addr % 1024u) % 1024u));
+  __half* sB = sA + 64 * 64;
+  const int tid = threadIdx.x;
+  for (int c = tid; c < 64 * (8 + 16); c += 128) {  // per reduction row: 8 chunks of A, 16 of B
+    const int k = c / 24, chunk = c % 24;
+    if (chunk < 8)
+      cp_async_16(sA + k * 64 + (chunk ^ (k & 7)) * 8, A + k * 64 + chunk * 8, true);
+    else {
+      const int bc = chunk - 8, blk = bc / 8;
+      cp_async_16(sB + blk * 64 * 64 + k * 64 + ((bc % 8) ^ (k & 7)) * 8, B + k * 128 + bc * 8, true);
+    }
+  }
+  cp_async_commit();
+  cp_async_wait<0>();
+  fence_proxy_async_smem();
+  __syncthreads();
+  float acc[16][4];
+  for (int j = 0; j < 16; ++j)
+    for (int e = 0; e < 4; ++e) acc[j][e] = float(j - e);
+  const uint64_t da = wgmma_desc_sw128_mn(smem_window_addr(sA), 64 * 64 * 2),
+                 db = wgmma_desc_sw128_mn(smem_window_addr(sB), 64 * 64 * 2);
+  wgmma_fence();
+  wgmma_m64k16<__half, 128, true>(acc, da, db);
+  wgmma_m64k16<__half, 128, true>(acc, da + 128, db + 128);
+  wgmma_commit();
+  wgmma_m64k16<__half, 128, true>(acc, da + 256, db + 256);
+  wgmma_m64k16<__half, 128, true>(acc, da + 384, db + 384);
+  wgmma_commit();
+  wgmma_wait<1>();
+  wgmma_wait<0>();
+  const int w = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  for (int j = 0; j < 16; ++j)
+    for (int e = 0; e < 4; ++e) D[(16 * w + g + 8 * (e / 2)) * 128 + 8 * j + 2 * t + e % 2] = acc[j][e];
+}
+
 // ---- seeded bugs the emulator must report ----------------------------------------------------------------------
 
 __global__ void wgmma_stage_reuse_kernel(const __half* A, float* D) {
@@ -602,6 +644,40 @@ inline std::string test_wgmma() {
   return "";
 }
 
+// The MN-major (transposed) operand layout of wgrad's wgmma kernel against the same host reference: D = Aᵀ·B + C0.
+inline std::string test_wgmma_mn() {
+#ifndef PYCONV_EMULATION
+  int dev = 0, major = 0, minor = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
+  if (major != 9 || minor != 0) return "wgmma needs a compute capability 9.0 GPU";
+#endif
+  Buf<__half> A(64 * 64), B(64 * 128);  // A[k][m], B[k][n]
+  Buf<float> D(64 * 128, -1.0f);
+  for (int i = 0; i < 64 * 64; ++i) A.host[i] = __float2half(float((i * 7) % 13 - 6) * 0.125f);
+  for (int i = 0; i < 64 * 128; ++i) B.host[i] = __float2half(float((i * 5) % 11 - 5) * 0.25f);
+#ifndef PYCONV_EMULATION
+  cudaMemcpy(A.dev, A.host.data(), A.host.size() * sizeof(__half), cudaMemcpyHostToDevice);
+  cudaMemcpy(B.dev, B.host.data(), B.host.size() * sizeof(__half), cudaMemcpyHostToDevice);
+#endif
+  const size_t smem = (64 + 128) * 64 * sizeof(__half) + 1024;
+  std::string e = launch_error(launch(wgmma_mn_kernel, dim3(1), dim3(128), smem, nullptr, A.dev, B.dev, D.dev));
+  if (!e.empty()) return e;
+  const std::vector<float>& d = D.get();
+  for (int m = 0; m < 64; ++m)
+    for (int n = 0; n < 128; ++n) {
+      double ref = double(n / 8) - double(2 * ((m % 16) / 8) + n % 2);
+      for (int k = 0; k < 64; ++k)
+        ref += double(__half2float(A.host[k * 64 + m])) * double(__half2float(B.host[k * 128 + n]));
+      PYCONV_SELFTEST_CHECK(d[m * 128 + n] == float(ref), "wgmma_mn: D[" + std::to_string(m) + "][" +
+                                                              std::to_string(n) + "] expected " +
+                                                              std::to_string(ref) + ", got " +
+                                                              std::to_string(d[m * 128 + n]));
+    }
+  return "";
+}
+
 // Seeded bugs: return the launch's error text ("" if the launch — wrongly — succeeded).
 inline std::string bug_early_return() {
   Buf<float> out(64);
@@ -678,6 +754,7 @@ inline const std::vector<SelfTest>& selftests() {
       {"mma_tf32", "feature", "", test_mma_tf32},
       {"ldmatrix_cp_async", "feature", "", test_ldmatrix},
       {"wgmma", "feature", "", test_wgmma},
+      {"wgmma_mn", "feature", "", test_wgmma_mn},
       {"early_return", "emulator_bug", "returned while", bug_early_return},
       {"divergent_barrier", "emulator_bug", "but thread", bug_divergent_barrier},
       {"full_mask_partial_warp", "emulator_bug", "names lanes that do not exist", bug_full_mask_partial_warp},

@@ -159,9 +159,8 @@ def _conv_setup(g, n, direction, algos, rotate, flops, direct_max_flops, channel
             if a in only and str(dtype).replace("torch.", "") not in only[a]:
                 skipped[f"pyconv {a}"] = f"takes only {', '.join(only[a])}"
                 continue
-            if a.startswith("tensor_core_wgmma") and (direction == "wgrad" or not _wgmma_ok(device)):
-                skipped[f"pyconv {a}"] = ("wgrad runs rung 3's kernel under the wgmma names" if direction == "wgrad"
-                                          else "needs compute capability 9.0 and an sm_90a build")
+            if a.startswith("tensor_core_wgmma") and not _wgmma_ok(device):
+                skipped[f"pyconv {a}"] = "needs compute capability 9.0 and an sm_90a build"
                 continue
             if a.startswith("tensor_core") and dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
                 skipped[f"pyconv {a}"] = "float32 on tensor cores is TF32: measured with --tf32 only"
