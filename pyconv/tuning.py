@@ -136,7 +136,8 @@ def clear(disk: bool = True) -> None:
 
 
 def candidates(direction: str, device: torch.device, dtype: torch.dtype, x_size: Sequence[int],
-               w_size: Sequence[int], groups: int) -> List[str]:
+               w_size: Sequence[int], groups: int, stride: Sequence[int] = (1, 1),
+               dilation: Sequence[int] = (1, 1)) -> List[str]:
     """The rungs that can run this convolution on this device (what the tuner times)."""
     info = _C.build_info()
     kind = "cuda" if device.type == "cuda" else "cpu"
@@ -147,6 +148,9 @@ def candidates(direction: str, device: torch.device, dtype: torch.dtype, x_size:
         if a in only and dt not in only[a]:
             continue
         if a == "depthwise" and w_size[1] != 1:
+            continue
+        if a == "winograd" and (direction == "wgrad"  # F(2x2, 3x3) is fprop/dgrad; wgrad would time auto's rung again
+                                or list(w_size[2:]) != [3, 3] or list(stride) != [1, 1] or list(dilation) != [1, 1]):
             continue
         if a.startswith("tensor_core") and torch.cuda.get_device_capability(device)[0] < 8:
             continue
@@ -227,7 +231,7 @@ def _measure(direction, like, x_size, w_size, stride, padding, dilation, groups)
         y = ops.conv2d_fprop(x, w, None, stride, padding, dilation, groups, "auto")
         go = torch.randn(y.shape, device=dev, dtype=dt).contiguous(memory_format=fmt)
         ms = {}
-        for a in candidates(direction, dev, dt, x_size, w_size, groups):
+        for a in candidates(direction, dev, dt, x_size, w_size, groups, stride, dilation):
             if direction == "fprop":
                 fn = lambda a=a: ops.conv2d_fprop(x, w, None, stride, padding, dilation, groups, a)  # noqa: E731
             elif direction == "dgrad":

@@ -80,7 +80,7 @@ if [ "$CAP" = "9.0a" ] && [ "${SUBSET_RC:-1}" = 0 ] && grep -q "^ok .*tensor_cor
 fi
 [ "$CAP" = "9.0a" ] && echo "wgmma rung timed: ${WG_TIMED:-no (subset did not vouch for it)}" | tee -a "$O/summary.txt"
 # the rungs the benchmark times (the issue-7 ladder: the CUDA-core rungs are slow on 16-bit and only cost time)
-BENCH_ALGOS=${BENCH_ALGOS:-depthwise,tensor_core,tensor_core_128x128,tensor_core_128x64,tensor_core_64x64${WG_TIMED:+,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64}}
+BENCH_ALGOS=${BENCH_ALGOS:-depthwise,winograd,tensor_core,tensor_core_128x128,tensor_core_128x64,tensor_core_64x64${WG_TIMED:+,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64}}
 
 step "tests + compute-sanitizer (+ cuda-gdb) in parallel"
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n1)

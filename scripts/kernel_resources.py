@@ -124,7 +124,8 @@ FIXED_LAUNCH = [("implicit_gemm_kernel", 256, 0), ("dw_fprop_kernel", 256, 0), (
                 ("dw_wgrad_kernel", 256, 0), ("dw_nhwc_vec_kernel", 256, 0), ("dw_nhwc_window_kernel", 256, 0),
                 ("dw_wgrad_nhwc_vec_kernel", 256, 0),
                 ("dw_wgrad_finish_kernel", 256, 0), ("tc_splitk_reduce_kernel", 256, 0),
-                ("tc_wgrad_reduce_kernel", 256, 0), ("tc_dgrad_weight_kernel", 256, 0)]
+                ("tc_wgrad_reduce_kernel", 256, 0), ("tc_dgrad_weight_kernel", 256, 0), ("wino_input_kernel", 256, 0),
+                ("wino_filter_kernel", 256, 0), ("wino_output_kernel", 256, 0)]
 # Per-SM limits (CUDA occupancy calculator): registers, shared memory (bytes), threads, resident blocks.
 SM_LIMITS = {"sm_80": (65536, 164 * 1024, 2048, 32), "sm_90": (65536, 228 * 1024, 2048, 32),
              "sm_90a": (65536, 228 * 1024, 2048, 32)}

@@ -45,12 +45,14 @@ def main():
                     continue  # that rung takes only one input channel per group
                 if a.startswith("tensor_core_wgmma") and (dtype == torch.float32 or not wg_ok):
                     continue
+                if a == "winograd" and (R != 3 or stride != 1):
+                    continue  # F(2x2, 3x3): 3x3 stride-1 convolutions only
                 tag = f"conv2d {a} {str(dtype)[6:]} N{N}C{C}K{K}R{R}s{stride}g{groups}"
                 t = 5e-3 if a.startswith("tensor_core") and dtype == torch.float32 else tol  # TF32 inputs
                 ok &= check(tag + " fprop", ops.conv2d_fprop(x, w, None, *geo, a), y_ref, t)
                 ok &= check(tag + " dgrad", ops.conv2d_dgrad(go, w, list(x.shape), *geo, a), gx_ref, t)
                 ok &= check(tag + " wgrad", ops.conv2d_wgrad(go, x, list(w.shape), *geo, a), gw_ref, 10 * tol)
-                if a in ("depthwise", "tensor_core", "tensor_core_wgmma", "implicit_gemm"):  # each family's epilogue
+                if a in ("depthwise", "tensor_core", "tensor_core_wgmma", "implicit_gemm", "winograd"):  # epilogues
                     b, r = torch.randn(K, device="cuda", dtype=dtype), torch.randn_like(go)
                     ref = F.silu(F.conv2d(x.float(), w.float(), b.float(), stride, pad, 1, groups) + r.float())
                     got = ops.conv2d_fprop_fused(x, w, b, r, *geo, "silu", 0.0, a)

@@ -13,9 +13,10 @@ def algos(device):
 
 def general_algos(device):
     """The conv2d rungs of `device` that take every floating dtype and every shape: not the float16/bfloat16-only
-    tensor-core ones (tests/test_tensor_core.py) nor 'depthwise', which needs C/groups == 1 (tests/test_depthwise.py)."""
+    tensor-core ones (tests/test_tensor_core.py), nor 'depthwise', which needs C/groups == 1 (tests/test_depthwise.py),
+    nor 'winograd', which needs a 3x3 stride-1 dilation-1 convolution (tests/test_winograd.py)."""
     only = pyconv.build_info()["algorithm_dtypes"]["conv2d"]
-    return [a for a in algos(device) if a not in only and a != "depthwise"]
+    return [a for a in algos(device) if a not in only and a not in ("depthwise", "winograd")]
 
 
 def cpu_ref(fn, *args, **kwargs):

@@ -164,10 +164,11 @@ def test_half_precision_accepted_on_cpu(dtype):
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
-@pytest.mark.parametrize("algo", [a for a in algos("cuda") if a != "depthwise"] if HAS_CUDA else [])
+@pytest.mark.parametrize("algo", [a for a in algos("cuda") if a not in ("depthwise", "winograd")] if HAS_CUDA else [])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_cuda(dtype, algo):
-    """Every CUDA rung that takes these (dense) shapes; 'depthwise' needs C/groups == 1: tests/test_depthwise.py."""
+    """Every CUDA rung that takes these (dense) shapes; 'depthwise' needs C/groups == 1: tests/test_depthwise.py;
+    'winograd' 3x3 stride 1: tests/test_winograd.py."""
     for name in ("3x3_pad1", "groups2", "channels_last", "odd_everything"):
         y, y_ref, grads, grads_ref, _ = run_both(CASES[name], "cuda", dtype, algo)
         scale = y_ref.abs().max().item()
@@ -364,7 +365,7 @@ def test_build_info():
                                                         "tensor_core_64x64", "tensor_core_wgmma",
                                                         "tensor_core_wgmma_128x256", "tensor_core_wgmma_128x128",
                                                         "tensor_core_wgmma_128x128_s3", "tensor_core_wgmma_128x64",
-                                                        "tensor_core_wgmma_64x64"]
+                                                        "tensor_core_wgmma_64x64", "winograd"]
         assert set(info["algorithm_dtypes"]["conv2d"]) == {a for a in info["algorithms"]["cuda"]["conv2d"]
                                                            if a.startswith("tensor_core")}
         assert info["arch_list"] and info["cuda_version"]

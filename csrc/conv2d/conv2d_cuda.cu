@@ -17,6 +17,7 @@
 #include "cuda_implicit_gemm.cuh"
 #include "cuda_tensor_core.cuh"
 #include "cuda_tensor_core_sm90.cuh"
+#include "cuda_winograd.cuh"
 #include "tuning.h"
 
 namespace pyconv {
@@ -192,6 +193,19 @@ cudaError_t launch_wgmma_tile(const std::string& tile, const cuda::TcConvParams<
   }
 }
 
+// Why the Winograd rung (cuda_winograd.cuh) cannot run this convolution ("" when it can): F(2×2, 3×3) needs 3×3 taps,
+// stride 1 and dilation 1 (any padding, groups and floating dtype), and its 16·groups GEMMs run as one grouped
+// convolution, whose group count lives on a grid dimension (≤ 65535).
+std::string winograd_unsupported(const Conv2dShape& s) {
+  if (s.R != 3 || s.S != 3 || s.stride_h != 1 || s.stride_w != 1 || s.dil_h != 1 || s.dil_w != 1)
+    return "needs a 3×3 kernel with stride 1 and dilation 1 (F(2×2, 3×3)), but got kernel (" + std::to_string(s.R) +
+           ", " + std::to_string(s.S) + "), stride (" + std::to_string(s.stride_h) + ", " +
+           std::to_string(s.stride_w) + "), dilation (" + std::to_string(s.dil_h) + ", " + std::to_string(s.dil_w) +
+           ")";
+  if (16 * s.groups > 65535) return "supports at most 4095 groups (its GEMMs run as 16·groups groups)";
+  return "";
+}
+
 // The default algorithm for "auto" (pyconv.tuning may time the candidates and pass a concrete name instead).
 // On a Hopper GPU built for sm_90a, 16-bit fprop/dgrad run the wgmma rung: measured on an H100 (see tc_tile)
 // 1.2-1.3× rung 3's speed over ResNet-50; wgrad too once kAutoWgmmaWgrad says so.
@@ -222,6 +236,11 @@ std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, const
   if (algo == "depthwise")
     TORCH_CHECK(s.Cg() == 1, "pyconv.conv2d: algo 'depthwise' needs one input channel per group (groups == C), but ",
                 "got C=", s.C, " with groups=", s.groups, "; use algo='auto' or 'implicit_gemm'");
+  if (algo == "winograd") {
+    if (std::string(dir) == "wgrad") return choose_cuda_algo(s, dt, dir);  // F(2×2, 3×3) is fprop/dgrad only
+    const std::string why = winograd_unsupported(s);
+    TORCH_CHECK(why.empty(), "pyconv.conv2d: algo 'winograd' ", why, "; use algo='auto' or 'tensor_core'");
+  }
   return algo;
 }
 
@@ -413,6 +432,52 @@ at::Tensor dw_taps_by_channel(const at::Tensor& weight, const Conv2dShape& s) {
   return weight.reshape({s.K, s.R * s.S}).t().contiguous();
 }
 
+at::Tensor fprop_fused_cuda(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                            const std::optional<at::Tensor>& residual, at::IntArrayRef stride,
+                            at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                            c10::string_view activation, double param, c10::string_view algo_name);
+
+// The GEMM rung of the Winograd rung's 16·groups GEMMs (a grouped 1×1 convolution): the tensor cores for 16-bit
+// types (wgmma on Hopper) and for float32 where TF32 is allowed, the SIMT implicit GEMM otherwise (float64 too).
+std::string winograd_gemm_algo(const Conv2dShape& inner, at::ScalarType dt) {
+  if ((dt == at::kHalf || dt == at::kBFloat16 || (dt == at::kFloat && auto_tf32())) && tc_unsupported(inner, dt).empty())
+    return wgmma_unsupported(dt).empty() ? "tensor_core_wgmma" : "tensor_core";
+  return "implicit_gemm";
+}
+
+// The Winograd rung (cuda_winograd.cuh): out = the 3×3 stride-1 convolution of `in` (fprop: x with w; dgrad: dy with
+// w flipped and transposed, padding 2 − pad), through V (input transform), U (filter transform), M = the grouped
+// 1×1 convolution of V with U (the GEMM rungs, via this file's own fprop entry), and the output transform, which adds
+// bias and the fused epilogue.
+template <typename KT>
+void winograd_conv(const Conv2dShape& s, bool dgrad, const at::Tensor& in, const at::Tensor& weight, const KT* bias,
+                   at::Tensor& out, const ConvEpilogue<KT>& epi) {
+  cuda::WinogradParams p{};
+  p.N = s.N, p.G = int(s.groups);
+  p.ci = int(dgrad ? s.Kg() : s.Cg()), p.co = int(dgrad ? s.Cg() : s.Kg());
+  p.IH = int(dgrad ? s.P : s.H), p.IW = int(dgrad ? s.Q : s.W), p.OH = int(dgrad ? s.H : s.P);
+  p.OW = int(dgrad ? s.W : s.Q);
+  p.pad_h = int(dgrad ? 2 - s.pad_h : s.pad_h), p.pad_w = int(dgrad ? 2 - s.pad_w : s.pad_w);
+  p.TH = int(ceil_div(p.OH, 2)), p.TW = int(ceil_div(p.OW, 2));
+  const int64_t tiles = p.N * p.TH * p.TW, gi = int64_t(p.G) * p.ci, go = int64_t(p.G) * p.co;
+  const cudaStream_t stream = current_stream();
+  // V: an NHWC image of one row of `tiles` pixels with 16·G·ci channels (position ξ, group, channel)
+  at::Tensor v = at::empty({1, 1, tiles, 16 * gi}, in.options()).permute({0, 3, 1, 2});
+  check_launch(cuda::launch_wino_input<KT>(p, reinterpret_cast<const KT*>(in.data_ptr()), strides4(in),
+                                           reinterpret_cast<KT*>(v.data_ptr()), stream),
+               "conv2d winograd (input transform)");
+  at::Tensor u = at::empty({16 * go, p.ci, 1, 1}, in.options());
+  check_launch(cuda::launch_wino_filter<KT>(p, dgrad, reinterpret_cast<const KT*>(weight.data_ptr()),
+                                            strides4(weight), reinterpret_cast<KT*>(u.data_ptr()), stream),
+               "conv2d winograd (filter transform)");
+  const Conv2dShape inner = make_shape(v.sizes(), u.sizes(), check_geometry({1, 1}, {0, 0}, {1, 1}, 16 * p.G));
+  const at::Tensor m = fprop_fused_cuda(v, u, std::nullopt, std::nullopt, {1, 1}, {0, 0}, {1, 1}, 16 * p.G, "none",
+                                        0.0, winograd_gemm_algo(inner, in.scalar_type()));
+  check_launch(cuda::launch_wino_output<KT>(p, reinterpret_cast<const KT*>(m.data_ptr()), m.stride(1), m.stride(3),
+                                            bias, reinterpret_cast<KT*>(out.data_ptr()), strides4(out), epi, stream),
+               "conv2d winograd (output transform)");
+}
+
 // Runs body<T>() with T = __half, __nv_bfloat16 or float (the tensor-core dtypes).
 template <typename F>
 void dispatch_tc(at::ScalarType dt, F&& body) {
@@ -469,8 +534,10 @@ at::Tensor fprop_fused_cuda(const at::Tensor& input, const at::Tensor& weight, c
       epi.residual = kptr<scalar_t>(*residual);  // read through its strides: any layout
       epi.rs = strides4(*residual);
     }
-    if (algo == "depthwise" && cuda::dw_vec_eligible<KT>(s, kptr<scalar_t>(input), strides4(input),
-                                                         kptr<scalar_t>(y), strides4(y)))
+    if (algo == "winograd")
+      winograd_conv<KT>(s, false, input, weight, bp, y, epi);
+    else if (algo == "depthwise" && cuda::dw_vec_eligible<KT>(s, kptr<scalar_t>(input), strides4(input),
+                                                              kptr<scalar_t>(y), strides4(y)))
       check_launch(cuda::launch_dw_nhwc_vec<KT, false>(s, kptr<scalar_t>(input), strides4(input),
                                                        kptr<scalar_t>(dw_taps_by_channel(weight, s)), bp,
                                                        kptr<scalar_t>(y), strides4(y), epi, stream),
@@ -521,8 +588,10 @@ at::Tensor dgrad_cuda(const at::Tensor& grad_output, const at::Tensor& weight, a
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_output.scalar_type(), "pyconv_conv2d_dgrad_cuda", [&] {
     using KT = typename KernelType<scalar_t>::type;
-    if (algo == "depthwise" && cuda::dw_vec_eligible<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
-                                                         kptr<scalar_t>(dx), strides4(dx)))
+    if (algo == "winograd")
+      winograd_conv<KT>(s, true, grad_output, weight, nullptr, dx, ConvEpilogue<KT>{});
+    else if (algo == "depthwise" && cuda::dw_vec_eligible<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
+                                                              kptr<scalar_t>(dx), strides4(dx)))
       check_launch(cuda::launch_dw_nhwc_vec<KT, true>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
                                                       kptr<scalar_t>(dw_taps_by_channel(weight, s)), nullptr,
                                                       kptr<scalar_t>(dx), strides4(dx), ConvEpilogue<KT>{}, stream),

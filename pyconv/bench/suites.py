@@ -156,6 +156,11 @@ def _conv_setup(g, n, direction, algos, rotate, flops, direct_max_flops, channel
                 continue
             if a == "depthwise" and g["C"] // grp != 1:
                 continue  # not a rung of this shape (needs one input channel per group)
+            if a == "winograd" and (g["R"] != 3 or g["S"] != 3 or g["stride"] != 1):
+                continue  # not a rung of this shape (F(2x2, 3x3): 3x3, stride 1; the suites have no dilation)
+            if a == "winograd" and direction == "wgrad":
+                skipped[f"pyconv {a}"] = "F(2x2, 3x3) is fprop/dgrad: wgrad runs auto's rung under this name"
+                continue
             if a in only and str(dtype).replace("torch.", "") not in only[a]:
                 skipped[f"pyconv {a}"] = f"takes only {', '.join(only[a])}"
                 continue
