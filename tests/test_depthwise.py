@@ -35,6 +35,8 @@ GEOMS = {
     "win_c8_5x5_s2_pad0": ((2, 8, 12, 10), (8, 1, 5, 5), 2, 0, 1, 8),
     "win_c16_3x3_pad02": ((1, 16, 8, 9), (16, 1, 3, 3), 1, (0, 2), 1, 16),
     "win_c72_3x3": ((1, 72, 6, 7), (72, 1, 3, 3), 1, 1, 1, 72),
+    # the windowed wgrad at stride 2 with padding 2: windows that start two rows and columns before the input
+    "win_c16_3x3_s2_pad2": ((1, 16, 5, 6), (16, 1, 3, 3), 2, 2, 1, 16),
 }
 
 
@@ -72,7 +74,7 @@ def test_float64_exact(geom, channels_last, device, backend):
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["f32", "f16", "bf16"])
 @pytest.mark.parametrize("geom", ["mobilenet_3x3", "mult3_5x5_dil", "vec_c16_stride2", "vec_c24_3x3", "win_c16_3x3_s2",
-                                  "win_c8_5x5", "win_c72_3x3"])
+                                  "win_c8_5x5", "win_c72_3x3", "win_c16_3x3_s2_pad2"])
 def test_reduced_precision(geom, dtype, device, backend):
     tol = {torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 2e-2}[dtype]
     pairs, y = _run(geom, dtype, device, backend, True)

@@ -25,7 +25,7 @@ if HAS_CUDA:
     TARGETS.append(("cuda", "auto"))
 if not TARGETS:
     pytest.skip("neither the CUDA emulator nor a GPU is available", allow_module_level=True)
-TIDS = [b for _, b in TARGETS]
+TIDS = [f"{d}-{b}" for d, b in TARGETS]  # "cuda" in the GPU ids: scripts/gpu_lease.sh selects tests by -k cuda
 TOL = {torch.float64: 1e-10, torch.float32: 2e-6, torch.float16: 3e-3, torch.bfloat16: 3e-2}
 
 # (x shape, K, padding, groups): 'same' (pad 1), 'valid' (pad 0: dgrad's padding 2), pad 2 (dgrad's padding 0),

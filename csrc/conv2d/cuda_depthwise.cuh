@@ -474,11 +474,42 @@ struct DwWgradVecParams {
 // Resident blocks per SM the register budget allows (≤ 128 registers a thread; 119-125 used at 16-bit types).
 constexpr int kDwWgradBlocksPerSm = 2;
 
+// The end of both channels-last wgrad kernels: the block's kDwVecTaps × kVec partial sums per thread (taps tap0 …, of
+// `taps`) summed over its pixel lanes into ws[blockIdx.z][c][tap], kDwRedTaps taps per round through shared memory.
+// Output o of a round is (tap jj, channel-vector lane lc, element e) with e fastest, so the reads
+// red[jj][l·cvb + lc][e] of consecutive threads are consecutive words (no bank conflicts).
+template <typename T, typename Idx>
+__device__ __forceinline__ void dw_wgrad_block_reduce(const DwWgradVecParams<T>& pr,
+                                                      const acc_t<T> (&acc)[kDwVecTaps][DwVec<T>::kN], int lanes_p,
+                                                      int tap0, int taps) {
+  using Acc = acc_t<T>;
+  constexpr int kVec = DwVec<T>::kN;
+  __shared__ Acc red[kDwRedTaps][kDwThreads][kVec];
+  const int per_tap = pr.cvb * kVec;
+#pragma unroll
+  for (int j0 = 0; j0 < kDwVecTaps; j0 += kDwRedTaps) {
+#pragma unroll
+    for (int jj = 0; jj < kDwRedTaps; ++jj)
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) red[jj][threadIdx.x][e] = acc[j0 + jj][e];  // idle threads write zeros
+    __syncthreads();  // every pixel lane's partial sums of this round's taps are in shared memory
+    for (int o = threadIdx.x; o < kDwRedTaps * per_tap; o += kDwThreads) {
+      const int jj = o / per_tap, ce = o - jj * per_tap, tap = tap0 + j0 + jj;
+      const Idx c = Idx(blockIdx.x) * per_tap + ce;  // = (blockIdx.x·cvb + lc)·kVec + e
+      if (c >= pr.C || tap >= taps) continue;
+      const Acc* col = &red[jj][0][0] + ce;
+      Acc v = Acc(0);
+      for (int l = 0; l < lanes_p; ++l) v += col[l * per_tap];  // fixed order: reproducible
+      pr.ws[(Idx(blockIdx.z) * pr.C + c) * taps + tap] = v;
+    }
+    __syncthreads();  // the sums have read red before the next round overwrites it
+  }
+}
+
 template <typename T, typename Idx>
 __global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_nhwc_vec_kernel(DwWgradVecParams<T> pr) {
   using Acc = acc_t<T>;
   constexpr int kVec = DwVec<T>::kN;
-  __shared__ Acc red[kDwRedTaps][kDwThreads][kVec];
   const int lanes_p = kDwThreads / pr.cvb;  // pixel lanes; the last kDwThreads mod cvb threads have none
   const int lane_c = int(threadIdx.x) % pr.cvb, lane_p = int(threadIdx.x) / pr.cvb;
   const Idx cv = Idx(blockIdx.x) * pr.cvb + lane_c, c0 = cv * kVec;
@@ -513,27 +544,78 @@ __global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_nhwc
       }
     }
   }
-  // Reduction rounds. Output o of a round is (tap jj, channel-vector lane lc, element e) with e fastest, so the
-  // reads red[jj][l·cvb + lc][e] of consecutive threads are consecutive words (no bank conflicts).
-  const int per_tap = pr.cvb * kVec;
+  dw_wgrad_block_reduce<T, Idx>(pr, acc, lanes_p, tap0, taps);
+}
+
+// The windowed wgrad fast path: 3×3 filters, dilation 1, the same stride kStride (1 or 2) in both directions — as
+// dw_nhwc_window_kernel does for fprop/dgrad. dw_wgrad_nhwc_vec_kernel above handles one output pixel per iteration:
+// its dy vector, then one x vector per tap (10 loads, every x vector fetched by 9 different pixels) and the pixel's
+// (n, p, q) by two divisions. Here a pixel lane takes a strip of kDwStrip consecutive output columns of one row: the
+// strip's kDwStrip dy vectors once, then per filter row one window of kWin = (kDwStrip − 1)·kStride + 3 input columns,
+// each x vector loaded once and multiplied into every (output j, tap t) it meets (window index j·kStride + t): 22 loads
+// per 4 pixels at stride 1 (31 at stride 2) instead of 40, and one strip decode per 4 pixels. The same block layout,
+// split and reduction (dw_wgrad_block_reduce); splits cut the N·P·⌈Q/4⌉ strips.
+template <typename T, int kStride>
+__global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_window_kernel(DwWgradVecParams<T> pr) {
+  using Acc = acc_t<T>;
+  constexpr int kVec = DwVec<T>::kN, kK = 3, kWin = (kDwStrip - 1) * kStride + kK;
+  static_assert(kDwVecTaps == kK * kK, "one block holds all 9 taps");
+  const int lanes_p = kDwThreads / pr.cvb;
+  const int lane_c = int(threadIdx.x) % pr.cvb, lane_p = int(threadIdx.x) / pr.cvb;
+  const int c0 = (int(blockIdx.x) * pr.cvb + lane_c) * kVec;
+  const bool live = c0 < pr.C && lane_p < lanes_p;
+  Acc acc[kDwVecTaps][kVec];
 #pragma unroll
-  for (int j0 = 0; j0 < kDwVecTaps; j0 += kDwRedTaps) {
+  for (int j = 0; j < kDwVecTaps; ++j)
 #pragma unroll
-    for (int jj = 0; jj < kDwRedTaps; ++jj)
+    for (int e = 0; e < kVec; ++e) acc[j][e] = Acc(0);
+  const int qs = (pr.Q + kDwStrip - 1) / kDwStrip, strips = pr.N * pr.P * qs, per = (strips + pr.splits - 1) / pr.splits;
+  const int e0 = int(blockIdx.z) * per, e1 = e0 + per < strips ? e0 + per : strips;
+  if (live) {
+    for (int st = e0 + lane_p; st < e1; st += lanes_p) {
+      const int rest = st / qs, q0 = (st - rest * qs) * kDwStrip, n = rest / pr.P, p = rest - n * pr.P;
+      // 32-bit offsets: dw_vec_eligible checked they fit
+      const T* dy_row = pr.dy + n * int(pr.dy_sn) + p * int(pr.dy_sh) + c0;
+      DwVec<T> g[kDwStrip];
 #pragma unroll
-      for (int e = 0; e < kVec; ++e) red[jj][threadIdx.x][e] = acc[j0 + jj][e];  // idle threads write zeros
-    __syncthreads();  // every pixel lane's partial sums of this round's taps are in shared memory
-    for (int o = threadIdx.x; o < kDwRedTaps * per_tap; o += kDwThreads) {
-      const int jj = o / per_tap, ce = o - jj * per_tap, tap = tap0 + j0 + jj;
-      const Idx c = Idx(blockIdx.x) * per_tap + ce;  // = (blockIdx.x·cvb + lc)·kVec + e
-      if (c >= pr.C || tap >= taps) continue;
-      const Acc* col = &red[jj][0][0] + ce;
-      Acc v = Acc(0);
-      for (int l = 0; l < lanes_p; ++l) v += col[l * per_tap];  // fixed order: reproducible
-      pr.ws[(Idx(blockIdx.z) * pr.C + c) * taps + tap] = v;
+      for (int j = 0; j < kDwStrip; ++j) {
+        if (q0 + j < pr.Q) {
+          g[j] = *reinterpret_cast<const DwVec<T>*>(dy_row + (q0 + j) * int(pr.dy_sw));
+        } else {  // past the row's end: contributes nothing
+#pragma unroll
+          for (int e = 0; e < kVec; ++e) g[j].v[e] = from_acc<T>(Acc(0));
+        }
+      }
+      const T* x_n = pr.x + n * int(pr.x_sn) + c0;
+      const int row0 = p * kStride - pr.pad_h, col0 = q0 * kStride - pr.pad_w;  // the windows' first row and column
+#pragma unroll
+      for (int r = 0; r < kK; ++r) {
+        const int ih = row0 + r;
+        if (unsigned(ih) >= unsigned(pr.H)) continue;  // a padding row: no tap r for any pixel of the strip
+        const T* x_row = x_n + ih * int(pr.x_sh);
+#pragma unroll
+        for (int c = 0; c < kWin; ++c) {
+          const int iw = col0 + c;
+          if (unsigned(iw) >= unsigned(pr.W)) continue;  // a padding column
+          const DwVec<T> xv = *reinterpret_cast<const DwVec<T>*>(x_row + iw * int(pr.x_sw));
+#pragma unroll
+          for (int j = 0; j < kDwStrip; ++j) {
+            const int t = c - j * kStride;  // the tap of output j this column meets (compile-time after unrolling)
+            if (t < 0 || t >= kK) continue;
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) acc[r * kK + t][e] += to_acc(g[j].v[e]) * to_acc(xv.v[e]);
+          }
+        }
+      }
     }
-    __syncthreads();  // the sums have read red before the next round overwrites it
   }
+  dw_wgrad_block_reduce<T, int>(pr, acc, lanes_p, 0, kK * kK);
+}
+
+// Whether the windowed wgrad kernel takes this problem: 3×3, dilation 1, stride 1 or 2 in both directions.
+inline bool dw_wgrad_window_ok(const Conv2dShape& s) {
+  return s.R == 3 && s.S == 3 && s.dil_h == 1 && s.dil_w == 1 && s.stride_h == s.stride_w &&
+         (s.stride_h == 1 || s.stride_h == 2);
 }
 
 // The wgrad fast path: `work` holds splits · C · R·S accumulators; the splits are the caller's choice
@@ -571,7 +653,9 @@ cudaError_t launch_dw_wgrad_nhwc_vec(const Conv2dShape& s, const T* dy, Strides4
   const dim3 grid(static_cast<unsigned>(ceil_div(s.C / DwVec<T>::kN, int64_t(pr.cvb))),
                   static_cast<unsigned>(ceil_div(s.R * s.S, int64_t(kDwVecTaps))), static_cast<unsigned>(splits));
   // 32-bit indexing: the caller checked dw_vec_eligible (dy and x), which includes the 32-bit bounds
-  cudaError_t e = launch(dw_wgrad_nhwc_vec_kernel<T, int>, grid, dim3(kDwThreads), 0, stream, pr);
+  cudaError_t e = !dw_wgrad_window_ok(s) ? launch(dw_wgrad_nhwc_vec_kernel<T, int>, grid, dim3(kDwThreads), 0, stream, pr)
+                  : s.stride_h == 1     ? launch(dw_wgrad_window_kernel<T, 1>, grid, dim3(kDwThreads), 0, stream, pr)
+                                        : launch(dw_wgrad_window_kernel<T, 2>, grid, dim3(kDwThreads), 0, stream, pr);
   if (e != cudaSuccess) return e;
   return launch(dw_wgrad_finish_kernel<T>, dw_finish_grid(s), dim3(32, kDwFinishLanes), 0, stream, s,
                 static_cast<const acc_t<T>*>(work), splits, dw, dws);
