@@ -59,8 +59,15 @@ inline void clear_tuned_algos() {
   std::lock_guard<std::mutex> lock(t.mu);
   t.algo.clear();
 }
-// The table entry for this op call, or "" (then the heuristic decides).
+inline bool tuning_table_empty() {
+  TuningTable& t = tuning_table();
+  std::lock_guard<std::mutex> lock(t.mu);
+  return t.algo.empty();
+}
+// The table entry for this op call, or "" (then the heuristic decides). With nothing tuned (the default) no key is
+// built: its 16 numbers formatted and joined are host time on every op call.
 inline std::string tuned_for(const char* direction, const Conv2dShape& s, const at::Tensor& layout_src) {
+  if (tuning_table_empty()) return "";
   return tuned_algo(layout_src.device().str(), tuning_key(direction, s, layout_src.scalar_type(),
                                                           tuning_layout(layout_src)));
 }

@@ -172,24 +172,15 @@ __global__ void ldmatrix_kernel(const uint16_t* in, uint32_t* out) {
   for (int i = 0; i < 4; ++i) out[lane * 8 + i] = r[i], out[lane * 8 + 4 + i] = t[i];
 }
 
-// wgmma.mma_async m64n128k16 (float16) over a 64-wide reduction: one warpgroup (128 threads). A is 64 × 64 and B is
-// 128 × 64 (row n = output column n), both row-major with k fastest in global memory; each thread cp.asyncs 16-byte
-// chunks into 1024-byte-aligned shared tiles at the 128-byte-swizzled position (chunk c of row r at c ^ (r mod 8)),
-// exactly as the wgmma conv kernel does, then issues the four k16 steps in two commit groups (descriptor + 2 per step)
-// and writes its accumulators: D[16w + g + 8h][8j + 2t + c] from acc[j][2h + c] (warp w, lane 4g + t).
-__global__ void wgmma_kernel(const __half* A, const __half* B, float* D) {
-  PYCONV_EXTERN_SHARED(unsigned char, raw);
+// Shared by both wgmma self-test kernels: the dynamic shared memory's first 1024-byte boundary (the swizzle pattern's
+// alignment), and everything after the copies — wait, async-proxy fence, barrier, the four k16 steps (descriptors
+// kStep units apart) in two commit groups onto a non-zero C, the waits, and the accumulators to D.
+__device__ __forceinline__ __half* wgmma_selftest_smem(unsigned char* raw) {
   const uint32_t raw_addr = smem_window_addr(raw);
-  __half* sA = reinterpret_cast<__half*>(raw + ((1024u - raw_addr % 1024u) % 1024u));
-  __half* sB = sA + 64 * 64;
-  const int tid = threadIdx.x;
-  for (int c = tid; c < (64 + 128) * 8; c += 128) {  // 8 chunks per 64-element row
-    const int row = c / 8, chunk = c % 8;
-    if (row < 64)
-      cp_async_16(sA + row * 64 + (chunk ^ (row & 7)) * 8, A + row * 64 + chunk * 8, true);
-    else
-      cp_async_16(sB + (row - 64) * 64 + (chunk ^ ((row - 64) & 7)) * 8, B + (row - 64) * 64 + chunk * 8, true);
-  }
+  return reinterpret_cast<__half*>(raw + ((1024u - raw_addr % 1024u) % 1024u));
+}
+template <bool kMN>
+__device__ __forceinline__ void wgmma_selftest_product(const __half* sA, const __half* sB, float* D) {
   cp_async_commit();
   cp_async_wait<0>();
   fence_proxy_async_smem();
@@ -197,19 +188,41 @@ __global__ void wgmma_kernel(const __half* A, const __half* B, float* D) {
   float acc[16][4];
   for (int j = 0; j < 16; ++j)
     for (int e = 0; e < 4; ++e) acc[j][e] = float(j - e);  // a non-zero C: wgmma accumulates onto it
-  const uint64_t da = wgmma_desc_sw128(smem_window_addr(sA)), db = wgmma_desc_sw128(smem_window_addr(sB));
+  constexpr uint64_t kStep = kMN ? 2048 / 16 : 32 / 16;    // one k16 step: 16 rows (MN-major) or 32 bytes (K-major)
+  const uint32_t a_addr = smem_window_addr(sA), b_addr = smem_window_addr(sB);
+  const uint64_t da = kMN ? wgmma_desc_sw128_mn(a_addr, 64 * 64 * 2) : wgmma_desc_sw128(a_addr);
+  const uint64_t db = kMN ? wgmma_desc_sw128_mn(b_addr, 64 * 64 * 2) : wgmma_desc_sw128(b_addr);
   wgmma_fence();
-  wgmma_m64k16<__half, 128>(acc, da, db);
-  wgmma_m64k16<__half, 128>(acc, da + 2, db + 2);
+  wgmma_m64k16<__half, 128, kMN>(acc, da, db);
+  wgmma_m64k16<__half, 128, kMN>(acc, da + kStep, db + kStep);
   wgmma_commit();
-  wgmma_m64k16<__half, 128>(acc, da + 4, db + 4);
-  wgmma_m64k16<__half, 128>(acc, da + 6, db + 6);
+  wgmma_m64k16<__half, 128, kMN>(acc, da + 2 * kStep, db + 2 * kStep);
+  wgmma_m64k16<__half, 128, kMN>(acc, da + 3 * kStep, db + 3 * kStep);
   wgmma_commit();
   wgmma_wait<1>();
   wgmma_wait<0>();
-  const int w = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  const int tid = threadIdx.x, w = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
   for (int j = 0; j < 16; ++j)
     for (int e = 0; e < 4; ++e) D[(16 * w + g + 8 * (e / 2)) * 128 + 8 * j + 2 * t + e % 2] = acc[j][e];
+}
+
+// wgmma.mma_async m64n128k16 (float16) over a 64-wide reduction: one warpgroup (128 threads). A is 64 × 64 and B is
+// 128 × 64 (row n = output column n), both row-major with k fastest in global memory; each thread cp.asyncs 16-byte
+// chunks into 1024-byte-aligned shared tiles at the 128-byte-swizzled position (chunk c of row r at c ^ (r mod 8)),
+// exactly as the wgmma conv kernel does, then issues the four k16 steps in two commit groups (descriptor + 2 per step)
+// and writes its accumulators: D[16w + g + 8h][8j + 2t + c] from acc[j][2h + c] (warp w, lane 4g + t).
+__global__ void wgmma_kernel(const __half* A, const __half* B, float* D) {
+  PYCONV_EXTERN_SHARED(unsigned char, raw);
+  __half* sA = wgmma_selftest_smem(raw);
+  __half* sB = sA + 64 * 64;
+  for (int c = threadIdx.x; c < (64 + 128) * 8; c += 128) {  // 8 chunks per 64-element row
+    const int row = c / 8, chunk = c % 8;
+    if (row < 64)
+      cp_async_16(sA + row * 64 + (chunk ^ (row & 7)) * 8, A + row * 64 + chunk * 8, true);
+    else
+      cp_async_16(sB + (row - 64) * 64 + (chunk ^ ((row - 64) & 7)) * 8, B + (row - 64) * 64 + chunk * 8, true);
+  }
+  wgmma_selftest_product<false>(sA, sB, D);
 }
 
 // The same product with both operands MN-major (wgrad's layout, imm-trans-a/b = 1): A is stored [k][m] (64 × 64) and
@@ -218,40 +231,18 @@ __global__ void wgmma_kernel(const __half* A, const __half* B, float* D) {
 // is 16 rows = 2048 bytes further (descriptor + 128). D[m][n] = Σ_k A[k][m]·B[k][n], written as in wgmma_kernel.
 __global__ void wgmma_mn_kernel(const __half* A, const __half* B, float* D) {
   PYCONV_EXTERN_SHARED(unsigned char, raw);
-  const uint32_t raw_addr = smem_window_addr(raw);
-  __half* sA = reinterpret_cast<__half*>(raw + ((1024u - raw_addr % 1024u) % 1024u));
+  __half* sA = wgmma_selftest_smem(raw);
   __half* sB = sA + 64 * 64;
-  const int tid = threadIdx.x;
-  for (int c = tid; c < 64 * (8 + 16); c += 128) {  // per reduction row: 8 chunks of A, 16 of B
+  for (int c = threadIdx.x; c < 64 * (8 + 16); c += 128) {  // per reduction row: 8 chunks of A, 16 of B
     const int k = c / 24, chunk = c % 24;
-    if (chunk < 8)
+    if (chunk < 8) {
       cp_async_16(sA + k * 64 + (chunk ^ (k & 7)) * 8, A + k * 64 + chunk * 8, true);
-    else {
+    } else {
       const int bc = chunk - 8, blk = bc / 8;
       cp_async_16(sB + blk * 64 * 64 + k * 64 + ((bc % 8) ^ (k & 7)) * 8, B + k * 128 + bc * 8, true);
     }
   }
-  cp_async_commit();
-  cp_async_wait<0>();
-  fence_proxy_async_smem();
-  __syncthreads();
-  float acc[16][4];
-  for (int j = 0; j < 16; ++j)
-    for (int e = 0; e < 4; ++e) acc[j][e] = float(j - e);
-  const uint64_t da = wgmma_desc_sw128_mn(smem_window_addr(sA), 64 * 64 * 2),
-                 db = wgmma_desc_sw128_mn(smem_window_addr(sB), 64 * 64 * 2);
-  wgmma_fence();
-  wgmma_m64k16<__half, 128, true>(acc, da, db);
-  wgmma_m64k16<__half, 128, true>(acc, da + 128, db + 128);
-  wgmma_commit();
-  wgmma_m64k16<__half, 128, true>(acc, da + 256, db + 256);
-  wgmma_m64k16<__half, 128, true>(acc, da + 384, db + 384);
-  wgmma_commit();
-  wgmma_wait<1>();
-  wgmma_wait<0>();
-  const int w = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
-  for (int j = 0; j < 16; ++j)
-    for (int e = 0; e < 4; ++e) D[(16 * w + g + 8 * (e / 2)) * 128 + 8 * j + 2 * t + e % 2] = acc[j][e];
+  wgmma_selftest_product<true>(sA, sB, D);
 }
 
 // ---- seeded bugs the emulator must report ----------------------------------------------------------------------
@@ -609,9 +600,12 @@ inline std::string test_ldmatrix() {
   return "";
 }
 
-// wgmma on a GPU needs compute capability 9.0 and an sm_90a build; elsewhere the kernel would trap, so the GPU run
-// reports what it could not check (tests/test_emulator.py skips it there by the same rule).
-inline std::string test_wgmma() {
+// The wgmma self-tests' host side: `kernel` (wgmma_kernel or wgmma_mn_kernel) computes D = A·B + C0 for a 64 × 64 A
+// and a 64 × 128 B (reduction 64), stored K-major (A[m][k], B[n][k]) or, with `mn`, MN-major (A[k][m], B[k][n]);
+// checked against a float64 host reference. The values are multiples of 1/32 with small sums: exact in float in any
+// order. wgmma on a GPU needs compute capability 9.0 and an sm_90a build; elsewhere the kernel would trap, so the GPU
+// run reports what it could not check (tests/test_emulator.py skips it there by the same rule).
+inline std::string run_wgmma_test(const char* name, void (*kernel)(const __half*, const __half*, float*), bool mn) {
 #ifndef PYCONV_EMULATION
   int dev = 0, major = 0, minor = 0;
   cudaGetDevice(&dev);
@@ -628,55 +622,25 @@ inline std::string test_wgmma() {
   cudaMemcpy(B.dev, B.host.data(), B.host.size() * sizeof(__half), cudaMemcpyHostToDevice);
 #endif
   const size_t smem = (64 + 128) * 64 * sizeof(__half) + 1024;
-  std::string e = launch_error(launch(wgmma_kernel, dim3(1), dim3(128), smem, nullptr, A.dev, B.dev, D.dev));
+  std::string e = launch_error(launch(kernel, dim3(1), dim3(128), smem, nullptr, A.dev, B.dev, D.dev));
   if (!e.empty()) return e;
   const std::vector<float>& d = D.get();
   for (int m = 0; m < 64; ++m)
     for (int n = 0; n < 128; ++n) {
-      double ref = double(n / 8) - double(2 * ((m % 16) / 8) + n % 2);  // the kernel's initial acc[j][e] = j − e
+      double ref = double(n / 8) - double(2 * ((m % 16) / 8) + n % 2);  // the kernels' initial acc[j][e] = j − e
       for (int k = 0; k < 64; ++k)
-        ref += double(__half2float(A.host[m * 64 + k])) * double(__half2float(B.host[n * 64 + k]));
-      // multiples of 1/32 with small sums: exact in float in any order
-      PYCONV_SELFTEST_CHECK(d[m * 128 + n] == float(ref), "wgmma: D[" + std::to_string(m) + "][" + std::to_string(n) +
-                                                              "] expected " + std::to_string(ref) + ", got " +
-                                                              std::to_string(d[m * 128 + n]));
-    }
-  return "";
-}
-
-// The MN-major (transposed) operand layout of wgrad's wgmma kernel against the same host reference: D = Aᵀ·B + C0.
-inline std::string test_wgmma_mn() {
-#ifndef PYCONV_EMULATION
-  int dev = 0, major = 0, minor = 0;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev);
-  if (major != 9 || minor != 0) return "wgmma needs a compute capability 9.0 GPU";
-#endif
-  Buf<__half> A(64 * 64), B(64 * 128);  // A[k][m], B[k][n]
-  Buf<float> D(64 * 128, -1.0f);
-  for (int i = 0; i < 64 * 64; ++i) A.host[i] = __float2half(float((i * 7) % 13 - 6) * 0.125f);
-  for (int i = 0; i < 64 * 128; ++i) B.host[i] = __float2half(float((i * 5) % 11 - 5) * 0.25f);
-#ifndef PYCONV_EMULATION
-  cudaMemcpy(A.dev, A.host.data(), A.host.size() * sizeof(__half), cudaMemcpyHostToDevice);
-  cudaMemcpy(B.dev, B.host.data(), B.host.size() * sizeof(__half), cudaMemcpyHostToDevice);
-#endif
-  const size_t smem = (64 + 128) * 64 * sizeof(__half) + 1024;
-  std::string e = launch_error(launch(wgmma_mn_kernel, dim3(1), dim3(128), smem, nullptr, A.dev, B.dev, D.dev));
-  if (!e.empty()) return e;
-  const std::vector<float>& d = D.get();
-  for (int m = 0; m < 64; ++m)
-    for (int n = 0; n < 128; ++n) {
-      double ref = double(n / 8) - double(2 * ((m % 16) / 8) + n % 2);
-      for (int k = 0; k < 64; ++k)
-        ref += double(__half2float(A.host[k * 64 + m])) * double(__half2float(B.host[k * 128 + n]));
-      PYCONV_SELFTEST_CHECK(d[m * 128 + n] == float(ref), "wgmma_mn: D[" + std::to_string(m) + "][" +
+        ref += double(__half2float(A.host[mn ? k * 64 + m : m * 64 + k])) *
+               double(__half2float(B.host[mn ? k * 128 + n : n * 64 + k]));
+      PYCONV_SELFTEST_CHECK(d[m * 128 + n] == float(ref), std::string(name) + ": D[" + std::to_string(m) + "][" +
                                                               std::to_string(n) + "] expected " +
                                                               std::to_string(ref) + ", got " +
                                                               std::to_string(d[m * 128 + n]));
     }
   return "";
 }
+inline std::string test_wgmma() { return run_wgmma_test("wgmma", wgmma_kernel, false); }
+// The MN-major (transposed) operand layout of wgrad's wgmma kernel.
+inline std::string test_wgmma_mn() { return run_wgmma_test("wgmma_mn", wgmma_mn_kernel, true); }
 
 // Seeded bugs: return the launch's error text ("" if the launch — wrongly — succeeded).
 inline std::string bug_early_return() {
