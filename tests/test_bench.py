@@ -96,9 +96,21 @@ def test_markdown_and_plot(result, tmp_path):
     text = open(md).read()
     assert "| tiny |" in text and "**wrong**" in text and "**error**: RuntimeError: kernel exploded" in text
     assert "geomean ratio" in text and "Ceilings measured in this run" in text
+    assert "## Every rung" in text and "best of the rungs timed" in text
     png = report.write_plots(result, str(tmp_path / "r.png"))
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rung_summary():
+    """Per rung: the geomean over the rows it ran; best of the rungs: the geomean of each row's best pyconv ratio."""
+    rows = [dict(suite="s", direction="fprop", case=c, provider=p, status="ok", ratio=v)
+            for c, p, v in (("a", "pyconv auto", 0.5), ("a", "pyconv winograd", 2.0), ("b", "pyconv auto", 0.8),
+                            ("a", "cuDNN", 1.0), ("b", "cuDNN", 1.0))]
+    rows.append(dict(suite="s", direction="fprop", case="b", provider="pyconv winograd", status="skipped"))
+    lines = report.rung_summary_lines({"rows": rows})
+    assert lines == ["| s | fprop | pyconv auto | 2 | 0.63× |", "| s | fprop | pyconv winograd | 1 | 2.00× |",
+                     "| s | fprop | best of the rungs timed | 2 | 1.26× |"]
 
 
 def test_suite_tables():

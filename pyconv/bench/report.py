@@ -18,6 +18,27 @@ def summary_lines(result: Dict[str, object]) -> List[str]:
     return [f"| {s} | {d} | {len(v)} | {statistics.geometric_mean(v):.2f}× |" for (s, d), v in groups.items()]
 
 
+def rung_summary_lines(result: Dict[str, object]) -> List[str]:
+    """Geometric-mean ratio of every pyconv rung to the baseline, per suite and direction, over the rows that rung ran
+    (so a rung `auto` does not pick yet — a new kernel, a Winograd — reads at a glance), and of the best pyconv
+    provider of each row ("best of the rungs timed": what a perfect autotuner over them would reach)."""
+    per: Dict[tuple, List[float]] = {}
+    best: Dict[tuple, float] = {}
+    for r in result["rows"]:
+        if r["status"] != "ok" or not r.get("ratio") or not r["provider"].startswith("pyconv"):
+            continue
+        per.setdefault((r["suite"], r["direction"], r["provider"]), []).append(r["ratio"])
+        key = (r["suite"], r["direction"], r["case"])
+        best[key] = max(best.get(key, 0.0), r["ratio"])
+    lines = [f"| {s} | {d} | {p} | {len(v)} | {statistics.geometric_mean(v):.2f}× |" for (s, d, p), v in per.items()]
+    best_groups: Dict[tuple, List[float]] = {}
+    for (s, d, _), v in best.items():
+        best_groups.setdefault((s, d), []).append(v)
+    lines += [f"| {s} | {d} | best of the rungs timed | {len(v)} | {statistics.geometric_mean(v):.2f}× |"
+              for (s, d), v in best_groups.items()]
+    return lines
+
+
 def write_markdown(result: Dict[str, object], path: str) -> str:
     env, ceil = result["env"], result["ceilings"]
     lines = [f"# pyconv benchmark: {env.get('device_name', env['device'])} ({env['device']}), {env['dtype']}", "",
@@ -32,6 +53,9 @@ def write_markdown(result: Dict[str, object], path: str) -> str:
              "## Summary: pyconv `auto` against the baseline (geometric mean of the ratios)", "",
              "| suite | direction | rows | geomean ratio |", "|---|---|---:|---:|"]
     lines += summary_lines(result)
+    lines += ["", "## Every rung (geometric mean of the ratios over the rows it ran)", "",
+              "| suite | direction | provider | rows | geomean ratio |", "|---|---|---|---:|---:|"]
+    lines += rung_summary_lines(result)
     lines += ["", "## Every row", "",
               "| suite | case | dir | provider | ms | TFLOP/s | GB/s | % roof | ratio | status |",
               "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
