@@ -164,9 +164,9 @@ TcTileShape tc_tile_shape(const std::string& tile) {
 // wgrad's "tensor_core" / "tensor_core_wgmma" tile. Its split-K (wgrad_tc) supplies the parallelism that big tiles
 // lack, so the biggest tile wins unless it is mostly padding: 128 rows (output channels K/g) only when there are more
 // than 64 of them, 128 columns (R·S·C/g) only when there are more than 64 and the 128×128 tiles alone do not already
-// overfill the GPU (then split-K has nothing to add and 128×64 keeps more blocks per SM). Measured on an H200 (ResNet-50 / MobileNetV2
-// wgrad at batch 32, benchmarks/results/nvidia-h200-2026-11-26-run2-*): the 3×3 layers ran 3× faster at 128×128 with
-// split-K than at the 64×64 the fprop rule chose (250 µs → 83 µs on 256 channels at 14×14).
+// overfill the GPU (then split-K has nothing to add and 128×64 keeps more blocks per SM). Measured on an H200
+// (ResNet-50 / MobileNetV2 wgrad at batch 32, benchmarks/results/nvidia-h200-2026-11-26-run2-*): the 3×3 layers ran
+// 3× faster at 128×128 with split-K than at the 64×64 the fprop rule chose (250 µs → 83 µs on 256 channels at 14×14).
 // The wgmma rung (not yet measured on a GPU): the same rule on its tiles, 128×128 as _s3 (two blocks per SM, the
 // fprop/dgrad finding).
 std::string tc_wgrad_tile(const std::string& algo, int64_t kg, int64_t gemm_n, int64_t groups) {
@@ -440,7 +440,8 @@ at::Tensor fprop_fused_cuda(const at::Tensor& input, const at::Tensor& weight, c
 // The GEMM rung of the Winograd rung's 16·groups GEMMs (a grouped 1×1 convolution): the tensor cores for 16-bit
 // types (wgmma on Hopper) and for float32 where TF32 is allowed, the SIMT implicit GEMM otherwise (float64 too).
 std::string winograd_gemm_algo(const Conv2dShape& inner, at::ScalarType dt) {
-  if ((dt == at::kHalf || dt == at::kBFloat16 || (dt == at::kFloat && auto_tf32())) && tc_unsupported(inner, dt).empty())
+  const bool tensor_cores = dt == at::kHalf || dt == at::kBFloat16 || (dt == at::kFloat && auto_tf32());
+  if (tensor_cores && tc_unsupported(inner, dt).empty())
     return wgmma_unsupported(dt).empty() ? "tensor_core_wgmma" : "tensor_core";
   return "implicit_gemm";
 }

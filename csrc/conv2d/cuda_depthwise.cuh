@@ -569,7 +569,8 @@ __global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_wind
   for (int j = 0; j < kDwVecTaps; ++j)
 #pragma unroll
     for (int e = 0; e < kVec; ++e) acc[j][e] = Acc(0);
-  const int qs = (pr.Q + kDwStrip - 1) / kDwStrip, strips = pr.N * pr.P * qs, per = (strips + pr.splits - 1) / pr.splits;
+  const int qs = (pr.Q + kDwStrip - 1) / kDwStrip, strips = pr.N * pr.P * qs;  // strips of 4 outputs per row
+  const int per = (strips + pr.splits - 1) / pr.splits;
   const int e0 = int(blockIdx.z) * per, e1 = e0 + per < strips ? e0 + per : strips;
   if (live) {
     for (int st = e0 + lane_p; st < e1; st += lanes_p) {
@@ -653,9 +654,14 @@ cudaError_t launch_dw_wgrad_nhwc_vec(const Conv2dShape& s, const T* dy, Strides4
   const dim3 grid(static_cast<unsigned>(ceil_div(s.C / DwVec<T>::kN, int64_t(pr.cvb))),
                   static_cast<unsigned>(ceil_div(s.R * s.S, int64_t(kDwVecTaps))), static_cast<unsigned>(splits));
   // 32-bit indexing: the caller checked dw_vec_eligible (dy and x), which includes the 32-bit bounds
-  cudaError_t e = !dw_wgrad_window_ok(s) ? launch(dw_wgrad_nhwc_vec_kernel<T, int>, grid, dim3(kDwThreads), 0, stream, pr)
-                  : s.stride_h == 1     ? launch(dw_wgrad_window_kernel<T, 1>, grid, dim3(kDwThreads), 0, stream, pr)
-                                        : launch(dw_wgrad_window_kernel<T, 2>, grid, dim3(kDwThreads), 0, stream, pr);
+  const dim3 block(kDwThreads);
+  cudaError_t e;
+  if (!dw_wgrad_window_ok(s))
+    e = launch(dw_wgrad_nhwc_vec_kernel<T, int>, grid, block, 0, stream, pr);
+  else if (s.stride_h == 1)
+    e = launch(dw_wgrad_window_kernel<T, 1>, grid, block, 0, stream, pr);
+  else
+    e = launch(dw_wgrad_window_kernel<T, 2>, grid, block, 0, stream, pr);
   if (e != cudaSuccess) return e;
   return launch(dw_wgrad_finish_kernel<T>, dw_finish_grid(s), dim3(32, kDwFinishLanes), 0, stream, s,
                 static_cast<const acc_t<T>*>(work), splits, dw, dws);

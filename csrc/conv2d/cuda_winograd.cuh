@@ -124,8 +124,8 @@ __global__ void __launch_bounds__(kWinoThreads)
 // t for output channel (g, o) at m[((ξ·G + g)·co + o)·m_sc + t·m_st].
 template <typename T>
 __global__ void __launch_bounds__(kWinoThreads)
-    wino_output_kernel(WinogradParams p, const T* __restrict__ m, int64_t m_sc, int64_t m_st, const T* __restrict__ bias,
-                       T* __restrict__ out, Strides4 os, ConvEpilogue<T> epi) {
+    wino_output_kernel(WinogradParams p, const T* __restrict__ m, int64_t m_sc, int64_t m_st,
+                       const T* __restrict__ bias, T* __restrict__ out, Strides4 os, ConvEpilogue<T> epi) {
   using F = acc_t<T>;
   const int64_t GO = int64_t(p.G) * p.co, total = p.N * p.TH * p.TW * GO;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
