@@ -2,6 +2,7 @@
 racecheck): each conv2d rung in every direction (float32, half; odd sizes, groups, stride, padding), pooling forward
 and backward, every activation forward and backward, global average pooling and the emulator's GPU self-tests.
 Results are checked against torch too, so a sanitizer run is also a correctness run. Exits non-zero on a mismatch."""
+import argparse
 import sys
 
 import torch
@@ -19,12 +20,20 @@ def check(name, got, want, tol):
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--algos", default="", help="comma list: only these conv2d rungs (and no pools, activations or "
+                                                "self-tests), e.g. a rung not yet run on hardware, on its own")
+    ap.add_argument("--skip", default="", help="comma list of conv2d rungs to leave out")
+    args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("sanitizer_subset: needs a CUDA device")
     torch.manual_seed(0)
     ok = True
     ops = torch.ops.pyconv
     algos = pyconv.build_info()["algorithms"]["cuda"]["conv2d"]
+    only = [a for a in args.algos.split(",") if a]
+    skip = {a for a in args.skip.split(",") if a}
+    algos = [a for a in algos if (not only or a in only) and a not in skip]
     # the wgmma rung: compute capability 9.0 with an sm_90a build, 16-bit types
     wg_ok = torch.cuda.get_device_capability() == (9, 0) and "9.0a" in pyconv.build_info()["arch_list"]
     for dtype, tol in ((torch.float32, 1e-4), (torch.float16, 2e-2)):
@@ -52,11 +61,15 @@ def main():
                 ok &= check(tag + " fprop", ops.conv2d_fprop(x, w, None, *geo, a), y_ref, t)
                 ok &= check(tag + " dgrad", ops.conv2d_dgrad(go, w, list(x.shape), *geo, a), gx_ref, t)
                 ok &= check(tag + " wgrad", ops.conv2d_wgrad(go, x, list(w.shape), *geo, a), gw_ref, 10 * tol)
-                if a in ("depthwise", "tensor_core", "tensor_core_wgmma", "implicit_gemm", "winograd"):  # epilogues
+                if a in ("depthwise", "tensor_core", "tensor_core_wgmma", "tensor_core_wgmma_ws", "implicit_gemm",
+                         "winograd"):  # epilogues
                     b, r = torch.randn(K, device="cuda", dtype=dtype), torch.randn_like(go)
                     ref = F.silu(F.conv2d(x.float(), w.float(), b.float(), stride, pad, 1, groups) + r.float())
                     got = ops.conv2d_fprop_fused(x, w, b, r, *geo, "silu", 0.0, a)
                     ok &= check(tag + " fprop+bias+residual+silu", got, ref, t)
+    if only:
+        torch.cuda.synchronize()
+        sys.exit(0 if ok else 1)
     x = torch.randn(2, 5, 13, 11, device="cuda", requires_grad=True)
     for name, f, g in [("max_pool2d", lambda t: PF.max_pool2d(t, 3, 2, 1), lambda t: F.max_pool2d(t, 3, 2, 1)),
                        ("avg_pool2d", lambda t: PF.avg_pool2d(t, 3, 2, 1), lambda t: F.avg_pool2d(t, 3, 2, 1)),
@@ -74,7 +87,7 @@ def main():
     # listed by pyconv._C itself, so that an EMU=0 build runs them too
     if hasattr(pyconv._C, "gpu_selftests"):
         for name in pyconv._C.gpu_selftests():
-            if name.startswith("wgmma") and not wg_ok:
+            if (name.startswith("wgmma") or name.startswith("mbarrier")) and not wg_ok:
                 continue
             res = pyconv._C.gpu_selftest(name)
             print(f"{'ok' if res == '' else 'MISMATCH':8s} gpu_selftest {name} {res}")

@@ -193,6 +193,8 @@ def test_selftest_features_on_gpu(name, kind, expect):
     if name.startswith("wgmma") and (torch.cuda.get_device_capability() != (9, 0)
                             or "9.0a" not in pyconv.build_info()["arch_list"]):
         pytest.skip("wgmma runs on compute capability 9.0 with an sm_90a build only")
+    if name.startswith("mbarrier") and torch.cuda.get_device_capability()[0] < 9:
+        pytest.skip("mbarrier.try_wait needs compute capability 9.0")
     assert pyconv._C.gpu_selftest(name) == ""
 
 
@@ -201,7 +203,7 @@ def test_gpu_selftest_names():
     """pyconv._C lists the feature self-tests it can run on a GPU (so a build without the emulator module runs them
     too: scripts/sanitizer_subset.py) — the emulator's feature tests, no seeded bug."""
     assert pyconv._C.gpu_selftests() == [name for name, kind, _ in SELFTESTS if kind == "feature"]
-    assert "wgmma" in pyconv._C.gpu_selftests() and "wgmma_mn" in pyconv._C.gpu_selftests()
+    assert {"wgmma", "wgmma_mn", "mbarrier_ring"} <= set(pyconv._C.gpu_selftests())
 
 
 def test_sanitizer_bugs_pass_silently_without_a_sanitizer():

@@ -328,7 +328,7 @@ def test_compile_fullgraph(device, backend):
 # wait that covers the group, the m64nNk16 accumulator layout; checked against the hardware by the "wgmma" self-test
 # on a compute capability 9.0 GPU), and on such a GPU when there is one.
 WG_ALGOS = ["tensor_core_wgmma", "tensor_core_wgmma_128x256", "tensor_core_wgmma_128x128", "tensor_core_wgmma_128x128_s3",
-            "tensor_core_wgmma_128x64", "tensor_core_wgmma_64x64"]
+            "tensor_core_wgmma_128x64", "tensor_core_wgmma_64x64", "tensor_core_wgmma_ws", "tensor_core_wgmma_ws_128x128"]
 WG_TARGETS = [t for t in TARGETS if t[1] == "emulator"]
 if HAS_CUDA and torch.cuda.get_device_capability() == (9, 0) and "9.0a" in pyconv.build_info()["arch_list"]:
     WG_TARGETS.append(("cuda", "auto"))
@@ -353,7 +353,8 @@ def _wg_cases():
 @pytest.mark.parametrize("geom,dtype,algo", list(_wg_cases()))
 def test_wgmma_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
     """fprop, dgrad and wgrad (MN-major operands) on the wgmma kernels (the launch log names their tiles), against
-    float64 torch."""
+    float64 torch. The warp-specialised names (a producer warpgroup and mbarriers; deep_k's 11 reduction tiles go
+    round its 6-stage ring twice) run fprop and dgrad; their wgrad runs the wgmma rung's own tile."""
     x, w, b, kw = _operands(WG_GEOMS[geom], dtype, device)
     xd, wd, bd = (t.double().requires_grad_() for t in (x, w, b))
     ref = F.conv2d(xd, wd, bd, **kw)
@@ -368,8 +369,15 @@ def test_wgmma_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
     assert fwd and all(t.startswith("tensor_core_wgmma_") for t, _ in fwd), fwd
     # dgrad (one launch per sub-pixel phase when strided), then wgrad: every one a wgmma tile
     assert len(bwd) >= 2 and all(t.startswith("tensor_core_wgmma_") for t, _ in bwd), bwd
-    if algo != "tensor_core_wgmma":
-        assert all(t == algo for t, _ in fwd + bwd), (fwd, bwd)
+    if algo == "tensor_core_wgmma_ws":
+        assert all(t == "tensor_core_wgmma_ws_128x128" for t, _ in fwd + bwd[:-1]), (fwd, bwd)
+    elif algo != "tensor_core_wgmma":
+        assert all(t == algo for t, _ in fwd + bwd[:-1]), (fwd, bwd)
+    wgrad_tile = bwd[-1][0]
+    if "_ws" in algo:
+        assert "_ws" not in wgrad_tile, bwd
+    elif algo != "tensor_core_wgmma":
+        assert wgrad_tile == algo, bwd
     _close(y, ref, dtype)
     _close(xx.grad, xd.grad, dtype)
     _close(ww.grad, wd.grad, dtype)
@@ -378,32 +386,34 @@ def test_wgmma_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
 
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
-def test_wgmma_fused_and_split_k(device, backend):
-    """The wgmma kernel ends in rung 3's epilogue: fused bias + residual (both layouts) + activation, and split-K
-    slices (a reduction of 36 tiles of 64 on one output tile) reduced in a fixed order, fprop and dgrad."""
+@pytest.mark.parametrize("tile", ["tensor_core_wgmma_128x128", "tensor_core_wgmma_ws_128x128"])
+def test_wgmma_fused_and_split_k(tile, device, backend):
+    """The wgmma kernels end in rung 3's epilogue: fused bias + residual (both layouts) + activation, and split-K
+    slices (a reduction of 36 tiles of 64 on one output tile) reduced in a fixed order, fprop and dgrad (the
+    warp-specialised kernel: its producer warps skip the split-K store and help with the staged copy-out)."""
     ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
     x, w, b, kw = _operands(((2, 8, 6, 7), (12, 8, 3, 3), 1, 1, 1, 1), torch.float16, device)
     ref_pre = F.conv2d(x.double(), w.double(), b.double(), **kw)
     r = torch.randn(ref_pre.shape, device=device).half()
     for res in (r, r.contiguous(memory_format=torch.channels_last)):
         for act, fn in (("relu", F.relu), ("silu", F.silu)):
-            y = PF.conv2d(x, w, b, **kw, activation=act, residual=res, algo="tensor_core_wgmma", backend=backend)
+            y = PF.conv2d(x, w, b, **kw, activation=act, residual=res, algo=tile, backend=backend)
             _close(y, fn(ref_pre + r.double()), torch.float16)
     geo = ([1, 1], [1, 1], [1, 1], 1)
     x, w, b, _ = _operands(((1, 256, 5, 5), (24, 256, 3, 3), 1, 1, 1, 1), torch.float16, device)
     ref = F.conv2d(x.double(), w.double(), b.double(), 1, 1)
     rr = torch.randn(ref.shape, device=device).half().contiguous(memory_format=torch.channels_last)
     _launches(backend)
-    y = ops.conv2d_fprop_fused(x, w, b, rr, *geo, "relu", 0.0, "tensor_core_wgmma_128x128")
+    y = ops.conv2d_fprop_fused(x, w, b, rr, *geo, "relu", 0.0, tile)
     log = _launches(backend)
     _close(y, F.relu(ref + rr.double()), torch.float16)
-    assert log and all(s > 1 for _, s in log), log
-    assert torch.equal(y, ops.conv2d_fprop_fused(x, w, b, rr, *geo, "relu", 0.0, "tensor_core_wgmma_128x128"))
+    assert log and all(t == tile and s > 1 for t, s in log), log
+    assert torch.equal(y, ops.conv2d_fprop_fused(x, w, b, rr, *geo, "relu", 0.0, tile))
     x, w, _, _ = _operands(((1, 21, 5, 5), (256, 21, 3, 3), 1, 1, 1, 1), torch.float16, device)
     go = torch.randn(1, 256, 5, 5, device=device).half().contiguous(memory_format=torch.channels_last)
-    dx = ops.conv2d_dgrad(go, w, [1, 21, 5, 5], *geo, "tensor_core_wgmma_128x128")
+    dx = ops.conv2d_dgrad(go, w, [1, 21, 5, 5], *geo, tile)
     log = _launches(backend)
-    assert log and all(s > 1 for _, s in log), log
+    assert log and all(t == tile and s > 1 for t, s in log), log
     xg = x.double().requires_grad_()
     F.conv2d(xg, w.double(), None, 1, 1).backward(go.double())
     _close(dx, xg.grad, torch.float16)

@@ -2,7 +2,8 @@
 // resolve_cpu_algo, conv2d_cuda.cu: choose_cuda_algo), or the autotuner's measured choice (tuning.h, pyconv.tuning).
 // "depthwise" takes only convolutions with one input channel per group.
 // "tensor_core" chooses its tile by a heuristic; the tensor_core_BMxBN names fix the tile. "tensor_core_wgmma*" is the
-// Hopper rung (compute capability 9.0, sm_90a build), same naming. "winograd" (F(2×2, 3×3)) takes only 3×3 stride-1
+// Hopper rung (compute capability 9.0, sm_90a build), same naming; "tensor_core_wgmma_ws*" its warp-specialised
+// fprop/dgrad kernel (a producer warpgroup, mbarriers; wgrad runs the wgmma rung's tile under these names). "winograd" (F(2×2, 3×3)) takes only 3×3 stride-1
 // dilation-1 convolutions (fprop/dgrad; wgrad runs auto's rung under that name).
 // Shared by the torch glue (to validate `algo`) and by build_info() (to report what exists).
 #pragma once
@@ -30,6 +31,8 @@ inline const std::vector<std::string>& conv2d_cuda_algos() {
                                           "tensor_core_wgmma_128x128_s3",
                                           "tensor_core_wgmma_128x64",
                                           "tensor_core_wgmma_64x64",
+                                          "tensor_core_wgmma_ws",
+                                          "tensor_core_wgmma_ws_128x128",
                                           "winograd"};
   return v;
 }
@@ -49,6 +52,8 @@ inline const std::map<std::string, std::vector<std::string>>& conv2d_algo_dtypes
       {"tensor_core_wgmma_128x128_s3", {"float16", "bfloat16"}},
       {"tensor_core_wgmma_128x64", {"float16", "bfloat16"}},
       {"tensor_core_wgmma_64x64", {"float16", "bfloat16"}},
+      {"tensor_core_wgmma_ws", {"float16", "bfloat16"}},
+      {"tensor_core_wgmma_ws_128x128", {"float16", "bfloat16"}},
   };
   return m;
 }

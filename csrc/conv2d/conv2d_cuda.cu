@@ -94,6 +94,7 @@ at::Tensor nhwc_padded(const at::Tensor& t, int64_t groups, int64_t cp) {
 // 0.64 fprop / 0.50 dgrad with this rule, 0.57 / 0.47 with the rule rung 3 uses (128×256 first), 0.66 / 0.53 taking
 // the best tile of each layer.
 std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int64_t groups) {
+  if (algo == "tensor_core_wgmma_ws") return algo + "_128x128";
   if (algo != "tensor_core" && algo != "tensor_core_wgmma") return algo;
   const std::string base = algo + "_";
   const int64_t sms = sm_count();
@@ -146,6 +147,12 @@ decltype(auto) with_tile(const std::string& tile, F&& f) {
   if (tile == "tensor_core_128x64") return f(cuda::TcTile128x64{});
   return f(cuda::TcTile64x64{});
 }
+// The warp-specialised wgmma tiles (fprop/dgrad only: wgrad maps these names to the wgmma rung's own tile first).
+template <typename F>
+decltype(auto) with_ws_tile(const std::string&, F&& f) {
+  return f(cuda::TcWsTile128x128{});
+}
+bool is_ws(const std::string& tile) { return tile.rfind("tensor_core_wgmma_ws", 0) == 0; }
 template <typename F>
 decltype(auto) with_wg_tile(const std::string& tile, F&& f) {
   if (tile == "tensor_core_wgmma_128x256") return f(cuda::TcWgTile128x256{});
@@ -157,6 +164,7 @@ decltype(auto) with_wg_tile(const std::string& tile, F&& f) {
 
 template <typename T>
 TcTileShape tc_tile_shape(const std::string& tile) {
+  if (is_ws(tile)) return with_ws_tile(tile, [](auto t) { return tc_wg_tile_shape<decltype(t)>(); });
   if (is_wgmma(tile)) return with_wg_tile(tile, [](auto t) { return tc_wg_tile_shape<decltype(t)>(); });
   return with_tile(tile, [](auto t) { return tc_tile_shape<T, decltype(t)>(); });
 }
@@ -170,7 +178,7 @@ TcTileShape tc_tile_shape(const std::string& tile) {
 // The wgmma rung (not yet measured on a GPU): the same rule on its tiles, 128×128 as _s3 (two blocks per SM, the
 // fprop/dgrad finding).
 std::string tc_wgrad_tile(const std::string& algo, int64_t kg, int64_t gemm_n, int64_t groups) {
-  if (algo == "tensor_core_wgmma") {
+  if (algo == "tensor_core_wgmma" || is_ws(algo)) {  // (no warp-specialised wgrad kernel: the wgmma rung's tile)
     if (kg <= 64) return "tensor_core_wgmma_64x64";
     return gemm_n > 64 ? "tensor_core_wgmma_128x128_s3" : "tensor_core_wgmma_128x64";
   }
@@ -187,9 +195,8 @@ cudaError_t launch_wgmma_tile(const std::string& tile, const cuda::TcConvParams<
   if constexpr (std::is_same<T, float>::value) {
     TORCH_CHECK(false, "pyconv: the wgmma tensor-core kernels take float16 or bfloat16");  // resolve_algo rejects it
   } else {
-    return with_wg_tile(tile, [&](auto t) {
-      return cuda::launch_tc_wgmma_conv<T, decltype(t)>(pr, dgrad, stream);
-    });
+    auto run = [&](auto t) { return cuda::launch_tc_wgmma_conv<T, decltype(t)>(pr, dgrad, stream); };
+    return is_ws(tile) ? with_ws_tile(tile, run) : with_wg_tile(tile, run);
   }
 }
 

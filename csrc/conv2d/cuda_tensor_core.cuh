@@ -338,13 +338,16 @@ struct TcGatherLoader {
 // BM × BN accumulators, held as MI × NI mma tiles of 16×8 per warp (warp tile origin (wm0, wn0), kWarpM rows; lane
 // (gq = lane/4, t4 = lane%4) holds rows gq and gq+8, columns 2·t4 and 2·t4+1 of each), go to the split-K workspace or
 // through the staged epilogue to y. `smem` is the kernel's pipeline buffer (kSmemBytes), free once the main loop ended.
+// Every thread of the block calls it (it has block barriers); threads without accumulators (holds_acc false: the
+// producer warps of the warp-specialised kernel) only help copy the staged tile out.
 template <typename T, int BM, int BN, int NT, int MI, int NI, int kWarpM, size_t kSmemBytes>
 __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const float (&acc)[MI][NI][4], T* smem,
                                               int64_t m0, int n0, int64_t g, int64_t split, int64_t M, int wm0,
-                                              int wn0, int tid) {
+                                              int wn0, int tid, bool holds_acc = true) {
   constexpr int kVec = TcElem<T>::kVec;
   const int lane = tid % 32;
   if (pr.ws != nullptr) {
+    if (!holds_acc) return;
     // Split-K slice: the float partial sums straight from the accumulators (lane holds rows gq, gq + 8 and columns
     // 2·t4, 2·t4 + 1 of each mma tile: one 8-byte store per pair); bias and epilogue wait for the reduction.
     const int64_t ldw = pr.groups * pr.gemm_n;
@@ -392,7 +395,7 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
 #pragma unroll 1
   for (int pass = 0; pass < BM / kPassRows; ++pass) {
     const int prow0 = pass * kPassRows;  // block-tile row of the staged tile's first row
-    if (wm0 >= prow0 && wm0 < prow0 + kPassRows) {  // this warp's rows are staged in this pass
+    if (holds_acc && wm0 >= prow0 && wm0 < prow0 + kPassRows) {  // this warp's rows are staged in this pass
 #pragma unroll
       for (int j = 0; j < NI; ++j) {
         const int c = wn0 + j * 8 + 2 * t4;  // block-tile column of the pair

@@ -29,6 +29,7 @@
 #pragma once
 #include <atomic>
 
+#include "../common/mbarrier.cuh"
 #include "../common/warpgroup_mma.cuh"
 #include "cuda_tensor_core.cuh"
 
@@ -48,6 +49,8 @@ struct TcWgTile {
   static constexpr int NI = BN / 8;    // n8 column tiles of a warp's accumulators
   static constexpr int kAhead = STAGES - 1 - kInFlight;  // tiles whose copies are in flight ahead of the one computed
   static constexpr size_t kStageBytes = size_t(BM + BN) * 128;
+  static constexpr size_t kBarrierBytes = 0;  // (the warp-specialised tiles keep their mbarriers after the stages)
+  static constexpr bool kWarpSpecialized = false;
   static_assert(BM % 64 == 0 && (BN == 64 || BN == 128 || BN == 256), "wgmma m64 × n64/n128/n256 tiles");
   static_assert((kInFlight == 0 || kInFlight == 1) && kAhead >= 1, "at least one tile of copies ahead");
 };
@@ -60,7 +63,7 @@ using TcWgTile64x64 = TcWgTile<64, 64, 4, 3>;         // 128 threads, 4 × 16 Ki
 // Dynamic shared memory: the stages plus 1 KiB of slack to align them to 1024 bytes (the GPU promises 16).
 template <typename Tile>
 constexpr size_t tc_wg_smem_bytes() {
-  return Tile::STAGES * Tile::kStageBytes + 1024;
+  return Tile::STAGES * Tile::kStageBytes + Tile::kBarrierBytes + 1024;
 }
 
 // The pipelined main loop of both wgmma kernels (the pipeline above) over KT reduction tiles: load_tile(slot) issues
@@ -136,6 +139,102 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_con
 #endif
 }
 
+// ---- warp-specialised fprop/dgrad: a producer warpgroup and mbarriers instead of __syncthreads ---------------------
+// tc_wgmma_conv_kernel's warps both copy and multiply, so every tile costs a block-wide barrier: the tensor cores wait
+// while the slowest warp finishes its copies (and with nothing in flight, _s3, while all of them issue the next
+// ones). Here the roles are split (CUTLASS's "warp-specialised" mainloop, with cp.async instead of TMA because the
+// A operand is a gather):
+//   warpgroup 0 (128 threads)      the producer: rung 3's gather loader, one tile after the other into a ring of
+//                                  STAGES stages; before refilling a stage it waits on that stage's `empty` barrier,
+//                                  after issuing a tile's copies each thread arrives on the stage's `full` barrier
+//                                  through cp.async.mbarrier.arrive.noinc (the arrival fires when its copies land)
+//   warpgroups 1 .. BM/64          the consumers, 64 rows of the block tile each: wait on `full`, fence the landed
+//                                  copies into the async proxy, issue the tile's 4 wgmma, keep one group in flight
+//                                  (wait_group 1) and arrive on the previous tile's `empty`
+// No barrier couples the two sides inside the main loop, so the producer runs up to STAGES tiles ahead and the
+// consumers issue wgmma back to back whenever data is there. One block of (1 + BM/64) warpgroups per SM, ~192 KiB of
+// stages. Everyone meets again for the epilogue (tc_conv_store, whose copy-out loop then has all threads).
+template <int BM_, int BN_, int STAGES_>
+struct TcWsTile {
+  static constexpr int BM = BM_, BN = BN_, STAGES = STAGES_, kMinBlocks = 1, kInFlight = 1;
+  static constexpr int kConsumers = BM / 64, kProducerThreads = 128, kThreads = 128 * (1 + kConsumers);
+  static constexpr int kBK = 64, NI = BN / 8;
+  static constexpr size_t kStageBytes = size_t(BM + BN) * 128;
+  static constexpr size_t kBarrierBytes = 2 * STAGES * sizeof(uint64_t);  // full[STAGES], empty[STAGES]
+  static constexpr bool kWarpSpecialized = true;
+  static_assert(BM % 64 == 0 && (BN == 64 || BN == 128 || BN == 256) && STAGES >= 2, "wgmma m64 × n64/n128/n256");
+};
+// 384 threads, 6 × 32 KiB. (A 128×256 tile needs ~195 registers a consumer thread, more than the 168 that 384
+// threads may have: it spilled. It would need setmaxnreg — producers down to ~40, consumers up — and then an epilogue
+// inside the consumer branch on a named barrier, since code both roles run must fit the producers' budget.)
+using TcWsTile128x128 = TcWsTile<128, 128, 6>;
+
+template <typename T, typename Tile, bool kDgrad>
+__global__ void __launch_bounds__(Tile::kThreads, 1) tc_wgmma_ws_conv_kernel(TcConvParams<T> pr) {
+#if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
+  __trap();  // see tc_wgmma_conv_kernel
+#else
+  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, kBK = Tile::kBK;
+  constexpr size_t kStagesBytes = STAGES * Tile::kStageBytes;
+  PYCONV_WG_SMEM(smem);
+  T* sA = smem;                      // [STAGES][BM][64], 128-byte swizzled, as in tc_wgmma_conv_kernel
+  T* sB = smem + STAGES * BM * kBK;  // [STAGES][BN][64]
+  uint64_t* full = reinterpret_cast<uint64_t*>(reinterpret_cast<unsigned char*>(smem) + kStagesBytes);
+  uint64_t* empty = full + STAGES;
+
+  const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
+  const TcBlock blk = tc_block(pr, BM, BN, kBK);
+  if (tid == 0) {
+#pragma unroll 1
+    for (int s = 0; s < STAGES; ++s) {
+      mbarrier_init(&full[s], Tile::kProducerThreads);
+      mbarrier_init(&empty[s], Tile::kConsumers * 128);
+    }
+  }
+  __syncthreads();  // the barriers are initialised before any thread arrives on or waits for them
+
+  // Zeroed in each branch, not before it: zeroed before, the accumulators would be live (BN/2 registers) through the
+  // producer's loop too, next to its loader state (128×256 then spilled at the 168 registers 384 threads allow).
+  float acc[1][Tile::NI][4];
+  if (wg == 0) {
+    // Producer. Use u = kt / STAGES of stage s = kt mod STAGES is phase u of full[s]; it may start once the consumers
+    // released use u − 1 (phase u − 1 of empty[s]).
+    TcGatherLoader<T, kDgrad, Tile::kProducerThreads, BM, BN, 8> loader;
+    loader.init(pr, tid, blk.m0, blk.n0, blk.g, blk.M, blk.kt0);
+#pragma unroll 1
+    for (int kt = 0; kt < blk.KT; ++kt) {
+      const int s = kt % STAGES;
+      if (kt >= STAGES) mbarrier_wait_parity(&empty[s], (kt / STAGES - 1) & 1);
+      loader.load(pr, sA + s * BM * kBK, sB + s * BN * kBK, [](int row, int c) { return swz128(row, c, 8); });
+      cp_async_mbarrier_arrive_noinc(&full[s]);
+    }
+    tc_zero(acc);  // (never stored: holds_acc is false below)
+  } else {
+    // Consumer warpgroup c = wg − 1: rows 64c .. 64c + 63 of the block tile.
+    const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
+    const uint64_t da0 = wgmma_desc_sw128(sA_addr + uint32_t(wg - 1) * 64u * 128u), db0 = wgmma_desc_sw128(sB_addr);
+    tc_zero(acc);
+#pragma unroll 1
+    for (int kt = 0; kt < blk.KT; ++kt) {
+      const int s = kt % STAGES;
+      mbarrier_wait_parity(&full[s], (kt / STAGES) & 1);
+      fence_proxy_async_smem();  // the landed copies (generic proxy) before the tensor cores read them (async proxy)
+      const uint64_t da = da0 + uint64_t(s * BM * 128 / 16), db = db0 + uint64_t(s * BN * 128 / 16);
+      wgmma_fence();
+#pragma unroll
+      for (int ks = 0; ks < kBK / 16; ++ks) wgmma_m64k16<T, BN>(acc[0], da + 2 * ks, db + 2 * ks);
+      wgmma_commit();
+      wgmma_wait<1>();  // tile kt − 1's group is complete: its stage may be refilled
+      if (kt > 0) mbarrier_arrive(&empty[(kt - 1) % STAGES]);
+    }
+    wgmma_wait<0>();
+  }
+  // Producers hold no accumulators (wm0 unused for them); everyone takes part in the copy-out.
+  tc_conv_store<T, BM, BN, Tile::kThreads, 1, Tile::NI, 16, kStagesBytes>(
+      pr, acc, smem, blk.m0, blk.n0, blk.g, blk.split, blk.M, (wg - 1) * 64 + (warp % 4) * 16, 0, tid, wg != 0);
+#endif
+}
+
 // Element offset of chunk `chunk` (8 elements) of reduction row `row` in an MN-major stage tile: 64-element blocks
 // along M (or N) of 64 rows × 128 bytes (8 KiB: the descriptor's LBO), the chunk at position (chunk mod 8) ^ (row
 // mod 8) of its 128-byte row (the hardware's 128-byte swizzle; the cp.async writes of a warp's 8 rows at one chunk
@@ -201,9 +300,15 @@ cudaError_t tc_wg_opt_in(size_t bytes) {
 template <typename T, typename Tile, bool kDgrad>
 cudaError_t launch_tc_wgmma_kernel(const TcConvParams<T>& pr, dim3 grid, cudaStream_t stream) {
   constexpr size_t smem = tc_wg_smem_bytes<Tile>();
-  const cudaError_t e = tc_wg_opt_in<tc_wgmma_conv_kernel<T, Tile, kDgrad>>(smem);
-  if (e != cudaSuccess) return e;
-  return launch(tc_wgmma_conv_kernel<T, Tile, kDgrad>, grid, dim3(Tile::kThreads), smem, stream, pr);
+  if constexpr (Tile::kWarpSpecialized) {
+    const cudaError_t e = tc_wg_opt_in<tc_wgmma_ws_conv_kernel<T, Tile, kDgrad>>(smem);
+    if (e != cudaSuccess) return e;
+    return launch(tc_wgmma_ws_conv_kernel<T, Tile, kDgrad>, grid, dim3(Tile::kThreads), smem, stream, pr);
+  } else {
+    const cudaError_t e = tc_wg_opt_in<tc_wgmma_conv_kernel<T, Tile, kDgrad>>(smem);
+    if (e != cudaSuccess) return e;
+    return launch(tc_wgmma_conv_kernel<T, Tile, kDgrad>, grid, dim3(Tile::kThreads), smem, stream, pr);
+  }
 }
 
 template <typename T, typename Tile>

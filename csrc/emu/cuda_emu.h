@@ -239,7 +239,7 @@ inline void switch_context(Context& from, Context& to) {
 #endif
 }
 
-enum class State : uint8_t { runnable, barrier, warp, done };
+enum class State : uint8_t { runnable, barrier, warp, mbar, done };
 enum class BarrierKind : uint8_t { sync, count, all, any };
 
 struct Fiber {
@@ -287,6 +287,9 @@ struct Fiber {
   };
   std::vector<Wgmma> wg_pending;
   int wg_committed = 0;
+  // The mbarrier this thread waits on (State::mbar) and the parity of the phase it waits to see completed.
+  const uint64_t* mbar = nullptr;
+  int mbar_parity = 0;
 #ifdef PYCONV_EMU_ASAN
   void* fake_stack = nullptr;
 #endif
@@ -328,6 +331,16 @@ struct Block {
     int line;
   };
   std::vector<WgRange> wg_ranges;
+  // cp.async.mbarrier.arrive.noinc: a thread's copies issued so far and the arrival on `bar` they trigger once landed.
+  // Held here until nothing else in the block can run (run_block), so they land as late as a GPU may let them: a
+  // consumer that reads a stage before its mbarrier says the copies are in reads stale data here too.
+  struct AsyncArrive {
+    std::vector<Fiber::CpAsync> copies;
+    uint64_t* bar;
+    const char* file;
+    int line;
+  };
+  std::vector<AsyncArrive> async_arrivals;
   std::vector<std::vector<WarpGroup>> warps;
   std::vector<unsigned> warp_exited;  // per warp: lanes that have returned
   std::mt19937_64 rng;
@@ -680,6 +693,96 @@ inline void abort_block(Block& b) {
   b.aborting = false;
 }
 
+// ---- mbarrier (shared-memory arrive/wait barriers, csrc/common/mbarrier.cuh) ------------------------------------
+// The 8 bytes of an mbarrier hold the emulator's own encoding (the hardware's is opaque): a marker that says
+// mbarrier.init ran (shared memory starts as 0xff bytes, so a barrier used before its init is caught), the phase
+// parity (bit 63), the arrivals still expected in the current phase (bits 22-41) and the count per phase (bits 0-21).
+constexpr uint64_t kMbarMagic = uint64_t(0x1B3F) << 44, kMbarMagicMask = uint64_t(0xFFFF) << 44;
+inline bool mbar_valid(uint64_t w) { return (w & kMbarMagicMask) == kMbarMagic; }
+inline uint32_t mbar_count(uint64_t w) { return uint32_t(w & 0x3FFFFF); }
+inline uint32_t mbar_pending(uint64_t w) { return uint32_t((w >> 22) & 0xFFFFF); }
+inline int mbar_phase(uint64_t w) { return int(w >> 63); }
+inline uint64_t mbar_word(uint32_t count, uint32_t pending, int phase) {
+  return kMbarMagic | (uint64_t(phase & 1) << 63) | (uint64_t(pending) << 22) | count;
+}
+// Whether the phase of parity `parity` has completed (mbarrier.try_wait.parity): the current phase has the other
+// parity. (A waiter that falls a whole phase behind would be wrong on a GPU too: it cannot tell the phases apart.)
+inline bool mbar_done(uint64_t w, int parity) { return mbar_phase(w) != (parity & 1); }
+
+// One arrival; the last one of a phase completes it (parity flips, the count re-arms). Returns "" or the error.
+inline std::string mbar_arrive_on(uint64_t* bar) {
+  IgnoreScope ig;  // the barrier word is the emulator's bookkeeping (its happens-before edges are explicit)
+  const uint64_t w = *bar;
+  if (!mbar_valid(w)) return "arrive on an mbarrier that mbarrier.init has not initialised";
+  const uint32_t pending = mbar_pending(w);
+  if (pending == 0) return "arrive on an mbarrier whose phase has no arrival left (more arrivals than its count)";
+  *bar = pending == 1 ? mbar_word(mbar_count(w), mbar_count(w), mbar_phase(w) ^ 1)
+                      : mbar_word(mbar_count(w), pending - 1, mbar_phase(w));
+  return "";
+}
+
+inline bool wake_mbar_waiters(Block& b) {
+  bool woke = false;
+  IgnoreScope ig;
+  for (Fiber& f : *b.fibers)
+    if (f.state == State::mbar && mbar_done(*f.mbar, f.mbar_parity)) {
+      f.state = State::runnable;
+      woke = true;
+    }
+  return woke;
+}
+
+// Lands every tracked cp.async (in issue order) and performs the arrivals they trigger. A copy into shared memory
+// that an issued, not yet waited-for wgmma reads is an error: that wgmma was issued before the mbarrier said its
+// operands were in (on a GPU it may read the old or the new data).
+inline bool land_async_arrivals(Block& b) {
+  std::vector<Block::AsyncArrive> arrivals;
+  arrivals.swap(b.async_arrivals);
+  for (const Block::AsyncArrive& a : arrivals) {
+    for (const Fiber::CpAsync& c : a.copies) {
+      const unsigned char* d = static_cast<const unsigned char*>(c.dst);
+      if (d >= b.dyn_smem && d < b.dyn_smem + b.launch->smem) {
+        const uint32_t addr = kSmemWindowBase + uint32_t(d - b.dyn_smem);
+        for (const Block::WgRange& r : b.wg_ranges)
+          if (addr < r.hi && addr + uint32_t(c.bytes) > r.lo) {
+            b.failed = true;
+            b.error = "a cp.async tracked by the mbarrier arrive at " + where(a.file, a.line) +
+                      " lands in shared memory (window bytes " + std::to_string(r.lo) + ".." + std::to_string(r.hi) +
+                      ") that a wgmma issued at " + where(r.file, r.line) + " still reads in block " + fmt_idx(b.idx) +
+                      ": wait on the mbarrier before issuing the wgmma";
+            return false;
+          }
+      }
+      if (c.src_bytes > 0) std::memcpy(c.dst, c.src, size_t(c.src_bytes));
+      if (c.src_bytes < c.bytes) std::memset(static_cast<char*>(c.dst) + c.src_bytes, 0, size_t(c.bytes - c.src_bytes));
+    }
+    tsan_release(a.bar);  // the landed data happen before whatever the waiter on this barrier does next
+    const std::string err = mbar_arrive_on(a.bar);
+    if (!err.empty()) {
+      b.failed = true;
+      b.error = "cp.async.mbarrier.arrive at " + where(a.file, a.line) + " in block " + fmt_idx(b.idx) + ": " + err;
+      return false;
+    }
+  }
+  return true;
+}
+
+// Threads wait on mbarriers that nothing left in the block can complete: a hang on a GPU.
+inline bool mbar_deadlock_check(Block& b) {
+  int n = 0;
+  const Fiber* first = nullptr;
+  for (const Fiber& f : *b.fibers)
+    if (f.state == State::mbar) {
+      ++n;
+      if (!first) first = &f;
+    }
+  if (n == 0) return true;
+  b.error = "deadlock in block " + fmt_idx(b.idx) + ": " + std::to_string(n) + " thread(s) (first: thread " +
+            fmt_idx(first->tid) + ") wait on an mbarrier at " + where(first->file, first->line) +
+            " (phase parity " + std::to_string(first->mbar_parity) + ") whose phase no remaining arrival completes";
+  return false;
+}
+
 // Runs one block to completion (or to its first error). `order` permutes the resume order of fibers each sweep.
 inline void run_block(Block& b) {
   std::vector<Fiber>& fs = *b.fibers;
@@ -695,6 +798,7 @@ inline void run_block(Block& b) {
     f.cp_committed = 0;
     f.wg_pending.clear();
     f.wg_committed = 0;
+    f.mbar = nullptr;
 #ifdef PYCONV_EMU_ASAN
     __asan_unpoison_memory_region(f.stack, f.stack_size);  // an abandoned fiber may have left poisoned frames
 #endif
@@ -702,6 +806,7 @@ inline void run_block(Block& b) {
   }
   b.alive = b.nthreads;
   b.wg_ranges.clear();
+  b.async_arrivals.clear();
   b.failed = false;
   b.error.clear();
   for (auto& w : b.warps) w.clear();
@@ -725,6 +830,17 @@ inline void run_block(Block& b) {
       bool any_runnable = false;
       for (const Fiber& f : fs) any_runnable |= f.state == State::runnable;
       if (any_runnable) continue;  // released by a warp collective during this sweep
+    }
+    // Nothing can run: threads whose mbarrier phase has completed go on; else the copies tracked by
+    // cp.async.mbarrier.arrive land now (as late as possible) and their arrivals count; else it is a barrier.
+    if (wake_mbar_waiters(b)) continue;
+    if (!b.async_arrivals.empty()) {
+      if (!land_async_arrivals(b)) return abort_block(b);
+      if (wake_mbar_waiters(b)) continue;
+    }
+    if (!mbar_deadlock_check(b)) {
+      b.failed = true;
+      return abort_block(b);
     }
     if (!resolve_barrier(b)) {
       b.failed = true;
@@ -1394,6 +1510,67 @@ inline void wgmma_wait(int n) {
     }
   }
   f.wg_pending.resize(keep);
+}
+
+// ---- mbarrier operations (csrc/common/mbarrier.cuh) ---------------------------------------------------------------
+
+inline uint64_t* mbar_checked(void* bar, const char* op, const char* file, int line) {
+  const unsigned char* c = static_cast<const unsigned char*>(bar);
+  Block& b = block();
+  if (c < b.dyn_smem || c + 8 > b.dyn_smem + b.launch->smem || (kSmemWindowBase + (c - b.dyn_smem)) % 8 != 0)
+    fail(std::string(op) + " at " + where(file, line) + " (" + thread_desc(fiber()) +
+         "): the mbarrier must be 8-byte aligned in the block's dynamic shared memory");
+  return static_cast<uint64_t*>(bar);
+}
+
+// mbarrier.init: `count` arrivals complete each phase; the barrier starts in phase 0.
+inline void mbarrier_init(void* bar, int count, const char* file, int line) {
+  uint64_t* w = mbar_checked(bar, "mbarrier.init", file, line);
+  if (count < 1 || count > (1 << 20) - 1)
+    fail(std::string("mbarrier.init at ") + where(file, line) + ": count " + std::to_string(count) + " out of range");
+  IgnoreScope ig;
+  *w = mbar_word(uint32_t(count), uint32_t(count), 0);
+}
+
+// mbarrier.arrive (release: this thread's earlier writes are visible to whoever sees the phase complete).
+inline void mbarrier_arrive(void* bar, const char* file, int line) {
+  uint64_t* w = mbar_checked(bar, "mbarrier.arrive", file, line);
+  tsan_release(w);
+  const std::string err = mbar_arrive_on(w);
+  if (!err.empty()) fail("mbarrier.arrive at " + where(file, line) + " (" + thread_desc(fiber()) + "): " + err);
+}
+
+// cp.async.mbarrier.arrive.noinc: one arrival on `bar` once every cp.async this thread issued so far has landed
+// (.noinc: the barrier's count includes these arrivals). The copies leave the thread's cp.async groups.
+inline void cp_async_mbarrier_arrive_noinc(void* bar, const char* file, int line) {
+  uint64_t* w = mbar_checked(bar, "cp.async.mbarrier.arrive", file, line);
+  Fiber& f = fiber();
+  IgnoreScope ig;
+  block().async_arrivals.push_back(Block::AsyncArrive{std::move(f.cp_pending), w, file, line});
+  f.cp_pending.clear();
+}
+
+// mbarrier.try_wait.parity in a loop: returns once the phase of parity `parity` has completed (acquire).
+inline void mbarrier_wait_parity(void* bar, int parity, const char* file, int line) {
+  uint64_t* w = mbar_checked(bar, "mbarrier.try_wait", file, line);
+  Fiber& f = fiber();
+  while (true) {
+    {
+      IgnoreScope ig;
+      if (!mbar_valid(*w))
+        fail(std::string("mbarrier.try_wait at ") + where(file, line) + " (" + thread_desc(f) +
+             "): the mbarrier has not been initialised (mbarrier.init, then a barrier, before any wait)");
+      if (mbar_done(*w, parity)) break;
+      f.state = State::mbar;
+      f.mbar = w;
+      f.mbar_parity = parity;
+      f.what = "mbarrier.try_wait";
+      f.file = file;
+      f.line = line;
+    }
+    yield_to_scheduler();
+  }
+  tsan_acquire(w);
 }
 
 // ---- atomics: real atomics, since blocks run on several OS threads -----------------------------------------------

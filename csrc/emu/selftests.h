@@ -3,11 +3,13 @@
 //   feature        must run and give the right answer (warp shuffles with mask and width, votes, block votes,
 //                  atomics across blocks and OS threads, dynamic shared memory, a warp-shuffle reduction, mma.sync f16/bf16/tf32,
 //                  cp.async with zero fill, ldmatrix.x4 plain and transposed, Hopper's wgmma on 128-byte-swizzled
-//                  shared memory — on a GPU only where the device is compute capability 9.0);
+//                  shared memory and an mbarrier producer/consumer ring — on a GPU only where the device is compute
+//                  capability 9.0);
 //   emulator_bug   a seeded bug the emulator itself must report (early return before a barrier, divergent barriers,
 //                  full-mask shuffle in a partial warp, shuffle with an exited lane, divergent warp collectives, a
 //                  shuffle whose lanes wait at a barrier instead, launch configurations CUDA rejects, a cp.async
-//                  over a stage a pending wgmma still reads);
+//                  over a stage a pending wgmma still reads, an mbarrier phase that never completes, a wgmma issued
+//                  before the mbarrier said its operands had landed);
 //   sanitizer_bug  a seeded bug only a sanitizer sees (missing __syncthreads → TSan, global out-of-bounds read → ASan,
 //                  shared-memory index overflow → UBSan); run by tests/emu_harness under that sanitizer.
 // Used by the Python extension (pyconv._C_emu.selftest) and the standalone sanitizer harness. No torch header.
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "../common/cuda_common.cuh"
+#include "../common/mbarrier.cuh"
 #include "../common/warp_mma.cuh"
 #include "../common/warpgroup_mma.cuh"
 
@@ -245,7 +248,80 @@ __global__ void wgmma_mn_kernel(const __half* A, const __half* B, float* D) {
   wgmma_selftest_product<true>(sA, sB, D);
 }
 
+// An mbarrier ring as the warp-specialised conv kernel runs it (cuda_tensor_core_sm90.cuh): 256 threads; warpgroup 0
+// copies kRingTiles tiles of 128 16-byte chunks (4 floats; chunk t by producer thread t) into a ring of 3 stages
+// with cp.async, each thread arriving on the stage's `full` barrier by cp.async.mbarrier.arrive.noinc (count 128),
+// from the second lap on after waiting for the stage's `empty` barrier; warpgroup 1 waits on `full`, reads chunk
+// 127 − t of the stage (another thread's copy), accumulates it weighted by the tile number (so a stale or early
+// stage changes the sum) and arrives on `empty` (count 128). out[4t + e] = Σ_tile (tile + 1)·in[tile][127 − t][e].
+constexpr int kRingTiles = 10, kRingStages = 3;
+__global__ void mbarrier_ring_kernel(const float* in, float* out) {
+  PYCONV_EXTERN_SHARED(unsigned char, raw);
+  float* ring = reinterpret_cast<float*>(raw);  // [kRingStages][128 chunks][4]
+  uint64_t* full = reinterpret_cast<uint64_t*>(raw + kRingStages * 128 * 16);
+  uint64_t* empty = full + kRingStages;
+  const int tid = threadIdx.x, t = tid % 128;
+  if (tid == 0)
+    for (int s = 0; s < kRingStages; ++s) {
+      mbarrier_init(&full[s], 128);
+      mbarrier_init(&empty[s], 128);
+    }
+  __syncthreads();
+  if (tid < 128) {
+    for (int k = 0; k < kRingTiles; ++k) {
+      const int s = k % kRingStages;
+      if (k >= kRingStages) mbarrier_wait_parity(&empty[s], (k / kRingStages - 1) & 1);
+      cp_async_16(ring + (s * 128 + t) * 4, in + (k * 128 + t) * 4, true);
+      cp_async_mbarrier_arrive_noinc(&full[s]);
+    }
+  } else {
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int k = 0; k < kRingTiles; ++k) {
+      const int s = k % kRingStages;
+      mbarrier_wait_parity(&full[s], (k / kRingStages) & 1);
+      for (int e = 0; e < 4; ++e) acc[e] += float(k + 1) * ring[(s * 128 + 127 - t) * 4 + e];
+      mbarrier_arrive(&empty[s]);
+    }
+    for (int e = 0; e < 4; ++e) out[t * 4 + e] = acc[e];
+  }
+}
+
 // ---- seeded bugs the emulator must report ----------------------------------------------------------------------
+
+// An mbarrier whose phase needs 65 arrivals, and 64 threads that arrive and wait: a hang on a GPU.
+__global__ void mbarrier_deadlock_kernel(float* out) {
+  PYCONV_EXTERN_SHARED(unsigned char, raw);
+  uint64_t* bar = reinterpret_cast<uint64_t*>(raw);
+  if (threadIdx.x == 0) mbarrier_init(bar, 65);  // BUG: one more than the block has threads
+  __syncthreads();
+  mbarrier_arrive(bar);
+  mbarrier_wait_parity(bar, 0);
+  out[threadIdx.x] = 1.0f;
+}
+
+// A consumer warpgroup that issues its wgmma on a stage before waiting on the stage's `full` barrier: the copies the
+// barrier tracks may land under the running wgmma.
+__global__ void mbarrier_wgmma_early_kernel(const __half* A, float* D) {
+  PYCONV_EXTERN_SHARED(unsigned char, raw);
+  __half* sA = wgmma_selftest_smem(raw);  // one 64 × 64 tile (8 KiB), A = B; the barrier after it
+  uint64_t* full = reinterpret_cast<uint64_t*>(sA + 64 * 64);
+  const int tid = threadIdx.x;
+  if (tid == 0) mbarrier_init(full, 128);
+  __syncthreads();
+  if (tid < 128) {
+    for (int c = tid; c < 64 * 8; c += 128) cp_async_16(sA + c * 8, A + c * 8, true);
+    cp_async_mbarrier_arrive_noinc(full);
+  } else {
+    float acc[8][4] = {};
+    const uint64_t d = wgmma_desc_sw128(smem_window_addr(sA));
+    wgmma_fence();
+    wgmma_m64k16<__half, 64>(acc, d, d);  // BUG: before the wait below
+    wgmma_commit();
+    mbarrier_wait_parity(full, 0);
+    wgmma_wait<0>();
+    D[tid - 128] = acc[0][0];
+  }
+}
 
 __global__ void wgmma_stage_reuse_kernel(const __half* A, float* D) {
   PYCONV_EXTERN_SHARED(unsigned char, raw);
@@ -642,6 +718,33 @@ inline std::string test_wgmma() { return run_wgmma_test("wgmma", wgmma_kernel, f
 // The MN-major (transposed) operand layout of wgrad's wgmma kernel.
 inline std::string test_wgmma_mn() { return run_wgmma_test("wgmma_mn", wgmma_mn_kernel, true); }
 
+inline std::string test_mbarrier_ring() {
+#ifndef PYCONV_EMULATION
+  int dev = 0, major = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  if (major < 9) return "mbarrier.try_wait needs a compute capability 9.0 GPU";
+#endif
+  Buf<float> in(kRingTiles * 128 * 4), out(128 * 4, -1.0f);
+  for (size_t i = 0; i < in.host.size(); ++i) in.host[i] = float(int(i * 7 % 19) - 9);
+#ifndef PYCONV_EMULATION
+  cudaMemcpy(in.dev, in.host.data(), in.host.size() * sizeof(float), cudaMemcpyHostToDevice);
+#endif
+  const size_t smem = kRingStages * 128 * 16 + 2 * kRingStages * sizeof(uint64_t);
+  std::string e = launch_error(launch(mbarrier_ring_kernel, dim3(2), dim3(256), smem, nullptr, in.dev, out.dev));
+  if (!e.empty()) return e;
+  const std::vector<float>& o = out.get();
+  for (int t = 0; t < 128; ++t)
+    for (int k = 0; k < 4; ++k) {
+      double ref = 0;
+      for (int tile = 0; tile < kRingTiles; ++tile) ref += (tile + 1) * double(in.host[(tile * 128 + 127 - t) * 4 + k]);
+      PYCONV_SELFTEST_CHECK(o[t * 4 + k] == float(ref), "mbarrier_ring: out[" + std::to_string(t * 4 + k) +
+                                                            "] expected " + std::to_string(ref) + ", got " +
+                                                            std::to_string(o[t * 4 + k]));
+    }
+  return "";
+}
+
 // Seeded bugs: return the launch's error text ("" if the launch — wrongly — succeeded).
 inline std::string bug_early_return() {
   Buf<float> out(64);
@@ -681,6 +784,16 @@ inline std::string bug_wgmma_stage_reuse() {
   return launch_error(launch(wgmma_stage_reuse_kernel, dim3(1), dim3(128), 64 * 64 * sizeof(__half) + 1024, nullptr,
                              A.dev, D.dev));
 }
+inline std::string bug_mbarrier_deadlock() {
+  Buf<float> out(64);
+  return launch_error(launch(mbarrier_deadlock_kernel, dim3(1), dim3(64), 8, nullptr, out.dev));
+}
+inline std::string bug_mbarrier_wgmma_early() {
+  Buf<__half> A(64 * 64, __float2half(1.0f));
+  Buf<float> D(128);
+  return launch_error(launch(mbarrier_wgmma_early_kernel, dim3(1), dim3(256), 64 * 64 * sizeof(__half) + 1024 + 8,
+                             nullptr, A.dev, D.dev));
+}
 inline std::string bug_missing_syncthreads() {
   Buf<float> in(64, 1.0f), out(64);
   return launch_error(launch(missing_syncthreads_kernel, dim3(1), dim3(64), 0, nullptr, in.dev, out.dev));
@@ -719,6 +832,7 @@ inline const std::vector<SelfTest>& selftests() {
       {"ldmatrix_cp_async", "feature", "", test_ldmatrix},
       {"wgmma", "feature", "", test_wgmma},
       {"wgmma_mn", "feature", "", test_wgmma_mn},
+      {"mbarrier_ring", "feature", "", test_mbarrier_ring},
       {"early_return", "emulator_bug", "returned while", bug_early_return},
       {"divergent_barrier", "emulator_bug", "but thread", bug_divergent_barrier},
       {"full_mask_partial_warp", "emulator_bug", "names lanes that do not exist", bug_full_mask_partial_warp},
@@ -727,6 +841,8 @@ inline const std::vector<SelfTest>& selftests() {
       {"shfl_vs_barrier", "emulator_bug", "deadlock", bug_shfl_vs_barrier},
       {"bad_launch_config", "emulator_bug", "invalid block dimensions", bug_bad_launch_config},
       {"wgmma_stage_reuse", "emulator_bug", "that a wgmma issued at", bug_wgmma_stage_reuse},
+      {"mbarrier_deadlock", "emulator_bug", "wait on an mbarrier", bug_mbarrier_deadlock},
+      {"mbarrier_wgmma_early", "emulator_bug", "that a wgmma issued at", bug_mbarrier_wgmma_early},
       {"missing_syncthreads", "sanitizer_bug", "ThreadSanitizer: data race", bug_missing_syncthreads},
       {"global_oob", "sanitizer_bug", "AddressSanitizer: heap-buffer-overflow", bug_global_oob},
       {"smem_overflow", "sanitizer_bug", "index 64 out of bounds", bug_smem_overflow},
