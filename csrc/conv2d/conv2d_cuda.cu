@@ -147,7 +147,7 @@ decltype(auto) with_tile(const std::string& tile, F&& f) {
   if (tile == "tensor_core_128x64") return f(cuda::TcTile128x64{});
   return f(cuda::TcTile64x64{});
 }
-// The warp-specialised wgmma tiles (fprop/dgrad only: wgrad maps these names to the wgmma rung's own tile first).
+// The warp-specialised wgmma tiles (fprop, dgrad and wgrad).
 template <typename F>
 decltype(auto) with_ws_tile(const std::string&, F&& f) {
   return f(cuda::TcWsTile128x128{});
@@ -178,7 +178,8 @@ TcTileShape tc_tile_shape(const std::string& tile) {
 // The wgmma rung (not yet measured on a GPU): the same rule on its tiles, 128×128 as _s3 (two blocks per SM, the
 // fprop/dgrad finding).
 std::string tc_wgrad_tile(const std::string& algo, int64_t kg, int64_t gemm_n, int64_t groups) {
-  if (algo == "tensor_core_wgmma" || is_ws(algo)) {  // (no warp-specialised wgrad kernel: the wgmma rung's tile)
+  if (algo == "tensor_core_wgmma_ws") return "tensor_core_wgmma_ws_128x128";
+  if (algo == "tensor_core_wgmma") {
     if (kg <= 64) return "tensor_core_wgmma_64x64";
     return gemm_n > 64 ? "tensor_core_wgmma_128x128_s3" : "tensor_core_wgmma_128x64";
   }
@@ -417,10 +418,12 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   record_tc_launch(tile, splits);
   if (wgmma) {
     if constexpr (!std::is_same<T, float>::value)  // (float32 wgrad never gets here: it runs the SIMT implicit GEMM)
-      check_launch(with_wg_tile(tile, [&](auto t) {
-                     return cuda::launch_tc_wgmma_wgrad<T, decltype(t)>(pr, dwp, strides4(dw), current_stream());
-                   }),
-                   "conv2d_wgrad tensor_core_wgmma");
+      {
+        auto run = [&](auto t) {
+          return cuda::launch_tc_wgmma_wgrad<T, decltype(t)>(pr, dwp, strides4(dw), current_stream());
+        };
+        check_launch(is_ws(tile) ? with_ws_tile(tile, run) : with_wg_tile(tile, run), "conv2d_wgrad tensor_core_wgmma");
+      }
     return;
   }
   check_launch(with_tile(tile, [&](auto t) {

@@ -139,7 +139,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_con
 #endif
 }
 
-// ---- warp-specialised fprop/dgrad: a producer warpgroup and mbarriers instead of __syncthreads ---------------------
+// ---- warp-specialised kernels: a producer warpgroup and mbarriers instead of __syncthreads -------------------------
 // tc_wgmma_conv_kernel's warps both copy and multiply, so every tile costs a block-wide barrier: the tensor cores wait
 // while the slowest warp finishes its copies (and with nothing in flight, _s3, while all of them issue the next
 // ones). Here the roles are split (CUTLASS's "warp-specialised" mainloop, with cp.async instead of TMA because the
@@ -169,68 +169,102 @@ struct TcWsTile {
 // inside the consumer branch on a named barrier, since code both roles run must fit the producers' budget.)
 using TcWsTile128x128 = TcWsTile<128, 128, 6>;
 
+// The pieces both warp-specialised kernels (fprop/dgrad below, wgrad after the MN-major helpers) share.
+// The ring's barriers, after the stages in dynamic shared memory: full[STAGES], then empty[STAGES].
+template <typename Tile>
+__device__ __forceinline__ uint64_t* tc_ws_barriers(unsigned char* stages) {
+  return reinterpret_cast<uint64_t*>(stages + Tile::STAGES * Tile::kStageBytes);
+}
+
+// Thread 0 initialises the ring's barriers; the caller's __syncthreads publishes them.
+template <typename Tile>
+__device__ __forceinline__ void tc_ws_init(uint64_t* full, uint64_t* empty) {
+  if (threadIdx.x == 0) {
+#pragma unroll 1
+    for (int s = 0; s < Tile::STAGES; ++s) {
+      mbarrier_init(&full[s], Tile::kProducerThreads);
+      mbarrier_init(&empty[s], Tile::kConsumers * 128);
+    }
+  }
+}
+
+// The producer's loop: load_tile(slot) issues this thread's copies of the next reduction tile into stage `slot`.
+// Use u = kt / STAGES of stage s = kt mod STAGES is phase u of full[s]; it may start once the consumers released
+// use u − 1 (phase u − 1 of empty[s]).
+template <typename Tile, typename Load>
+__device__ __forceinline__ void tc_ws_produce(Load&& load_tile, int KT, uint64_t* full, uint64_t* empty) {
+  constexpr int STAGES = Tile::STAGES;
+#pragma unroll 1
+  for (int kt = 0; kt < KT; ++kt) {
+    const int s = kt % STAGES;
+    if (kt >= STAGES) mbarrier_wait_parity(&empty[s], (kt / STAGES - 1) & 1);
+    load_tile(s);
+    cp_async_mbarrier_arrive_noinc(&full[s]);
+  }
+}
+
+// A consumer warpgroup's loop over KT tiles: da0 / db0 describe stage 0 of its 64 rows of A and of all of B (stage s
+// is s · BM · 128 and s · BN · 128 bytes further, as in tc_wg_mainloop); kMN: MN-major operands (k16 steps 2048
+// bytes apart instead of 32). Ends with every wgmma complete.
+template <typename T, typename Tile, bool kMN>
+__device__ __forceinline__ void tc_ws_consume(float (&acc)[1][Tile::NI][4], int KT, uint64_t* full, uint64_t* empty,
+                                              uint64_t da0, uint64_t db0) {
+  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES;
+  constexpr uint64_t kStep = kMN ? 2048 / 16 : 32 / 16;
+  tc_zero(acc);
+#pragma unroll 1
+  for (int kt = 0; kt < KT; ++kt) {
+    const int s = kt % STAGES;
+    mbarrier_wait_parity(&full[s], (kt / STAGES) & 1);
+    fence_proxy_async_smem();  // the landed copies (generic proxy) before the tensor cores read them (async proxy)
+    const uint64_t da = da0 + uint64_t(s * BM * 128 / 16), db = db0 + uint64_t(s * BN * 128 / 16);
+    wgmma_fence();
+#pragma unroll
+    for (int ks = 0; ks < Tile::kBK / 16; ++ks) wgmma_m64k16<T, BN, kMN>(acc[0], da + kStep * ks, db + kStep * ks);
+    wgmma_commit();
+    wgmma_wait<1>();  // tile kt − 1's group is complete: its stage may be refilled
+    if (kt > 0) mbarrier_arrive(&empty[(kt - 1) % STAGES]);
+  }
+  wgmma_wait<0>();
+}
+
 template <typename T, typename Tile, bool kDgrad>
 __global__ void __launch_bounds__(Tile::kThreads, 1) tc_wgmma_ws_conv_kernel(TcConvParams<T> pr) {
 #if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
   __trap();  // see tc_wgmma_conv_kernel
 #else
   constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, kBK = Tile::kBK;
-  constexpr size_t kStagesBytes = STAGES * Tile::kStageBytes;
   PYCONV_WG_SMEM(smem);
   T* sA = smem;                      // [STAGES][BM][64], 128-byte swizzled, as in tc_wgmma_conv_kernel
   T* sB = smem + STAGES * BM * kBK;  // [STAGES][BN][64]
-  uint64_t* full = reinterpret_cast<uint64_t*>(reinterpret_cast<unsigned char*>(smem) + kStagesBytes);
+  uint64_t* full = tc_ws_barriers<Tile>(reinterpret_cast<unsigned char*>(smem));
   uint64_t* empty = full + STAGES;
 
   const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
   const TcBlock blk = tc_block(pr, BM, BN, kBK);
-  if (tid == 0) {
-#pragma unroll 1
-    for (int s = 0; s < STAGES; ++s) {
-      mbarrier_init(&full[s], Tile::kProducerThreads);
-      mbarrier_init(&empty[s], Tile::kConsumers * 128);
-    }
-  }
+  tc_ws_init<Tile>(full, empty);
   __syncthreads();  // the barriers are initialised before any thread arrives on or waits for them
 
   // Zeroed in each branch, not before it: zeroed before, the accumulators would be live (BN/2 registers) through the
-  // producer's loop too, next to its loader state (128×256 then spilled at the 168 registers 384 threads allow).
+  // producer's loop too, next to its loader state (a 128×256 tile then spilled at the 168 registers 384 threads
+  // allow).
   float acc[1][Tile::NI][4];
   if (wg == 0) {
-    // Producer. Use u = kt / STAGES of stage s = kt mod STAGES is phase u of full[s]; it may start once the consumers
-    // released use u − 1 (phase u − 1 of empty[s]).
     TcGatherLoader<T, kDgrad, Tile::kProducerThreads, BM, BN, 8> loader;
     loader.init(pr, tid, blk.m0, blk.n0, blk.g, blk.M, blk.kt0);
-#pragma unroll 1
-    for (int kt = 0; kt < blk.KT; ++kt) {
-      const int s = kt % STAGES;
-      if (kt >= STAGES) mbarrier_wait_parity(&empty[s], (kt / STAGES - 1) & 1);
-      loader.load(pr, sA + s * BM * kBK, sB + s * BN * kBK, [](int row, int c) { return swz128(row, c, 8); });
-      cp_async_mbarrier_arrive_noinc(&full[s]);
-    }
+    tc_ws_produce<Tile>([&](int slot) {
+      loader.load(pr, sA + slot * BM * kBK, sB + slot * BN * kBK, [](int row, int c) { return swz128(row, c, 8); });
+    }, blk.KT, full, empty);
     tc_zero(acc);  // (never stored: holds_acc is false below)
   } else {
     // Consumer warpgroup c = wg − 1: rows 64c .. 64c + 63 of the block tile.
     const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
-    const uint64_t da0 = wgmma_desc_sw128(sA_addr + uint32_t(wg - 1) * 64u * 128u), db0 = wgmma_desc_sw128(sB_addr);
-    tc_zero(acc);
-#pragma unroll 1
-    for (int kt = 0; kt < blk.KT; ++kt) {
-      const int s = kt % STAGES;
-      mbarrier_wait_parity(&full[s], (kt / STAGES) & 1);
-      fence_proxy_async_smem();  // the landed copies (generic proxy) before the tensor cores read them (async proxy)
-      const uint64_t da = da0 + uint64_t(s * BM * 128 / 16), db = db0 + uint64_t(s * BN * 128 / 16);
-      wgmma_fence();
-#pragma unroll
-      for (int ks = 0; ks < kBK / 16; ++ks) wgmma_m64k16<T, BN>(acc[0], da + 2 * ks, db + 2 * ks);
-      wgmma_commit();
-      wgmma_wait<1>();  // tile kt − 1's group is complete: its stage may be refilled
-      if (kt > 0) mbarrier_arrive(&empty[(kt - 1) % STAGES]);
-    }
-    wgmma_wait<0>();
+    tc_ws_consume<T, Tile, false>(acc, blk.KT, full, empty,
+                                  wgmma_desc_sw128(sA_addr + uint32_t(wg - 1) * 64u * 128u),
+                                  wgmma_desc_sw128(sB_addr));
   }
   // Producers hold no accumulators (wm0 unused for them); everyone takes part in the copy-out.
-  tc_conv_store<T, BM, BN, Tile::kThreads, 1, Tile::NI, 16, kStagesBytes>(
+  tc_conv_store<T, BM, BN, Tile::kThreads, 1, Tile::NI, 16, STAGES * Tile::kStageBytes>(
       pr, acc, smem, blk.m0, blk.n0, blk.g, blk.split, blk.M, (wg - 1) * 64 + (warp % 4) * 16, 0, tid, wg != 0);
 #endif
 }
@@ -277,6 +311,44 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_wgr
   tc_wgrad_store<T, 1, Tile::NI>(pr, acc, m0 + wg * 64 + (warp % 4) * 16, n0, rg.g, rg.split, tid % 32);
 #endif
 }
+// wgrad, warp-specialised: tc_wgmma_wgrad_kernel's operands, loader and store with tc_wgmma_ws_conv_kernel's roles
+// (a producer warpgroup running the wgrad loader, two consumer warpgroups of 64 output channels each).
+template <typename T, typename Tile>
+__global__ void __launch_bounds__(Tile::kThreads, 1) tc_wgmma_ws_wgrad_kernel(TcWgradParams<T> pr) {
+#if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
+  __trap();  // see tc_wgmma_conv_kernel
+#else
+  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, kBK = Tile::kBK;
+  constexpr uint32_t kBlockBytes = 64u * kBK * 2u;  // one 64-element-wide MN-major block: the LBO
+  PYCONV_WG_SMEM(smem);
+  T* sA = smem;                      // [STAGES][BM/64][64 rows][64]
+  T* sB = smem + STAGES * BM * kBK;  // [STAGES][BN/64][64 rows][64]
+  uint64_t* full = tc_ws_barriers<Tile>(reinterpret_cast<unsigned char*>(smem));
+  uint64_t* empty = full + STAGES;
+
+  const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
+  const TcWgradRange rg = tc_wgrad_range(pr, kBK);
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  tc_ws_init<Tile>(full, empty);
+  __syncthreads();  // the barriers are initialised before any thread arrives on or waits for them
+
+  if (wg == 0) {
+    TcWgradLoader<T, Tile::kProducerThreads, BM, BN, kBK> loader;
+    loader.init(pr, tid, m0, n0, rg.g, rg.kt0);
+    tc_ws_produce<Tile>([&](int slot) {
+      loader.load(pr, sA + slot * BM * kBK, sB + slot * BN * kBK,
+                  [](int row, int c, int) { return tc_wg_mn_offset(row, c); });
+    }, rg.KT, full, empty);
+  } else {
+    const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
+    float acc[1][Tile::NI][4];
+    tc_ws_consume<T, Tile, true>(acc, rg.KT, full, empty,
+                                 wgmma_desc_sw128_mn(sA_addr + uint32_t(wg - 1) * kBlockBytes, kBlockBytes),
+                                 wgmma_desc_sw128_mn(sB_addr, kBlockBytes));
+    tc_wgrad_store<T, 1, Tile::NI>(pr, acc, m0 + (wg - 1) * 64 + (warp % 4) * 16, n0, rg.g, rg.split, tid % 32);
+  }
+#endif
+}
 #undef PYCONV_WG_SMEM
 
 // The opt-in to more than 48 KiB of dynamic shared memory, once per kernel and device (cudaFuncSetAttribute is a
@@ -314,10 +386,13 @@ cudaError_t launch_tc_wgmma_kernel(const TcConvParams<T>& pr, dim3 grid, cudaStr
 template <typename T, typename Tile>
 cudaError_t launch_tc_wgmma_wgrad(const TcWgradParams<T>& pr, T* dw, Strides4 dws, cudaStream_t stream) {
   constexpr size_t smem = tc_wg_smem_bytes<Tile>();
-  cudaError_t e = tc_wg_opt_in<tc_wgmma_wgrad_kernel<T, Tile>>(smem);
+  constexpr auto kKernel = [] {
+    if constexpr (Tile::kWarpSpecialized) return tc_wgmma_ws_wgrad_kernel<T, Tile>;
+    else return tc_wgmma_wgrad_kernel<T, Tile>;
+  }();
+  cudaError_t e = tc_wg_opt_in<kKernel>(smem);
   if (e == cudaSuccess)
-    e = launch(tc_wgmma_wgrad_kernel<T, Tile>, tc_wgrad_grid(pr, Tile::BM, Tile::BN), dim3(Tile::kThreads), smem,
-               stream, pr);
+    e = launch(kKernel, tc_wgrad_grid(pr, Tile::BM, Tile::BN), dim3(Tile::kThreads), smem, stream, pr);
   return e != cudaSuccess ? e : launch_tc_wgrad_reduce(pr, dw, dws, stream);
 }
 
