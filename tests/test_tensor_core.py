@@ -328,7 +328,8 @@ def test_compile_fullgraph(device, backend):
 # wait that covers the group, the m64nNk16 accumulator layout; checked against the hardware by the "wgmma" self-test
 # on a compute capability 9.0 GPU), and on such a GPU when there is one.
 WG_ALGOS = ["tensor_core_wgmma", "tensor_core_wgmma_128x256", "tensor_core_wgmma_128x128", "tensor_core_wgmma_128x128_s3",
-            "tensor_core_wgmma_128x64", "tensor_core_wgmma_64x64", "tensor_core_wgmma_ws", "tensor_core_wgmma_ws_128x128"]
+            "tensor_core_wgmma_128x64", "tensor_core_wgmma_64x64", "tensor_core_wgmma_ws", "tensor_core_wgmma_ws_128x128",
+            "tensor_core_wgmma_ws_128x256"]
 WG_TARGETS = [t for t in TARGETS if t[1] == "emulator"]
 if HAS_CUDA and torch.cuda.get_device_capability() == (9, 0) and "9.0a" in pyconv.build_info()["arch_list"]:
     WG_TARGETS.append(("cuda", "auto"))
@@ -370,8 +371,10 @@ def test_wgmma_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
     # dgrad (one launch per sub-pixel phase when strided), then wgrad: every one a wgmma tile
     assert len(bwd) >= 2 and all(t.startswith("tensor_core_wgmma_") for t, _ in bwd), bwd
     if algo != "tensor_core_wgmma":
-        tile = "tensor_core_wgmma_ws_128x128" if algo == "tensor_core_wgmma_ws" else algo
-        assert all(t == tile for t, _ in fwd + bwd), (fwd, bwd)
+        if algo == "tensor_core_wgmma_ws":  # its heuristic tile: 128×256 for GEMMs of more than 128 columns
+            assert all(t.startswith("tensor_core_wgmma_ws_") for t, _ in fwd + bwd), (fwd, bwd)
+        else:
+            assert all(t == algo for t, _ in fwd + bwd), (fwd, bwd)
     _close(y, ref, dtype)
     _close(xx.grad, xd.grad, dtype)
     _close(ww.grad, wd.grad, dtype)
@@ -380,7 +383,8 @@ def test_wgmma_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
 
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
-@pytest.mark.parametrize("tile", ["tensor_core_wgmma_128x128", "tensor_core_wgmma_ws_128x128"])
+@pytest.mark.parametrize("tile", ["tensor_core_wgmma_128x128", "tensor_core_wgmma_ws_128x128",
+                                  "tensor_core_wgmma_ws_128x256"])
 def test_wgmma_fused_and_split_k(tile, device, backend):
     """The wgmma kernels end in rung 3's epilogue: fused bias + residual (both layouts) + activation, and split-K
     slices (a reduction of 36 tiles of 64 on one output tile) reduced in a fixed order, fprop and dgrad (the

@@ -1,4 +1,4 @@
-// mbarrier: the shared-memory arrive/wait barrier that lets one set of warps hand shared-memory stages to another
+// mbarrier (and named barriers, at the end): the shared-memory arrive/wait barrier that lets one set of warps hand shared-memory stages to another
 // without stopping the whole block (a __syncthreads makes every warp wait for the slowest). Inline PTX on a GPU of
 // compute capability 9.0 (try_wait.parity is Hopper's; the warp-specialised kernels that use these run only there),
 // the emulator's model (csrc/emu/cuda_emu.h: phases, counts, the cp.async-tracked arrivals landing as late as
@@ -21,8 +21,8 @@
 
 namespace pyconv {
 
-// mbarrier.init.shared::cta.b64: `count` arrivals complete each phase. One thread initialises; a __syncthreads must
-// follow before any other thread uses the barrier.
+// mbarrier.init.shared::cta.b64: `count` arrivals complete each phase. One thread initialises (then
+// mbarrier_init_fence); a __syncthreads must follow before any other thread uses the barrier.
 __device__ __forceinline__ void mbarrier_init(uint64_t* bar, int count PYCONV_CALL_SITE) {
 #if defined(PYCONV_EMULATION)
   ::pyconv_emu::detail::mbarrier_init(bar, count, call_file, call_line);
@@ -30,6 +30,14 @@ __device__ __forceinline__ void mbarrier_init(uint64_t* bar, int count PYCONV_CA
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_window_addr(bar)), "r"(count) : "memory");
 #elif defined(__CUDA_ARCH__)
   __trap();
+#endif
+}
+
+// fence.mbarrier_init.release.cluster: makes the initialising thread's mbarrier.init visible before the barrier that
+// hands the barriers to the other threads (a block is a cluster of one here). The thread that initialised calls it.
+__device__ __forceinline__ void mbarrier_init_fence() {
+#if !defined(PYCONV_EMULATION) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
 #endif
 }
 
@@ -77,6 +85,18 @@ __device__ __forceinline__ void mbarrier_wait_parity(uint64_t* bar, int parity P
   } while (!done);
 #elif defined(__CUDA_ARCH__)
   __trap();
+#endif
+}
+
+// bar.sync id, count: a barrier among `count` threads (whole warps) of the block, not all of them — for the consumer
+// warpgroups of a warp-specialised kernel, whose producer warps have left. Barrier 0 is __syncthreads'; use 1-15.
+template <int kId>
+__device__ __forceinline__ void named_barrier_sync(int count PYCONV_CALL_SITE) {
+  static_assert(kId >= 1 && kId <= 15, "named barriers 1-15 (0 is __syncthreads')");
+#if defined(PYCONV_EMULATION)
+  ::pyconv_emu::detail::named_barrier_sync(kId, count, call_file, call_line);
+#elif defined(__CUDA_ARCH__)
+  asm volatile("bar.sync %0, %1;\n" ::"n"(kId), "r"(count) : "memory");
 #endif
 }
 

@@ -94,7 +94,7 @@ at::Tensor nhwc_padded(const at::Tensor& t, int64_t groups, int64_t cp) {
 // 0.64 fprop / 0.50 dgrad with this rule, 0.57 / 0.47 with the rule rung 3 uses (128×256 first), 0.66 / 0.53 taking
 // the best tile of each layer.
 std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int64_t groups) {
-  if (algo == "tensor_core_wgmma_ws") return algo + "_128x128";
+  if (algo == "tensor_core_wgmma_ws") return gemm_n > 128 ? algo + "_128x256" : algo + "_128x128";
   if (algo != "tensor_core" && algo != "tensor_core_wgmma") return algo;
   const std::string base = algo + "_";
   const int64_t sms = sm_count();
@@ -149,7 +149,8 @@ decltype(auto) with_tile(const std::string& tile, F&& f) {
 }
 // The warp-specialised wgmma tiles (fprop, dgrad and wgrad).
 template <typename F>
-decltype(auto) with_ws_tile(const std::string&, F&& f) {
+decltype(auto) with_ws_tile(const std::string& tile, F&& f) {
+  if (tile == "tensor_core_wgmma_ws_128x256") return f(cuda::TcWsTile128x256{});
   return f(cuda::TcWsTile128x128{});
 }
 bool is_ws(const std::string& tile) { return tile.rfind("tensor_core_wgmma_ws", 0) == 0; }

@@ -27,6 +27,7 @@
 
 #include "../common/conv_params.h"
 #include "../common/cuda_common.cuh"
+#include "../common/mbarrier.cuh"
 #include "../common/warp_mma.cuh"
 #include "conv_epilogue.h"
 
@@ -338,16 +339,20 @@ struct TcGatherLoader {
 // BM × BN accumulators, held as MI × NI mma tiles of 16×8 per warp (warp tile origin (wm0, wn0), kWarpM rows; lane
 // (gq = lane/4, t4 = lane%4) holds rows gq and gq+8, columns 2·t4 and 2·t4+1 of each), go to the split-K workspace or
 // through the staged epilogue to y. `smem` is the kernel's pipeline buffer (kSmemBytes), free once the main loop ended.
-// Every thread of the block calls it (it has block barriers); threads without accumulators (holds_acc false: the
-// producer warps of the warp-specialised kernel) only help copy the staged tile out.
-template <typename T, int BM, int BN, int NT, int MI, int NI, int kWarpM, size_t kSmemBytes>
+// Every thread of the block calls it (it has block barriers), or with kBarId ≠ 0 the NT threads (ids 0 .. NT−1 in
+// `tid`: the consumer warps of the warp-specialised kernel) that named barrier kBarId synchronises.
+template <int kBarId, int NT>
+__device__ __forceinline__ void tc_store_sync() {
+  if constexpr (kBarId == 0) __syncthreads();
+  else named_barrier_sync<kBarId>(NT);
+}
+template <typename T, int BM, int BN, int NT, int MI, int NI, int kWarpM, size_t kSmemBytes, int kBarId = 0>
 __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const float (&acc)[MI][NI][4], T* smem,
                                               int64_t m0, int n0, int64_t g, int64_t split, int64_t M, int wm0,
-                                              int wn0, int tid, bool holds_acc = true) {
+                                              int wn0, int tid) {
   constexpr int kVec = TcElem<T>::kVec;
   const int lane = tid % 32;
   if (pr.ws != nullptr) {
-    if (!holds_acc) return;
     // Split-K slice: the float partial sums straight from the accumulators (lane holds rows gq, gq + 8 and columns
     // 2·t4, 2·t4 + 1 of each mma tile: one 8-byte store per pair); bias and epilogue wait for the reduction.
     const int64_t ldw = pr.groups * pr.gemm_n;
@@ -391,11 +396,11 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
   const int gq = lane / 4, t4 = lane % 4;
   const int64_t OHW = int64_t(pr.OH) * pr.OW;
   const bool nhwc_out = pr.ys.s1 == 1;
-  __syncthreads();  // every warp has finished reading the last pipeline stage before it is overwritten
+  tc_store_sync<kBarId, NT>();  // every warp has finished reading the last pipeline stage before it is overwritten
 #pragma unroll 1
   for (int pass = 0; pass < BM / kPassRows; ++pass) {
     const int prow0 = pass * kPassRows;  // block-tile row of the staged tile's first row
-    if (holds_acc && wm0 >= prow0 && wm0 < prow0 + kPassRows) {  // this warp's rows are staged in this pass
+    if (wm0 >= prow0 && wm0 < prow0 + kPassRows) {  // this warp's rows are staged in this pass
 #pragma unroll
       for (int j = 0; j < NI; ++j) {
         const int c = wn0 + j * 8 + 2 * t4;  // block-tile column of the pair
@@ -416,7 +421,7 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
           }
       }
     }
-    __syncthreads();  // the staged tile is complete before any thread reads other warps' part of it
+    tc_store_sync<kBarId, NT>();  // the staged tile is complete before any thread reads other warps' part of it
 #pragma unroll 1
     for (int idx = tid; idx < kPassRows * kChunksPerRow; idx += NT) {
       const int row = idx / kChunksPerRow, cc = (idx % kChunksPerRow) * kVec;
@@ -457,7 +462,7 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
         for (int e = 0; e < nv; ++e) out[e * pr.ys.s1] = chunk[e];
       }
     }
-    if (pass + 1 < BM / kPassRows) __syncthreads();  // the next pass overwrites the staged tile
+    if (pass + 1 < BM / kPassRows) tc_store_sync<kBarId, NT>();  // the next pass overwrites the staged tile
   }
 }
 

@@ -153,7 +153,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_con
 //                                  (wait_group 1) and arrive on the previous tile's `empty`
 // No barrier couples the two sides inside the main loop, so the producer runs up to STAGES tiles ahead and the
 // consumers issue wgmma back to back whenever data is there. One block of (1 + BM/64) warpgroups per SM, ~192 KiB of
-// stages. Everyone meets again for the epilogue (tc_conv_store, whose copy-out loop then has all threads).
+// stages. The producer warps leave after their loop; the consumers write the epilogue.
 template <int BM_, int BN_, int STAGES_>
 struct TcWsTile {
   static constexpr int BM = BM_, BN = BN_, STAGES = STAGES_, kMinBlocks = 1, kInFlight = 1;
@@ -164,10 +164,8 @@ struct TcWsTile {
   static constexpr bool kWarpSpecialized = true;
   static_assert(BM % 64 == 0 && (BN == 64 || BN == 128 || BN == 256) && STAGES >= 2, "wgmma m64 × n64/n128/n256");
 };
-// 384 threads, 6 × 32 KiB. (A 128×256 tile needs ~195 registers a consumer thread, more than the 168 that 384
-// threads may have: it spilled. It would need setmaxnreg — producers down to ~40, consumers up — and then an epilogue
-// inside the consumer branch on a named barrier, since code both roles run must fit the producers' budget.)
-using TcWsTile128x128 = TcWsTile<128, 128, 6>;
+using TcWsTile128x128 = TcWsTile<128, 128, 6>;  // 384 threads, 6 × 32 KiB
+using TcWsTile128x256 = TcWsTile<128, 256, 4>;  // 384 threads, 4 × 48 KiB, 128 accumulators a consumer thread
 
 // The pieces both warp-specialised kernels (fprop/dgrad below, wgrad after the MN-major helpers) share.
 // The ring's barriers, after the stages in dynamic shared memory: full[STAGES], then empty[STAGES].
@@ -185,6 +183,7 @@ __device__ __forceinline__ void tc_ws_init(uint64_t* full, uint64_t* empty) {
       mbarrier_init(&full[s], Tile::kProducerThreads);
       mbarrier_init(&empty[s], Tile::kConsumers * 128);
     }
+    mbarrier_init_fence();
   }
 }
 
@@ -201,6 +200,10 @@ __device__ __forceinline__ void tc_ws_produce(Load&& load_tile, int KT, uint64_t
     load_tile(s);
     cp_async_mbarrier_arrive_noinc(&full[s]);
   }
+  // Leave only once the last tiles' copies have landed (their full phases completed): no copy of this thread is in
+  // flight when it exits. (Only producer arrivals complete a full phase, so a completed one stays observable.)
+#pragma unroll 1
+  for (int kt = KT > STAGES ? KT - STAGES : 0; kt < KT; ++kt) mbarrier_wait_parity(&full[kt % STAGES], (kt / STAGES) & 1);
 }
 
 // A consumer warpgroup's loop over KT tiles: da0 / db0 describe stage 0 of its 64 rows of A and of all of B (stage s
@@ -245,27 +248,24 @@ __global__ void __launch_bounds__(Tile::kThreads, 1) tc_wgmma_ws_conv_kernel(TcC
   tc_ws_init<Tile>(full, empty);
   __syncthreads();  // the barriers are initialised before any thread arrives on or waits for them
 
-  // Zeroed in each branch, not before it: zeroed before, the accumulators would be live (BN/2 registers) through the
-  // producer's loop too, next to its loader state (a 128×256 tile then spilled at the 168 registers 384 threads
-  // allow).
-  float acc[1][Tile::NI][4];
   if (wg == 0) {
     TcGatherLoader<T, kDgrad, Tile::kProducerThreads, BM, BN, 8> loader;
     loader.init(pr, tid, blk.m0, blk.n0, blk.g, blk.M, blk.kt0);
     tc_ws_produce<Tile>([&](int slot) {
       loader.load(pr, sA + slot * BM * kBK, sB + slot * BN * kBK, [](int row, int c) { return swz128(row, c, 8); });
     }, blk.KT, full, empty);
-    tc_zero(acc);  // (never stored: holds_acc is false below)
-  } else {
-    // Consumer warpgroup c = wg − 1: rows 64c .. 64c + 63 of the block tile.
-    const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
-    tc_ws_consume<T, Tile, false>(acc, blk.KT, full, empty,
-                                  wgmma_desc_sw128(sA_addr + uint32_t(wg - 1) * 64u * 128u),
-                                  wgmma_desc_sw128(sB_addr));
+    return;
   }
-  // Producers hold no accumulators (wm0 unused for them); everyone takes part in the copy-out.
-  tc_conv_store<T, BM, BN, Tile::kThreads, 1, Tile::NI, 16, STAGES * Tile::kStageBytes>(
-      pr, acc, smem, blk.m0, blk.n0, blk.g, blk.split, blk.M, (wg - 1) * 64 + (warp % 4) * 16, 0, tid, wg != 0);
+  // Consumer warpgroup c = wg − 1: rows 64c .. 64c + 63 of the block tile. The producer warps have left, so the
+  // consumers (256 threads, ids tid − 128) write the epilogue alone, synchronised by named barrier 1. (With the
+  // producers in the epilogue too, the accumulators were live in code both roles ran: 128×256 spilled at the 168
+  // registers a thread that 384 threads allow.)
+  const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
+  float acc[1][Tile::NI][4];
+  tc_ws_consume<T, Tile, false>(acc, blk.KT, full, empty, wgmma_desc_sw128(sA_addr + uint32_t(wg - 1) * 64u * 128u),
+                                wgmma_desc_sw128(sB_addr));
+  tc_conv_store<T, BM, BN, Tile::kConsumers * 128, 1, Tile::NI, 16, STAGES * Tile::kStageBytes, 1>(
+      pr, acc, smem, blk.m0, blk.n0, blk.g, blk.split, blk.M, (wg - 1) * 64 + (warp % 4) * 16, 0, tid - 128);
 #endif
 }
 

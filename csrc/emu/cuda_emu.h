@@ -239,7 +239,7 @@ inline void switch_context(Context& from, Context& to) {
 #endif
 }
 
-enum class State : uint8_t { runnable, barrier, warp, mbar, done };
+enum class State : uint8_t { runnable, barrier, warp, mbar, named, done };
 enum class BarrierKind : uint8_t { sync, count, all, any };
 
 struct Fiber {
@@ -290,6 +290,8 @@ struct Fiber {
   // The mbarrier this thread waits on (State::mbar) and the parity of the phase it waits to see completed.
   const uint64_t* mbar = nullptr;
   int mbar_parity = 0;
+  // The named barrier (bar.sync id, count) this thread waits at (State::named).
+  int bar_id = 0, bar_count = 0;
 #ifdef PYCONV_EMU_ASAN
   void* fake_stack = nullptr;
 #endif
@@ -767,15 +769,27 @@ inline bool land_async_arrivals(Block& b) {
   return true;
 }
 
-// Threads wait on mbarriers that nothing left in the block can complete: a hang on a GPU.
+// Threads wait on mbarriers that nothing left in the block can complete, or at a named barrier that too few
+// threads will reach: a hang on a GPU.
 inline bool mbar_deadlock_check(Block& b) {
-  int n = 0;
+  int n = 0, named = 0;
   const Fiber* first = nullptr;
+  const Fiber* first_named = nullptr;
   for (const Fiber& f : *b.fibers)
     if (f.state == State::mbar) {
       ++n;
       if (!first) first = &f;
+    } else if (f.state == State::named) {
+      ++named;
+      if (!first_named) first_named = &f;
     }
+  if (named > 0) {
+    b.error = "deadlock in block " + fmt_idx(b.idx) + ": " + std::to_string(named) + " thread(s) (first: thread " +
+              fmt_idx(first_named->tid) + ") wait at bar.sync " + std::to_string(first_named->bar_id) + ", " +
+              std::to_string(first_named->bar_count) + " at " + where(first_named->file, first_named->line) +
+              ", which no other thread will reach";
+    return false;
+  }
   if (n == 0) return true;
   b.error = "deadlock in block " + fmt_idx(b.idx) + ": " + std::to_string(n) + " thread(s) (first: thread " +
             fmt_idx(first->tid) + ") wait on an mbarrier at " + where(first->file, first->line) +
@@ -1510,6 +1524,41 @@ inline void wgmma_wait(int n) {
     }
   }
   f.wg_pending.resize(keep);
+}
+
+// bar.sync id, count (a named barrier; __syncthreads is barrier 0 with every thread): the calling thread waits until
+// `count` threads (a multiple of 32) have arrived at barrier `id`; those are released together.
+inline void named_barrier_sync(int id, int count, const char* file, int line) {
+  Block& b = block();
+  Fiber& f = *b.cur;
+  if (id < 1 || id > 15 || count < 32 || count % 32 != 0 || count > b.nthreads)
+    fail(std::string("bar.sync at ") + where(file, line) + " (" + thread_desc(f) + "): barrier " + std::to_string(id) +
+         " with " + std::to_string(count) + " threads (ids 1-15 — 0 is __syncthreads' — and a multiple of 32 threads," +
+         " at most the block's " + std::to_string(b.nthreads) + ")");
+  int arrived = 0;
+  {
+    IgnoreScope ig;
+    f.state = State::named;
+    f.bar_id = id;
+    f.bar_count = count;
+    f.what = "bar.sync";
+    f.file = file;
+    f.line = line;
+    for (const Fiber& o : *b.fibers)
+      if (o.state == State::named && o.bar_id == id) {
+        if (o.bar_count != count)
+          fail(std::string("bar.sync at ") + where(file, line) + " (" + thread_desc(f) + ") names " +
+               std::to_string(count) + " threads for barrier " + std::to_string(id) + ", thread " + fmt_idx(o.tid) +
+               " at " + where(o.file, o.line) + " named " + std::to_string(o.bar_count));
+        ++arrived;
+      }
+    if (arrived == count)
+      for (Fiber& o : *b.fibers)
+        if (o.state == State::named && o.bar_id == id) o.state = State::runnable;
+  }
+  tsan_release(&b.warps);  // (any per-block address serves as the token: the barrier's threads sync through it)
+  yield_to_scheduler();
+  tsan_acquire(&b.warps);
 }
 
 // ---- mbarrier operations (csrc/common/mbarrier.cuh) ---------------------------------------------------------------

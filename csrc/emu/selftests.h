@@ -9,7 +9,7 @@
 //                  full-mask shuffle in a partial warp, shuffle with an exited lane, divergent warp collectives, a
 //                  shuffle whose lanes wait at a barrier instead, launch configurations CUDA rejects, a cp.async
 //                  over a stage a pending wgmma still reads, an mbarrier phase that never completes, a wgmma issued
-//                  before the mbarrier said its operands had landed);
+//                  before the mbarrier said its operands had landed, a named barrier too few threads reach);
 //   sanitizer_bug  a seeded bug only a sanitizer sees (missing __syncthreads → TSan, global out-of-bounds read → ASan,
 //                  shared-memory index overflow → UBSan); run by tests/emu_harness under that sanitizer.
 // Used by the Python extension (pyconv._C_emu.selftest) and the standalone sanitizer harness. No torch header.
@@ -266,6 +266,7 @@ __global__ void mbarrier_ring_kernel(const float* in, float* out) {
       mbarrier_init(&full[s], 128);
       mbarrier_init(&empty[s], 128);
     }
+  if (tid == 0) mbarrier_init_fence();
   __syncthreads();
   if (tid < 128) {
     for (int k = 0; k < kRingTiles; ++k) {
@@ -296,6 +297,13 @@ __global__ void mbarrier_deadlock_kernel(float* out) {
   __syncthreads();
   mbarrier_arrive(bar);
   mbarrier_wait_parity(bar, 0);
+  out[threadIdx.x] = 1.0f;
+}
+
+// Two warps of four reach a named barrier that counts all four (the other two have left): a hang on a GPU.
+__global__ void named_barrier_short_kernel(float* out) {
+  if (threadIdx.x >= 64) return;
+  named_barrier_sync<1>(128);  // BUG: 128 threads named, only 64 come
   out[threadIdx.x] = 1.0f;
 }
 
@@ -788,6 +796,10 @@ inline std::string bug_mbarrier_deadlock() {
   Buf<float> out(64);
   return launch_error(launch(mbarrier_deadlock_kernel, dim3(1), dim3(64), 8, nullptr, out.dev));
 }
+inline std::string bug_named_barrier_short() {
+  Buf<float> out(128);
+  return launch_error(launch(named_barrier_short_kernel, dim3(1), dim3(128), 0, nullptr, out.dev));
+}
 inline std::string bug_mbarrier_wgmma_early() {
   Buf<__half> A(64 * 64, __float2half(1.0f));
   Buf<float> D(128);
@@ -843,6 +855,7 @@ inline const std::vector<SelfTest>& selftests() {
       {"wgmma_stage_reuse", "emulator_bug", "that a wgmma issued at", bug_wgmma_stage_reuse},
       {"mbarrier_deadlock", "emulator_bug", "wait on an mbarrier", bug_mbarrier_deadlock},
       {"mbarrier_wgmma_early", "emulator_bug", "that a wgmma issued at", bug_mbarrier_wgmma_early},
+      {"named_barrier_short", "emulator_bug", "which no other thread will reach", bug_named_barrier_short},
       {"missing_syncthreads", "sanitizer_bug", "ThreadSanitizer: data race", bug_missing_syncthreads},
       {"global_oob", "sanitizer_bug", "AddressSanitizer: heap-buffer-overflow", bug_global_oob},
       {"smem_overflow", "sanitizer_bug", "index 64 out of bounds", bug_smem_overflow},
