@@ -67,14 +67,14 @@ if [ -z "${SKIP_SUBSET:-}" ]; then
   # hang, and must not take the rest of the subset (and the vouching for the other wgmma tiles) with it
   WS_RC=1
   if [ "$CAP" = "9.0a" ]; then
-    timeout 45 "$PY" scripts/sanitizer_subset.py --algos tensor_core_wgmma_ws,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256 \
+    timeout 45 "$PY" scripts/sanitizer_subset.py --algos tensor_core_wgmma_ws,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128 \
       >"$O/subset_ws.log" 2>&1
     WS_RC=$?
     echo "subset (warp-specialised wgmma) rc=$WS_RC ; $(grep -c '^ok' "$O/subset_ws.log") ok," \
       "$(grep -c MISMATCH "$O/subset_ws.log") MISMATCH" | tee -a "$O/summary.txt"
     grep MISMATCH "$O/subset_ws.log" | head -10
   fi
-  timeout 90 "$PY" scripts/sanitizer_subset.py --skip tensor_core_wgmma_ws,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256 \
+  timeout 90 "$PY" scripts/sanitizer_subset.py --skip tensor_core_wgmma_ws,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128 \
     >"$O/subset.log" 2>&1
   SUBSET_RC=$?
   echo "subset rc=$SUBSET_RC ; $(grep -c '^ok' "$O/subset.log") ok, $(grep -c MISMATCH "$O/subset.log") MISMATCH" \
@@ -95,7 +95,7 @@ fi
 WS_TIMED=""
 [ -n "$WG_TIMED" ] && [ "${WS_RC:-1}" = 0 ] && WS_TIMED=1
 [ "$CAP" = "9.0a" ] && echo "warp-specialised wgmma timed: ${WS_TIMED:-no}" | tee -a "$O/summary.txt"
-BENCH_ALGOS=${BENCH_ALGOS:-depthwise,winograd,tensor_core,tensor_core_128x128,tensor_core_128x64,tensor_core_64x64${WG_TIMED:+,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64}${WS_TIMED:+,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256}}
+BENCH_ALGOS=${BENCH_ALGOS:-depthwise,winograd,tensor_core,tensor_core_128x128,tensor_core_128x64,tensor_core_64x64${WG_TIMED:+,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64}${WS_TIMED:+,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128}}
 
 step "tests + compute-sanitizer (+ cuda-gdb) in parallel"
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n1)
@@ -158,7 +158,7 @@ if [ -n "$WG_TIMED" ] && [ -z "${SKIP_WGMMA_AB:-}" ]; then
     | tee -a "$O/summary.txt"
   timeout 90 "$PY" scripts/profile_layers.py --time --dirs "${WG_AB_DIRS:-fprop,wgrad}" \
     --layers 1x1_64_64_56,3x3_256_256_14,1x1s2_1024_2048,3x3_512_512_7 \
-    --algo tensor_core,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64${WS_TIMED:+,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256} \
+    --algo tensor_core,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64${WS_TIMED:+,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128} \
     2>&1 | grep -E "ratio|Error|error" | tee -a "$O/summary.txt"
 fi
 if [ -n "${NCU:-}" ]; then

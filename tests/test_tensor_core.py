@@ -329,7 +329,7 @@ def test_compile_fullgraph(device, backend):
 # on a compute capability 9.0 GPU), and on such a GPU when there is one.
 WG_ALGOS = ["tensor_core_wgmma", "tensor_core_wgmma_128x256", "tensor_core_wgmma_128x128", "tensor_core_wgmma_128x128_s3",
             "tensor_core_wgmma_128x64", "tensor_core_wgmma_64x64", "tensor_core_wgmma_ws", "tensor_core_wgmma_ws_128x128",
-            "tensor_core_wgmma_ws_128x256"]
+            "tensor_core_wgmma_ws_128x256", "tensor_core_wgmma_ws_64x128"]
 WG_TARGETS = [t for t in TARGETS if t[1] == "emulator"]
 if HAS_CUDA and torch.cuda.get_device_capability() == (9, 0) and "9.0a" in pyconv.build_info()["arch_list"]:
     WG_TARGETS.append(("cuda", "auto"))
@@ -384,7 +384,7 @@ def test_wgmma_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
 @pytest.mark.parametrize("tile", ["tensor_core_wgmma_128x128", "tensor_core_wgmma_ws_128x128",
-                                  "tensor_core_wgmma_ws_128x256"])
+                                  "tensor_core_wgmma_ws_128x256", "tensor_core_wgmma_ws_64x128"])
 def test_wgmma_fused_and_split_k(tile, device, backend):
     """The wgmma kernels end in rung 3's epilogue: fused bias + residual (both layouts) + activation, and split-K
     slices (a reduction of 36 tiles of 64 on one output tile) reduced in a fixed order, fprop and dgrad (the
@@ -421,7 +421,7 @@ def test_wgmma_fused_and_split_k(tile, device, backend):
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
 @pytest.mark.parametrize("algo,tile", [("tensor_core_wgmma", "64x64"), ("tensor_core_wgmma_128x256", "128x256"),
                                        ("tensor_core_wgmma_128x128_s3", "128x128_s3"),
-                                       ("tensor_core_wgmma_ws", "ws_128x128")])
+                                       ("tensor_core_wgmma_ws", "ws_128x128"), ("tensor_core_wgmma_ws_64x128", "ws_64x128")])
 def test_wgmma_wgrad_split_k(algo, tile, device, backend):
     """wgrad on the wgmma kernel with a long N·P·Q reduction (12 tiles of 64 rows, the last one partial) split over
     slices whose float partial sums are added in a fixed order (bit-identical on a second run), and with one slice

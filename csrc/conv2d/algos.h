@@ -34,6 +34,7 @@ inline const std::vector<std::string>& conv2d_cuda_algos() {
                                           "tensor_core_wgmma_ws",
                                           "tensor_core_wgmma_ws_128x128",
                                           "tensor_core_wgmma_ws_128x256",
+                                          "tensor_core_wgmma_ws_64x128",
                                           "winograd"};
   return v;
 }
@@ -56,6 +57,7 @@ inline const std::map<std::string, std::vector<std::string>>& conv2d_algo_dtypes
       {"tensor_core_wgmma_ws", {"float16", "bfloat16"}},
       {"tensor_core_wgmma_ws_128x128", {"float16", "bfloat16"}},
       {"tensor_core_wgmma_ws_128x256", {"float16", "bfloat16"}},
+      {"tensor_core_wgmma_ws_64x128", {"float16", "bfloat16"}},
   };
   return m;
 }

@@ -94,7 +94,10 @@ at::Tensor nhwc_padded(const at::Tensor& t, int64_t groups, int64_t cp) {
 // 0.64 fprop / 0.50 dgrad with this rule, 0.57 / 0.47 with the rule rung 3 uses (128×256 first), 0.66 / 0.53 taking
 // the best tile of each layer.
 std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int64_t groups) {
-  if (algo == "tensor_core_wgmma_ws") return gemm_n > 128 ? algo + "_128x256" : algo + "_128x128";
+  if (algo == "tensor_core_wgmma_ws") {  // (unmeasured: the wgmma rung's findings, one block per SM each)
+    if (gemm_n > 128) return algo + "_128x256";
+    return ceil_div(gemm_m, 128) * ceil_div(gemm_n, 128) * groups >= sm_count() ? algo + "_128x128" : algo + "_64x128";
+  }
   if (algo != "tensor_core" && algo != "tensor_core_wgmma") return algo;
   const std::string base = algo + "_";
   const int64_t sms = sm_count();
@@ -151,6 +154,7 @@ decltype(auto) with_tile(const std::string& tile, F&& f) {
 template <typename F>
 decltype(auto) with_ws_tile(const std::string& tile, F&& f) {
   if (tile == "tensor_core_wgmma_ws_128x256") return f(cuda::TcWsTile128x256{});
+  if (tile == "tensor_core_wgmma_ws_64x128") return f(cuda::TcWsTile64x128{});
   return f(cuda::TcWsTile128x128{});
 }
 bool is_ws(const std::string& tile) { return tile.rfind("tensor_core_wgmma_ws", 0) == 0; }
@@ -179,7 +183,7 @@ TcTileShape tc_tile_shape(const std::string& tile) {
 // The wgmma rung (not yet measured on a GPU): the same rule on its tiles, 128×128 as _s3 (two blocks per SM, the
 // fprop/dgrad finding).
 std::string tc_wgrad_tile(const std::string& algo, int64_t kg, int64_t gemm_n, int64_t groups) {
-  if (algo == "tensor_core_wgmma_ws") return "tensor_core_wgmma_ws_128x128";
+  if (algo == "tensor_core_wgmma_ws") return kg <= 64 ? "tensor_core_wgmma_ws_64x128" : "tensor_core_wgmma_ws_128x128";
   if (algo == "tensor_core_wgmma") {
     if (kg <= 64) return "tensor_core_wgmma_64x64";
     return gemm_n > 64 ? "tensor_core_wgmma_128x128_s3" : "tensor_core_wgmma_128x64";

@@ -152,11 +152,12 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_con
 //                                  copies into the async proxy, issue the tile's 4 wgmma, keep one group in flight
 //                                  (wait_group 1) and arrive on the previous tile's `empty`
 // No barrier couples the two sides inside the main loop, so the producer runs up to STAGES tiles ahead and the
-// consumers issue wgmma back to back whenever data is there. One block of (1 + BM/64) warpgroups per SM, ~192 KiB of
-// stages. The producer warps leave after their loop; the consumers write the epilogue.
-template <int BM_, int BN_, int STAGES_>
+// consumers issue wgmma back to back whenever data is there. One block of (1 + BM/64) warpgroups per SM with ~192 KiB
+// of stages (64×128: two blocks of two warpgroups). The producer warps leave after their loop; the consumers write
+// the epilogue.
+template <int BM_, int BN_, int STAGES_, int MIN_BLOCKS_ = 1>
 struct TcWsTile {
-  static constexpr int BM = BM_, BN = BN_, STAGES = STAGES_, kMinBlocks = 1, kInFlight = 1;
+  static constexpr int BM = BM_, BN = BN_, STAGES = STAGES_, kMinBlocks = MIN_BLOCKS_, kInFlight = 1;
   static constexpr int kConsumers = BM / 64, kProducerThreads = 128, kThreads = 128 * (1 + kConsumers);
   static constexpr int kBK = 64, NI = BN / 8;
   static constexpr size_t kStageBytes = size_t(BM + BN) * 128;
@@ -166,6 +167,9 @@ struct TcWsTile {
 };
 using TcWsTile128x128 = TcWsTile<128, 128, 6>;  // 384 threads, 6 × 32 KiB
 using TcWsTile128x256 = TcWsTile<128, 256, 4>;  // 384 threads, 4 × 48 KiB, 128 accumulators a consumer thread
+// 256 threads (one consumer warpgroup), 4 × 24 KiB: two blocks per SM, twice the tiles of 128×128 — for the late
+// layers whose 128×128 tiles leave SMs idle (ResNet-50's 3×3 256-channel layer at 14×14: 98 tiles on 132 SMs).
+using TcWsTile64x128 = TcWsTile<64, 128, 4, 2>;
 
 // The pieces both warp-specialised kernels (fprop/dgrad below, wgrad after the MN-major helpers) share.
 // The ring's barriers, after the stages in dynamic shared memory: full[STAGES], then empty[STAGES].
@@ -232,7 +236,7 @@ __device__ __forceinline__ void tc_ws_consume(float (&acc)[1][Tile::NI][4], int 
 }
 
 template <typename T, typename Tile, bool kDgrad>
-__global__ void __launch_bounds__(Tile::kThreads, 1) tc_wgmma_ws_conv_kernel(TcConvParams<T> pr) {
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_conv_kernel(TcConvParams<T> pr) {
 #if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
   __trap();  // see tc_wgmma_conv_kernel
 #else
@@ -314,7 +318,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_wgr
 // wgrad, warp-specialised: tc_wgmma_wgrad_kernel's operands, loader and store with tc_wgmma_ws_conv_kernel's roles
 // (a producer warpgroup running the wgrad loader, two consumer warpgroups of 64 output channels each).
 template <typename T, typename Tile>
-__global__ void __launch_bounds__(Tile::kThreads, 1) tc_wgmma_ws_wgrad_kernel(TcWgradParams<T> pr) {
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_wgrad_kernel(TcWgradParams<T> pr) {
 #if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
   __trap();  // see tc_wgmma_conv_kernel
 #else
