@@ -421,7 +421,7 @@ def test_wgmma_fused_and_split_k(tile, device, backend):
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
 @pytest.mark.parametrize("algo,tile", [("tensor_core_wgmma", "64x64"), ("tensor_core_wgmma_128x256", "128x256"),
                                        ("tensor_core_wgmma_128x128_s3", "128x128_s3"),
-                                       ("tensor_core_wgmma_ws", "ws_128x128"), ("tensor_core_wgmma_ws_64x128", "ws_64x128")])
+                                       ("tensor_core_wgmma_ws", "ws_64x128"), ("tensor_core_wgmma_ws_128x128", "ws_128x128")])
 def test_wgmma_wgrad_split_k(algo, tile, device, backend):
     """wgrad on the wgmma kernel with a long N·P·Q reduction (12 tiles of 64 rows, the last one partial) split over
     slices whose float partial sums are added in a fixed order (bit-identical on a second run), and with one slice
