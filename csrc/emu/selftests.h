@@ -753,31 +753,19 @@ inline std::string test_mbarrier_ring() {
   return "";
 }
 
-// Seeded bugs: return the launch's error text ("" if the launch — wrongly — succeeded).
-inline std::string bug_early_return() {
-  Buf<float> out(64);
-  return launch_error(launch(early_return_kernel, dim3(1), dim3(64), 0, nullptr, out.dev));
+// Seeded bugs: return the launch's error text ("" if the launch — wrongly — succeeded). Most take one output array
+// of `threads` elements and one block.
+template <typename T>
+inline std::string seeded_bug(void (*kernel)(T*), int threads, size_t smem = 0) {
+  Buf<T> out(static_cast<size_t>(threads));
+  return launch_error(launch(kernel, dim3(1), dim3(threads), smem, nullptr, out.dev));
 }
-inline std::string bug_divergent_barrier() {
-  Buf<float> out(64);
-  return launch_error(launch(divergent_barrier_kernel, dim3(1), dim3(64), 0, nullptr, out.dev));
-}
-inline std::string bug_full_mask_partial_warp() {
-  Buf<int> out(48);
-  return launch_error(launch(full_mask_partial_warp_kernel, dim3(1), dim3(48), 0, nullptr, out.dev));
-}
-inline std::string bug_shfl_exited_lane() {
-  Buf<int> out(32);
-  return launch_error(launch(shfl_exited_lane_kernel, dim3(1), dim3(32), 0, nullptr, out.dev));
-}
-inline std::string bug_divergent_warp() {
-  Buf<unsigned> out(32);
-  return launch_error(launch(divergent_warp_kernel, dim3(1), dim3(32), 0, nullptr, out.dev));
-}
-inline std::string bug_shfl_vs_barrier() {
-  Buf<int> out(32);
-  return launch_error(launch(shfl_vs_barrier_kernel, dim3(1), dim3(32), 0, nullptr, out.dev));
-}
+inline std::string bug_early_return() { return seeded_bug(early_return_kernel, 64); }
+inline std::string bug_divergent_barrier() { return seeded_bug(divergent_barrier_kernel, 64); }
+inline std::string bug_full_mask_partial_warp() { return seeded_bug(full_mask_partial_warp_kernel, 48); }
+inline std::string bug_shfl_exited_lane() { return seeded_bug(shfl_exited_lane_kernel, 32); }
+inline std::string bug_divergent_warp() { return seeded_bug(divergent_warp_kernel, 32); }
+inline std::string bug_shfl_vs_barrier() { return seeded_bug(shfl_vs_barrier_kernel, 32); }
 // Launch configurations the CUDA runtime rejects: the emulator must reject them the same way, before running anything.
 inline std::string bug_bad_launch_config() {
   Buf<int> out(48 * 6);
@@ -792,14 +780,8 @@ inline std::string bug_wgmma_stage_reuse() {
   return launch_error(launch(wgmma_stage_reuse_kernel, dim3(1), dim3(128), 64 * 64 * sizeof(__half) + 1024, nullptr,
                              A.dev, D.dev));
 }
-inline std::string bug_mbarrier_deadlock() {
-  Buf<float> out(64);
-  return launch_error(launch(mbarrier_deadlock_kernel, dim3(1), dim3(64), 8, nullptr, out.dev));
-}
-inline std::string bug_named_barrier_short() {
-  Buf<float> out(128);
-  return launch_error(launch(named_barrier_short_kernel, dim3(1), dim3(128), 0, nullptr, out.dev));
-}
+inline std::string bug_mbarrier_deadlock() { return seeded_bug(mbarrier_deadlock_kernel, 64, 8); }
+inline std::string bug_named_barrier_short() { return seeded_bug(named_barrier_short_kernel, 128); }
 inline std::string bug_mbarrier_wgmma_early() {
   Buf<__half> A(64 * 64, __float2half(1.0f));
   Buf<float> D(128);
