@@ -9,7 +9,7 @@
 #   4. alone on the GPU (timings; SKIP_PROFILE=1 leaves the first out): scripts/profile_layers.py --time --kernels (five representative layers against
 #      cuDNN, each call's kernels in profile.log (PROFILE_KERNELS= leaves them out), then
 #      the split-K ones again with PYCONV_TC_SPLIT_K=0 unless SKIP_SPLITK_AB=1; on Hopper (built for sm_90a) an A/B of
-#      rung 3 against each wgmma tile (WG_AB_DIRS, default wgrad) unless SKIP_WGMMA_AB=1; with
+#      rung 3 against each wgmma tile (WG_AB_DIRS, default fprop,wgrad) unless SKIP_WGMMA_AB=1; with
 #      NCU=1 also under Nsight Compute, $OUT/ncu.csv), then the issue-7 target benchmark (float16, channels_last, batch 32; BENCH_SUITES,
 #      default resnet50,fused,mobilenet_v2; BENCH_FLAGS e.g. --graph), then float32 resnet50 batch 32 (SKIP_F32=1: no).
 # Every step has a deadline computed from BUDGET_S (default 560 s) so the command ends inside the lease's limit;
@@ -67,15 +67,17 @@ if [ -z "${SKIP_SUBSET:-}" ]; then
   # hang, and must not take the rest of the subset (and the vouching for the other wgmma tiles) with it
   WS_RC=1
   if [ "$CAP" = "9.0a" ]; then
+    # (its lines open subset.log, which the main run appends to: $OUT brings back 8 files at most)
     timeout 45 "$PY" scripts/sanitizer_subset.py --algos tensor_core_wgmma_ws,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128 \
-      >"$O/subset_ws.log" 2>&1
+      >"$O/subset.log" 2>&1
     WS_RC=$?
-    echo "subset (warp-specialised wgmma) rc=$WS_RC ; $(grep -c '^ok' "$O/subset_ws.log") ok," \
-      "$(grep -c MISMATCH "$O/subset_ws.log") MISMATCH" | tee -a "$O/summary.txt"
-    grep MISMATCH "$O/subset_ws.log" | head -10
+    echo "subset (warp-specialised wgmma) rc=$WS_RC ; $(grep -c '^ok' "$O/subset.log") ok," \
+      "$(grep -c MISMATCH "$O/subset.log") MISMATCH" | tee -a "$O/summary.txt"
+    grep MISMATCH "$O/subset.log" | head -10
+    echo "--- the other rungs" >>"$O/subset.log"
   fi
   timeout 90 "$PY" scripts/sanitizer_subset.py --skip tensor_core_wgmma_ws,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128 \
-    >"$O/subset.log" 2>&1
+    >>"$O/subset.log" 2>&1
   SUBSET_RC=$?
   echo "subset rc=$SUBSET_RC ; $(grep -c '^ok' "$O/subset.log") ok, $(grep -c MISMATCH "$O/subset.log") MISMATCH" \
     | tee -a "$O/summary.txt"
@@ -86,8 +88,8 @@ fi
 # benchmark process, and its rows, down with it. (Until H100 run 6 this wanted the self-test's line, which an EMU=0
 # build never prints: the rung was left out of the timed steps though every wgmma row was ok.)
 WG_TIMED=""
-if [ "$CAP" = "9.0a" ] && [ "${SUBSET_RC:-1}" = 0 ] && grep -q "^ok .*tensor_core_wgmma" "$O/subset.log" \
-    && ! grep -E "MISMATCH|Error" "$O/subset.log" | grep -q wgmma; then
+if [ "$CAP" = "9.0a" ] && [ "${SUBSET_RC:-1}" = 0 ] && grep -v wgmma_ws "$O/subset.log" | grep -q "^ok .*tensor_core_wgmma" \
+    && ! grep -v wgmma_ws "$O/subset.log" | grep -E "MISMATCH|Error" | grep -q wgmma; then
   WG_TIMED=1
 fi
 [ "$CAP" = "9.0a" ] && echo "wgmma rung timed: ${WG_TIMED:-no (subset did not vouch for it)}" | tee -a "$O/summary.txt"
@@ -114,9 +116,11 @@ if [ -z "${SKIP_TESTS:-}" ]; then
 fi
 if [ -z "${SKIP_SANITIZER:-}" ]; then
   (
+    # the warp-specialised kernels only once their own plain run passed (a hang would eat the sanitizer's time)
+    san_skip=(); [ "${WS_RC:-1}" = 0 ] || san_skip=(--skip tensor_core_wgmma_ws,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128)
     for tool in memcheck racecheck; do
       timeout $(( TEST_T / 2 )) "$SAN" --tool "$tool" --error-exitcode 99 "$PY" scripts/sanitizer_subset.py \
-        >"$O/san_$tool.log" 2>&1
+        "${san_skip[@]}" >"$O/san_$tool.log" 2>&1
       echo "compute-sanitizer $tool rc=$?" >>"$O/san_$tool.log"
     done
     cat "$O/san_memcheck.log" "$O/san_racecheck.log" >"$O/sanitizer.log"; rm -f "$O"/san_*.log

@@ -347,6 +347,9 @@ def _wg_cases():
     for algo in WG_ALGOS[1:]:
         for geom in ("groups2_dil2", "1x1_wide_n", "k4x3_stride2x3", "deep_k"):
             yield pytest.param(geom, torch.float16, algo, id=f"{geom}-f16-{algo}")
+    # the warp-specialised kernels in bfloat16 too
+    for algo in ("tensor_core_wgmma_ws_128x128", "tensor_core_wgmma_ws_128x256", "tensor_core_wgmma_ws_64x128"):
+        yield pytest.param("deep_k", torch.bfloat16, algo, id=f"deep_k-bf16-{algo}")
 
 
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
@@ -379,6 +382,29 @@ def test_wgmma_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
     _close(xx.grad, xd.grad, dtype)
     _close(ww.grad, wd.grad, dtype)
     _close(bb.grad, bd.grad, dtype)
+
+
+@pytest.mark.skipif(not pyconv.build_info()["emulator"], reason="pyconv built without the emulator")
+@pytest.mark.parametrize("order", ["reverse", "random"])
+@pytest.mark.parametrize("tile", ["tensor_core_wgmma_ws_128x128", "tensor_core_wgmma_ws_64x128"])
+def test_wgmma_ws_thread_orders(tile, order):
+    """The warp-specialised kernels' mbarrier ring under the emulator's other thread and block orders (consumers may
+    run before the producer, blocks in any order, on two OS threads): bit-identical results to the forward order in
+    all three directions (fixed summation order: the schedule must not change a value)."""
+    x, w, _, kw = _operands(WG_GEOMS["deep_k"], torch.float16, "cpu")
+    geo = ([1, 1], [1, 1], [1, 1], 1)
+    ops = torch.ops.pyconv_emu
+    go = torch.randn(1, 72, 5, 6).half().contiguous(memory_format=torch.channels_last)
+
+    def run():
+        return (ops.conv2d_fprop(x, w, None, *geo, tile), ops.conv2d_dgrad(go, w, list(x.shape), *geo, tile),
+                ops.conv2d_wgrad(go, x, list(w.shape), *geo, tile))
+
+    ref = run()
+    with pyconv.emulator.config(order=order, workers=2, seed=5):
+        got = run()
+    for a, b in zip(got, ref):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
