@@ -1,8 +1,8 @@
-// mbarrier (and named barriers, at the end): the shared-memory arrive/wait barrier that lets one set of warps hand shared-memory stages to another
-// without stopping the whole block (a __syncthreads makes every warp wait for the slowest). Inline PTX on a GPU of
-// compute capability 9.0 (try_wait.parity is Hopper's; the warp-specialised kernels that use these run only there),
-// the emulator's model (csrc/emu/cuda_emu.h: phases, counts, the cp.async-tracked arrivals landing as late as
-// possible, deadlocks reported) in the emulated build, a trap elsewhere.
+// mbarrier (and named barriers, at the end): the shared-memory arrive/wait barrier that lets one set of warps hand
+// shared-memory stages to another without stopping the whole block (a __syncthreads makes every warp wait for the
+// slowest). Inline PTX on a GPU of compute capability 9.0 (try_wait.parity is Hopper's; the warp-specialised kernels
+// that use these run only there), the emulator's model (csrc/emu/cuda_emu.h: phases, counts, the cp.async-tracked
+// arrivals landing as late as possible, deadlocks reported) in the emulated build, a trap elsewhere.
 //
 // A barrier counts arrivals; when `count` of them have arrived its current phase completes, its phase parity flips
 // and it re-arms for the next phase. A waiter names the parity of the phase it waits for: in a ring of S stages, use

@@ -11,6 +11,9 @@
 //     group stays in flight (wgmma.wait_group 1), so the copy that overwrites a stage waits for the group two tiles
 //     back (or none, with two blocks per SM instead: the 128x128_s3 tile).
 //
+// "tensor_core_wgmma_ws": the same kernels warp-specialised (a producer warpgroup, consumer warpgroups, mbarriers:
+// see "warp-specialised kernels" below).
+//
 // wgrad (tc_wgmma_wgrad_kernel): A = dy [npq][k] and B = the gathered x [npq][(r, s, c)] are contiguous along M and
 // N, not along the reduction npq, so their tiles are stored MN-major (64 reduction rows × 64 M or N elements of 128
 // bytes per block, blocks LBO = 8 KiB apart) and the wgmma reads them transposed (imm-trans-a/b = 1); rung 3's wgrad
@@ -207,7 +210,8 @@ __device__ __forceinline__ void tc_ws_produce(Load&& load_tile, int KT, uint64_t
   // Leave only once the last tiles' copies have landed (their full phases completed): no copy of this thread is in
   // flight when it exits. (Only producer arrivals complete a full phase, so a completed one stays observable.)
 #pragma unroll 1
-  for (int kt = KT > STAGES ? KT - STAGES : 0; kt < KT; ++kt) mbarrier_wait_parity(&full[kt % STAGES], (kt / STAGES) & 1);
+  for (int kt = KT > STAGES ? KT - STAGES : 0; kt < KT; ++kt)
+    mbarrier_wait_parity(&full[kt % STAGES], (kt / STAGES) & 1);
 }
 
 // A consumer warpgroup's loop over KT tiles: da0 / db0 describe stage 0 of its 64 rows of A and of all of B (stage s
@@ -315,8 +319,9 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_wgr
   tc_wgrad_store<T, 1, Tile::NI>(pr, acc, m0 + wg * 64 + (warp % 4) * 16, n0, rg.g, rg.split, tid % 32);
 #endif
 }
+
 // wgrad, warp-specialised: tc_wgmma_wgrad_kernel's operands, loader and store with tc_wgmma_ws_conv_kernel's roles
-// (a producer warpgroup running the wgrad loader, two consumer warpgroups of 64 output channels each).
+// (a producer warpgroup running the wgrad loader, one consumer warpgroup per 64 output channels).
 template <typename T, typename Tile>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_wgrad_kernel(TcWgradParams<T> pr) {
 #if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
@@ -376,15 +381,13 @@ cudaError_t tc_wg_opt_in(size_t bytes) {
 template <typename T, typename Tile, bool kDgrad>
 cudaError_t launch_tc_wgmma_kernel(const TcConvParams<T>& pr, dim3 grid, cudaStream_t stream) {
   constexpr size_t smem = tc_wg_smem_bytes<Tile>();
-  if constexpr (Tile::kWarpSpecialized) {
-    const cudaError_t e = tc_wg_opt_in<tc_wgmma_ws_conv_kernel<T, Tile, kDgrad>>(smem);
-    if (e != cudaSuccess) return e;
-    return launch(tc_wgmma_ws_conv_kernel<T, Tile, kDgrad>, grid, dim3(Tile::kThreads), smem, stream, pr);
-  } else {
-    const cudaError_t e = tc_wg_opt_in<tc_wgmma_conv_kernel<T, Tile, kDgrad>>(smem);
-    if (e != cudaSuccess) return e;
-    return launch(tc_wgmma_conv_kernel<T, Tile, kDgrad>, grid, dim3(Tile::kThreads), smem, stream, pr);
-  }
+  constexpr auto kKernel = [] {  // the warp-specialised kernel for its tiles
+    if constexpr (Tile::kWarpSpecialized) return tc_wgmma_ws_conv_kernel<T, Tile, kDgrad>;
+    else return tc_wgmma_conv_kernel<T, Tile, kDgrad>;
+  }();
+  const cudaError_t e = tc_wg_opt_in<kKernel>(smem);
+  if (e != cudaSuccess) return e;
+  return launch(kKernel, grid, dim3(Tile::kThreads), smem, stream, pr);
 }
 
 template <typename T, typename Tile>

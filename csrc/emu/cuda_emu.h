@@ -1533,8 +1533,8 @@ inline void named_barrier_sync(int id, int count, const char* file, int line) {
   Fiber& f = *b.cur;
   if (id < 1 || id > 15 || count < 32 || count % 32 != 0 || count > b.nthreads)
     fail(std::string("bar.sync at ") + where(file, line) + " (" + thread_desc(f) + "): barrier " + std::to_string(id) +
-         " with " + std::to_string(count) + " threads (ids 1-15 — 0 is __syncthreads' — and a multiple of 32 threads," +
-         " at most the block's " + std::to_string(b.nthreads) + ")");
+         " with " + std::to_string(count) + " threads (ids 1-15 — 0 is __syncthreads' — and a multiple of 32" +
+         " threads, at most the block's " + std::to_string(b.nthreads) + ")");
   int arrived = 0;
   {
     IgnoreScope ig;
