@@ -132,15 +132,16 @@ SM_LIMITS = {"sm_80": (65536, 164 * 1024, 2048, 32), "sm_90": (65536, 228 * 1024
 
 
 TC_WG_TILE = re.compile(r"TcWgTile<(\d+), (\d+), (\d+), (\d+)(?:, \d+)?>")
-TC_WS_TILE = re.compile(r"TcWsTile<(\d+), (\d+), (\d+)>")
+TC_WS_TILE = re.compile(r"TcWsTile<(\d+), (\d+), (\d+)(?:, \d+)?>")
 
 
 def launch_config(name):
     m = TC_WS_TILE.search(name)
     if m and ("tc_wgmma_ws_conv_kernel" in name or "tc_wgmma_ws_wgrad_kernel" in name):
         bm, bn, stages = map(int, m.groups())
-        # a producer warpgroup + one consumer warpgroup per 64 rows; the stages, 2·stages mbarriers, 1 KiB of slack
-        return 128 * (1 + bm // 64), stages * (bm + bn) * 128 + 16 * stages + 1024
+        # a producer warpgroup + one consumer warpgroup per 64 rows; the stages, the epilogue's staging tile,
+        # 2·stages mbarriers, 1 KiB of slack
+        return 128 * (1 + bm // 64), stages * (bm + bn) * 128 + bm * (bn + 8) * 2 + 16 * stages + 1024
     m = TC_WG_TILE.search(name)
     if m and ("tc_wgmma_conv_kernel" in name or "tc_wgmma_wgrad_kernel" in name):
         bm, bn, stages = map(int, m.groups()[:3])

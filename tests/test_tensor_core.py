@@ -384,17 +384,42 @@ def test_wgmma_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
     _close(bb.grad, bd.grad, dtype)
 
 
+@pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
+@pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
+@pytest.mark.parametrize("tile", ["tensor_core_wgmma_ws_128x128", "tensor_core_wgmma_ws_128x256",
+                                  "tensor_core_wgmma_ws_64x128"])
+def test_wgmma_ws_persistent(tile, device, backend):
+    """The persistent warp-specialised kernel with more output tiles than blocks (the emulator's 4 SMs: 9-36 tiles on
+    4-8 blocks), so each block loops over several and the ring of stages runs on across them (9 reduction tiles a
+    tile): fprop with bias + residual + ReLU and dgrad against float64 torch, the launch log naming the tile."""
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    x, w, b, _ = _operands(((2, 64, 24, 24), (256, 64, 3, 3), 1, 1, 1, 1), torch.float16, device)
+    geo = ([1, 1], [1, 1], [1, 1], 1)
+    ref_pre = F.conv2d(x.double(), w.double(), b.double(), 1, 1)
+    r = torch.randn(ref_pre.shape, device=device).half().contiguous(memory_format=torch.channels_last)
+    _launches(backend)
+    y = ops.conv2d_fprop_fused(x, w, b, r, *geo, "relu", 0.0, tile)
+    go = torch.randn(ref_pre.shape, device=device).half().contiguous(memory_format=torch.channels_last)
+    dx = ops.conv2d_dgrad(go, w, list(x.shape), *geo, tile)
+    assert [t for t, _ in _launches(backend)] == [tile, tile]
+    _close(y, F.relu(ref_pre + r.double()), torch.float16)
+    xd = x.double().requires_grad_()
+    F.conv2d(xd, w.double(), None, 1, 1).backward(go.double())
+    _close(dx, xd.grad, torch.float16)
+
+
 @pytest.mark.skipif(not pyconv.build_info()["emulator"], reason="pyconv built without the emulator")
 @pytest.mark.parametrize("order", ["reverse", "random"])
 @pytest.mark.parametrize("tile", ["tensor_core_wgmma_ws_128x128", "tensor_core_wgmma_ws_64x128"])
 def test_wgmma_ws_thread_orders(tile, order):
     """The warp-specialised kernels' mbarrier ring under the emulator's other thread and block orders (consumers may
     run before the producer, blocks in any order, on two OS threads): bit-identical results to the forward order in
-    all three directions (fixed summation order: the schedule must not change a value)."""
-    x, w, _, kw = _operands(WG_GEOMS["deep_k"], torch.float16, "cpu")
+    all three directions (fixed summation order: the schedule must not change a value). 6-10 output tiles on 4-8
+    persistent blocks, 9 reduction tiles each."""
+    x, w, _, kw = _operands(((2, 64, 12, 12), (160, 64, 3, 3), 1, 1, 1, 1), torch.float16, "cpu")
     geo = ([1, 1], [1, 1], [1, 1], 1)
     ops = torch.ops.pyconv_emu
-    go = torch.randn(1, 72, 5, 6).half().contiguous(memory_format=torch.channels_last)
+    go = torch.randn(2, 160, 12, 12).half().contiguous(memory_format=torch.channels_last)
 
     def run():
         return (ops.conv2d_fprop(x, w, None, *geo, tile), ops.conv2d_dgrad(go, w, list(x.shape), *geo, tile),

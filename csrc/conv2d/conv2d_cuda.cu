@@ -289,6 +289,7 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
     ws = at::empty({pr.splits, gemm_m, s.groups * gemm_n}, a.options().dtype(at::kFloat));
     pr.ws = ws.data_ptr<float>();
   }
+  pr.persistent_blocks = int(ts.blocks_per_sm * sm_count());  // (the warp-specialised kernels' grid)
   record_tc_launch(tile, splits > 1 ? pr.splits : 1);
   const char* what = dgrad ? "conv2d_dgrad tensor_core" : "conv2d_fprop tensor_core";
   if (is_wgmma(tile))

@@ -120,6 +120,9 @@ struct TcConvParams {
   // adds the slices in a fixed order and applies bias and epilogue. Used when the output tiles alone leave SMs idle.
   float* ws;
   int splits, tiles_per_split;
+  // The persistent (warp-specialised wgmma) kernels: how many blocks to launch at most — the resident ones, each
+  // looping over the output tiles (x, y, z as in tc_conv_grid, x fastest) with stride gridDim.x.
+  int persistent_blocks;
 };
 
 // One 16-byte chunk of the A (gathered) operand per (row, reduction index). fprop: source pixel
@@ -231,16 +234,21 @@ struct TcBlock {
   int n0, kt0, KT;
 };
 template <typename T>
-__device__ __forceinline__ TcBlock tc_block(const TcConvParams<T>& pr, int bm, int bn, int bk) {
+__device__ __forceinline__ TcBlock tc_block_at(const TcConvParams<T>& pr, int bm, int bn, int bk, int64_t bx, int by,
+                                               int64_t bz) {
   TcBlock b;
-  b.g = blockIdx.z % pr.groups, b.split = blockIdx.z / pr.groups;
+  b.g = bz % pr.groups, b.split = bz / pr.groups;
   b.M = pr.N * pr.OH * pr.OW;
-  b.m0 = int64_t(blockIdx.x) * bm;
-  b.n0 = blockIdx.y * bn;
+  b.m0 = bx * bm;
+  b.n0 = by * bn;
   const int kt_all = (pr.R * pr.S * pr.ca + bk - 1) / bk;
   b.kt0 = pr.ws != nullptr ? int(b.split) * pr.tiles_per_split : 0;
   b.KT = pr.ws == nullptr ? kt_all : (kt_all - b.kt0 < pr.tiles_per_split ? kt_all - b.kt0 : pr.tiles_per_split);
   return b;
+}
+template <typename T>
+__device__ __forceinline__ TcBlock tc_block(const TcConvParams<T>& pr, int bm, int bn, int bk) {
+  return tc_block_at(pr, bm, bn, bk, blockIdx.x, blockIdx.y, blockIdx.z);
 }
 
 // The gather loader of fprop/dgrad, shared by the mma.sync kernel (rows of 4 chunks, 64 bytes) and the wgmma kernel
@@ -396,7 +404,9 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
   const int gq = lane / 4, t4 = lane % 4;
   const int64_t OHW = int64_t(pr.OH) * pr.OW;
   const bool nhwc_out = pr.ys.s1 == 1;
-  tc_store_sync<kBarId, NT>();  // every warp has finished reading the last pipeline stage before it is overwritten
+  // every warp has finished reading the last pipeline stage (or, the persistent kernel's own staging tile: copying
+  // out the previous tile) before it is overwritten
+  tc_store_sync<kBarId, NT>();
 #pragma unroll 1
   for (int pass = 0; pass < BM / kPassRows; ++pass) {
     const int prow0 = pass * kPassRows;  // block-tile row of the staged tile's first row

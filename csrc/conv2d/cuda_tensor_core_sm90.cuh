@@ -52,7 +52,7 @@ struct TcWgTile {
   static constexpr int NI = BN / 8;    // n8 column tiles of a warp's accumulators
   static constexpr int kAhead = STAGES - 1 - kInFlight;  // tiles whose copies are in flight ahead of the one computed
   static constexpr size_t kStageBytes = size_t(BM + BN) * 128;
-  static constexpr size_t kBarrierBytes = 0;  // (the warp-specialised tiles keep their mbarriers after the stages)
+  static constexpr size_t kBarrierBytes = 0;  // (the warp-specialised tiles keep more after their stages)
   static constexpr bool kWarpSpecialized = false;
   static_assert(BM % 64 == 0 && (BN == 64 || BN == 128 || BN == 256), "wgmma m64 × n64/n128/n256 tiles");
   static_assert((kInFlight == 0 || kInFlight == 1) && kAhead >= 1, "at least one tile of copies ahead");
@@ -164,21 +164,25 @@ struct TcWsTile {
   static constexpr int kConsumers = BM / 64, kProducerThreads = 128, kThreads = 128 * (1 + kConsumers);
   static constexpr int kBK = 64, NI = BN / 8;
   static constexpr size_t kStageBytes = size_t(BM + BN) * 128;
-  static constexpr size_t kBarrierBytes = 2 * STAGES * sizeof(uint64_t);  // full[STAGES], empty[STAGES]
+  // After the stages: the epilogue's staging tile (BM rows of BN + 8 16-bit elements, tc_conv_store's layout) —
+  // its own, so that the producer fills the ring for the block's next tile while the consumers store this one — then
+  // the ring's barriers, full[STAGES] and empty[STAGES].
+  static constexpr size_t kEpilogueBytes = size_t(BM) * (BN + 8) * 2;
+  static constexpr size_t kBarrierBytes = kEpilogueBytes + 2 * STAGES * sizeof(uint64_t);
   static constexpr bool kWarpSpecialized = true;
   static_assert(BM % 64 == 0 && (BN == 64 || BN == 128 || BN == 256) && STAGES >= 2, "wgmma m64 × n64/n128/n256");
 };
-using TcWsTile128x128 = TcWsTile<128, 128, 6>;  // 384 threads, 6 × 32 KiB
-using TcWsTile128x256 = TcWsTile<128, 256, 4>;  // 384 threads, 4 × 48 KiB, 128 accumulators a consumer thread
-// 256 threads (one consumer warpgroup), 4 × 24 KiB: two blocks per SM, twice the tiles of 128×128 — for the late
-// layers whose 128×128 tiles leave SMs idle (ResNet-50's 3×3 256-channel layer at 14×14: 98 tiles on 132 SMs).
-using TcWsTile64x128 = TcWsTile<64, 128, 4, 2>;
+using TcWsTile128x128 = TcWsTile<128, 128, 5>;  // 384 threads, 5 × 32 KiB + 34 KiB of epilogue tile
+using TcWsTile128x256 = TcWsTile<128, 256, 3>;  // 384 threads, 3 × 48 KiB + 66 KiB; 128 accumulators a consumer
+// 256 threads (one consumer warpgroup), 3 × 24 KiB + 17 KiB: two blocks per SM, twice the tiles of 128×128 — for
+// the late layers whose 128×128 tiles leave SMs idle (ResNet-50's 3×3 256-channel layer at 14×14: 98 tiles on 132).
+using TcWsTile64x128 = TcWsTile<64, 128, 3, 2>;
 
 // The pieces both warp-specialised kernels (fprop/dgrad below, wgrad after the MN-major helpers) share.
-// The ring's barriers, after the stages in dynamic shared memory: full[STAGES], then empty[STAGES].
+// The ring's barriers, after the stages (and the epilogue tile) in dynamic shared memory: full[STAGES], empty[STAGES].
 template <typename Tile>
 __device__ __forceinline__ uint64_t* tc_ws_barriers(unsigned char* stages) {
-  return reinterpret_cast<uint64_t*>(stages + Tile::STAGES * Tile::kStageBytes);
+  return reinterpret_cast<uint64_t*>(stages + Tile::STAGES * Tile::kStageBytes + Tile::kEpilogueBytes);
 }
 
 // Thread 0 initialises the ring's barriers; the caller's __syncthreads publishes them.
@@ -194,51 +198,63 @@ __device__ __forceinline__ void tc_ws_init(uint64_t* full, uint64_t* empty) {
   }
 }
 
-// The producer's loop: load_tile(slot) issues this thread's copies of the next reduction tile into stage `slot`.
-// Use u = kt / STAGES of stage s = kt mod STAGES is phase u of full[s]; it may start once the consumers released
-// use u − 1 (phase u − 1 of empty[s]).
+// The producer's loop over KT reduction tiles at ring positions ring .. ring + KT − 1 (the ring runs on across a
+// persistent block's output tiles): load_tile(slot) issues this thread's copies of the next tile into stage `slot`.
+// Ring position p uses stage s = p mod STAGES for the u-th time, u = p / STAGES: phase u of full[s]; it may start
+// once the consumers released use u − 1 (phase u − 1 of empty[s]).
 template <typename Tile, typename Load>
-__device__ __forceinline__ void tc_ws_produce(Load&& load_tile, int KT, uint64_t* full, uint64_t* empty) {
+__device__ __forceinline__ void tc_ws_produce(Load&& load_tile, int ring, int KT, uint64_t* full, uint64_t* empty) {
   constexpr int STAGES = Tile::STAGES;
 #pragma unroll 1
-  for (int kt = 0; kt < KT; ++kt) {
-    const int s = kt % STAGES;
-    if (kt >= STAGES) mbarrier_wait_parity(&empty[s], (kt / STAGES - 1) & 1);
+  for (int p = ring; p < ring + KT; ++p) {
+    const int s = p % STAGES;
+    if (p >= STAGES) mbarrier_wait_parity(&empty[s], (p / STAGES - 1) & 1);
     load_tile(s);
     cp_async_mbarrier_arrive_noinc(&full[s]);
   }
-  // Leave only once the last tiles' copies have landed (their full phases completed): no copy of this thread is in
-  // flight when it exits. (Only producer arrivals complete a full phase, so a completed one stays observable.)
-#pragma unroll 1
-  for (int kt = KT > STAGES ? KT - STAGES : 0; kt < KT; ++kt)
-    mbarrier_wait_parity(&full[kt % STAGES], (kt / STAGES) & 1);
 }
 
-// A consumer warpgroup's loop over KT tiles: da0 / db0 describe stage 0 of its 64 rows of A and of all of B (stage s
-// is s · BM · 128 and s · BN · 128 bytes further, as in tc_wg_mainloop); kMN: MN-major operands (k16 steps 2048
-// bytes apart instead of 32). Ends with every wgmma complete.
+// The producer leaves only once its last copies have landed (the full phases of the last ring positions completed):
+// no copy of this thread is in flight when it exits. (Only producer arrivals complete a full phase, so a completed
+// one stays observable.)
+template <typename Tile>
+__device__ __forceinline__ void tc_ws_produce_tail(int ring, uint64_t* full) {
+  constexpr int STAGES = Tile::STAGES;
+#pragma unroll 1
+  for (int p = ring > STAGES ? ring - STAGES : 0; p < ring; ++p) mbarrier_wait_parity(&full[p % STAGES], (p / STAGES) & 1);
+}
+
+// A consumer warpgroup's loop over KT tiles at ring positions ring .. ring + KT − 1: da0 / db0 describe stage 0 of its
+// 64 rows of A and of all of B (stage s is s · BM · 128 and s · BN · 128 bytes further, as in tc_wg_mainloop); kMN:
+// MN-major operands (k16 steps 2048 bytes apart instead of 32). Ends with every wgmma complete and every stage it
+// read released.
 template <typename T, typename Tile, bool kMN>
-__device__ __forceinline__ void tc_ws_consume(float (&acc)[1][Tile::NI][4], int KT, uint64_t* full, uint64_t* empty,
-                                              uint64_t da0, uint64_t db0) {
+__device__ __forceinline__ void tc_ws_consume(float (&acc)[1][Tile::NI][4], int ring, int KT, uint64_t* full,
+                                              uint64_t* empty, uint64_t da0, uint64_t db0) {
   constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES;
   constexpr uint64_t kStep = kMN ? 2048 / 16 : 32 / 16;
   tc_zero(acc);
 #pragma unroll 1
-  for (int kt = 0; kt < KT; ++kt) {
-    const int s = kt % STAGES;
-    mbarrier_wait_parity(&full[s], (kt / STAGES) & 1);
+  for (int p = ring; p < ring + KT; ++p) {
+    const int s = p % STAGES;
+    mbarrier_wait_parity(&full[s], (p / STAGES) & 1);
     fence_proxy_async_smem();  // the landed copies (generic proxy) before the tensor cores read them (async proxy)
     const uint64_t da = da0 + uint64_t(s * BM * 128 / 16), db = db0 + uint64_t(s * BN * 128 / 16);
     wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < Tile::kBK / 16; ++ks) wgmma_m64k16<T, BN, kMN>(acc[0], da + kStep * ks, db + kStep * ks);
     wgmma_commit();
-    wgmma_wait<1>();  // tile kt − 1's group is complete: its stage may be refilled
-    if (kt > 0) mbarrier_arrive(&empty[(kt - 1) % STAGES]);
+    wgmma_wait<1>();  // position p − 1's group is complete: its stage may be refilled
+    if (p > ring) mbarrier_arrive(&empty[(p - 1) % STAGES]);
   }
   wgmma_wait<0>();
+  if (KT > 0) mbarrier_arrive(&empty[(ring + KT - 1) % STAGES]);  // the last stage too (a next tile may follow)
 }
 
+// Persistent: the grid holds at most the resident blocks (pr.persistent_blocks), and each loops over output tiles
+// t = blockIdx.x, blockIdx.x + gridDim.x, … (x fastest, as tc_conv_grid numbers them, so the blocks running at once
+// share B's column tiles). The ring runs on from tile to tile: while the consumers write one tile's epilogue (from
+// their own staging tile, not the ring), the producer already fills the ring with the next tile's operands.
 template <typename T, typename Tile, bool kDgrad>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_conv_kernel(TcConvParams<T> pr) {
 #if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
@@ -248,32 +264,49 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
   PYCONV_WG_SMEM(smem);
   T* sA = smem;                      // [STAGES][BM][64], 128-byte swizzled, as in tc_wgmma_conv_kernel
   T* sB = smem + STAGES * BM * kBK;  // [STAGES][BN][64]
+  T* sC = smem + STAGES * (BM + BN) * kBK;  // the epilogue's staging tile
   uint64_t* full = tc_ws_barriers<Tile>(reinterpret_cast<unsigned char*>(smem));
   uint64_t* empty = full + STAGES;
 
   const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
-  const TcBlock blk = tc_block(pr, BM, BN, kBK);
+  const int64_t tiles_x = (pr.N * pr.OH * pr.OW + BM - 1) / BM, tiles_y = (pr.gemm_n + BN - 1) / BN;
+  const int64_t tiles = tiles_x * tiles_y * pr.groups * (pr.ws != nullptr ? pr.splits : 1);
+  auto block_of = [&](int64_t t) {
+    return tc_block_at(pr, BM, BN, kBK, t % tiles_x, int((t / tiles_x) % tiles_y), t / (tiles_x * tiles_y));
+  };
   tc_ws_init<Tile>(full, empty);
   __syncthreads();  // the barriers are initialised before any thread arrives on or waits for them
 
+  int ring = 0;  // ring position of the next reduction tile, across this block's output tiles
   if (wg == 0) {
-    TcGatherLoader<T, kDgrad, Tile::kProducerThreads, BM, BN, 8> loader;
-    loader.init(pr, tid, blk.m0, blk.n0, blk.g, blk.M, blk.kt0);
-    tc_ws_produce<Tile>([&](int slot) {
-      loader.load(pr, sA + slot * BM * kBK, sB + slot * BN * kBK, [](int row, int c) { return swz128(row, c, 8); });
-    }, blk.KT, full, empty);
+#pragma unroll 1
+    for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+      const TcBlock blk = block_of(t);
+      TcGatherLoader<T, kDgrad, Tile::kProducerThreads, BM, BN, 8> loader;
+      loader.init(pr, tid, blk.m0, blk.n0, blk.g, blk.M, blk.kt0);
+      tc_ws_produce<Tile>([&](int slot) {
+        loader.load(pr, sA + slot * BM * kBK, sB + slot * BN * kBK, [](int row, int c) { return swz128(row, c, 8); });
+      }, ring, blk.KT, full, empty);
+      ring += blk.KT;
+    }
+    tc_ws_produce_tail<Tile>(ring, full);
     return;
   }
-  // Consumer warpgroup c = wg − 1: rows 64c .. 64c + 63 of the block tile. The producer warps have left, so the
-  // consumers (256 threads, ids tid − 128) write the epilogue alone, synchronised by named barrier 1. (With the
-  // producers in the epilogue too, the accumulators were live in code both roles ran: 128×256 spilled at the 168
-  // registers a thread that 384 threads allow.)
+  // Consumer warpgroup c = wg − 1: rows 64c .. 64c + 63 of each block tile. The producer warps never join the
+  // epilogue, so the consumers (ids tid − 128) synchronise it by named barrier 1. (With the producers in the
+  // epilogue too, the accumulators were live in code both roles ran: 128×256 spilled at the 168 registers a thread
+  // that 384 threads allow.)
   const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
+  const uint64_t da0 = wgmma_desc_sw128(sA_addr + uint32_t(wg - 1) * 64u * 128u), db0 = wgmma_desc_sw128(sB_addr);
   float acc[1][Tile::NI][4];
-  tc_ws_consume<T, Tile, false>(acc, blk.KT, full, empty, wgmma_desc_sw128(sA_addr + uint32_t(wg - 1) * 64u * 128u),
-                                wgmma_desc_sw128(sB_addr));
-  tc_conv_store<T, BM, BN, Tile::kConsumers * 128, 1, Tile::NI, 16, STAGES * Tile::kStageBytes, 1>(
-      pr, acc, smem, blk.m0, blk.n0, blk.g, blk.split, blk.M, (wg - 1) * 64 + (warp % 4) * 16, 0, tid - 128);
+#pragma unroll 1
+  for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const TcBlock blk = block_of(t);
+    tc_ws_consume<T, Tile, false>(acc, ring, blk.KT, full, empty, da0, db0);
+    ring += blk.KT;
+    tc_conv_store<T, BM, BN, Tile::kConsumers * 128, 1, Tile::NI, 16, Tile::kEpilogueBytes, 1>(
+        pr, acc, sC, blk.m0, blk.n0, blk.g, blk.split, blk.M, (wg - 1) * 64 + (warp % 4) * 16, 0, tid - 128);
+  }
 #endif
 }
 
@@ -347,11 +380,12 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
     tc_ws_produce<Tile>([&](int slot) {
       loader.load(pr, sA + slot * BM * kBK, sB + slot * BN * kBK,
                   [](int row, int c, int) { return tc_wg_mn_offset(row, c); });
-    }, rg.KT, full, empty);
+    }, 0, rg.KT, full, empty);
+    tc_ws_produce_tail<Tile>(rg.KT, full);
   } else {
     const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
     float acc[1][Tile::NI][4];
-    tc_ws_consume<T, Tile, true>(acc, rg.KT, full, empty,
+    tc_ws_consume<T, Tile, true>(acc, 0, rg.KT, full, empty,
                                  wgmma_desc_sw128_mn(sA_addr + uint32_t(wg - 1) * kBlockBytes, kBlockBytes),
                                  wgmma_desc_sw128_mn(sB_addr, kBlockBytes));
     tc_wgrad_store<T, 1, Tile::NI>(pr, acc, m0 + (wg - 1) * 64 + (warp % 4) * 16, n0, rg.g, rg.split, tid % 32);
@@ -405,7 +439,12 @@ cudaError_t launch_tc_wgmma_wgrad(const TcWgradParams<T>& pr, T* dw, Strides4 dw
 
 template <typename T, typename Tile>
 cudaError_t launch_tc_wgmma_conv(const TcConvParams<T>& pr, bool dgrad, cudaStream_t stream) {
-  const dim3 grid = tc_conv_grid(pr, Tile::BM, Tile::BN);
+  dim3 grid = tc_conv_grid(pr, Tile::BM, Tile::BN);
+  if constexpr (Tile::kWarpSpecialized) {  // persistent: at most the resident blocks, each looping over tiles
+    const int64_t tiles = int64_t(grid.x) * grid.y * grid.z;
+    grid = dim3(static_cast<unsigned>(pr.persistent_blocks > 0 && pr.persistent_blocks < tiles ? pr.persistent_blocks
+                                                                                                 : tiles));
+  }
   const cudaError_t e = dgrad ? launch_tc_wgmma_kernel<T, Tile, true>(pr, grid, stream)
                               : launch_tc_wgmma_kernel<T, Tile, false>(pr, grid, stream);
   if (e != cudaSuccess || pr.ws == nullptr) return e;
