@@ -253,7 +253,8 @@ __global__ void wgmma_mn_kernel(const __half* A, const __half* B, float* D) {
 // with cp.async, each thread arriving on the stage's `full` barrier by cp.async.mbarrier.arrive.noinc (count 128),
 // from the second lap on after waiting for the stage's `empty` barrier; warpgroup 1 waits on `full`, reads chunk
 // 127 − t of the stage (another thread's copy), accumulates it weighted by the tile number (so a stale or early
-// stage changes the sum) and arrives on `empty` (count 128). out[4t + e] = Σ_tile (tile + 1)·in[tile][127 − t][e].
+// stage changes the sum) and arrives on `empty` (count 128). Two blocks, each writing its own half of out:
+// out[block][4t + e] = Σ_tile (tile + 1)·in[tile][127 − t][e].
 constexpr int kRingTiles = 10, kRingStages = 3;
 __global__ void mbarrier_ring_kernel(const float* in, float* out) {
   PYCONV_EXTERN_SHARED(unsigned char, raw);
@@ -283,7 +284,7 @@ __global__ void mbarrier_ring_kernel(const float* in, float* out) {
       for (int e = 0; e < 4; ++e) acc[e] += float(k + 1) * ring[(s * 128 + 127 - t) * 4 + e];
       mbarrier_arrive(&empty[s]);
     }
-    for (int e = 0; e < 4; ++e) out[t * 4 + e] = acc[e];
+    for (int e = 0; e < 4; ++e) out[(blockIdx.x * 128 + t) * 4 + e] = acc[e];  // each block its own half
   }
 }
 
@@ -733,7 +734,7 @@ inline std::string test_mbarrier_ring() {
   cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
   if (major < 9) return "mbarrier.try_wait needs a compute capability 9.0 GPU";
 #endif
-  Buf<float> in(kRingTiles * 128 * 4), out(128 * 4, -1.0f);
+  Buf<float> in(kRingTiles * 128 * 4), out(2 * 128 * 4, -1.0f);
   for (size_t i = 0; i < in.host.size(); ++i) in.host[i] = float(int(i * 7 % 19) - 9);
 #ifndef PYCONV_EMULATION
   cudaMemcpy(in.dev, in.host.data(), in.host.size() * sizeof(float), cudaMemcpyHostToDevice);
@@ -742,14 +743,16 @@ inline std::string test_mbarrier_ring() {
   std::string e = launch_error(launch(mbarrier_ring_kernel, dim3(2), dim3(256), smem, nullptr, in.dev, out.dev));
   if (!e.empty()) return e;
   const std::vector<float>& o = out.get();
-  for (int t = 0; t < 128; ++t)
-    for (int k = 0; k < 4; ++k) {
-      double ref = 0;
-      for (int tile = 0; tile < kRingTiles; ++tile) ref += (tile + 1) * double(in.host[(tile * 128 + 127 - t) * 4 + k]);
-      PYCONV_SELFTEST_CHECK(o[t * 4 + k] == float(ref), "mbarrier_ring: out[" + std::to_string(t * 4 + k) +
-                                                            "] expected " + std::to_string(ref) + ", got " +
-                                                            std::to_string(o[t * 4 + k]));
-    }
+  for (int blk = 0; blk < 2; ++blk)
+    for (int t = 0; t < 128; ++t)
+      for (int k = 0; k < 4; ++k) {
+        double ref = 0;
+        for (int tile = 0; tile < kRingTiles; ++tile)
+          ref += (tile + 1) * double(in.host[(tile * 128 + 127 - t) * 4 + k]);
+        const int i = (blk * 128 + t) * 4 + k;
+        PYCONV_SELFTEST_CHECK(o[i] == float(ref), "mbarrier_ring: out[" + std::to_string(i) + "] expected " +
+                                                      std::to_string(ref) + ", got " + std::to_string(o[i]));
+      }
   return "";
 }
 
