@@ -61,6 +61,8 @@ $(nm -C --defined-only "$so" | grep -c -E ' [TtWw] std::(locale::classic\(|local
 rm -f "$O/build.log"
 "$PY" -m pyconv info 2>&1 | tee -a "$O/summary.txt"
 
+# the warp-specialised wgmma rungs (run on their own first: never yet run on hardware)
+WS_ALGOS=tensor_core_wgmma_ws,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128
 if [ -z "${SKIP_SUBSET:-}" ]; then
   step "sanitizer_subset (plain run: correctness smoke)"
   # the warp-specialised wgmma kernel (mbarriers) in a run of its own first: never run on hardware before, it could
@@ -68,7 +70,7 @@ if [ -z "${SKIP_SUBSET:-}" ]; then
   WS_RC=1
   if [ "$CAP" = "9.0a" ]; then
     # (its lines open subset.log, which the main run appends to: $OUT brings back 8 files at most)
-    timeout 45 "$PY" scripts/sanitizer_subset.py --algos tensor_core_wgmma_ws,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128 \
+    timeout 45 "$PY" scripts/sanitizer_subset.py --algos $WS_ALGOS \
       >"$O/subset.log" 2>&1
     WS_RC=$?
     echo "subset (warp-specialised wgmma) rc=$WS_RC ; $(grep -c '^ok' "$O/subset.log") ok," \
@@ -76,7 +78,7 @@ if [ -z "${SKIP_SUBSET:-}" ]; then
     grep MISMATCH "$O/subset.log" | head -10
     echo "--- the other rungs" >>"$O/subset.log"
   fi
-  timeout 90 "$PY" scripts/sanitizer_subset.py --skip tensor_core_wgmma_ws,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128 \
+  timeout 90 "$PY" scripts/sanitizer_subset.py --skip $WS_ALGOS \
     >>"$O/subset.log" 2>&1
   SUBSET_RC=$?
   echo "subset rc=$SUBSET_RC ; $(grep -c '^ok' "$O/subset.log") ok, $(grep -c MISMATCH "$O/subset.log") MISMATCH" \
@@ -97,7 +99,7 @@ fi
 WS_TIMED=""
 [ -n "$WG_TIMED" ] && [ "${WS_RC:-1}" = 0 ] && WS_TIMED=1
 [ "$CAP" = "9.0a" ] && echo "warp-specialised wgmma timed: ${WS_TIMED:-no}" | tee -a "$O/summary.txt"
-BENCH_ALGOS=${BENCH_ALGOS:-depthwise,winograd,tensor_core,tensor_core_128x128,tensor_core_128x64,tensor_core_64x64${WG_TIMED:+,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64}${WS_TIMED:+,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128}}
+BENCH_ALGOS=${BENCH_ALGOS:-depthwise,winograd,tensor_core,tensor_core_128x128,tensor_core_128x64,tensor_core_64x64${WG_TIMED:+,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64}${WS_TIMED:+,${WS_ALGOS#*,}}}
 
 step "tests + compute-sanitizer (+ cuda-gdb) in parallel"
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n1)
@@ -117,7 +119,7 @@ fi
 if [ -z "${SKIP_SANITIZER:-}" ]; then
   (
     # the warp-specialised kernels only once their own plain run passed (a hang would eat the sanitizer's time)
-    san_skip=(); [ "${WS_RC:-1}" = 0 ] || san_skip=(--skip tensor_core_wgmma_ws,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128)
+    san_skip=(); [ "${WS_RC:-1}" = 0 ] || san_skip=(--skip $WS_ALGOS)
     for tool in memcheck racecheck; do
       timeout $(( TEST_T / 2 )) "$SAN" --tool "$tool" --error-exitcode 99 "$PY" scripts/sanitizer_subset.py \
         "${san_skip[@]}" >"$O/san_$tool.log" 2>&1
@@ -162,7 +164,7 @@ if [ -n "$WG_TIMED" ] && [ -z "${SKIP_WGMMA_AB:-}" ]; then
     | tee -a "$O/summary.txt"
   timeout 90 "$PY" scripts/profile_layers.py --time --dirs "${WG_AB_DIRS:-fprop,wgrad}" \
     --layers 1x1_64_64_56,3x3_256_256_14,1x1s2_1024_2048,3x3_512_512_7 \
-    --algo tensor_core,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64${WS_TIMED:+,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128} \
+    --algo tensor_core,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64${WS_TIMED:+,${WS_ALGOS#*,}} \
     2>&1 | grep -E "ratio|Error|error" | tee -a "$O/summary.txt"
 fi
 if [ -n "${NCU:-}" ]; then

@@ -96,7 +96,8 @@ at::Tensor nhwc_padded(const at::Tensor& t, int64_t groups, int64_t cp) {
 std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int64_t groups) {
   if (algo == "tensor_core_wgmma_ws") {  // (unmeasured: the wgmma rung's findings, one block per SM each)
     if (gemm_n > 128) return algo + "_128x256";
-    return ceil_div(gemm_m, 128) * ceil_div(gemm_n, 128) * groups >= sm_count() ? algo + "_128x128" : algo + "_64x128";
+    const bool fills = ceil_div(gemm_m, 128) * ceil_div(gemm_n, 128) * groups >= sm_count();
+    return algo + (fills ? "_128x128" : "_64x128");
   }
   if (algo != "tensor_core" && algo != "tensor_core_wgmma") return algo;
   const std::string base = algo + "_";
@@ -183,7 +184,7 @@ TcTileShape tc_tile_shape(const std::string& tile) {
 // The wgmma rung (not yet measured on a GPU): the same rule on its tiles, 128×128 as _s3 (two blocks per SM, the
 // fprop/dgrad finding).
 std::string tc_wgrad_tile(const std::string& algo, int64_t kg, int64_t gemm_n, int64_t groups) {
-  if (algo == "tensor_core_wgmma_ws") return kg <= 64 ? "tensor_core_wgmma_ws_64x128" : "tensor_core_wgmma_ws_128x128";
+  if (algo == "tensor_core_wgmma_ws") return algo + (kg <= 64 ? "_64x128" : "_128x128");
   if (algo == "tensor_core_wgmma") {
     if (kg <= 64) return "tensor_core_wgmma_64x64";
     return gemm_n > 64 ? "tensor_core_wgmma_128x128_s3" : "tensor_core_wgmma_128x64";
@@ -423,13 +424,12 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   pr.N = s.N, pr.groups = s.groups, pr.splits = int(splits), pr.tiles_per_split = int(per);
   record_tc_launch(tile, splits);
   if (wgmma) {
-    if constexpr (!std::is_same<T, float>::value)  // (float32 wgrad never gets here: it runs the SIMT implicit GEMM)
-      {
-        auto run = [&](auto t) {
-          return cuda::launch_tc_wgmma_wgrad<T, decltype(t)>(pr, dwp, strides4(dw), current_stream());
-        };
-        check_launch(is_ws(tile) ? with_ws_tile(tile, run) : with_wg_tile(tile, run), "conv2d_wgrad tensor_core_wgmma");
-      }
+    if constexpr (!std::is_same<T, float>::value) {  // (float32 wgrad never gets here: it runs the SIMT implicit GEMM)
+      auto run = [&](auto t) {
+        return cuda::launch_tc_wgmma_wgrad<T, decltype(t)>(pr, dwp, strides4(dw), current_stream());
+      };
+      check_launch(is_ws(tile) ? with_ws_tile(tile, run) : with_wg_tile(tile, run), "conv2d_wgrad tensor_core_wgmma");
+    }
     return;
   }
   check_launch(with_tile(tile, [&](auto t) {

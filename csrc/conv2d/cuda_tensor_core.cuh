@@ -343,17 +343,19 @@ struct TcGatherLoader {
   }
 };
 
-// The end of a fprop/dgrad block (both the mma.sync kernel and the wgmma kernel of cuda_tensor_core_sm90.cuh): its
-// BM × BN accumulators, held as MI × NI mma tiles of 16×8 per warp (warp tile origin (wm0, wn0), kWarpM rows; lane
-// (gq = lane/4, t4 = lane%4) holds rows gq and gq+8, columns 2·t4 and 2·t4+1 of each), go to the split-K workspace or
-// through the staged epilogue to y. `smem` is the kernel's pipeline buffer (kSmemBytes), free once the main loop ended.
-// Every thread of the block calls it (it has block barriers), or with kBarId ≠ 0 the NT threads (ids 0 .. NT−1 in
-// `tid`: the consumer warps of the warp-specialised kernel) that named barrier kBarId synchronises.
+// tc_conv_store's barrier: the whole block's (kBarId 0), or named barrier kBarId among its NT threads.
 template <int kBarId, int NT>
 __device__ __forceinline__ void tc_store_sync() {
   if constexpr (kBarId == 0) __syncthreads();
   else named_barrier_sync<kBarId>(NT);
 }
+
+// The end of a fprop/dgrad block (both the mma.sync kernel and the wgmma kernel of cuda_tensor_core_sm90.cuh): its
+// BM × BN accumulators, held as MI × NI mma tiles of 16×8 per warp (warp tile origin (wm0, wn0), kWarpM rows; lane
+// (gq = lane/4, t4 = lane%4) holds rows gq and gq+8, columns 2·t4 and 2·t4+1 of each), go to the split-K workspace or
+// through the staged epilogue to y. `smem` is the kernel's pipeline buffer (kSmemBytes), free once the main loop ended.
+// Every thread of the block calls it (it has block barriers), or with kBarId ≠ 0 the NT threads (ids 0 .. NT−1 in
+// `tid`: the consumer warps of the warp-specialised kernel) that named barrier kBarId synchronises (tc_store_sync).
 template <typename T, int BM, int BN, int NT, int MI, int NI, int kWarpM, size_t kSmemBytes, int kBarId = 0>
 __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const float (&acc)[MI][NI][4], T* smem,
                                               int64_t m0, int n0, int64_t g, int64_t split, int64_t M, int wm0,

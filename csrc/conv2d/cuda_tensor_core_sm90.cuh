@@ -221,7 +221,8 @@ template <typename Tile>
 __device__ __forceinline__ void tc_ws_produce_tail(int ring, uint64_t* full) {
   constexpr int STAGES = Tile::STAGES;
 #pragma unroll 1
-  for (int p = ring > STAGES ? ring - STAGES : 0; p < ring; ++p) mbarrier_wait_parity(&full[p % STAGES], (p / STAGES) & 1);
+  for (int p = ring > STAGES ? ring - STAGES : 0; p < ring; ++p)
+    mbarrier_wait_parity(&full[p % STAGES], (p / STAGES) & 1);
 }
 
 // A consumer warpgroup's loop over KT tiles at ring positions ring .. ring + KT − 1: da0 / db0 describe stage 0 of its
