@@ -37,6 +37,13 @@ GEOMS = {
     "win_c72_3x3": ((1, 72, 6, 7), (72, 1, 3, 3), 1, 1, 1, 72),
     # the windowed wgrad at stride 2 with padding 2: windows that start two rows and columns before the input
     "win_c16_3x3_s2_pad2": ((1, 16, 5, 6), (16, 1, 3, 3), 2, 2, 1, 16),
+    # the windowed fprop/dgrad stage each block's taps in shared memory from the filter itself, one slot per channel
+    # vector the block touches: 40 channels put several blocks on channel slots that wrap around (5 f16 vectors,
+    # 256 items a block); 2056 channels fill all 256 slots of a block; 5x5 at 1024 channels would need more than
+    # 48 KiB of slots (16-bit: 128 vectors x 25 taps x 16 bytes) and reads the [R·S][C] copy instead
+    "win_c40_3x3_wrap": ((2, 40, 9, 10), (40, 1, 3, 3), 1, 1, 1, 40),
+    "win_c2056_3x3_slots": ((1, 2056, 3, 3), (2056, 1, 3, 3), 1, 1, 1, 2056),
+    "win_c1024_5x5_unstaged": ((1, 1024, 4, 5), (1024, 1, 5, 5), 1, 2, 1, 1024),
 }
 
 
@@ -74,7 +81,8 @@ def test_float64_exact(geom, channels_last, device, backend):
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["f32", "f16", "bf16"])
 @pytest.mark.parametrize("geom", ["mobilenet_3x3", "mult3_5x5_dil", "vec_c16_stride2", "vec_c24_3x3", "win_c16_3x3_s2",
-                                  "win_c8_5x5", "win_c72_3x3", "win_c16_3x3_s2_pad2"])
+                                  "win_c8_5x5", "win_c72_3x3", "win_c16_3x3_s2_pad2", "win_c40_3x3_wrap",
+                                  "win_c2056_3x3_slots", "win_c1024_5x5_unstaged"])
 def test_reduced_precision(geom, dtype, device, backend):
     tol = {torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 2e-2}[dtype]
     pairs, y = _run(geom, dtype, device, backend, True)

@@ -448,6 +448,24 @@ at::Tensor dw_taps_by_channel(const at::Tensor& weight, const Conv2dShape& s) {
   return weight.reshape({s.K, s.R * s.S}).t().contiguous();
 }
 
+// The channels-last depthwise fast path (fprop: in = x, out = y; dgrad: in = dy, out = dx). The windowed kernels
+// stage their taps from the filter itself when they can (cuda::dw_window_stages), so the call is one launch; the
+// others get the [R·S][K] copy.
+template <typename scalar_t, bool kDgrad>
+void dw_nhwc_vec(const Conv2dShape& s, const at::Tensor& in, const at::Tensor& weight,
+                 const typename KernelType<scalar_t>::type* bias, const at::Tensor& out,
+                 ConvEpilogue<typename KernelType<scalar_t>::type> epi, cudaStream_t stream, const char* what) {
+  using KT = typename KernelType<scalar_t>::type;
+  const at::Tensor w = weight.contiguous();  // [K][1][R][S] = [K][R·S]
+  const bool staged = cuda::dw_window_stages<KT>(s, kDgrad, kptr<scalar_t>(w));
+  const at::Tensor wt = staged ? at::Tensor() : dw_taps_by_channel(weight, s);
+  check_launch(cuda::launch_dw_nhwc_vec<KT, kDgrad>(s, kptr<scalar_t>(in), strides4(in),
+                                                    staged ? kptr<scalar_t>(w) : nullptr,
+                                                    staged ? nullptr : kptr<scalar_t>(wt), bias,
+                                                    kptr<scalar_t>(out), strides4(out), epi, stream),
+               what);
+}
+
 at::Tensor fprop_fused_cuda(const at::Tensor& input, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                             const std::optional<at::Tensor>& residual, at::IntArrayRef stride,
                             at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
@@ -555,10 +573,7 @@ at::Tensor fprop_fused_cuda(const at::Tensor& input, const at::Tensor& weight, c
       winograd_conv<KT>(s, false, input, weight, bp, y, epi);
     else if (algo == "depthwise" && cuda::dw_vec_eligible<KT>(s, kptr<scalar_t>(input), strides4(input),
                                                               kptr<scalar_t>(y), strides4(y)))
-      check_launch(cuda::launch_dw_nhwc_vec<KT, false>(s, kptr<scalar_t>(input), strides4(input),
-                                                       kptr<scalar_t>(dw_taps_by_channel(weight, s)), bp,
-                                                       kptr<scalar_t>(y), strides4(y), epi, stream),
-                   "conv2d_fprop depthwise");
+      dw_nhwc_vec<scalar_t, false>(s, input, weight, bp, y, epi, stream, "conv2d_fprop depthwise");
     else if (algo == "depthwise")
       check_launch(cuda::launch_dw_fprop<KT>(s, kptr<scalar_t>(input), strides4(input), kptr<scalar_t>(weight),
                                              strides4(weight), bp, kptr<scalar_t>(y), strides4(y), channels_fastest(y),
@@ -609,10 +624,8 @@ at::Tensor dgrad_cuda(const at::Tensor& grad_output, const at::Tensor& weight, a
       winograd_conv<KT>(s, true, grad_output, weight, nullptr, dx, ConvEpilogue<KT>{});
     else if (algo == "depthwise" && cuda::dw_vec_eligible<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
                                                               kptr<scalar_t>(dx), strides4(dx)))
-      check_launch(cuda::launch_dw_nhwc_vec<KT, true>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
-                                                      kptr<scalar_t>(dw_taps_by_channel(weight, s)), nullptr,
-                                                      kptr<scalar_t>(dx), strides4(dx), ConvEpilogue<KT>{}, stream),
-                   "conv2d_dgrad depthwise");
+      dw_nhwc_vec<scalar_t, true>(s, grad_output, weight, nullptr, dx, ConvEpilogue<KT>{}, stream,
+                                  "conv2d_dgrad depthwise");
     else if (algo == "depthwise")
       check_launch(cuda::launch_dw_dgrad<KT>(s, kptr<scalar_t>(grad_output), strides4(grad_output),
                                              kptr<scalar_t>(weight), strides4(weight), kptr<scalar_t>(dx), strides4(dx),

@@ -15,6 +15,8 @@
 // products); split over the batch when there are too few channels to fill the GPU, with a deterministic final sum.
 #pragma once
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 
 #include "../common/conv_params.h"
 #include "../common/cuda_common.cuh"
@@ -192,8 +194,11 @@ __global__ void __launch_bounds__(32 * kDwFinishLanes)
   const int64_t taps = s.R * s.S, total = s.K * taps;
   const int64_t i = int64_t(blockIdx.x) * 32 + threadIdx.x;
   Acc v = 0;
-  if (i < total)
+  if (i < total) {
+    // Unrolled so that several of a lane's loads are in flight at once (the adds still run in split order).
+#pragma unroll 8
     for (int64_t sp = threadIdx.y; sp < splits; sp += kDwFinishLanes) v += ws[sp * total + i];
+  }
   part[threadIdx.y][threadIdx.x] = v;
   __syncthreads();  // every lane's partial sum is in shared memory before lane 0 adds them
   if (threadIdx.y == 0 && i < total) {
@@ -220,11 +225,51 @@ struct alignas(16) DwVec {
   T v[kN];
 };
 
+// A 16-byte vector's kVec elements as accumulator values, converted one 32-bit word at a time: a 16-bit pair
+// converts in place (each half read straight from the word by HADD2.F32's half selector). Unpacking a DwVec<T>
+// element by element instead made the compiler split every loaded word into two registers first and zero-fill
+// padding vectors half by half: a PRMT per element, 288 of the ~1000 SASS instructions of the 3×3 fprop window kernel
+// (sm_90a, 2026-11-26), as many as its FFMAs.
+template <typename T>
+__device__ __forceinline__ void dw_unpack(const uint4& u, acc_t<T> (&out)[DwVec<T>::kN]) {
+  const unsigned word[4] = {u.x, u.y, u.z, u.w};
+  if constexpr (std::is_same_v<T, __half>) {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      __half2 h;
+      memcpy(&h, &word[k], 4);
+      const float2 f = __half22float2(h);
+      out[2 * k] = f.x, out[2 * k + 1] = f.y;
+    }
+  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      __nv_bfloat162 h;
+      memcpy(&h, &word[k], 4);
+      const float2 f = __bfloat1622float2(h);
+      out[2 * k] = f.x, out[2 * k + 1] = f.y;
+    }
+  } else {  // float, double: the accumulator type itself
+    static_assert(std::is_same_v<T, acc_t<T>>, "a 32/64-bit element is its own accumulator type");
+    memcpy(out, word, 16);
+  }
+}
+
+// The 16-byte vector at p, or zeros when `inside` is false (a padding column): whole words, no per-element fill.
+template <typename T>
+__device__ __forceinline__ uint4 dw_load_or_zero(const T* p, bool inside) {
+  uint4 u = make_uint4(0u, 0u, 0u, 0u);
+  if (inside) u = *reinterpret_cast<const uint4*>(p);
+  return u;
+}
+
 template <typename T>
 struct DwVecParams {
   const T* in;   // fprop: x, dgrad: dy; NHWC with channel stride 1
   T* out;        // fprop: y, dgrad: dx; NHWC with channel stride 1
-  const T* wt;   // [R·S][C]
+  const T* wt;   // [R·S][C] (dw_nhwc_vec_kernel; the windowed kernel when w is null)
+  const T* w;    // the filter itself, [C][R·S] contiguous and 16-byte aligned: the windowed kernel stages its taps from
+                 // here (null: it reads wt)
   const T* bias;  // fprop only (may be null)
   ConvEpilogue<T> epi;  // fprop only
   int64_t in_sn, in_sh, in_sw, out_sn, out_sh, out_sw;
@@ -335,6 +380,29 @@ __global__ void __launch_bounds__(kDwThreads, 3) dw_nhwc_vec_kernel(DwVecParams<
   }
 }
 
+// The windowed kernel's filter taps in shared memory, staged by each block from the filter itself ([C][kTaps]), so
+// that no launch has to build the [R·S][C] copy first (an ATen copy before every call: a few microseconds of host
+// and GPU time in front of kernels that take 10-15 µs on MobileNetV2's late layers). A block's kDwThreads items have
+// consecutive channel vectors, channel vector fastest: they touch ns = min(kDwThreads, CV) distinct vectors,
+// cv_base, cv_base + 1, … (mod CV), held as slots 0 … ns − 1 in the layout the kernel reads, [tap][slot] 16-byte
+// vectors (adjacent threads, adjacent slots: conflict-free 128-bit reads). One slot's source is kVec channels ×
+// kTaps taps = kTaps contiguous 16-byte chunks; element m of chunk `part` is channel (part·kVec + m) / kTaps, tap
+// (part·kVec + m) mod kTaps.
+template <typename T, int kTaps>
+__device__ __forceinline__ void dw_stage_taps(const T* w, int CV, int cv_base, int ns, DwVec<T>* taps) {
+  constexpr int kVec = DwVec<T>::kN;
+  for (int k = int(threadIdx.x); k < ns * kTaps; k += int(blockDim.x)) {
+    const int slot = k / kTaps, part = k - slot * kTaps;
+    const int cv = cv_base + slot < CV ? cv_base + slot : cv_base + slot - CV;
+    const DwVec<T> v = *reinterpret_cast<const DwVec<T>*>(w + (cv * kTaps + part) * kVec);
+#pragma unroll
+    for (int m = 0; m < kVec; ++m) {
+      const int f = part * kVec + m, e = f / kTaps;
+      taps[(f - e * kTaps) * ns + slot].v[e] = v.v[m];
+    }
+  }
+}
+
 // ---- the windowed fast path: square kK × kK filters, dilation 1, the same stride kStride in both directions --------
 // MobileNet's depthwise layers (3×3 or 5×5, stride 1 or 2). dw_nhwc_vec_kernel above walks run-time R / S loops with a
 // bounds branch per (tap, output), one 16-byte load per tap and output: 36 loads for 3×3 and 4 outputs, only 18 of
@@ -349,17 +417,31 @@ __global__ void __launch_bounds__(kDwThreads, 3) dw_nhwc_vec_kernel(DwVecParams<
 //   likewise (window row r is filter row kK − 1 − r).
 // Two resident blocks per SM (≤ 128 registers a thread): the window, the 4 × kVec accumulators and one row's taps
 // need 97-128 at 16-bit types; asking for three (≤ 85) made even the 3×3 stride-1 kernels spill.
+// The taps come from shared memory (dw_stage_taps; dynamic, dw_window_stage_bytes) when pr.w is set, else from
+// the [R·S][C] copy pr.wt. The grid-stride loop steps whole blocks so that every thread meets every barrier.
 template <typename T, int kK, int kStride, bool kDgrad>
 __global__ void __launch_bounds__(kDwThreads, 2) dw_nhwc_window_kernel(DwVecParams<T> pr) {
   static_assert(!kDgrad || kStride == 1, "strided dgrad is not a correlation: it takes dw_nhwc_vec_kernel");
   using Acc = acc_t<T>;
   constexpr int kVec = DwVec<T>::kN;
   constexpr int kWin = (kDwStrip - 1) * kStride + kK;
+  PYCONV_EXTERN_SHARED(DwVec<T>, taps);
   const int CV = pr.C / kVec, strips = (pr.OW + kDwStrip - 1) / kDwStrip;
-  const int total = pr.N * pr.OH * strips * CV;
-  for (int i = int(blockIdx.x) * int(blockDim.x) + int(threadIdx.x); i < total; i += int(gridDim.x) * int(blockDim.x)) {
+  const int total = pr.N * pr.OH * strips * CV, ns = CV < kDwThreads ? CV : kDwThreads;
+  for (int base = int(blockIdx.x) * kDwThreads; base < total; base += int(gridDim.x) * kDwThreads) {
+    const int i = base + int(threadIdx.x), cv_base = base % CV;
+    if (pr.w != nullptr) {
+      __syncthreads();  // the previous round's taps have been read before they are overwritten
+      dw_stage_taps<T, kK * kK>(pr.w, CV, cv_base, ns, taps);
+      __syncthreads();  // every slot is staged before any thread reads one
+    }
+    if (i >= total) continue;  // no item, but the next round's barriers still count this thread
     const DwVecItem<int> it = dw_vec_item<T, int>(i, CV, strips, pr.OH);  // dw_nhwc_vec_kernel's thread order
     const int n = it.n, oh = it.oh, ow0 = it.ow0, c0 = it.c0;
+    // Where tap (r, t) of this thread's channels lies: row-major taps, `tap_step` elements apart.
+    const int slot = c0 / kVec - cv_base < 0 ? c0 / kVec - cv_base + CV : c0 / kVec - cv_base;
+    const T* tap0 = pr.w != nullptr ? reinterpret_cast<const T*>(taps + slot) : pr.wt + c0;
+    const int tap_step = pr.w != nullptr ? ns * kVec : pr.C;
     Acc acc[kDwStrip][kVec];
     dw_vec_acc_init<T, int>(acc, kDgrad ? nullptr : pr.bias, c0);
     // the window's first input row and column
@@ -371,26 +453,29 @@ __global__ void __launch_bounds__(kDwThreads, 2) dw_nhwc_window_kernel(DwVecPara
       const int ih = row0 + r;
       if (unsigned(ih) >= unsigned(pr.IH)) continue;  // a padding row: zero for every output of the strip
       const T* in_row = in_n + ih * int(pr.in_sh);
-      DwVec<T> win[kWin];
+      uint4 win[kWin];
 #pragma unroll
       for (int c = 0; c < kWin; ++c) {  // independent loads: all in flight before the first multiply
         const int iw = col0 + c;
-        if (unsigned(iw) < unsigned(pr.IW)) {
-          win[c] = *reinterpret_cast<const DwVec<T>*>(in_row + iw * int(pr.in_sw));
-        } else {
-#pragma unroll
-          for (int e = 0; e < kVec; ++e) win[c].v[e] = from_acc<T>(Acc(0));
-        }
+        win[c] = dw_load_or_zero(in_row + iw * int(pr.in_sw), unsigned(iw) < unsigned(pr.IW));
       }
       const int fr = kDgrad ? kK - 1 - r : r;  // the filter row this window row meets
+      Acc wf[kK][kVec];                        // its kK taps, converted once for the kDwStrip outputs
 #pragma unroll
-      for (int t = 0; t < kK; ++t) {
-        const DwVec<T> wv = *reinterpret_cast<const DwVec<T>*>(pr.wt + (fr * kK + t) * pr.C + c0);
+      for (int t = 0; t < kK; ++t)
+        dw_unpack<T>(*reinterpret_cast<const uint4*>(tap0 + (fr * kK + t) * tap_step), wf[t]);
+      // Window column c, converted once, meets output j through tap t = c − j·stride (fprop) or, the filter flipped,
+      // t = kK − 1 − (c − j) (dgrad); both compile-time after unrolling, out-of-range pairs drop out.
+#pragma unroll
+      for (int c = 0; c < kWin; ++c) {
+        Acc xf[kVec];
+        dw_unpack<T>(win[c], xf);
 #pragma unroll
         for (int j = 0; j < kDwStrip; ++j) {
-          const DwVec<T>& xv = win[kDgrad ? j + (kK - 1 - t) : j * kStride + t];
+          const int t = kDgrad ? kK - 1 - (c - j) : c - j * kStride;
+          if (t < 0 || t >= kK) continue;
 #pragma unroll
-          for (int e = 0; e < kVec; ++e) acc[j][e] += to_acc(xv.v[e]) * to_acc(wv.v[e]);
+          for (int e = 0; e < kVec; ++e) acc[j][e] += xf[e] * wf[t][e];
         }
       }
     }
@@ -423,11 +508,29 @@ bool dw_vec_eligible(const Conv2dShape& s, const T* in, Strides4 ins, const T* o
 }
 
 // wt: the filter as [R·S][C] (contiguous, 16-byte aligned).
+// The shared memory the windowed kernel stages its taps in: min(kDwThreads, C / kVec) channel vectors × R·S taps.
+template <typename T>
+size_t dw_window_stage_bytes(const Conv2dShape& s) {
+  return size_t(std::min<int64_t>(kDwThreads, s.C / DwVec<T>::kN) * s.R * s.S) * sizeof(DwVec<T>);
+}
+
+// Whether launch_dw_nhwc_vec takes its taps from the filter w ([C][R·S], contiguous) itself: the windowed kernel
+// applies, w is 16-byte aligned (each slot's taps are whole 16-byte chunks: kVec·R·S elements) and the staged taps fit
+// the default 48 KiB of shared memory (every 3×3 problem; 5×5 up to 976 16-bit or 488 32-bit channels). Otherwise
+// the caller passes the [R·S][C] copy.
+template <typename T>
+bool dw_window_stages(const Conv2dShape& s, bool dgrad, const T* w) {
+  return dw_window_k(s, dgrad) != 0 && (reinterpret_cast<uintptr_t>(w) & 15) == 0 &&
+         dw_window_stage_bytes<T>(s) <= 48 * 1024;
+}
+
+// w: the filter as [C][R·S] when dw_window_stages says the windowed kernel stages from it (wt may then be null);
+// otherwise null, and wt is the filter as [R·S][C] (contiguous, 16-byte aligned).
 template <typename T, bool kDgrad>
-cudaError_t launch_dw_nhwc_vec(const Conv2dShape& s, const T* in, Strides4 ins, const T* wt, const T* bias, T* out,
-                               Strides4 outs, ConvEpilogue<T> epi, cudaStream_t stream) {
+cudaError_t launch_dw_nhwc_vec(const Conv2dShape& s, const T* in, Strides4 ins, const T* w, const T* wt,
+                               const T* bias, T* out, Strides4 outs, ConvEpilogue<T> epi, cudaStream_t stream) {
   DwVecParams<T> pr;
-  pr.in = in, pr.out = out, pr.wt = wt, pr.bias = bias, pr.epi = epi;
+  pr.in = in, pr.out = out, pr.w = w, pr.wt = wt, pr.bias = bias, pr.epi = epi;
   pr.in_sn = ins.s0, pr.in_sh = ins.s2, pr.in_sw = ins.s3, pr.out_sn = outs.s0, pr.out_sh = outs.s2, pr.out_sw = outs.s3;
   pr.N = int(s.N), pr.C = int(s.C), pr.R = int(s.R), pr.S = int(s.S);
   pr.IH = int(kDgrad ? s.P : s.H), pr.IW = int(kDgrad ? s.Q : s.W), pr.OH = int(kDgrad ? s.H : s.P);
@@ -437,13 +540,15 @@ cudaError_t launch_dw_nhwc_vec(const Conv2dShape& s, const T* in, Strides4 ins, 
   const int64_t strips = ceil_div(int64_t(pr.OW), kDwStrip), total = s.N * pr.OH * strips * (s.C / DwVec<T>::kN);
   // 32-bit indexing: the caller checked dw_vec_eligible, which includes the 32-bit bounds
   const dim3 grid(grid_1d(total, kDwThreads)), block(kDwThreads);
+  const size_t smem = w != nullptr ? dw_window_stage_bytes<T>(s) : 0;
   switch (dw_window_k(s, kDgrad) * 10 + int(s.stride_h)) {  // (kK, kStride) of the windowed kernel, if it applies
-    case 31: return launch(dw_nhwc_window_kernel<T, 3, 1, kDgrad>, grid, block, 0, stream, pr);
-    case 51: return launch(dw_nhwc_window_kernel<T, 5, 1, kDgrad>, grid, block, 0, stream, pr);
-    case 32: if (!kDgrad) return launch(dw_nhwc_window_kernel<T, 3, 2, false>, grid, block, 0, stream, pr); break;
-    case 52: if (!kDgrad) return launch(dw_nhwc_window_kernel<T, 5, 2, false>, grid, block, 0, stream, pr); break;
+    case 31: return launch(dw_nhwc_window_kernel<T, 3, 1, kDgrad>, grid, block, smem, stream, pr);
+    case 51: return launch(dw_nhwc_window_kernel<T, 5, 1, kDgrad>, grid, block, smem, stream, pr);
+    case 32: if (!kDgrad) return launch(dw_nhwc_window_kernel<T, 3, 2, false>, grid, block, smem, stream, pr); break;
+    case 52: if (!kDgrad) return launch(dw_nhwc_window_kernel<T, 5, 2, false>, grid, block, smem, stream, pr); break;
     default: break;
   }
+  if (wt == nullptr) return cudaErrorInvalidValue;  // dw_nhwc_vec_kernel reads the [R·S][C] copy only
   return launch(dw_nhwc_vec_kernel<T, int, kDgrad>, grid, block, 0, stream, pr);
 }
 
@@ -550,15 +655,21 @@ __global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_nhwc
 // The windowed wgrad fast path: 3×3 filters, dilation 1, the same stride kStride (1 or 2) in both directions — as
 // dw_nhwc_window_kernel does for fprop/dgrad. dw_wgrad_nhwc_vec_kernel above handles one output pixel per iteration:
 // its dy vector, then one x vector per tap (10 loads, every x vector fetched by 9 different pixels) and the pixel's
-// (n, p, q) by two divisions. Here a pixel lane takes a strip of kDwStrip consecutive output columns of one row: the
-// strip's kDwStrip dy vectors once, then per filter row one window of kWin = (kDwStrip − 1)·kStride + 3 input columns,
-// each x vector loaded once and multiplied into every (output j, tap t) it meets (window index j·kStride + t): 22 loads
-// per 4 pixels at stride 1 (31 at stride 2) instead of 40, and one strip decode per 4 pixels. The same block layout,
-// split and reduction (dw_wgrad_block_reduce); splits cut the N·P·⌈Q/4⌉ strips.
-template <typename T, int kStride>
+// (n, p, q) by two divisions. Here a pixel lane takes a strip of kDwWgradStrip consecutive output columns of one row:
+// the strip's dy vectors once (converted to float once), then per filter row one window of
+// kWin = (kDwWgradStrip − 1)·kStride + 3 input columns, each x vector loaded and converted once and multiplied into
+// every (output j, tap t) it meets (window index j·kStride + t). The same block layout, split and reduction
+// (dw_wgrad_block_reduce); splits cut the N·P·⌈Q/kDwWgradStrip⌉ strips.
+// Why strips of 2: the 9 taps × kVec float accumulators (72 registers) come first; with 4-pixel strips the 32 converted
+// dy values no longer fit beside them under the 128-register bound (ptxas spilled 24-56 bytes, sm_90a), and keeping dy
+// packed instead re-converted it for every tap (432 HADD2.F32 + 64 PRMT for 288 FFMA per strip). At 2 pixels: 144
+// FFMA, 112 conversions, 14 loads per strip (stride 1; 136 / 17 at stride 2), no spill.
+constexpr int kDwWgradStrip = 2;
+
+template <typename T, int kStride, int kStrip = kDwWgradStrip>
 __global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_window_kernel(DwWgradVecParams<T> pr) {
   using Acc = acc_t<T>;
-  constexpr int kVec = DwVec<T>::kN, kK = 3, kWin = (kDwStrip - 1) * kStride + kK;
+  constexpr int kVec = DwVec<T>::kN, kK = 3, kWin = (kStrip - 1) * kStride + kK;
   static_assert(kDwVecTaps == kK * kK, "one block holds all 9 taps");
   const int lanes_p = kDwThreads / pr.cvb;
   const int lane_c = int(threadIdx.x) % pr.cvb, lane_p = int(threadIdx.x) / pr.cvb;
@@ -569,24 +680,18 @@ __global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_wind
   for (int j = 0; j < kDwVecTaps; ++j)
 #pragma unroll
     for (int e = 0; e < kVec; ++e) acc[j][e] = Acc(0);
-  const int qs = (pr.Q + kDwStrip - 1) / kDwStrip, strips = pr.N * pr.P * qs;  // strips of 4 outputs per row
+  const int qs = (pr.Q + kStrip - 1) / kStrip, strips = pr.N * pr.P * qs;  // strips of kStrip outputs per row
   const int per = (strips + pr.splits - 1) / pr.splits;
   const int e0 = int(blockIdx.z) * per, e1 = e0 + per < strips ? e0 + per : strips;
   if (live) {
     for (int st = e0 + lane_p; st < e1; st += lanes_p) {
-      const int rest = st / qs, q0 = (st - rest * qs) * kDwStrip, n = rest / pr.P, p = rest - n * pr.P;
+      const int rest = st / qs, q0 = (st - rest * qs) * kStrip, n = rest / pr.P, p = rest - n * pr.P;
       // 32-bit offsets: dw_vec_eligible checked they fit
       const T* dy_row = pr.dy + n * int(pr.dy_sn) + p * int(pr.dy_sh) + c0;
-      DwVec<T> g[kDwStrip];
+      Acc g[kStrip][kVec];  // the strip's dy vectors, converted once for their 9 taps (zero past the row's end)
 #pragma unroll
-      for (int j = 0; j < kDwStrip; ++j) {
-        if (q0 + j < pr.Q) {
-          g[j] = *reinterpret_cast<const DwVec<T>*>(dy_row + (q0 + j) * int(pr.dy_sw));
-        } else {  // past the row's end: contributes nothing
-#pragma unroll
-          for (int e = 0; e < kVec; ++e) g[j].v[e] = from_acc<T>(Acc(0));
-        }
-      }
+      for (int j = 0; j < kStrip; ++j)
+        dw_unpack<T>(dw_load_or_zero(dy_row + (q0 + j) * int(pr.dy_sw), q0 + j < pr.Q), g[j]);
       const T* x_n = pr.x + n * int(pr.x_sn) + c0;
       const int row0 = p * kStride - pr.pad_h, col0 = q0 * kStride - pr.pad_w;  // the windows' first row and column
 #pragma unroll
@@ -597,14 +702,14 @@ __global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_wind
 #pragma unroll
         for (int c = 0; c < kWin; ++c) {
           const int iw = col0 + c;
-          if (unsigned(iw) >= unsigned(pr.W)) continue;  // a padding column
-          const DwVec<T> xv = *reinterpret_cast<const DwVec<T>*>(x_row + iw * int(pr.x_sw));
+          Acc xf[kVec];  // converted once for every (output j, tap t) it meets; zero in a padding column
+          dw_unpack<T>(dw_load_or_zero(x_row + iw * int(pr.x_sw), unsigned(iw) < unsigned(pr.W)), xf);
 #pragma unroll
-          for (int j = 0; j < kDwStrip; ++j) {
+          for (int j = 0; j < kStrip; ++j) {
             const int t = c - j * kStride;  // the tap of output j this column meets (compile-time after unrolling)
             if (t < 0 || t >= kK) continue;
 #pragma unroll
-            for (int e = 0; e < kVec; ++e) acc[r * kK + t][e] += to_acc(g[j].v[e]) * to_acc(xv.v[e]);
+            for (int e = 0; e < kVec; ++e) acc[r * kK + t][e] += g[j][e] * xf[e];
           }
         }
       }

@@ -195,13 +195,17 @@ void check_depthwise(bool channels_last_threads, const std::string& tag) {
          e == cudaSuccess ? why : cudaGetErrorString(e));
 }
 
-// The depthwise rung's channels-last fast path (K == C, 16-byte channel vectors, packed [R·S][C] taps): fprop with
-// the fused epilogue and dgrad on NHWC tensors, against the CPU loops on the same strides.
+// The depthwise rung's channels-last fast path (K == C, 16-byte channel vectors): fprop with the fused epilogue and
+// dgrad on NHWC tensors, against the CPU loops on the same strides. `staged`: a 3×3 stride-1 problem for the windowed
+// kernel, which stages its taps in shared memory from the filter itself (two blocks, the second one's channel slots
+// wrapping around: the barrier pair is what TSan checks); otherwise stride (2, 1) and dilation (1, 2), the generic
+// kernel on the packed [R·S][C] taps.
 template <typename T>
-void check_depthwise_vec(const std::string& tag) {
+void check_depthwise_vec(const std::string& tag, bool staged) {
   namespace cu = pyconv::cuda;
   namespace cpu = pyconv::cpu;
-  const Geometry g{"depthwise_vec", 2, 16, 9, 11, 16, 3, 3, 2, 1, 1, 2, 1, 2, 16};  // stride (2, 1), dilation (1, 2)
+  const Geometry g = staged ? Geometry{"depthwise_window", 2, 24, 9, 11, 24, 3, 3, 1, 1, 1, 1, 1, 1, 24}
+                            : Geometry{"depthwise_vec", 2, 16, 9, 11, 16, 3, 3, 2, 1, 1, 2, 1, 2, 16};
   const Conv2dShape s = make_shape(g);
   std::mt19937 rng(78);
   auto nhwc = [](int64_t N, int64_t C, int64_t H, int64_t W) { return Strides4{H * W * C, 1, W * C, C}; };
@@ -213,25 +217,30 @@ void check_depthwise_vec(const std::string& tag) {
   for (int64_t k = 0; k < s.K; ++k)
     for (int64_t t = 0; t < s.R * s.S; ++t) wt[size_t(t * s.K + k)] = w[size_t(k * s.R * s.S + t)];
   const double tol = sizeof(T) == 8 ? 1e-12 : 1e-5;
-  const std::string what = tag + " depthwise nhwc-vec" + (sizeof(T) == 8 ? " double" : " float");
+  const std::string what = tag + (staged ? " depthwise nhwc-window" : " depthwise nhwc-vec") +
+                           (sizeof(T) == 8 ? " double" : " float");
   std::string why;
-  if (!cu::dw_vec_eligible<T>(s, x.data(), xs, dy.data(), ys)) {
-    report(false, what, "the fast path does not take its own test shape");
+  if (!cu::dw_vec_eligible<T>(s, x.data(), xs, dy.data(), ys) ||
+      cu::dw_window_stages<T>(s, false, w.data()) != staged || cu::dw_window_stages<T>(s, true, w.data()) != staged) {
+    report(false, what, "the fast path (or its tap staging) does not take its own test shape");
     return;
   }
+  const T* w_staged = staged ? w.data() : nullptr;  // std::vector's storage: 16-byte aligned (checked just above)
+  const T* w_packed = staged ? nullptr : wt.data();
   pyconv::ConvEpilogue<T> epi;
   epi.act = static_cast<int>(pyconv::Act::silu);
   epi.residual = res.data();
   epi.rs = ys;
   std::vector<T> y(dy.size(), T(-7)), y_ref(dy.size());
   cpu::conv2d_fprop_direct(s, x.data(), xs, w.data(), ws, b.data(), y_ref.data(), ys, epi, Serial{});
-  cudaError_t e = cu::launch_dw_nhwc_vec<T, false>(s, x.data(), xs, wt.data(), b.data(), y.data(), ys, epi, nullptr);
+  cudaError_t e = cu::launch_dw_nhwc_vec<T, false>(s, x.data(), xs, w_staged, w_packed, b.data(), y.data(), ys, epi,
+                                                    nullptr);
   report(e == cudaSuccess && close(y, y_ref, tol, &why), what + " fprop+epilogue",
          e == cudaSuccess ? why : cudaGetErrorString(e));
   std::vector<T> dx(x.size(), T(-7)), dx_ref(x.size());
   cpu::conv2d_dgrad_direct(s, dy.data(), ys, w.data(), ws, dx_ref.data(), xs, Serial{});
-  e = cu::launch_dw_nhwc_vec<T, true>(s, dy.data(), ys, wt.data(), nullptr, dx.data(), xs, pyconv::ConvEpilogue<T>{},
-                                      nullptr);
+  e = cu::launch_dw_nhwc_vec<T, true>(s, dy.data(), ys, w_staged, w_packed, nullptr, dx.data(), xs,
+                                      pyconv::ConvEpilogue<T>{}, nullptr);
   report(e == cudaSuccess && close(dx, dx_ref, tol, &why), what + " dgrad", e == cudaSuccess ? why : cudaGetErrorString(e));
   std::vector<T> dw(w.size(), T(-7)), dw_ref(w.size());
   cpu::conv2d_wgrad_direct(s, dy.data(), ys, x.data(), xs, dw_ref.data(), ws, Serial{});
@@ -346,8 +355,10 @@ int run_conv(bool quick) {
       const std::string tag = std::string(pyconv_emu::order_name(order)) + "/w" + std::to_string(workers);
       check_depthwise<double>(workers == 1, tag);
       if (!quick) check_depthwise<float>(workers != 1, tag);
-      check_depthwise_vec<float>(tag);
-      if (!quick) check_depthwise_vec<double>(tag);
+      for (const bool staged : {false, true}) {
+        check_depthwise_vec<float>(tag, staged);
+        if (!quick) check_depthwise_vec<double>(tag, staged);
+      }
       check_tensor_core(tag);
       for (const Geometry& g : kGeometries) {
         if (quick && std::strcmp(g.name, "wide_k") == 0) continue;
