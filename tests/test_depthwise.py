@@ -28,7 +28,7 @@ GEOMS = {
     # asymmetric padding, a width that leaves a partial 4-column strip
     "vec_c16_stride2": ((2, 16, 11, 13), (16, 1, 3, 3), 2, (1, 2), (1, 2), 16),
     "vec_c24_3x3": ((1, 24, 7, 10), (24, 1, 3, 3), 1, 1, 1, 24),
-    # the windowed kernels (square 3×3 / 5×5 filters, dilation 1, stride 1 or 2; dgrad stride 1): padding that
+    # the windowed kernels (square 3×3 / 5×5 filters, dilation 1, stride 1 or 2): padding that
     # exceeds the input, zero padding, partial strips; 72 channels: two wgrad channel blocks (float64: 36 vectors)
     "win_c16_3x3_s2": ((2, 16, 11, 13), (16, 1, 3, 3), 2, 1, 1, 16),
     "win_c8_5x5": ((1, 8, 9, 11), (8, 1, 5, 5), 1, 2, 1, 8),
@@ -44,6 +44,10 @@ GEOMS = {
     "win_c40_3x3_wrap": ((2, 40, 9, 10), (40, 1, 3, 3), 1, 1, 1, 40),
     "win_c2056_3x3_slots": ((1, 2056, 3, 3), (2056, 1, 3, 3), 1, 1, 1, 2056),
     "win_c1024_5x5_unstaged": ((1, 1024, 4, 5), (1024, 1, 5, 5), 1, 2, 1, 1024),
+    # strided dgrad takes the windowed kernel too, its column taps fixed by the parity of pad_w (odd: win_c16_3x3_s2,
+    # even: win_c16_3x3_s2_pad2, win_c8_5x5_s2_pad0); here odd 5x5, and pad_h / pad_w of different parities
+    "win_c8_5x5_s2_pad1": ((1, 8, 12, 11), (8, 1, 5, 5), 2, 1, 1, 8),
+    "win_c16_3x3_s2_pad12": ((2, 16, 9, 12), (16, 1, 3, 3), 2, (1, 2), 1, 16),
 }
 
 
@@ -82,7 +86,8 @@ def test_float64_exact(geom, channels_last, device, backend):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["f32", "f16", "bf16"])
 @pytest.mark.parametrize("geom", ["mobilenet_3x3", "mult3_5x5_dil", "vec_c16_stride2", "vec_c24_3x3", "win_c16_3x3_s2",
                                   "win_c8_5x5", "win_c72_3x3", "win_c16_3x3_s2_pad2", "win_c40_3x3_wrap",
-                                  "win_c2056_3x3_slots", "win_c1024_5x5_unstaged"])
+                                  "win_c2056_3x3_slots", "win_c1024_5x5_unstaged", "win_c8_5x5_s2_pad1",
+                                  "win_c16_3x3_s2_pad12"])
 def test_reduced_precision(geom, dtype, device, backend):
     tol = {torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 2e-2}[dtype]
     pairs, y = _run(geom, dtype, device, backend, True)

@@ -457,7 +457,7 @@ void dw_nhwc_vec(const Conv2dShape& s, const at::Tensor& in, const at::Tensor& w
                  ConvEpilogue<typename KernelType<scalar_t>::type> epi, cudaStream_t stream, const char* what) {
   using KT = typename KernelType<scalar_t>::type;
   const at::Tensor w = weight.contiguous();  // [K][1][R][S] = [K][R·S]
-  const bool staged = cuda::dw_window_stages<KT>(s, kDgrad, kptr<scalar_t>(w));
+  const bool staged = cuda::dw_window_stages<KT>(s, kptr<scalar_t>(w));
   const at::Tensor wt = staged ? at::Tensor() : dw_taps_by_channel(weight, s);
   check_launch(cuda::launch_dw_nhwc_vec<KT, kDgrad>(s, kptr<scalar_t>(in), strides4(in),
                                                     staged ? kptr<scalar_t>(w) : nullptr,

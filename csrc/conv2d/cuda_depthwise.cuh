@@ -412,19 +412,49 @@ __device__ __forceinline__ void dw_stage_taps(const T* w, int CV, int cv_base, i
 // (zero where the column is padding): 6 loads per row instead of 12 at 3×3 stride 1, 9 instead of 12 at stride 2.
 //   fprop: output column ow0 + j, tap t reads input column ow0·stride − pad + (j·stride + t): window index
 //   j·stride + t.
-//   dgrad (stride 1 only): dx column w0 + j, tap t reads dy column w0 + j + pad − t, a correlation with the filter
+//   dgrad, stride 1: dx column w0 + j, tap t reads dy column w0 + j + pad − t, a correlation with the filter
 //   flipped: the window starts at w0 + pad − (kK − 1) and tap t of output j is window index j + (kK − 1 − t); rows
 //   likewise (window row r is filter row kK − 1 − r).
+//   dgrad, stride 2: dx column w0 + j gets tap t from dy column (w0 + j + pad − t) / 2 when that is exact, i.e. only
+//   the taps t ≡ w0 + j + pad (mod 2). With w0 a multiple of kDwStrip, the parity of w0 + pad is the parity of pad,
+//   the same for every thread: a template argument (kParity), so that the (window column, output) → tap map stays
+//   compile-time. Writing w0 + pad = 2A + kParity, output j meets window column u = (kParity + j − t) / 2 of the
+//   columns A + u, u = kULo … kUHi (3 columns for 3×3, 4 for 5×5: the strip's 4 outputs need 2.25 taps each on
+//   average instead of 9). Rows: dx row h gets filter row r from dy row (h + pad − r) / 2 when exact — 1 or 2 of
+//   3 rows, decided per thread at run time.
 // Two resident blocks per SM (≤ 128 registers a thread): the window, the 4 × kVec accumulators and one row's taps
-// need 97-128 at 16-bit types; asking for three (≤ 85) made even the 3×3 stride-1 kernels spill.
+// need 97-128 at 16-bit types; asking for three (≤ 80) made even the 3×3 stride-1 kernels spill (3×3 strided dgrad,
+// with its narrower window, does ask for three: DwWindowMap::kBlocksPerSm).
 // The taps come from shared memory (dw_stage_taps; dynamic, dw_window_stage_bytes) when pr.w is set, else from
 // the [R·S][C] copy pr.wt. The grid-stride loop steps whole blocks so that every thread meets every barrier.
-template <typename T, int kK, int kStride, bool kDgrad>
-__global__ void __launch_bounds__(kDwThreads, 2) dw_nhwc_window_kernel(DwVecParams<T> pr) {
-  static_assert(!kDgrad || kStride == 1, "strided dgrad is not a correlation: it takes dw_nhwc_vec_kernel");
+//
+// The compile-time window geometry of each case: how many input columns a row's window holds, and which tap joins
+// window column c to output j (outside [0, kK): none).
+template <int kK, int kStride, bool kDgrad, int kParity>
+struct DwWindowMap {
+  static constexpr bool kStridedDgrad = kDgrad && kStride == 2;
+  // strided dgrad: the largest tap of kParity's parity (the first column's), and the window's column range
+  static constexpr int kTopTap = (kK - 1) - ((kK - 1 - kParity) & 1);
+  static constexpr int kULo = kStridedDgrad ? (kParity - kTopTap) / 2 : 0;
+  static constexpr int kUHi = (kParity + kDwStrip - 1 - ((kParity + kDwStrip - 1) & 1)) / 2;
+  static constexpr int kWin = kStridedDgrad ? kUHi - kULo + 1 : (kDwStrip - 1) * kStride + kK;
+  // Resident blocks per SM asked of ptxas (≤ 128 / ≤ 80 registers a thread): two in general (see below); three for
+  // 3×3 strided dgrad, whose 3-column windows fit 80 registers without a spill (sm_80, sm_90a; 5×5 spilled) and whose
+  // dx stores, four times its dy reads, want more warps in flight.
+  static constexpr int kBlocksPerSm = kStridedDgrad && kK == 3 ? 3 : 2;
+  static constexpr int tap(int c, int j) {
+    return kStridedDgrad ? kParity + j - 2 * (c + kULo) : kDgrad ? kK - 1 - (c - j) : c - j * kStride;
+  }
+};
+
+template <typename T, int kK, int kStride, bool kDgrad, int kParity = 0>
+__global__ void __launch_bounds__(kDwThreads, DwWindowMap<kK, kStride, kDgrad, kParity>::kBlocksPerSm)
+    dw_nhwc_window_kernel(DwVecParams<T> pr) {
+  static_assert(kStride == 1 || kStride == 2, "stride 1 or 2");
+  static_assert(kParity == 0 || (kDgrad && kStride == 2 && kParity == 1), "kParity: strided dgrad only");
   using Acc = acc_t<T>;
-  constexpr int kVec = DwVec<T>::kN;
-  constexpr int kWin = (kDwStrip - 1) * kStride + kK;
+  using Map = DwWindowMap<kK, kStride, kDgrad, kParity>;
+  constexpr int kVec = DwVec<T>::kN, kWin = Map::kWin;
   PYCONV_EXTERN_SHARED(DwVec<T>, taps);
   const int CV = pr.C / kVec, strips = (pr.OW + kDwStrip - 1) / kDwStrip;
   const int total = pr.N * pr.OH * strips * CV, ns = CV < kDwThreads ? CV : kDwThreads;
@@ -444,14 +474,20 @@ __global__ void __launch_bounds__(kDwThreads, 2) dw_nhwc_window_kernel(DwVecPara
     const int tap_step = pr.w != nullptr ? ns * kVec : pr.C;
     Acc acc[kDwStrip][kVec];
     dw_vec_acc_init<T, int>(acc, kDgrad ? nullptr : pr.bias, c0);
-    // the window's first input row and column
+    // the window's first input row and column (strided dgrad: A + kULo, A = (ow0 + pad − kParity) / 2, exact)
     const int row0 = kDgrad ? oh + pr.pad_h - (kK - 1) : oh * kStride - pr.pad_h;
-    const int col0 = kDgrad ? ow0 + pr.pad_w - (kK - 1) : ow0 * kStride - pr.pad_w;
+    const int col0 = Map::kStridedDgrad ? (ow0 + pr.pad_w - kParity) / 2 + Map::kULo
+                     : kDgrad           ? ow0 + pr.pad_w - (kK - 1)
+                                        : ow0 * kStride - pr.pad_w;
     const T* in_n = pr.in + n * int(pr.in_sn) + c0;  // 32-bit offsets: dw_vec_eligible checked they fit
 #pragma unroll
     for (int r = 0; r < kK; ++r) {
-      const int ih = row0 + r;
-      if (unsigned(ih) >= unsigned(pr.IH)) continue;  // a padding row: zero for every output of the strip
+      int ih = row0 + r;
+      if (Map::kStridedDgrad) {  // filter row r reaches dx row oh from dy row (oh + pad − r) / 2, when exact
+        const int num = oh + pr.pad_h - r;
+        ih = num >= 0 && (num & 1) == 0 ? num / 2 : -1;
+      }
+      if (unsigned(ih) >= unsigned(pr.IH)) continue;  // a padding row (or no exact one): zero for every output
       const T* in_row = in_n + ih * int(pr.in_sh);
       uint4 win[kWin];
 #pragma unroll
@@ -459,20 +495,21 @@ __global__ void __launch_bounds__(kDwThreads, 2) dw_nhwc_window_kernel(DwVecPara
         const int iw = col0 + c;
         win[c] = dw_load_or_zero(in_row + iw * int(pr.in_sw), unsigned(iw) < unsigned(pr.IW));
       }
-      const int fr = kDgrad ? kK - 1 - r : r;  // the filter row this window row meets
+      const int fr = kDgrad && !Map::kStridedDgrad ? kK - 1 - r : r;  // the filter row this window row meets
       Acc wf[kK][kVec];                        // its kK taps, converted once for the kDwStrip outputs
 #pragma unroll
       for (int t = 0; t < kK; ++t)
         dw_unpack<T>(*reinterpret_cast<const uint4*>(tap0 + (fr * kK + t) * tap_step), wf[t]);
-      // Window column c, converted once, meets output j through tap t = c − j·stride (fprop) or, the filter flipped,
-      // t = kK − 1 − (c − j) (dgrad); both compile-time after unrolling, out-of-range pairs drop out.
+      // Window column c, converted once, meets output j through tap t = c − j·stride (fprop), t = kK − 1 − (c − j)
+      // (dgrad, the filter flipped) or t = kParity + j − 2·(c + kULo) (strided dgrad): compile-time after unrolling,
+      // out-of-range pairs drop out.
 #pragma unroll
       for (int c = 0; c < kWin; ++c) {
         Acc xf[kVec];
         dw_unpack<T>(win[c], xf);
 #pragma unroll
         for (int j = 0; j < kDwStrip; ++j) {
-          const int t = kDgrad ? kK - 1 - (c - j) : c - j * kStride;
+          const int t = Map::tap(c, j);
           if (t < 0 || t >= kK) continue;
 #pragma unroll
           for (int e = 0; e < kVec; ++e) acc[j][e] += xf[e] * wf[t][e];
@@ -483,10 +520,10 @@ __global__ void __launch_bounds__(kDwThreads, 2) dw_nhwc_window_kernel(DwVecPara
   }
 }
 
-// The windowed kernel's filter size and stride for this problem (0: it does not apply).
-inline int dw_window_k(const Conv2dShape& s, bool dgrad) {
+// The windowed kernel's filter size for this problem (0: it does not apply): fprop and dgrad alike.
+inline int dw_window_k(const Conv2dShape& s) {
   const bool square = s.R == s.S && (s.R == 3 || s.R == 5) && s.dil_h == 1 && s.dil_w == 1 &&
-                      s.stride_h == s.stride_w && (s.stride_h == 1 || (!dgrad && s.stride_h == 2));
+                      s.stride_h == s.stride_w && (s.stride_h == 1 || s.stride_h == 2);
   return square ? int(s.R) : 0;
 }
 
@@ -519,8 +556,8 @@ size_t dw_window_stage_bytes(const Conv2dShape& s) {
 // the default 48 KiB of shared memory (every 3×3 problem; 5×5 up to 976 16-bit or 488 32-bit channels). Otherwise
 // the caller passes the [R·S][C] copy.
 template <typename T>
-bool dw_window_stages(const Conv2dShape& s, bool dgrad, const T* w) {
-  return dw_window_k(s, dgrad) != 0 && (reinterpret_cast<uintptr_t>(w) & 15) == 0 &&
+bool dw_window_stages(const Conv2dShape& s, const T* w) {
+  return dw_window_k(s) != 0 && (reinterpret_cast<uintptr_t>(w) & 15) == 0 &&
          dw_window_stage_bytes<T>(s) <= 48 * 1024;
 }
 
@@ -541,11 +578,17 @@ cudaError_t launch_dw_nhwc_vec(const Conv2dShape& s, const T* in, Strides4 ins, 
   // 32-bit indexing: the caller checked dw_vec_eligible, which includes the 32-bit bounds
   const dim3 grid(grid_1d(total, kDwThreads)), block(kDwThreads);
   const size_t smem = w != nullptr ? dw_window_stage_bytes<T>(s) : 0;
-  switch (dw_window_k(s, kDgrad) * 10 + int(s.stride_h)) {  // (kK, kStride) of the windowed kernel, if it applies
+  switch (dw_window_k(s) * 10 + int(s.stride_h)) {  // (kK, kStride) of the windowed kernel, if it applies
     case 31: return launch(dw_nhwc_window_kernel<T, 3, 1, kDgrad>, grid, block, smem, stream, pr);
     case 51: return launch(dw_nhwc_window_kernel<T, 5, 1, kDgrad>, grid, block, smem, stream, pr);
-    case 32: if (!kDgrad) return launch(dw_nhwc_window_kernel<T, 3, 2, false>, grid, block, smem, stream, pr); break;
-    case 52: if (!kDgrad) return launch(dw_nhwc_window_kernel<T, 5, 2, false>, grid, block, smem, stream, pr); break;
+    case 32:
+      if (!kDgrad) return launch(dw_nhwc_window_kernel<T, 3, 2, false>, grid, block, smem, stream, pr);
+      if (s.pad_w % 2 == 0) return launch(dw_nhwc_window_kernel<T, 3, 2, true, 0>, grid, block, smem, stream, pr);
+      return launch(dw_nhwc_window_kernel<T, 3, 2, true, 1>, grid, block, smem, stream, pr);
+    case 52:
+      if (!kDgrad) return launch(dw_nhwc_window_kernel<T, 5, 2, false>, grid, block, smem, stream, pr);
+      if (s.pad_w % 2 == 0) return launch(dw_nhwc_window_kernel<T, 5, 2, true, 0>, grid, block, smem, stream, pr);
+      return launch(dw_nhwc_window_kernel<T, 5, 2, true, 1>, grid, block, smem, stream, pr);
     default: break;
   }
   if (wt == nullptr) return cudaErrorInvalidValue;  // dw_nhwc_vec_kernel reads the [R·S][C] copy only
