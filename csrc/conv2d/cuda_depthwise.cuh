@@ -230,23 +230,19 @@ struct alignas(16) DwVec {
 // element by element instead made the compiler split every loaded word into two registers first and zero-fill
 // padding vectors half by half: a PRMT per element, 288 of the ~1000 SASS instructions of the 3×3 fprop window kernel
 // (sm_90a, 2026-11-26), as many as its FFMAs.
+__device__ __forceinline__ float2 dw_pair_to_float2(__half2 h) { return __half22float2(h); }
+__device__ __forceinline__ float2 dw_pair_to_float2(__nv_bfloat162 h) { return __bfloat1622float2(h); }
+
 template <typename T>
 __device__ __forceinline__ void dw_unpack(const uint4& u, acc_t<T> (&out)[DwVec<T>::kN]) {
   const unsigned word[4] = {u.x, u.y, u.z, u.w};
-  if constexpr (std::is_same_v<T, __half>) {
+  if constexpr (sizeof(T) == 2) {  // __half, __nv_bfloat16: two to a word
+    using Pair = std::conditional_t<std::is_same_v<T, __half>, __half2, __nv_bfloat162>;
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
-      __half2 h;
+      Pair h;
       memcpy(&h, &word[k], 4);
-      const float2 f = __half22float2(h);
-      out[2 * k] = f.x, out[2 * k + 1] = f.y;
-    }
-  } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      __nv_bfloat162 h;
-      memcpy(&h, &word[k], 4);
-      const float2 f = __bfloat1622float2(h);
+      const float2 f = dw_pair_to_float2(h);
       out[2 * k] = f.x, out[2 * k + 1] = f.y;
     }
   } else {  // float, double: the accumulator type itself
