@@ -38,20 +38,25 @@ def main():
     wg_ok = torch.cuda.get_device_capability() == (9, 0) and "9.0a" in pyconv.build_info()["arch_list"]
     for dtype, tol in ((torch.float32, 1e-4), (torch.float16, 2e-2)):
         # odd sizes with groups; a strided 5x5 on 3 channels; depthwise; and one long N·P·Q reduction, which the
-        # tensor-core and depthwise wgrad split across blocks (split-K)
-        for (N, C, H, W, K, R, stride, pad, groups) in [(2, 6, 9, 7, 8, 3, 1, 1, 2), (1, 3, 17, 15, 5, 5, 2, 2, 1),
-                                                       (2, 8, 6, 6, 8, 3, 1, 1, 8), (4, 16, 32, 32, 16, 3, 1, 1, 1)]:
-            x = torch.randn(N, C, H, W, device="cuda", dtype=dtype)
+        # tensor-core and depthwise wgrad split across blocks (split-K). cl: channels-last operands, for the depthwise
+        # rung only — its fast path (16-byte channel vectors; the windowed kernels staging their taps in shared
+        # memory between two barriers, stride 1 and the strided dgrad, several blocks with wrapping channel slots)
+        for (N, C, H, W, K, R, stride, pad, groups, cl) in [
+                (2, 6, 9, 7, 8, 3, 1, 1, 2, False), (1, 3, 17, 15, 5, 5, 2, 2, 1, False),
+                (2, 8, 6, 6, 8, 3, 1, 1, 8, False), (4, 16, 32, 32, 16, 3, 1, 1, 1, False),
+                (2, 40, 9, 11, 40, 3, 1, 1, 40, True), (2, 40, 12, 13, 40, 3, 2, 1, 40, True)]:
+            mf = torch.channels_last if cl else torch.contiguous_format
+            x = torch.randn(N, C, H, W, device="cuda", dtype=dtype).contiguous(memory_format=mf)
             w = torch.randn(K, C // groups, R, R, device="cuda", dtype=dtype) * 0.2
             y_ref = F.conv2d(x.float(), w.float(), None, stride, pad, 1, groups)
-            go = torch.randn_like(y_ref).to(dtype)
+            go = torch.randn_like(y_ref).to(dtype).contiguous(memory_format=mf)
             gx_ref, gw_ref, _ = torch.ops.aten.convolution_backward(go.float(), x.float(), w.float(), None,
                                                                     [stride] * 2, [pad] * 2, [1, 1], False, [0, 0],
                                                                     groups, [True, True, False])
             geo = ([stride] * 2, [pad] * 2, [1, 1], groups)
             for a in algos:
-                if a == "depthwise" and C // groups != 1:
-                    continue  # that rung takes only one input channel per group
+                if (a == "depthwise" and C // groups != 1) or (cl and a != "depthwise"):
+                    continue  # that rung takes only one input channel per group; the cl cases are its own
                 if a.startswith("tensor_core_wgmma") and (dtype == torch.float32 or not wg_ok):
                     continue
                 if a == "winograd" and (R != 3 or stride != 1):
