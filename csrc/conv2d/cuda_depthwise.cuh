@@ -705,10 +705,10 @@ __global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_nhwc
 // FFMA, 112 conversions, 14 loads per strip (stride 1; 136 / 17 at stride 2), no spill.
 constexpr int kDwWgradStrip = 2;
 
-template <typename T, int kStride, int kStrip = kDwWgradStrip>
+template <typename T, int kStride>
 __global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_window_kernel(DwWgradVecParams<T> pr) {
   using Acc = acc_t<T>;
-  constexpr int kVec = DwVec<T>::kN, kK = 3, kWin = (kStrip - 1) * kStride + kK;
+  constexpr int kVec = DwVec<T>::kN, kK = 3, kStrip = kDwWgradStrip, kWin = (kStrip - 1) * kStride + kK;
   static_assert(kDwVecTaps == kK * kK, "one block holds all 9 taps");
   const int lanes_p = kDwThreads / pr.cvb;
   const int lane_c = int(threadIdx.x) % pr.cvb, lane_p = int(threadIdx.x) / pr.cvb;
