@@ -123,7 +123,7 @@ def short(name):
 TC_TILE = re.compile(r"TcTile<(\d+), (\d+), (\d+), (\d+), (\d+)>")
 FIXED_LAUNCH = [("implicit_gemm_kernel", 256, 0), ("dw_fprop_kernel", 256, 0), ("dw_dgrad_kernel", 256, 0),
                 ("dw_wgrad_kernel", 256, 0), ("dw_nhwc_vec_kernel", 256, 0), ("dw_nhwc_window_kernel", 256, 48 * 1024),
-                ("dw_wgrad_nhwc_vec_kernel", 256, 0), ("dw_wgrad_window_kernel", 256, 0),
+                ("dw_wgrad_nhwc_vec_kernel", 256, 0), ("dw_wgrad_row_kernel", 256, 0),
                 ("dw_wgrad_finish_kernel", 256, 0), ("tc_splitk_reduce_kernel", 256, 0),
                 ("tc_wgrad_reduce_kernel", 256, 0), ("tc_dgrad_weight_kernel", 256, 0), ("wino_input_kernel", 256, 0),
                 ("wino_filter_kernel", 256, 0), ("wino_output_kernel", 256, 0)]

@@ -212,6 +212,7 @@ def test_split_k_wgrad(device, backend):
     w = torch.randn(8, 16, 3, 3, device=device).half()
     go = torch.randn(2, 8, 24, 24, device=device).half()
     ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    _launches(backend)  # the log is process-wide: start from this test's own launches
     dw = ops.conv2d_wgrad(go, x, list(w.shape), [1, 1], [1, 1], [1, 1], 1, "tensor_core")
     dw2 = ops.conv2d_wgrad(go, x, list(w.shape), [1, 1], [1, 1], [1, 1], 1, "tensor_core")
     assert torch.equal(dw, dw2)
@@ -219,7 +220,8 @@ def test_split_k_wgrad(device, backend):
     wd = w.double().requires_grad_()
     F.conv2d(xd, wd, None, 1, 1).backward(go.double())
     _close(dw, wd.grad, torch.float16)
-    assert all(splits > 1 for _, splits in _launches(backend))
+    log = _launches(backend)
+    assert len(log) == 2 and all(splits > 1 for _, splits in log), log
     # one image row: a single slice, whose kernel writes dw itself (no workspace, no reduce pass); C = 12 leaves
     # padded channels (cp = 16) that the direct store must skip
     x1 = torch.randn(1, 12, 3, 5, device=device).half().contiguous(memory_format=torch.channels_last)
@@ -251,14 +253,22 @@ def test_auto_picks_tensor_cores_for_half(device, backend):
             assert not any("wgmma" in t for t, _ in log), log
         t = PF.conv2d(x, w, b, **kw, algo=expected, backend=backend)
         torch.testing.assert_close(a, t, rtol=0, atol=0)
-    # wgrad: rung 3 until the wgmma wgrad kernel has run on a GPU (kAutoWgmmaWgrad in conv2d_cuda.cu)
+    # wgrad: the same rung (the MN-major wgmma wgrad kernel where wgmma runs: faster than rung 3 on an H200, run 8),
+    # its tile rule giving 64×64 for these 24 output channels; bit-identical to naming that rung
     ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
     x, w, b, kw = _operands(GEOMS["3x3"], torch.float16, device)
     go = torch.randn(2, 24, 8, 8, device=device).half()
     _launches(backend)
-    ops.conv2d_wgrad(go, x, list(w.shape), [1, 1], [1, 1], [1, 1], 1, "auto")
+    a = ops.conv2d_wgrad(go, x, list(w.shape), [1, 1], [1, 1], [1, 1], 1, "auto")
     log = _launches(backend)
-    assert log and all(t.startswith("tensor_core_") and "wgmma" not in t for t, _ in log), log
+    assert log and all(t.startswith(expected + "_") for t, _ in log), log
+    if wgmma:
+        assert [t for t, _ in log] == ["tensor_core_wgmma_64x64"], log
+    else:
+        assert not any("wgmma" in t for t, _ in log), log
+    torch.testing.assert_close(a, ops.conv2d_wgrad(go, x, list(w.shape), [1, 1], [1, 1], [1, 1], 1, expected),
+                               rtol=0, atol=0)
+    _launches(backend)  # leave the process-wide log empty for the next test
     x, w, b, kw = _operands(GEOMS["3x3"], torch.float16, device)
     xf, wf, bf = x.float(), w.float(), b.float()
     simt = PF.conv2d(xf, wf, bf, **kw, algo="implicit_gemm", backend=backend)

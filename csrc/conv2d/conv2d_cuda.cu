@@ -33,11 +33,6 @@ bool is_tc(const std::string& algo) { return algo.rfind("tensor_core", 0) == 0; 
 // The wgmma rung (rung 4, cuda_tensor_core_sm90.cuh): fprop, dgrad and wgrad.
 bool is_wgmma(const std::string& algo) { return algo.rfind("tensor_core_wgmma", 0) == 0; }
 
-// Whether "auto" runs wgrad on the wgmma rung on Hopper. Off until the MN-major wgmma wgrad kernel has run on a GPU:
-// its operand layout (transposed, imm-trans = 1, with an LBO between 64-element blocks) is the one part of that rung
-// only the emulator and the PTX ISA's canonical-layout table vouch for (the "wgmma_mn" self-test and the wgrad tests
-// check it against the hardware on the next lease). Named explicitly (tensor_core_wgmma*), wgrad runs it regardless.
-constexpr bool kAutoWgmmaWgrad = false;
 
 // Channels per 16-byte vector: 8 for float16/bfloat16, 4 for float32 (TF32). Per-group channel counts are padded up
 // to a multiple of it.
@@ -221,14 +216,13 @@ std::string winograd_unsupported(const Conv2dShape& s) {
 }
 
 // The default algorithm for "auto" (pyconv.tuning may time the candidates and pass a concrete name instead).
-// On a Hopper GPU built for sm_90a, 16-bit fprop/dgrad run the wgmma rung: measured on an H100 (see tc_tile)
-// 1.2-1.3× rung 3's speed over ResNet-50; wgrad too once kAutoWgmmaWgrad says so.
-std::string choose_cuda_algo(const Conv2dShape& s, at::ScalarType dt, const char* dir) {
+// On a Hopper GPU built for sm_90a, 16-bit fprop/dgrad/wgrad run the wgmma rung: fprop/dgrad measured on an H100
+// (see tc_tile) at 1.2-1.3× rung 3's speed over ResNet-50; wgrad (the MN-major kernel, first run on hardware in H200
+// run 8, benchmarks/results/nvidia-h200-2026-11-26-run8-*) at 0.48× cuDNN against rung 3's 0.43× (23 layers).
+std::string choose_cuda_algo(const Conv2dShape& s, at::ScalarType dt) {
   if (s.Cg() == 1) return "depthwise";  // padding one channel to the tensor cores' 8 would waste 7/8 of the work
-  if ((dt != at::kFloat || auto_tf32()) && tc_unsupported(s, dt).empty()) {
-    const bool wgrad = std::string(dir) == "wgrad";
-    return wgmma_unsupported(dt).empty() && (!wgrad || kAutoWgmmaWgrad) ? "tensor_core_wgmma" : "tensor_core";
-  }
+  if ((dt != at::kFloat || auto_tf32()) && tc_unsupported(s, dt).empty())
+    return wgmma_unsupported(dt).empty() ? "tensor_core_wgmma" : "tensor_core";
   return "implicit_gemm";
 }
 
@@ -238,7 +232,7 @@ std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, const
   std::string algo;
   if (algo_name == "auto") {
     algo = tuned_for(dir, s, t);
-    if (algo.empty()) algo = choose_cuda_algo(s, dt, dir);
+    if (algo.empty()) algo = choose_cuda_algo(s, dt);
   } else {
     algo = check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
   }
@@ -251,7 +245,7 @@ std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, const
     TORCH_CHECK(s.Cg() == 1, "pyconv.conv2d: algo 'depthwise' needs one input channel per group (groups == C), but ",
                 "got C=", s.C, " with groups=", s.groups, "; use algo='auto' or 'implicit_gemm'");
   if (algo == "winograd") {
-    if (std::string(dir) == "wgrad") return choose_cuda_algo(s, dt, dir);  // F(2×2, 3×3) is fprop/dgrad only
+    if (std::string(dir) == "wgrad") return choose_cuda_algo(s, dt);  // F(2×2, 3×3) is fprop/dgrad only
     const std::string why = winograd_unsupported(s);
     TORCH_CHECK(why.empty(), "pyconv.conv2d: algo 'winograd' ", why, "; use algo='auto' or 'tensor_core'");
   }

@@ -615,23 +615,25 @@ struct DwWgradVecParams {
   int splits;  // gridDim.z
 };
 
-// Resident blocks per SM the register budget allows (≤ 128 registers a thread; 119-125 used at 16-bit types).
+// Resident blocks per SM of dw_wgrad_nhwc_vec_kernel the register budget allows (≤ 128 registers a thread; 119-125
+// used at 16-bit types: 9 taps × kVec accumulators).
 constexpr int kDwWgradBlocksPerSm = 2;
 
-// The end of both channels-last wgrad kernels: the block's kDwVecTaps × kVec partial sums per thread (taps tap0 …, of
+// The end of both channels-last wgrad kernels: the block's kTaps × kVec partial sums per thread (taps tap0 …, of
 // `taps`) summed over its pixel lanes into ws[blockIdx.z][c][tap], kDwRedTaps taps per round through shared memory.
 // Output o of a round is (tap jj, channel-vector lane lc, element e) with e fastest, so the reads
 // red[jj][l·cvb + lc][e] of consecutive threads are consecutive words (no bank conflicts).
-template <typename T, typename Idx>
+template <typename T, typename Idx, int kTaps>
 __device__ __forceinline__ void dw_wgrad_block_reduce(const DwWgradVecParams<T>& pr,
-                                                      const acc_t<T> (&acc)[kDwVecTaps][DwVec<T>::kN], int lanes_p,
+                                                      const acc_t<T> (&acc)[kTaps][DwVec<T>::kN], int lanes_p,
                                                       int tap0, int taps) {
   using Acc = acc_t<T>;
   constexpr int kVec = DwVec<T>::kN;
+  static_assert(kTaps % kDwRedTaps == 0, "whole reduction rounds");
   __shared__ Acc red[kDwRedTaps][kDwThreads][kVec];
   const int per_tap = pr.cvb * kVec;
 #pragma unroll
-  for (int j0 = 0; j0 < kDwVecTaps; j0 += kDwRedTaps) {
+  for (int j0 = 0; j0 < kTaps; j0 += kDwRedTaps) {
 #pragma unroll
     for (int jj = 0; jj < kDwRedTaps; ++jj)
 #pragma unroll
@@ -688,73 +690,91 @@ __global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_nhwc
       }
     }
   }
-  dw_wgrad_block_reduce<T, Idx>(pr, acc, lanes_p, tap0, taps);
+  dw_wgrad_block_reduce<T, Idx, kDwVecTaps>(pr, acc, lanes_p, tap0, taps);
 }
 
 // The windowed wgrad fast path: 3×3 filters, dilation 1, the same stride kStride (1 or 2) in both directions — as
 // dw_nhwc_window_kernel does for fprop/dgrad. dw_wgrad_nhwc_vec_kernel above handles one output pixel per iteration:
 // its dy vector, then one x vector per tap (10 loads, every x vector fetched by 9 different pixels) and the pixel's
-// (n, p, q) by two divisions. Here a pixel lane takes a strip of kDwWgradStrip consecutive output columns of one row:
-// the strip's dy vectors once (converted to float once), then per filter row one window of
-// kWin = (kDwWgradStrip − 1)·kStride + 3 input columns, each x vector loaded and converted once and multiplied into
-// every (output j, tap t) it meets (window index j·kStride + t). The same block layout, split and reduction
-// (dw_wgrad_block_reduce); splits cut the N·P·⌈Q/kDwWgradStrip⌉ strips.
-// Why strips of 2: the 9 taps × kVec float accumulators (72 registers) come first; with 4-pixel strips the 32 converted
-// dy values no longer fit beside them under the 128-register bound (ptxas spilled 24-56 bytes, sm_90a), and keeping dy
-// packed instead re-converted it for every tap (432 HADD2.F32 + 64 PRMT for 288 FFMA per strip). At 2 pixels: 144
-// FFMA, 112 conversions, 14 loads per strip (stride 1; 136 / 17 at stride 2), no spill.
+// (n, p, q) by two divisions. Here a block takes one filter row r = blockIdx.y (gridDim.y = 3) and a pixel lane a strip
+// of kDwWgradStrip consecutive output columns of one row: the strip's dy vectors (converted to float once, for the
+// row's 3 taps) and the kWin = (kDwWgradStrip − 1)·kStride + 3 x vectors of input row p·kStride − pad_h + r, each
+// converted once and multiplied into every (output j, tap t) it meets (window column j·kStride + t). The same block
+// layout, split and reduction as the vec kernel (dw_wgrad_block_reduce, into taps 3r … 3r + 2 of ws[split][c][·]);
+// splits cut the N·P·⌈Q/kDwWgradStrip⌉ strips.
+// Why one filter row a block. The first windowed kernel held all 9 taps (72 float accumulators at 16-bit types, 126
+// registers, 2 blocks per SM); its SASS put each filter row behind its own padding branch, so a strip's loads went
+// out in four waves (dy, then each row's 4 x vectors), each after the previous wave's FFMAs: four memory round trips
+// a strip, and no registers left to overlap them. With 3 taps (24 accumulators, 70 registers, 3 blocks per SM) every
+// load of a strip is issued before any is used (a padding row or column loads nothing and multiplies as zeros: no
+// branch between the loads): one round trip a strip. dy is read by the 3 row blocks (from L2 after the first).
+// H200 run 9 (benchmarks/results/nvidia-h200-2026-11-26-run9-*), MobileNetV2's 10 depthwise wgrad layers, f16 NHWC
+// batch 32, geomean of cuDNN time / ours: 9-tap kernel 0.81× (two passes), this kernel 0.99×; with kDwWgradInFlight = 2
+// (two strips' loads in flight a thread, 96 registers, 2 blocks per SM) 0.90× / 0.96× — fewer warps lose more than
+// the deeper pipeline wins (576 channels at 14×14: 20 µs against 24).
 constexpr int kDwWgradStrip = 2;
+constexpr int kDwWgradInFlight = 1;
+constexpr int kDwWgradRowBlocksPerSm = kDwWgradInFlight == 1 ? 3 : 2;
 
 template <typename T, int kStride>
-__global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_window_kernel(DwWgradVecParams<T> pr) {
+__global__ void __launch_bounds__(kDwThreads, kDwWgradRowBlocksPerSm) dw_wgrad_row_kernel(DwWgradVecParams<T> pr) {
   using Acc = acc_t<T>;
   constexpr int kVec = DwVec<T>::kN, kK = 3, kStrip = kDwWgradStrip, kWin = (kStrip - 1) * kStride + kK;
-  static_assert(kDwVecTaps == kK * kK, "one block holds all 9 taps");
+  constexpr int kInFlight = kDwWgradInFlight;
+  const int r = int(blockIdx.y);  // this block's filter row
   const int lanes_p = kDwThreads / pr.cvb;
   const int lane_c = int(threadIdx.x) % pr.cvb, lane_p = int(threadIdx.x) / pr.cvb;
   const int c0 = (int(blockIdx.x) * pr.cvb + lane_c) * kVec;
   const bool live = c0 < pr.C && lane_p < lanes_p;
-  Acc acc[kDwVecTaps][kVec];
+  Acc acc[kK][kVec];
 #pragma unroll
-  for (int j = 0; j < kDwVecTaps; ++j)
+  for (int t = 0; t < kK; ++t)
 #pragma unroll
-    for (int e = 0; e < kVec; ++e) acc[j][e] = Acc(0);
+    for (int e = 0; e < kVec; ++e) acc[t][e] = Acc(0);
   const int qs = (pr.Q + kStrip - 1) / kStrip, strips = pr.N * pr.P * qs;  // strips of kStrip outputs per row
   const int per = (strips + pr.splits - 1) / pr.splits;
   const int e0 = int(blockIdx.z) * per, e1 = e0 + per < strips ? e0 + per : strips;
   if (live) {
-    for (int st = e0 + lane_p; st < e1; st += lanes_p) {
-      const int rest = st / qs, q0 = (st - rest * qs) * kStrip, n = rest / pr.P, p = rest - n * pr.P;
-      // 32-bit offsets: dw_vec_eligible checked they fit
-      const T* dy_row = pr.dy + n * int(pr.dy_sn) + p * int(pr.dy_sh) + c0;
-      Acc g[kStrip][kVec];  // the strip's dy vectors, converted once for their 9 taps (zero past the row's end)
+    for (int st0 = e0 + lane_p; st0 < e1; st0 += kInFlight * lanes_p) {
+      uint4 gv[kInFlight][kStrip], xv[kInFlight][kWin];  // raw 16-byte vectors: every load issued before any use
 #pragma unroll
-      for (int j = 0; j < kStrip; ++j)
-        dw_unpack<T>(dw_load_or_zero(dy_row + (q0 + j) * int(pr.dy_sw), q0 + j < pr.Q), g[j]);
-      const T* x_n = pr.x + n * int(pr.x_sn) + c0;
-      const int row0 = p * kStride - pr.pad_h, col0 = q0 * kStride - pr.pad_w;  // the windows' first row and column
+      for (int i = 0; i < kInFlight; ++i) {
+        const int st = st0 + i * lanes_p;
+        const int rest = st / qs, q0 = (st - rest * qs) * kStrip, n = rest / pr.P, p = rest - n * pr.P;
+        const int ih = p * kStride - pr.pad_h + r, col0 = q0 * kStride - pr.pad_w;
+        // past this split's end or a padding row: nothing loaded, zeros multiply into the accumulators
+        const bool row_ok = st < e1 && unsigned(ih) < unsigned(pr.H);
+        // 32-bit offsets: dw_vec_eligible checked they fit
+        const T* dy_row = pr.dy + n * int(pr.dy_sn) + p * int(pr.dy_sh) + c0;
+        const T* x_row = pr.x + n * int(pr.x_sn) + ih * int(pr.x_sh) + c0;
 #pragma unroll
-      for (int r = 0; r < kK; ++r) {
-        const int ih = row0 + r;
-        if (unsigned(ih) >= unsigned(pr.H)) continue;  // a padding row: no tap r for any pixel of the strip
-        const T* x_row = x_n + ih * int(pr.x_sh);
+        for (int j = 0; j < kStrip; ++j)
+          gv[i][j] = dw_load_or_zero(dy_row + (q0 + j) * int(pr.dy_sw), row_ok && q0 + j < pr.Q);
+#pragma unroll
+        for (int c = 0; c < kWin; ++c)
+          xv[i][c] = dw_load_or_zero(x_row + (col0 + c) * int(pr.x_sw), row_ok && unsigned(col0 + c) < unsigned(pr.W));
+      }
+#pragma unroll
+      for (int i = 0; i < kInFlight; ++i) {
+        Acc g[kStrip][kVec];  // the strip's dy, converted once for its 3 taps
+#pragma unroll
+        for (int j = 0; j < kStrip; ++j) dw_unpack<T>(gv[i][j], g[j]);
 #pragma unroll
         for (int c = 0; c < kWin; ++c) {
-          const int iw = col0 + c;
-          Acc xf[kVec];  // converted once for every (output j, tap t) it meets; zero in a padding column
-          dw_unpack<T>(dw_load_or_zero(x_row + iw * int(pr.x_sw), unsigned(iw) < unsigned(pr.W)), xf);
+          Acc xf[kVec];  // window column c, converted once for every (output j, tap t = c − j·stride) it meets
+          dw_unpack<T>(xv[i][c], xf);
 #pragma unroll
           for (int j = 0; j < kStrip; ++j) {
-            const int t = c - j * kStride;  // the tap of output j this column meets (compile-time after unrolling)
+            const int t = c - j * kStride;  // compile-time after unrolling
             if (t < 0 || t >= kK) continue;
 #pragma unroll
-            for (int e = 0; e < kVec; ++e) acc[r * kK + t][e] += g[j][e] * xf[e];
+            for (int e = 0; e < kVec; ++e) acc[t][e] += g[j][e] * xf[e];
           }
         }
       }
     }
   }
-  dw_wgrad_block_reduce<T, int>(pr, acc, lanes_p, 0, kK * kK);
+  dw_wgrad_block_reduce<T, int, kK>(pr, acc, lanes_p, r * kK, kK * kK);
 }
 
 // Whether the windowed wgrad kernel takes this problem: 3×3, dilation 1, stride 1 or 2 in both directions.
@@ -770,17 +790,25 @@ int dw_wgrad_vec_cvb(const Conv2dShape& s) {
   return int(std::min<int64_t>(s.C / DwVec<T>::kN, 32));
 }
 
+// Blocks along gridDim.y and resident blocks per SM of the channels-last wgrad kernel that takes this problem.
+inline int dw_wgrad_grid_y(const Conv2dShape& s) {
+  return dw_wgrad_window_ok(s) ? 3 : int(ceil_div(s.R * s.S, int64_t(kDwVecTaps)));
+}
+inline int dw_wgrad_blocks_per_sm(const Conv2dShape& s) {
+  return dw_wgrad_window_ok(s) ? kDwWgradRowBlocksPerSm : kDwWgradBlocksPerSm;
+}
+
 template <typename T>
 int64_t dw_wgrad_vec_splits(const Conv2dShape& s, int64_t sms) {
   const int cvb = dw_wgrad_vec_cvb<T>(s);
-  const int64_t blocks = ceil_div(s.C / DwVec<T>::kN, int64_t(cvb)) * ceil_div(s.R * s.S, int64_t(kDwVecTaps));
+  const int64_t blocks = ceil_div(s.C / DwVec<T>::kN, int64_t(cvb)) * dw_wgrad_grid_y(s);
   const int64_t lanes_p = kDwThreads / cvb;
-  // One wave: kDwWgradBlocksPerSm blocks on every SM, all resident at once (the kernel is latency-bound, one round
-  // trip to memory per pixel and thread, so every resident warp counts and a second partial wave only adds its
-  // latency), but at least 4 pixels per pixel lane (the block's reduction must stay small next to its share) and at
-  // most 512 splits (the workspace is splits·C·R·S). The earlier rule (~4 blocks per SM, ≥ 16 pixels per lane) ran
-  // the small late MobileNetV2 layers (960 channels at 7×7: 12 splits, 48 blocks) on a third of the SMs.
-  int64_t splits = ceil_div(kDwWgradBlocksPerSm * sms, blocks);
+  // One wave: every SM's resident blocks all at once (the kernel is latency-bound, one round trip to memory per
+  // strip and thread, so every resident warp counts and a second partial wave only adds its latency), but at least
+  // 4 pixels per pixel lane (the block's reduction must stay small next to its share) and at most 512 splits (the
+  // workspace is splits·C·R·S). The earlier rule (~4 blocks per SM, ≥ 16 pixels per lane) ran the small late
+  // MobileNetV2 layers (960 channels at 7×7: 12 splits, 48 blocks) on a third of the SMs.
+  int64_t splits = ceil_div(dw_wgrad_blocks_per_sm(s) * sms, blocks);
   splits = std::min<int64_t>(splits, std::max<int64_t>(1, s.npq() / (4 * lanes_p)));
   return std::max<int64_t>(1, std::min<int64_t>(splits, 512));
 }
@@ -796,16 +824,16 @@ cudaError_t launch_dw_wgrad_nhwc_vec(const Conv2dShape& s, const T* dy, Strides4
   pr.pad_h = int(s.pad_h), pr.pad_w = int(s.pad_w), pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
   pr.cvb = dw_wgrad_vec_cvb<T>(s), pr.splits = int(splits);
   const dim3 grid(static_cast<unsigned>(ceil_div(s.C / DwVec<T>::kN, int64_t(pr.cvb))),
-                  static_cast<unsigned>(ceil_div(s.R * s.S, int64_t(kDwVecTaps))), static_cast<unsigned>(splits));
+                  static_cast<unsigned>(dw_wgrad_grid_y(s)), static_cast<unsigned>(splits));
   // 32-bit indexing: the caller checked dw_vec_eligible (dy and x), which includes the 32-bit bounds
   const dim3 block(kDwThreads);
   cudaError_t e;
   if (!dw_wgrad_window_ok(s))
     e = launch(dw_wgrad_nhwc_vec_kernel<T, int>, grid, block, 0, stream, pr);
   else if (s.stride_h == 1)
-    e = launch(dw_wgrad_window_kernel<T, 1>, grid, block, 0, stream, pr);
+    e = launch(dw_wgrad_row_kernel<T, 1>, grid, block, 0, stream, pr);
   else
-    e = launch(dw_wgrad_window_kernel<T, 2>, grid, block, 0, stream, pr);
+    e = launch(dw_wgrad_row_kernel<T, 2>, grid, block, 0, stream, pr);
   if (e != cudaSuccess) return e;
   return launch(dw_wgrad_finish_kernel<T>, dw_finish_grid(s), dim3(32, kDwFinishLanes), 0, stream, s,
                 static_cast<const acc_t<T>*>(work), splits, dw, dws);
