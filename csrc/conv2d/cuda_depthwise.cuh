@@ -602,7 +602,6 @@ cudaError_t launch_dw_nhwc_vec(const Conv2dShape& s, const T* in, Strides4 ins, 
 // as long as the block's share of the pixels itself.)
 constexpr int kDwVecTaps = 9;  // a 3×3 filter in one block
 constexpr int kDwRedTaps = 3;  // taps per shared-memory reduction round (3 × 8 KiB for 16-bit types)
-static_assert(kDwVecTaps % kDwRedTaps == 0, "whole reduction rounds");
 
 template <typename T>
 struct DwWgradVecParams {
@@ -629,17 +628,20 @@ __device__ __forceinline__ void dw_wgrad_block_reduce(const DwWgradVecParams<T>&
                                                       int tap0, int taps) {
   using Acc = acc_t<T>;
   constexpr int kVec = DwVec<T>::kN;
-  static_assert(kTaps % kDwRedTaps == 0, "whole reduction rounds");
   __shared__ Acc red[kDwRedTaps][kDwThreads][kVec];
   const int per_tap = pr.cvb * kVec;
 #pragma unroll
   for (int j0 = 0; j0 < kTaps; j0 += kDwRedTaps) {
+    const int round = kTaps - j0 < kDwRedTaps ? kTaps - j0 : kDwRedTaps;  // the last round may be short (5 taps)
 #pragma unroll
-    for (int jj = 0; jj < kDwRedTaps; ++jj)
+    for (int jj = 0; jj < kDwRedTaps; ++jj) {
+      if (jj >= round) continue;  // compile-time after unrolling
+      const int j = j0 + jj < kTaps ? j0 + jj : 0;  // (always j0 + jj here; the select keeps the index in bounds)
 #pragma unroll
-      for (int e = 0; e < kVec; ++e) red[jj][threadIdx.x][e] = acc[j0 + jj][e];  // idle threads write zeros
+      for (int e = 0; e < kVec; ++e) red[jj][threadIdx.x][e] = acc[j][e];  // idle threads write zeros
+    }
     __syncthreads();  // every pixel lane's partial sums of this round's taps are in shared memory
-    for (int o = threadIdx.x; o < kDwRedTaps * per_tap; o += kDwThreads) {
+    for (int o = threadIdx.x; o < round * per_tap; o += kDwThreads) {
       const int jj = o / per_tap, ce = o - jj * per_tap, tap = tap0 + j0 + jj;
       const Idx c = Idx(blockIdx.x) * per_tap + ce;  // = (blockIdx.x·cvb + lc)·kVec + e
       if (c >= pr.C || tap >= taps) continue;
@@ -693,33 +695,38 @@ __global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_nhwc
   dw_wgrad_block_reduce<T, Idx, kDwVecTaps>(pr, acc, lanes_p, tap0, taps);
 }
 
-// The windowed wgrad fast path: 3×3 filters, dilation 1, the same stride kStride (1 or 2) in both directions — as
-// dw_nhwc_window_kernel does for fprop/dgrad. dw_wgrad_nhwc_vec_kernel above handles one output pixel per iteration:
-// its dy vector, then one x vector per tap (10 loads, every x vector fetched by 9 different pixels) and the pixel's
-// (n, p, q) by two divisions. Here a block takes one filter row r = blockIdx.y (gridDim.y = 3) and a pixel lane a strip
-// of kDwWgradStrip consecutive output columns of one row: the strip's dy vectors (converted to float once, for the
-// row's 3 taps) and the kWin = (kDwWgradStrip − 1)·kStride + 3 x vectors of input row p·kStride − pad_h + r, each
-// converted once and multiplied into every (output j, tap t) it meets (window column j·kStride + t). The same block
-// layout, split and reduction as the vec kernel (dw_wgrad_block_reduce, into taps 3r … 3r + 2 of ws[split][c][·]);
-// splits cut the N·P·⌈Q/kDwWgradStrip⌉ strips.
-// Why one filter row a block. The first windowed kernel held all 9 taps (72 float accumulators at 16-bit types, 126
-// registers, 2 blocks per SM); its SASS put each filter row behind its own padding branch, so a strip's loads went
-// out in four waves (dy, then each row's 4 x vectors), each after the previous wave's FFMAs: four memory round trips
-// a strip, and no registers left to overlap them. With 3 taps (24 accumulators, 70 registers, 3 blocks per SM) every
-// load of a strip is issued before any is used (a padding row or column loads nothing and multiplies as zeros: no
-// branch between the loads): one round trip a strip. dy is read by the 3 row blocks (from L2 after the first).
-// H200 run 9 (benchmarks/results/nvidia-h200-2026-11-26-run9-*), MobileNetV2's 10 depthwise wgrad layers, f16 NHWC
-// batch 32, geomean of cuDNN time / ours: 9-tap kernel 0.81× (two passes), this kernel 0.99×; with kDwWgradInFlight = 2
-// (two strips' loads in flight a thread, 96 registers, 2 blocks per SM) 0.90× / 0.96× — fewer warps lose more than
-// the deeper pipeline wins (576 channels at 14×14: 20 µs against 24).
+// The windowed wgrad fast path: square kK×kK filters (3×3 or 5×5), dilation 1, the same stride kStride (1 or 2) in
+// both directions — as dw_nhwc_window_kernel does for fprop/dgrad. dw_wgrad_nhwc_vec_kernel above handles one output
+// pixel per iteration: its dy vector, then one x vector per tap (10 loads, every x vector fetched by 9 different
+// pixels, each load behind its tap's padding branch) and the pixel's (n, p, q) by two divisions. Here a block takes
+// one filter row r = blockIdx.y (gridDim.y = kK) and a pixel lane a strip of kDwWgradStrip consecutive output columns
+// of one row: the strip's dy vectors (converted to float once, for the row's kK taps) and the
+// kWin = (kDwWgradStrip − 1)·kStride + kK x vectors of input row p·kStride − pad_h + r, each converted once and
+// multiplied into every (output j, tap t) it meets (window column j·kStride + t). The same block layout, split and
+// reduction as the vec kernel (dw_wgrad_block_reduce, into taps kK·r … kK·r + kK − 1 of ws[split][c][·]); splits cut
+// the N·P·⌈Q/kDwWgradStrip⌉ strips.
+// Why one filter row a block. The first windowed kernel held all 9 taps of a 3×3 filter (72 float accumulators at
+// 16-bit types, 126 registers, 2 blocks per SM); its SASS put each filter row behind its own padding branch, so a
+// strip's loads went out in four waves (dy, then each row's 4 x vectors), each after the previous wave's FFMAs: four
+// memory round trips a strip, and no registers left to overlap them. With one row's taps (3×3: 24 accumulators, 70
+// registers, 3 blocks per SM; 5×5: 40, ~90 registers, 2 blocks) every load of a strip is issued before any is used
+// (a padding row or column loads nothing and multiplies as zeros: no branch between the loads): one round trip a
+// strip. dy is read by the kK row blocks (from L2 after the first).
+// H200 run 9 (benchmarks/results/nvidia-h200-2026-11-26-run9-*), MobileNetV2's 10 depthwise wgrad layers (3×3), f16
+// NHWC batch 32, geomean of cuDNN time / ours: 9-tap kernel 0.81× (two passes), this kernel 0.99×; with
+// kDwWgradInFlight = 2 (two strips' loads in flight a thread, 96 registers, 2 blocks per SM) 0.90× / 0.96× — fewer
+// warps lose more than the deeper pipeline wins (576 channels at 14×14: 20 µs against 24). 5×5 (run 9 had no such
+// layer) has not been timed on a GPU: the emulator tests it.
 constexpr int kDwWgradStrip = 2;
 constexpr int kDwWgradInFlight = 1;
-constexpr int kDwWgradRowBlocksPerSm = kDwWgradInFlight == 1 ? 3 : 2;
+template <int kK>
+constexpr int dw_wgrad_row_blocks_per_sm() { return kK == 3 && kDwWgradInFlight == 1 ? 3 : 2; }
 
-template <typename T, int kStride>
-__global__ void __launch_bounds__(kDwThreads, kDwWgradRowBlocksPerSm) dw_wgrad_row_kernel(DwWgradVecParams<T> pr) {
+template <typename T, int kK, int kStride>
+__global__ void __launch_bounds__(kDwThreads, dw_wgrad_row_blocks_per_sm<kK>())
+    dw_wgrad_row_kernel(DwWgradVecParams<T> pr) {
   using Acc = acc_t<T>;
-  constexpr int kVec = DwVec<T>::kN, kK = 3, kStrip = kDwWgradStrip, kWin = (kStrip - 1) * kStride + kK;
+  constexpr int kVec = DwVec<T>::kN, kStrip = kDwWgradStrip, kWin = (kStrip - 1) * kStride + kK;
   constexpr int kInFlight = kDwWgradInFlight;
   const int r = int(blockIdx.y);  // this block's filter row
   const int lanes_p = kDwThreads / pr.cvb;
@@ -756,7 +763,7 @@ __global__ void __launch_bounds__(kDwThreads, kDwWgradRowBlocksPerSm) dw_wgrad_r
       }
 #pragma unroll
       for (int i = 0; i < kInFlight; ++i) {
-        Acc g[kStrip][kVec];  // the strip's dy, converted once for its 3 taps
+        Acc g[kStrip][kVec];  // the strip's dy, converted once for the row's kK taps
 #pragma unroll
         for (int j = 0; j < kStrip; ++j) dw_unpack<T>(gv[i][j], g[j]);
 #pragma unroll
@@ -777,9 +784,9 @@ __global__ void __launch_bounds__(kDwThreads, kDwWgradRowBlocksPerSm) dw_wgrad_r
   dw_wgrad_block_reduce<T, int, kK>(pr, acc, lanes_p, r * kK, kK * kK);
 }
 
-// Whether the windowed wgrad kernel takes this problem: 3×3, dilation 1, stride 1 or 2 in both directions.
+// Whether the windowed wgrad kernel takes this problem: 3×3 or 5×5, dilation 1, stride 1 or 2 in both directions.
 inline bool dw_wgrad_window_ok(const Conv2dShape& s) {
-  return s.R == 3 && s.S == 3 && s.dil_h == 1 && s.dil_w == 1 && s.stride_h == s.stride_w &&
+  return (s.R == 3 || s.R == 5) && s.S == s.R && s.dil_h == 1 && s.dil_w == 1 && s.stride_h == s.stride_w &&
          (s.stride_h == 1 || s.stride_h == 2);
 }
 
@@ -792,10 +799,11 @@ int dw_wgrad_vec_cvb(const Conv2dShape& s) {
 
 // Blocks along gridDim.y and resident blocks per SM of the channels-last wgrad kernel that takes this problem.
 inline int dw_wgrad_grid_y(const Conv2dShape& s) {
-  return dw_wgrad_window_ok(s) ? 3 : int(ceil_div(s.R * s.S, int64_t(kDwVecTaps)));
+  return dw_wgrad_window_ok(s) ? int(s.R) : int(ceil_div(s.R * s.S, int64_t(kDwVecTaps)));
 }
 inline int dw_wgrad_blocks_per_sm(const Conv2dShape& s) {
-  return dw_wgrad_window_ok(s) ? kDwWgradRowBlocksPerSm : kDwWgradBlocksPerSm;
+  if (!dw_wgrad_window_ok(s)) return kDwWgradBlocksPerSm;
+  return s.R == 3 ? dw_wgrad_row_blocks_per_sm<3>() : dw_wgrad_row_blocks_per_sm<5>();
 }
 
 template <typename T>
@@ -830,10 +838,12 @@ cudaError_t launch_dw_wgrad_nhwc_vec(const Conv2dShape& s, const T* dy, Strides4
   cudaError_t e;
   if (!dw_wgrad_window_ok(s))
     e = launch(dw_wgrad_nhwc_vec_kernel<T, int>, grid, block, 0, stream, pr);
-  else if (s.stride_h == 1)
-    e = launch(dw_wgrad_row_kernel<T, 1>, grid, block, 0, stream, pr);
+  else if (s.R == 3)
+    e = s.stride_h == 1 ? launch(dw_wgrad_row_kernel<T, 3, 1>, grid, block, 0, stream, pr)
+                        : launch(dw_wgrad_row_kernel<T, 3, 2>, grid, block, 0, stream, pr);
   else
-    e = launch(dw_wgrad_row_kernel<T, 2>, grid, block, 0, stream, pr);
+    e = s.stride_h == 1 ? launch(dw_wgrad_row_kernel<T, 5, 1>, grid, block, 0, stream, pr)
+                        : launch(dw_wgrad_row_kernel<T, 5, 2>, grid, block, 0, stream, pr);
   if (e != cudaSuccess) return e;
   return launch(dw_wgrad_finish_kernel<T>, dw_finish_grid(s), dim3(32, kDwFinishLanes), 0, stream, s,
                 static_cast<const acc_t<T>*>(work), splits, dw, dws);
