@@ -28,7 +28,7 @@ GEOMS = {
     # asymmetric padding, a width that leaves a partial 4-column strip
     "vec_c16_stride2": ((2, 16, 11, 13), (16, 1, 3, 3), 2, (1, 2), (1, 2), 16),
     "vec_c24_3x3": ((1, 24, 7, 10), (24, 1, 3, 3), 1, 1, 1, 24),
-    # the windowed kernels (square 3×3 / 5×5 filters, dilation 1, stride 1 or 2): padding that
+    # the windowed kernels (square 3×3 / 5×5 filters, wgrad 7×7 too; dilation 1, stride 1 or 2): padding that
     # exceeds the input, zero padding, partial strips; 72 channels: two wgrad channel blocks (float64: 36 vectors)
     "win_c16_3x3_s2": ((2, 16, 11, 13), (16, 1, 3, 3), 2, 1, 1, 16),
     "win_c8_5x5": ((1, 8, 9, 11), (8, 1, 5, 5), 1, 2, 1, 8),
@@ -48,6 +48,10 @@ GEOMS = {
     # even: win_c16_3x3_s2_pad2, win_c8_5x5_s2_pad0); here odd 5x5, and pad_h / pad_w of different parities
     "win_c8_5x5_s2_pad1": ((1, 8, 12, 11), (8, 1, 5, 5), 2, 1, 1, 8),
     "win_c16_3x3_s2_pad12": ((2, 16, 9, 12), (16, 1, 3, 3), 2, (1, 2), 1, 16),
+    # 7x7 (ConvNeXt's depthwise layer, stride 1 padding 3; and at stride 2): wgrad on the windowed row kernel with
+    # 1-pixel strips (fprop/dgrad on the generic kernels)
+    "win_c16_7x7": ((2, 16, 9, 10), (16, 1, 7, 7), 1, 3, 1, 16),
+    "win_c8_7x7_s2": ((1, 8, 13, 12), (8, 1, 7, 7), 2, 3, 1, 8),
 }
 
 
@@ -87,7 +91,7 @@ def test_float64_exact(geom, channels_last, device, backend):
 @pytest.mark.parametrize("geom", ["mobilenet_3x3", "mult3_5x5_dil", "vec_c16_stride2", "vec_c24_3x3", "win_c16_3x3_s2",
                                   "win_c8_5x5", "win_c72_3x3", "win_c16_3x3_s2_pad2", "win_c40_3x3_wrap",
                                   "win_c2056_3x3_slots", "win_c1024_5x5_unstaged", "win_c8_5x5_s2_pad1",
-                                  "win_c16_3x3_s2_pad12"])
+                                  "win_c16_3x3_s2_pad12", "win_c16_7x7", "win_c8_7x7_s2"])
 def test_reduced_precision(geom, dtype, device, backend):
     tol = {torch.float32: 1e-5, torch.float16: 4e-3, torch.bfloat16: 2e-2}[dtype]
     pairs, y = _run(geom, dtype, device, backend, True)

@@ -695,7 +695,7 @@ __global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_nhwc
   dw_wgrad_block_reduce<T, Idx, kDwVecTaps>(pr, acc, lanes_p, tap0, taps);
 }
 
-// The windowed wgrad fast path: square kK×kK filters (3×3 or 5×5), dilation 1, the same stride kStride (1 or 2) in
+// The windowed wgrad fast path: square kK×kK filters (3×3, 5×5 or 7×7), dilation 1, the same stride kStride (1 or 2) in
 // both directions — as dw_nhwc_window_kernel does for fprop/dgrad. dw_wgrad_nhwc_vec_kernel above handles one output
 // pixel per iteration: its dy vector, then one x vector per tap (10 loads, every x vector fetched by 9 different
 // pixels, each load behind its tap's padding branch) and the pixel's (n, p, q) by two divisions. Here a block takes
@@ -709,24 +709,26 @@ __global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_nhwc
 // 16-bit types, 126 registers, 2 blocks per SM); its SASS put each filter row behind its own padding branch, so a
 // strip's loads went out in four waves (dy, then each row's 4 x vectors), each after the previous wave's FFMAs: four
 // memory round trips a strip, and no registers left to overlap them. With one row's taps (3×3: 24 accumulators, 70
-// registers, 3 blocks per SM; 5×5: 40, ~90 registers, 2 blocks) every load of a strip is issued before any is used
-// (a padding row or column loads nothing and multiplies as zeros: no branch between the loads): one round trip a
-// strip. dy is read by the kK row blocks (from L2 after the first).
+// registers, 3 blocks per SM; 5×5: 40, 102-114 registers, 2 blocks; 7×7: 56, with 1-pixel strips to stay under 128)
+// every load of a strip is issued before any is used (a padding row or column loads nothing and multiplies as zeros:
+// no branch between the loads): one round trip a strip. dy is read by the kK row blocks (from L2 after the first).
 // H200 run 9 (benchmarks/results/nvidia-h200-2026-11-26-run9-*), MobileNetV2's 10 depthwise wgrad layers (3×3), f16
 // NHWC batch 32, geomean of cuDNN time / ours: 9-tap kernel 0.81× (two passes), this kernel 0.99×; with
 // kDwWgradInFlight = 2 (two strips' loads in flight a thread, 96 registers, 2 blocks per SM) 0.90× / 0.96× — fewer
 // warps lose more than the deeper pipeline wins (576 channels at 14×14: 20 µs against 24). 5×5 (run 9 had no such
-// layer) has not been timed on a GPU: the emulator tests it.
-constexpr int kDwWgradStrip = 2;
+// layer) and 7×7 (ConvNeXt's) have not been timed on a GPU: the emulator tests them.
+constexpr int kDwWgradStrip = 2;  // outputs a strip (3×3, 5×5; 7×7 takes 1: see dw_wgrad_row_strip)
 constexpr int kDwWgradInFlight = 1;
 template <int kK>
 constexpr int dw_wgrad_row_blocks_per_sm() { return kK == 3 && kDwWgradInFlight == 1 ? 3 : 2; }
+template <int kK>
+constexpr int dw_wgrad_row_strip() { return kK == 7 ? 1 : kDwWgradStrip; }  // 7×7: 56 accumulators leave no room
 
 template <typename T, int kK, int kStride>
 __global__ void __launch_bounds__(kDwThreads, dw_wgrad_row_blocks_per_sm<kK>())
     dw_wgrad_row_kernel(DwWgradVecParams<T> pr) {
   using Acc = acc_t<T>;
-  constexpr int kVec = DwVec<T>::kN, kStrip = kDwWgradStrip, kWin = (kStrip - 1) * kStride + kK;
+  constexpr int kVec = DwVec<T>::kN, kStrip = dw_wgrad_row_strip<kK>(), kWin = (kStrip - 1) * kStride + kK;
   constexpr int kInFlight = kDwWgradInFlight;
   const int r = int(blockIdx.y);  // this block's filter row
   const int lanes_p = kDwThreads / pr.cvb;
@@ -784,9 +786,10 @@ __global__ void __launch_bounds__(kDwThreads, dw_wgrad_row_blocks_per_sm<kK>())
   dw_wgrad_block_reduce<T, int, kK>(pr, acc, lanes_p, r * kK, kK * kK);
 }
 
-// Whether the windowed wgrad kernel takes this problem: 3×3 or 5×5, dilation 1, stride 1 or 2 in both directions.
+// Whether the windowed wgrad kernel takes this problem: 3×3, 5×5 or 7×7, dilation 1, stride 1 or 2 in both
+// directions.
 inline bool dw_wgrad_window_ok(const Conv2dShape& s) {
-  return (s.R == 3 || s.R == 5) && s.S == s.R && s.dil_h == 1 && s.dil_w == 1 && s.stride_h == s.stride_w &&
+  return (s.R == 3 || s.R == 5 || s.R == 7) && s.S == s.R && s.dil_h == 1 && s.dil_w == 1 && s.stride_h == s.stride_w &&
          (s.stride_h == 1 || s.stride_h == 2);
 }
 
@@ -803,7 +806,8 @@ inline int dw_wgrad_grid_y(const Conv2dShape& s) {
 }
 inline int dw_wgrad_blocks_per_sm(const Conv2dShape& s) {
   if (!dw_wgrad_window_ok(s)) return kDwWgradBlocksPerSm;
-  return s.R == 3 ? dw_wgrad_row_blocks_per_sm<3>() : dw_wgrad_row_blocks_per_sm<5>();
+  return s.R == 3 ? dw_wgrad_row_blocks_per_sm<3>() : s.R == 5 ? dw_wgrad_row_blocks_per_sm<5>()
+                                                               : dw_wgrad_row_blocks_per_sm<7>();
 }
 
 template <typename T>
@@ -841,9 +845,12 @@ cudaError_t launch_dw_wgrad_nhwc_vec(const Conv2dShape& s, const T* dy, Strides4
   else if (s.R == 3)
     e = s.stride_h == 1 ? launch(dw_wgrad_row_kernel<T, 3, 1>, grid, block, 0, stream, pr)
                         : launch(dw_wgrad_row_kernel<T, 3, 2>, grid, block, 0, stream, pr);
-  else
+  else if (s.R == 5)
     e = s.stride_h == 1 ? launch(dw_wgrad_row_kernel<T, 5, 1>, grid, block, 0, stream, pr)
                         : launch(dw_wgrad_row_kernel<T, 5, 2>, grid, block, 0, stream, pr);
+  else
+    e = s.stride_h == 1 ? launch(dw_wgrad_row_kernel<T, 7, 1>, grid, block, 0, stream, pr)
+                        : launch(dw_wgrad_row_kernel<T, 7, 2>, grid, block, 0, stream, pr);
   if (e != cudaSuccess) return e;
   return launch(dw_wgrad_finish_kernel<T>, dw_finish_grid(s), dim3(32, kDwFinishLanes), 0, stream, s,
                 static_cast<const acc_t<T>*>(work), splits, dw, dws);

@@ -196,16 +196,18 @@ void check_depthwise(bool channels_last_threads, const std::string& tag) {
 }
 
 // The depthwise rung's channels-last fast path (K == C, 16-byte channel vectors): fprop with the fused epilogue and
-// dgrad on NHWC tensors, wgrad split 3 ways, against the CPU loops on the same strides. Five problems: stride (2, 1)
+// dgrad on NHWC tensors, wgrad split 3 ways, against the CPU loops on the same strides. Six problems: stride (2, 1)
 // and dilation (1, 2), the generic kernels (fprop/dgrad on the packed [R·S][C] taps); 3×3 and 5×5, each at stride 1
 // and at stride 2 (dgrad's sub-pixel taps, odd padding), the windowed kernels: fprop/dgrad stage their taps in shared
 // memory from the filter itself (several blocks, channel slots wrapping around: the barrier pair is what TSan
-// checks), wgrad takes one filter row a block (the 5-tap rows end on a short reduction round).
+// checks), wgrad takes one filter row a block (the 5-tap rows end on a short reduction round); 7×7 (ConvNeXt):
+// fprop/dgrad on the generic kernel, wgrad on the row kernel's 1-pixel strips.
 const Geometry kDwVecGeometries[] = {{"depthwise_vec", 2, 16, 9, 11, 16, 3, 3, 2, 1, 1, 2, 1, 2, 16},
                                      {"depthwise_window", 2, 24, 9, 11, 24, 3, 3, 1, 1, 1, 1, 1, 1, 24},
                                      {"depthwise_window_s2", 2, 24, 10, 13, 24, 3, 3, 2, 2, 1, 1, 1, 1, 24},
                                      {"depthwise_window_5x5", 1, 16, 9, 10, 16, 5, 5, 1, 1, 2, 2, 1, 1, 16},
-                                     {"depthwise_window_5x5_s2", 2, 16, 11, 9, 16, 5, 5, 2, 2, 1, 1, 1, 1, 16}};
+                                     {"depthwise_window_5x5_s2", 2, 16, 11, 9, 16, 5, 5, 2, 2, 1, 1, 1, 1, 16},
+                                     {"depthwise_7x7", 1, 16, 9, 10, 16, 7, 7, 1, 1, 3, 3, 1, 1, 16}};
 
 template <typename T>
 void check_depthwise_vec(const std::string& tag, const Geometry& g) {
