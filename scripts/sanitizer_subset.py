@@ -40,11 +40,13 @@ def main():
         # odd sizes with groups; a strided 5x5 on 3 channels; depthwise; and one long N·P·Q reduction, which the
         # tensor-core and depthwise wgrad split across blocks (split-K). cl: channels-last operands, for the depthwise
         # rung only — its fast path (16-byte channel vectors; the windowed kernels staging their taps in shared
-        # memory between two barriers, stride 1 and the strided dgrad, several blocks with wrapping channel slots)
+        # memory between two barriers, stride 1 and the strided dgrad, several blocks with wrapping channel slots;
+        # wgrad's row kernel, one filter row a block, at 3x3, 5x5 (a short last reduction round) and 7x7)
         for (N, C, H, W, K, R, stride, pad, groups, cl) in [
                 (2, 6, 9, 7, 8, 3, 1, 1, 2, False), (1, 3, 17, 15, 5, 5, 2, 2, 1, False),
                 (2, 8, 6, 6, 8, 3, 1, 1, 8, False), (4, 16, 32, 32, 16, 3, 1, 1, 1, False),
-                (2, 40, 9, 11, 40, 3, 1, 1, 40, True), (2, 40, 12, 13, 40, 3, 2, 1, 40, True)]:
+                (2, 40, 9, 11, 40, 3, 1, 1, 40, True), (2, 40, 12, 13, 40, 3, 2, 1, 40, True),
+                (2, 16, 10, 9, 16, 5, 1, 2, 16, True), (1, 16, 9, 10, 16, 7, 1, 3, 16, True)]:
             mf = torch.channels_last if cl else torch.contiguous_format
             x = torch.randn(N, C, H, W, device="cuda", dtype=dtype).contiguous(memory_format=mf)
             w = torch.randn(K, C // groups, R, R, device="cuda", dtype=dtype) * 0.2
