@@ -33,7 +33,6 @@ bool is_tc(const std::string& algo) { return algo.rfind("tensor_core", 0) == 0; 
 // The wgmma rung (rung 4, cuda_tensor_core_sm90.cuh): fprop, dgrad and wgrad.
 bool is_wgmma(const std::string& algo) { return algo.rfind("tensor_core_wgmma", 0) == 0; }
 
-
 // Channels per 16-byte vector: 8 for float16/bfloat16, 4 for float32 (TF32). Per-group channel counts are padded up
 // to a multiple of it.
 int64_t tc_vec(at::ScalarType dt) { return dt == at::kFloat ? 4 : 8; }

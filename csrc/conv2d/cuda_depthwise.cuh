@@ -713,14 +713,13 @@ __global__ void __launch_bounds__(kDwThreads, kDwWgradBlocksPerSm) dw_wgrad_nhwc
 // every load of a strip is issued before any is used (a padding row or column loads nothing and multiplies as zeros:
 // no branch between the loads): one round trip a strip. dy is read by the kK row blocks (from L2 after the first).
 // H200 run 9 (benchmarks/results/nvidia-h200-2026-11-26-run9-*), MobileNetV2's 10 depthwise wgrad layers (3×3), f16
-// NHWC batch 32, geomean of cuDNN time / ours: 9-tap kernel 0.81× (two passes), this kernel 0.99×; with
-// kDwWgradInFlight = 2 (two strips' loads in flight a thread, 96 registers, 2 blocks per SM) 0.90× / 0.96× — fewer
+// NHWC batch 32, geomean of cuDNN time / ours: 9-tap kernel 0.81× (two passes), this kernel 0.99×; with two strips'
+// loads in flight a thread (96 registers, 2 blocks per SM; an unrolled pair of strips) 0.90× / 0.96× — fewer
 // warps lose more than the deeper pipeline wins (576 channels at 14×14: 20 µs against 24). 5×5 (run 9 had no such
 // layer) and 7×7 (ConvNeXt's) have not been timed on a GPU: the emulator tests them.
 constexpr int kDwWgradStrip = 2;  // outputs a strip (3×3, 5×5; 7×7 takes 1: see dw_wgrad_row_strip)
-constexpr int kDwWgradInFlight = 1;
 template <int kK>
-constexpr int dw_wgrad_row_blocks_per_sm() { return kK == 3 && kDwWgradInFlight == 1 ? 3 : 2; }
+constexpr int dw_wgrad_row_blocks_per_sm() { return kK == 3 ? 3 : 2; }
 template <int kK>
 constexpr int dw_wgrad_row_strip() { return kK == 7 ? 1 : kDwWgradStrip; }  // 7×7: 56 accumulators leave no room
 
@@ -729,7 +728,6 @@ __global__ void __launch_bounds__(kDwThreads, dw_wgrad_row_blocks_per_sm<kK>())
     dw_wgrad_row_kernel(DwWgradVecParams<T> pr) {
   using Acc = acc_t<T>;
   constexpr int kVec = DwVec<T>::kN, kStrip = dw_wgrad_row_strip<kK>(), kWin = (kStrip - 1) * kStride + kK;
-  constexpr int kInFlight = kDwWgradInFlight;
   const int r = int(blockIdx.y);  // this block's filter row
   const int lanes_p = kDwThreads / pr.cvb;
   const int lane_c = int(threadIdx.x) % pr.cvb, lane_p = int(threadIdx.x) / pr.cvb;
@@ -744,41 +742,33 @@ __global__ void __launch_bounds__(kDwThreads, dw_wgrad_row_blocks_per_sm<kK>())
   const int per = (strips + pr.splits - 1) / pr.splits;
   const int e0 = int(blockIdx.z) * per, e1 = e0 + per < strips ? e0 + per : strips;
   if (live) {
-    for (int st0 = e0 + lane_p; st0 < e1; st0 += kInFlight * lanes_p) {
-      uint4 gv[kInFlight][kStrip], xv[kInFlight][kWin];  // raw 16-byte vectors: every load issued before any use
+    for (int st = e0 + lane_p; st < e1; st += lanes_p) {
+      const int rest = st / qs, q0 = (st - rest * qs) * kStrip, n = rest / pr.P, p = rest - n * pr.P;
+      const int ih = p * kStride - pr.pad_h + r, col0 = q0 * kStride - pr.pad_w;
+      const bool row_ok = unsigned(ih) < unsigned(pr.H);  // a padding row: nothing loaded, zeros multiplied
+      // 32-bit offsets: dw_vec_eligible checked they fit
+      const T* dy_row = pr.dy + n * int(pr.dy_sn) + p * int(pr.dy_sh) + c0;
+      const T* x_row = pr.x + n * int(pr.x_sn) + ih * int(pr.x_sh) + c0;
+      uint4 gv[kStrip], xv[kWin];  // raw 16-byte vectors: every load issued before any use
 #pragma unroll
-      for (int i = 0; i < kInFlight; ++i) {
-        const int st = st0 + i * lanes_p;
-        const int rest = st / qs, q0 = (st - rest * qs) * kStrip, n = rest / pr.P, p = rest - n * pr.P;
-        const int ih = p * kStride - pr.pad_h + r, col0 = q0 * kStride - pr.pad_w;
-        // past this split's end or a padding row: nothing loaded, zeros multiply into the accumulators
-        const bool row_ok = st < e1 && unsigned(ih) < unsigned(pr.H);
-        // 32-bit offsets: dw_vec_eligible checked they fit
-        const T* dy_row = pr.dy + n * int(pr.dy_sn) + p * int(pr.dy_sh) + c0;
-        const T* x_row = pr.x + n * int(pr.x_sn) + ih * int(pr.x_sh) + c0;
+      for (int j = 0; j < kStrip; ++j)
+        gv[j] = dw_load_or_zero(dy_row + (q0 + j) * int(pr.dy_sw), row_ok && q0 + j < pr.Q);
 #pragma unroll
-        for (int j = 0; j < kStrip; ++j)
-          gv[i][j] = dw_load_or_zero(dy_row + (q0 + j) * int(pr.dy_sw), row_ok && q0 + j < pr.Q);
+      for (int c = 0; c < kWin; ++c)
+        xv[c] = dw_load_or_zero(x_row + (col0 + c) * int(pr.x_sw), row_ok && unsigned(col0 + c) < unsigned(pr.W));
+      Acc g[kStrip][kVec];  // the strip's dy, converted once for the row's kK taps
 #pragma unroll
-        for (int c = 0; c < kWin; ++c)
-          xv[i][c] = dw_load_or_zero(x_row + (col0 + c) * int(pr.x_sw), row_ok && unsigned(col0 + c) < unsigned(pr.W));
-      }
+      for (int j = 0; j < kStrip; ++j) dw_unpack<T>(gv[j], g[j]);
 #pragma unroll
-      for (int i = 0; i < kInFlight; ++i) {
-        Acc g[kStrip][kVec];  // the strip's dy, converted once for the row's kK taps
+      for (int c = 0; c < kWin; ++c) {
+        Acc xf[kVec];  // window column c, converted once for every (output j, tap t = c − j·stride) it meets
+        dw_unpack<T>(xv[c], xf);
 #pragma unroll
-        for (int j = 0; j < kStrip; ++j) dw_unpack<T>(gv[i][j], g[j]);
+        for (int j = 0; j < kStrip; ++j) {
+          const int t = c - j * kStride;  // compile-time after unrolling
+          if (t < 0 || t >= kK) continue;
 #pragma unroll
-        for (int c = 0; c < kWin; ++c) {
-          Acc xf[kVec];  // window column c, converted once for every (output j, tap t = c − j·stride) it meets
-          dw_unpack<T>(xv[i][c], xf);
-#pragma unroll
-          for (int j = 0; j < kStrip; ++j) {
-            const int t = c - j * kStride;  // compile-time after unrolling
-            if (t < 0 || t >= kK) continue;
-#pragma unroll
-            for (int e = 0; e < kVec; ++e) acc[t][e] += g[j][e] * xf[e];
-          }
+          for (int e = 0; e < kVec; ++e) acc[t][e] += g[j][e] * xf[e];
         }
       }
     }
