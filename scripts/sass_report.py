@@ -83,8 +83,20 @@ def demangle(names):
     return dict(zip(names, out)) if len(out) == len(names) else {n: n for n in names}
 
 
+ADDR = re.compile(r"/\*([0-9a-f]{4,})\*/")
+BRANCH_TARGET = re.compile(r"\bBRA\b.*?0x([0-9a-f]+)")
+
+
+class Kernel(collections.Counter):
+    """Opcode counts of one kernel build, plus its instructions in order as (address, opcode) for the loop checks."""
+
+    def __init__(self):
+        super().__init__()
+        self.code = []  # (address, opcode, backward-branch target or None)
+
+
 def parse(sass: str):
-    """{(arch, mangled kernel): Counter of opcodes}."""
+    """{(arch, mangled kernel): Kernel (a Counter of opcodes)}."""
     kernels = {}
     arch, current = None, None
     for line in sass.splitlines():
@@ -92,7 +104,7 @@ def parse(sass: str):
         if s.startswith("arch = "):
             arch = s.split("=", 1)[1].strip()
         elif s.startswith("Function : "):
-            current = kernels.setdefault((arch, s.split(":", 1)[1].strip()), collections.Counter())
+            current = kernels.setdefault((arch, s.split(":", 1)[1].strip()), Kernel())
         elif current is not None:
             m = INSTR.search(line)
             if m:
@@ -100,7 +112,35 @@ def parse(sass: str):
                 if op.startswith("HGMMA"):  # the operand layout is a descriptor modifier: gdesc[UR4].tnspA.tnspB
                     op += "".join(f".{t}" for t in ("tnspA", "tnspB") if f".{t}" in line)
                 current[op] += 1
+                addr = int(ADDR.search(line).group(1), 16)
+                t = BRANCH_TARGET.search(line) if op.startswith("BRA") else None
+                target = int(t.group(1), 16) if t and int(t.group(1), 16) < addr else None
+                current.code.append((addr, op, target))
     return kernels
+
+
+# The loops the main-loop budgets measure: the innermost loop (the shortest address range [target, backward branch])
+# that holds a tensor-core MMA ("mma loop": one reduction tile of the mma.sync / wgmma main loop, or of a
+# warp-specialised consumer), or at least four cp.async copies ("copy loop": the producer warps' loop of those
+# kernels; the plain kernels' main loop again). Its static instruction count — every path of the body counted, NOPs
+# not — is what each thread issues per reduction tile, give or take the branches not taken.
+LOOP_KINDS = {
+    "mma": lambda body: any(op.startswith(("HMMA", "HGMMA")) for _, op, _ in body),
+    "copy": lambda body: sum(op.startswith("LDGSTS") for _, op, _ in body) >= 4,
+}
+
+
+def loop_size(kernel, kind: str):
+    """Instructions in the innermost loop of `kind` ("mma" or "copy"), or None when the kernel has none."""
+    code = getattr(kernel, "code", [])
+    best = None
+    for i, (addr, _, target) in enumerate(code):
+        if target is None:
+            continue
+        body = [c for c in code[:i + 1] if c[0] >= target and c[1] != "NOP"]
+        if LOOP_KINDS[kind](body) and (best is None or len(body) < best):
+            best = len(body)
+    return best
 
 
 def classify(ops: collections.Counter):
@@ -110,13 +150,17 @@ def classify(ops: collections.Counter):
             if rx.search(op):
                 row[k] += n
     row["total"] = sum(ops.values())
+    for kind in LOOP_KINDS:
+        size = loop_size(ops, kind)
+        row[f"{kind} loop"] = "" if size is None else size
     return row
 
 
 def load_rules(path: str):
     """Lines: `kernel substring | require or forbid | opcode regex | reason`, or `kernel substring | max | N | reason`
-    (at most N SASS instructions: a code-size budget); '#' starts a comment line. `kernel substring @sm_XX` limits a
-    rule to one architecture."""
+    (at most N SASS instructions: a code-size budget), or `kernel substring | mma loop | N | reason` /
+    `... | copy loop | N | ...` (at most N instructions in that main loop, see LOOP_KINDS); '#' starts a comment
+    line. `kernel substring @sm_XX` limits a rule to one architecture."""
     rules = []
     with open(path) as f:
         for lineno, line in enumerate(f, 1):
@@ -128,10 +172,11 @@ def load_rules(path: str):
             head = line.split("|", 2)
             tail = head[2].rsplit(" | ", 1) if len(head) == 3 else []
             parts = [p.strip() for p in head[:2] + tail]
-            if len(parts) != 4 or parts[1] not in ("require", "forbid", "max") or \
-                    (parts[1] == "max" and not parts[2].isdigit()):
+            budgets = ("max", "mma loop", "copy loop")
+            if len(parts) != 4 or parts[1] not in ("require", "forbid") + budgets or \
+                    (parts[1] in budgets and not parts[2].isdigit()):
                 raise SystemExit(f"{path}:{lineno}: expected 'kernel | require|forbid | regex | reason' or "
-                                 "'kernel | max | N | reason'")
+                                 "'kernel | max|mma loop|copy loop | N | reason'")
             rules.append((parts[0], parts[1], re.compile(parts[2]), parts[3], lineno))
     return rules
 
@@ -150,6 +195,14 @@ def check(kernels, names, rules):
                 if total > int(rx.pattern):
                     failures.append(f"{name} [{arch}]: {total} instructions, over the budget of {rx.pattern} "
                                     f"({reason})")
+                continue
+            if kind.endswith(" loop"):
+                size = loop_size(ops, kind.split()[0])
+                if size is None:
+                    failures.append(f"{name} [{arch}]: no {kind} found ({reason})")
+                elif size > int(rx.pattern):
+                    failures.append(f"{name} [{arch}]: {kind} of {size} instructions, over the budget of "
+                                    f"{rx.pattern} ({reason})")
                 continue
             hits = sum(n for op, n in ops.items() if rx.search(op))
             if kind == "require" and hits == 0:
@@ -182,13 +235,15 @@ def main(argv=None) -> int:
     rows = sorted(((names[m], arch, classify(ops)) for (arch, m), ops in kernels.items()), key=lambda r: (r[0], r[1]))
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        cols = ["total"] + list(CLASSES)
+        cols = ["total"] + list(CLASSES) + [f"{k} loop" for k in LOOP_KINDS]
         with open(args.out, "w") as f:
             f.write("# CUDA kernel instruction mix (SASS)\n\n")
             f.write(f"From `cuobjdump -sass {os.path.relpath(lib, ROOT)}`, generated by scripts/sass_report.py. "
                     "Static counts (instructions in the code, not executed). LDG.128/STG.128: 16-byte global "
-                    "accesses; LDL/STL: local memory (spills or stack arrays). Checked rules: csrc/sass_expect.txt."
-                    "\n\n")
+                    "accesses; LDL/STL: local memory (spills or stack arrays). mma loop / copy loop: instructions in "
+                    "the innermost loop holding a tensor-core MMA / at least four cp.async (a main loop's reduction "
+                    "tile: what each thread issues per tile, every path counted). Checked rules: "
+                    "csrc/sass_expect.txt.\n\n")
             f.write("| kernel | arch | " + " | ".join(cols) + " |\n|---|---|" + "---:|" * len(cols) + "\n")
             for name, arch, row in rows:
                 f.write(f"| `{name}` | {arch} | " + " | ".join(str(row[c]) for c in cols) + " |\n")

@@ -88,3 +88,34 @@ def test_hgmma_operand_layout_is_part_of_the_opcode():
             "        /*5ad0*/                   WARPGROUP.DEPBAR.LE gsb0, 0x0 ;  /* 0x0 */\n")
     ops = mod.parse(sass)[("sm_90a", "k")]
     assert ops == {"HGMMA.64x128x16.F32.tnspA.tnspB": 1, "HGMMA.64x64x16.F32.BF16": 1, "WARPGROUP.DEPBAR.LE": 1}, ops
+
+
+def test_main_loop_budgets_measure_the_innermost_loop():
+    """`mma loop` / `copy loop` rules cap the innermost loop holding a tensor-core MMA / four cp.async: the shortest
+    range [backward-branch target, branch], NOPs not counted; forward branches and outer loops do not count."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sass_report", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def ins(addr, text):
+        return f"        /*{addr:04x}*/                   {text} ;  /* 0x0 */\n"
+
+    body = [ins(0x10, "IMAD R1, R2, R3, RZ"),                                # outer loop head
+            ins(0x20, "LDGSTS.E.BYPASS.128 [R1], desc[UR4][R2.64]"),        # copy loop: 0x20 .. 0x80
+            ins(0x30, "LDGSTS.E.BYPASS.128 [R1+0x10], desc[UR4][R2.64]"),
+            ins(0x40, "@P0 BRA 0x60"),                                      # forward: no loop
+            ins(0x50, "NOP"),
+            ins(0x60, "LDGSTS.E.BYPASS.128 [R1+0x20], desc[UR4][R2.64]"),
+            ins(0x70, "LDGSTS.E.BYPASS.128 [R1+0x30], desc[UR4][R2.64]"),
+            ins(0x80, "@P1 BRA 0x20"),
+            ins(0x90, "HGMMA.64x128x16.F32 R24, gdesc[UR8], R24"),
+            ins(0xa0, "IADD3 R1, R1, 0x1, RZ"),
+            ins(0xb0, "@P2 BRA 0x10")]                                      # mma loop: the outer one
+    ops = mod.parse("\tarch = sm_90a\n\t\tFunction : k\n" + "".join(body))[("sm_90a", "k")]
+    assert mod.loop_size(ops, "copy") == 6  # 0x20-0x80 without the NOP
+    assert mod.loop_size(ops, "mma") == 10  # 0x10-0xb0 without the NOP
+    assert mod.loop_size(mod.parse("\tarch = sm_90a\n\t\tFunction : j\n" + body[0])[("sm_90a", "j")], "mma") is None
+    row = mod.classify(ops)
+    assert row["copy loop"] == 6 and row["mma loop"] == 10

@@ -44,6 +44,12 @@ GEOMS = {
     "k4x3_stride2x3": ((1, 8, 11, 10), (16, 8, 4, 3), (2, 3), (1, 2), 1, 1),
     # six phases of 2-4 taps each, two groups: the one-launch filter transpose places each group's rows of each phase
     "k5x4_stride3x2_g2": ((2, 16, 17, 13), (24, 8, 5, 4), (3, 2), (2, 1), 1, 2),
+    # the gather loader's tap-validity bits: padding beyond the dilated kernel (rows whose origin lies 4 pixels into
+    # the padding, taps that never reach the image), the ResNet stem (7×7 stride 2, 3 channels padded to 8: eight taps
+    # per 64-element reduction tile), and the largest kernel it takes (15 tap rows: bits 0-14 beside the tail bit)
+    "pad4_dil2": ((1, 8, 5, 6), (8, 8, 3, 3), 1, 4, 2, 1),
+    "k7_stem": ((1, 3, 12, 11), (8, 3, 7, 7), 2, 3, 1, 1),
+    "k15x2_max": ((1, 8, 17, 6), (8, 8, 15, 2), 1, (7, 1), 1, 1),
 }
 
 
@@ -291,6 +297,16 @@ def test_errors(device, backend):
         PF.conv2d(x.double(), w.double(), None, **kw, algo="tensor_core_64x64", backend=backend)
     with pytest.raises(RuntimeError, match="unknown algo 'tensor_core_1x1'"):
         PF.conv2d(x, w, b, **kw, algo="tensor_core_1x1", backend=backend)
+    # 16 tap rows: past the gather loader's bits; 'auto' takes another rung (same result as torch)
+    x16 = torch.randn(1, 8, 20, 9, device=device).half().contiguous(memory_format=torch.channels_last)
+    w16 = torch.randn(8, 8, 16, 1, device=device).half() * 0.1
+    for algo in ("tensor_core", "tensor_core_wgmma"):
+        with pytest.raises(RuntimeError, match="at most 15×15 taps, but got 16×1"):
+            PF.conv2d(x16, w16, None, algo=algo, backend=backend)
+    _launches(backend)
+    got = PF.conv2d(x16, w16, None, backend=backend)
+    assert not any(t.startswith("tensor_core") for t, _ in _launches(backend))
+    _close(got, F.conv2d(x16.double(), w16.double()), torch.float16)
 
 
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)

@@ -33,6 +33,35 @@ struct Conv2dShape {
   double flops() const { return 2.0 * double(N) * double(K) * double(P) * double(Q) * double(crs()); }
 };
 
+// umulhi: the high 32 bits of a 32 × 32-bit product (one IMAD.HI on the GPU).
+PYCONV_HD uint32_t umulhi32(uint32_t a, uint32_t b) {
+#if defined(__CUDA_ARCH__)
+  return __umulhi(a, b);
+#else
+  return uint32_t((uint64_t(a) * b) >> 32);
+#endif
+}
+
+// Division by a run-time divisor d ≥ 1 of any n < 2^31 as a multiply-high and a shift (Granlund and Montgomery;
+// CUTLASS's FastDivmod): with l = ceil(log2 d), mul = ceil(2^(31 + l) / d) < 2^32 and shr = l − 1,
+// n / d = umulhi(n, mul) >> shr (d = 1 is n itself). Made on the host, used where a kernel decodes an index per row
+// and tile (a hardware division is a ~20-instruction sequence; 64-bit, a subroutine call).
+struct FastDiv {
+  uint32_t d = 1, mul = 0, shr = 0;
+  static FastDiv make(uint32_t d) {
+    FastDiv f;
+    f.d = d;
+    if (d > 1) {
+      uint32_t l = 0;
+      while ((uint64_t(1) << l) < d) ++l;
+      f.mul = uint32_t(((uint64_t(1) << (31 + l)) + d - 1) / d);
+      f.shr = l - 1;
+    }
+    return f;
+  }
+  PYCONV_HD uint32_t div(uint32_t n) const { return d == 1 ? n : umulhi32(n, mul) >> shr; }
+};
+
 // Element strides of a 4-D tensor, in its logical (NCHW / KCRS) dimension order. Kernels index through these, so
 // NCHW, channels_last and non-contiguous views all go through the same code.
 struct Strides4 {

@@ -155,6 +155,19 @@ __device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool val
 #endif
 }
 
+// cp_async_16 into the shared-window address `dst` (the loaders compute a stage's address once and add constant
+// offsets: a generic pointer costs a conversion per copy).
+__device__ __forceinline__ void cp_async_16_to(uint32_t dst, const void* src, bool valid PYCONV_CALL_SITE) {
+#if defined(PYCONV_EMULATION)
+  ::pyconv_emu::detail::cp_async(::pyconv_emu::detail::smem_window_ptr(dst), src, 16, valid ? 16 : 0, call_file,
+                                 call_line);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+#elif defined(__CUDA_ARCH__)
+  __trap();
+#endif
+}
+
 // Closes the group of cp.async copies issued since the last commit.
 __device__ __forceinline__ void cp_async_commit() {
 #if defined(PYCONV_EMULATION)

@@ -62,6 +62,13 @@ __device__ __forceinline__ uint64_t wgmma_desc_sw128_mn(uint32_t addr, uint32_t 
          (uint64_t(1) << 62);
 }
 
+// `desc` with its start address `units` 16-byte units further. Window addresses stay below 256 KiB, so the 14-bit
+// start-address field never carries into the rest: the low word alone changes (a 32-bit add, where a 64-bit one
+// costs the main loops two instructions and a register pair per descriptor).
+__device__ __forceinline__ uint64_t wgmma_desc_add(uint64_t desc, uint32_t units) {
+  return (desc & ~uint64_t(0xFFFFFFFFu)) | uint32_t(uint32_t(desc) + units);
+}
+
 // wgmma.fence: orders this warpgroup's earlier register accesses to the accumulators (the zero fill, a previous
 // epilogue) before the next wgmma reads them. Needed before the first wgmma and whenever ordinary code touched them.
 __device__ __forceinline__ void wgmma_fence() {

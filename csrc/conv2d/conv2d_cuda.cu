@@ -53,6 +53,24 @@ std::string tc_unsupported(const Conv2dShape& s, at::ScalarType dt) {
                     s.stride_h, s.stride_w, s.pad_h + s.H, s.pad_w + s.W, s.dil_h * s.R, s.dil_w * s.S})
     if (v >= lim) return "has a spatial size, padding, dilation or R·S·C/groups of 2^30 or more";
   if (s.groups > 65535) return "supports at most 65535 groups";
+  // The gather loader (TcGatherLoader) keeps one tap-validity bit per filter row and column of each tile row, and a
+  // tap's element offset from its pixel in 32 bits: bounded here over both gathered operands (x for fprop, dy for
+  // dgrad), whose padded pixels hold groups·round_up(C/g or K/g, 8) channels.
+  if (s.R > 15 || s.S > 15)
+    return "supports kernels of at most 15×15 taps, but got " + std::to_string(s.R) + "×" + std::to_string(s.S);
+  const double pix = double(s.groups) * double(round_up(std::max(s.Cg(), s.Kg()), 8));
+  if (double(s.R - 1) * double(s.dil_h) * double(std::max(s.W, s.Q)) * pix + double(s.S - 1) * double(s.dil_w) * pix +
+          2 * pix + 128 >= double(int64_t(1) << 31))
+    return "needs the element offset of a pixel's farthest tap below 2^31 (image width × channels × dilation × kernel "
+           "too large)";
+  // The wgrad loader (TcWgradLoader) decodes its reduction index N·P·Q in 32 bits and offsets within one image of x
+  // (any pixel a tap of an output pixel reaches, padding included) in 32 bits.
+  if (double(s.N) * double(s.P) * double(s.Q) >= double(int64_t(1) << 31))
+    return "needs N·P·Q (output pixels of the batch) below 2^31";
+  const double ext_h = double(std::max(s.H, s.P * s.stride_h) + s.R * s.dil_h + s.pad_h) + 1;
+  const double ext_w = double(std::max(s.W, s.Q * s.stride_w) + s.S * s.dil_w + s.pad_w) + 1;
+  if (ext_h * ext_w * pix >= double(int64_t(1) << 31))
+    return "needs one image's elements (padding and taps included) below 2^31";
   return "";
 }
 
@@ -271,6 +289,10 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
   pr.gemm_n = int(gemm_n), pr.groups = s.groups;
   pr.y = reinterpret_cast<T*>(out.data_ptr()), pr.ys = strides4(out), pr.bias = bias, pr.epi = epi;
   const int64_t gemm_m = s.N * out_h * out_w;
+  // (tc_unsupported bounded these for the loader; checked exactly here, where the strides are known)
+  TORCH_INTERNAL_ASSERT(s.R <= 15 && s.S <= 15 &&
+                        (s.R - 1) * s.dil_h * pr.a_sh + (s.S - 1) * s.dil_w * pr.a_sw + ca + 128 < (int64_t(1) << 31),
+                        "pyconv: tensor-core gather offsets past 32 bits");
   const std::string tile = tc_tile(algo, gemm_m, gemm_n, s.groups);
   const TcTileShape ts = tc_tile_shape<T>(tile);
   const int64_t kt_all = ceil_div(s.R * s.S * ca, ts.bk);
@@ -415,6 +437,7 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
   pr.kp = int(kp), pr.cp = int(cp), pr.kg = int(s.Kg()), pr.cg = int(s.Cg());
   pr.N = s.N, pr.groups = s.groups, pr.splits = int(splits), pr.tiles_per_split = int(per);
+  pr.pq_div = FastDiv::make(uint32_t(s.P * s.Q)), pr.q_div = FastDiv::make(uint32_t(s.Q));
   record_tc_launch(tile, splits);
   if (wgmma) {
     if constexpr (!std::is_same<T, float>::value) {  // (float32 wgrad never gets here: it runs the SIMT implicit GEMM)

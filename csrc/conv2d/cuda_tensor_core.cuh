@@ -251,92 +251,145 @@ __device__ __forceinline__ TcBlock tc_block(const TcConvParams<T>& pr, int bm, i
   return tc_block_at(pr, bm, bn, bk, blockIdx.x, blockIdx.y, blockIdx.z);
 }
 
-// The gather loader of fprop/dgrad, shared by the mma.sync kernel (rows of 4 chunks, 64 bytes) and the wgmma kernel
+// The gather loader of fprop/dgrad, shared by the mma.sync kernel (rows of 4 chunks, 64 bytes) and the wgmma kernels
 // (rows of 8 chunks, 128 bytes: cuda_tensor_core_sm90.cuh). Thread `tid` copies chunk column `chunk` of tile rows
 // row0 + i·kRows (A, i < BM/kRows) and of B rows row0 + i·kRows (i < BN/kRows), one reduction tile after the other.
-// Its rows are fixed for the whole reduction, so everything that depends on the row alone is computed once, in init:
-//   a_off[i]  element offset of the row's pixel origin (tap (0, 0), channel 0 of this group):
-//             fprop  (n, oh·stride − pad, ow·stride − pad)   dgrad (stride 1)  (n, oh + pad, ow + pad)
-//   a_h0/a_w0 that origin's row and column, for the bounds test (a row past the GEMM gets −2^30: never in range,
-//             as tap offsets stay below 2^30, see tc_unsupported).
-// What depends on the tap alone — the offset of tap (r, s), channel c from that origin — is the same for all rows
-// of a tile, so the per-tile cost of a row is one add, two unsigned compares and one cp.async. (Before, every row
-// redid the 64-bit pixel arithmetic per tile: ~250 instructions per thread and tile, most of the main loop.)
-// dgrad with stride > 1 (only reached with dilation > 1: the glue splits strided dgrad into stride-1 phases
-// otherwise) needs an exact division per row and tap and keeps the general per-row path.
+//
+// Its rows are fixed for the whole reduction, so everything that depends on the row alone is computed once, in init,
+// and what depends on the tap alone once per tile; a row then costs a handful of instructions per tile:
+//   A row i   a_addr[i]  byte address of the row's pixel origin (tap (0, 0), channel 0 of this group):
+//                        fprop  (n, oh·stride − pad, ow·stride − pad)   dgrad (stride 1)  (n, oh + pad, ow + pad)
+//                        (an address outside the tensor when the origin is in the padding: only ever used with a
+//                        tap that brings it back inside)
+//             a_bad[i]   which taps leave the image: bit r (r < 15) when tap row r does, bit 16 + s when tap column s
+//                        does; bit 15 always (the tile past the reduction's end sets it in tap_bits); every bit for a
+//                        row past the GEMM's M
+//   per tile  tap_bits   (1 << r) | (1 << 16 + s) of this thread's tap, or bit 15 past the end; delta = the tap's
+//                        element offset + channel (fprop origin + tap, dgrad origin − tap)
+//   per row   ok = (a_bad & tap_bits) == 0 (one LOP3), address a_addr + 2·delta (one IMAD.WIDE), the tensor's
+//             base instead when !ok (two SEL: cp.async wants a mapped source even when it reads nothing), the cp.async
+//   B row i   b_addr[i], the row's start, address b_addr + 2·kk, zero-filled past the reduction's end (a row past
+//             gemm_n reads row 0 again: it only feeds accumulator columns that no store writes)
+// Before, each row redid its bounds compares, a 64-bit tap offset and a select of the source pointer per tile: the
+// wgmma 128×128 kernel's main loop was 215 SASS instructions a thread and tile (now 145), the warp-specialised
+// producer's 270 (16 chunks; now 153): issue slots the tensor cores may have waited for (an SM's 4 schedulers issued
+// ~440 of them per 128×128×64 tile at two blocks per SM, which the tensor cores finish in 512 cycles; the producer,
+// one warp per scheduler, more than a warp issues in that time). csrc/sass_expect.txt caps both loops.
+// The masks need R, S ≤ 15 and tap offsets that fit 32 bits (tc_unsupported in conv2d_cuda.cu sends other problems
+// elsewhere). dgrad with stride > 1 (reached only with dilation > 1: the glue splits strided dgrad into stride-1 phases
+// otherwise) needs an exact division per row and tap: it takes the general path, which re-derives each row's source
+// pixel per tile from (n, h0, w0) kept in the same registers (a_addr = h0 << 32 | w0, a_bad = n, or −1 past M).
 template <typename T, bool kDgrad, int NT, int BM, int BN, int kRowChunks>
 struct TcGatherLoader {
   static constexpr int kVec = TcElem<T>::kVec, kBK = kRowChunks * kVec;  // elements per tile row
   static constexpr int kRows = NT / kRowChunks, kAIters = BM / kRows, kBIters = BN / kRows;
+  static constexpr uint32_t kTailBit = 1u << 15;
   static_assert(BM % kRows == 0 && BN % kRows == 0, "each thread copies whole chunks");
 
   // (The parameters are passed to every call rather than kept as a pointer: the address of a kernel parameter would
   // make the compiler copy the struct to local memory.)
-  int chunk, row0, Kgemm, n0;
+  int chunk, row0, Kgemm;
   bool general;
-  int64_t a_off[kAIters];
-  int a_h0[kAIters], a_w0[kAIters];
-  const T* b_rows;
+  uint64_t a_addr[kAIters];
+  uint32_t a_bad[kAIters];
+  uint64_t b_addr[kBIters];
+  int64_t g;
   // The reduction index kk = (r·S + s)·ca + c of this thread's chunk, tracked incrementally (tiles are loaded in
-  // order), so no division by ca or S happens in the loop; rd = r·dil_h and sd = s·dil_w are the tap's pixel offsets.
-  int kk, tr, ts, tc, rd, sd;
+  // order), so no division by ca or S happens in the loop; tap_off = r·dil_h·a_sh + s·dil_w·a_sw (fast path).
+  int kk, tr, ts, tc, tap_off;
+  uint32_t tap_bits;
 
-  __device__ __forceinline__ void init(const TcConvParams<T>& p, int tid, int64_t m0, int n0_, int64_t g, int64_t M,
+  // Bits r < R of the taps whose source row stays inside [0, extent): fprop h0 + r·dil, dgrad h0 − r·dil.
+  __device__ __forceinline__ static uint32_t inside_bits(int h0, int dil, int extent, int R) {
+    const int lo_num = kDgrad ? h0 - extent + 1 : -h0;  // r·dil ≥ lo_num
+    const int hi_num = kDgrad ? h0 : extent - 1 - h0;   // r·dil ≤ hi_num
+    if (hi_num < 0) return 0;
+    const int lo = lo_num <= 0 ? 0 : (lo_num + dil - 1) / dil;
+    const int hi = min(R - 1, hi_num / dil);
+    return lo > hi ? 0u : ((2u << hi) - 1u) & ~((1u << lo) - 1u);
+  }
+
+  __device__ __forceinline__ void init(const TcConvParams<T>& p, int tid, int64_t m0, int n0, int64_t g_, int64_t M,
                                        int kt0) {
-    n0 = n0_;
+    g = g_;
     chunk = tid % kRowChunks, row0 = tid / kRowChunks;
     Kgemm = p.R * p.S * p.ca;
-    general = kDgrad && (p.stride_h != 1 || p.stride_w != 1);
+    general = kDgrad && (p.stride_h != 1 || p.stride_w != 1);  // (R, S ≤ 15 and 32-bit taps: tc_unsupported)
+    const uint64_t a_base = reinterpret_cast<uint64_t>(p.a);
 #pragma unroll
     for (int i = 0; i < kAIters; ++i) {
       const int64_t m = m0 + row0 + i * kRows;
       const int64_t ow = m % p.OW, oh = (m / p.OW) % p.OH, n = m / (int64_t(p.OW) * p.OH);
-      a_h0[i] = m >= M ? -(1 << 30) : kDgrad ? int(oh) + p.pad_h : int(oh) * p.stride_h - p.pad_h;
-      a_w0[i] = m >= M ? -(1 << 30) : kDgrad ? int(ow) + p.pad_w : int(ow) * p.stride_w - p.pad_w;
-      a_off[i] = m >= M ? 0 : n * p.a_sn + g * p.ca + (general ? 0 : a_h0[i] * p.a_sh + a_w0[i] * p.a_sw);
+      const int h0 = kDgrad ? int(oh) + p.pad_h : int(oh) * p.stride_h - p.pad_h;
+      const int w0 = kDgrad ? int(ow) + p.pad_w : int(ow) * p.stride_w - p.pad_w;
+      if (general) {
+        a_addr[i] = (uint64_t(uint32_t(h0)) << 32) | uint32_t(w0);
+        a_bad[i] = m < M ? uint32_t(n) : ~0u;
+      } else {
+        a_addr[i] = a_base + uint64_t(n * p.a_sn + g * p.ca + int64_t(h0) * p.a_sh + int64_t(w0) * p.a_sw) * sizeof(T);
+        a_bad[i] = m < M ? ~(inside_bits(h0, p.dil_h, p.AH, p.R) | (inside_bits(w0, p.dil_w, p.AW, p.S) << 16)) : ~0u;
+      }
     }
-    b_rows = p.b + (g * p.gemm_n + n0 + row0) * int64_t(Kgemm);  // this thread's first B row
-    kk = kt0 * kBK + chunk * kVec, tr = 0, ts = 0, tc = kk, rd = 0, sd = 0;
+    const uint64_t b_base = reinterpret_cast<uint64_t>(p.b + g * p.gemm_n * int64_t(Kgemm));
+#pragma unroll
+    for (int i = 0; i < kBIters; ++i) {
+      const int n = n0 + row0 + i * kRows;
+      b_addr[i] = b_base + uint64_t(n < p.gemm_n ? n : 0) * uint64_t(Kgemm) * sizeof(T);
+    }
+    kk = kt0 * kBK + chunk * kVec, tr = 0, ts = 0, tc = kk;
     carry(p);  // finds (r, s, c) of the first tile
   }
 
-  __device__ __forceinline__ void carry(const TcConvParams<T>& p) {  // tc ≥ ca: move on to the next tap (s, then r)
+  // tc ≥ ca: move on to the next tap (s, then r); then the tap's offset and bits for the next tile.
+  __device__ __forceinline__ void carry(const TcConvParams<T>& p) {
     while (tc >= p.ca) {
       tc -= p.ca;
-      if (++ts == p.S) ts = 0, sd = 0, ++tr, rd += p.dil_h;
-      else sd += p.dil_w;
+      if (++ts == p.S) ts = 0, ++tr;
+    }
+    if (!kDgrad || !general) {  // (the general path keeps neither: its taps may not fit these 32 bits)
+      if (kk < Kgemm) {
+        tap_off = tr * p.dil_h * int(p.a_sh) + ts * p.dil_w * int(p.a_sw);
+        tap_bits = (1u << tr) | (1u << (16 + ts));
+      } else {
+        tap_bits = kTailBit;  // (every row off: tap_off keeps the last tap's, a harmless address)
+      }
     }
   }
 
-  // Issues this thread's cp.async copies of the next reduction tile into a_dst / b_dst (element offsets of (row,
-  // chunk) by `swz`, the kernel's shared-memory layout), then advances by one tile.
+  // Issues this thread's cp.async copies of the next reduction tile into the stage tiles at shared-window addresses
+  // a_dst / b_dst (element offsets of (row, chunk) by `swz`, the kernel's shared-memory layout), then advances by one
+  // tile.
   template <typename Swz>
-  __device__ __forceinline__ void load(const TcConvParams<T>& p, T* a_dst, T* b_dst, Swz swz) {
-    const bool k_ok = kk < Kgemm;
-    // fprop reads pixel origin + (rd, sd), dgrad origin − (rd, sd); either way one offset for every row of the tile
-    const int64_t tap = int64_t(rd) * p.a_sh + int64_t(sd) * p.a_sw;
-    const int64_t delta = (kDgrad ? -tap : tap) + tc;
+  __device__ __forceinline__ void load(const TcConvParams<T>& p, uint32_t a_dst, uint32_t b_dst, Swz swz) {
+    if (!kDgrad || !general) {
+      const int delta = kDgrad ? tc - tap_off : tc + tap_off;
 #pragma unroll
-    for (int i = 0; i < kAIters; ++i) {
-      bool ok;
-      int64_t off;
-      if (!general) {
-        const int ih = kDgrad ? a_h0[i] - rd : a_h0[i] + rd, iw = kDgrad ? a_w0[i] - sd : a_w0[i] + sd;
-        ok = k_ok && unsigned(ih) < unsigned(p.AH) && unsigned(iw) < unsigned(p.AW);
-        off = a_off[i] + delta;
-      } else {
-        int ih = 0, iw = 0;
-        ok = k_ok && tc_source_pixel<kDgrad>(a_h0[i], tr, p.dil_h, p.stride_h, p.AH, &ih) &&
-             tc_source_pixel<kDgrad>(a_w0[i], ts, p.dil_w, p.stride_w, p.AW, &iw);
-        off = a_off[i] + ih * p.a_sh + iw * p.a_sw + tc;
+      for (int i = 0; i < kAIters; ++i) {
+        const bool ok = (a_bad[i] & tap_bits) == 0;
+        const uint64_t src = a_addr[i] + uint64_t(int64_t(delta) * int64_t(sizeof(T)));
+        cp_async_16_to(a_dst + swz(row0 + i * kRows, chunk) * sizeof(T), reinterpret_cast<const T*>(ok ? src : uint64_t(p.a)),
+                       ok);
       }
-      cp_async_16(a_dst + swz(row0 + i * kRows, chunk), ok ? p.a + off : p.a, ok);
-    }
+    } else {
+      const bool k_ok = kk < Kgemm;
 #pragma unroll
-    for (int i = 0; i < kBIters; ++i) {
-      const bool ok = k_ok && n0 + row0 + i * kRows < p.gemm_n;
-      cp_async_16(b_dst + swz(row0 + i * kRows, chunk), ok ? b_rows + int64_t(i * kRows) * Kgemm + kk : p.b, ok);
+      for (int i = 0; i < kAIters; ++i) {
+        const int h0 = int(a_addr[i] >> 32), w0 = int(uint32_t(a_addr[i]));
+        int ih = 0, iw = 0;
+        const bool ok = k_ok && a_bad[i] != ~0u &&
+                        tc_source_pixel<kDgrad>(h0, tr, p.dil_h, p.stride_h, p.AH, &ih) &&
+                        tc_source_pixel<kDgrad>(w0, ts, p.dil_w, p.stride_w, p.AW, &iw);
+        const int64_t off = ok ? int64_t(a_bad[i]) * p.a_sn + g * p.ca + ih * p.a_sh + iw * p.a_sw + tc : 0;
+        cp_async_16_to(a_dst + swz(row0 + i * kRows, chunk) * sizeof(T), p.a + off, ok);
+      }
     }
+    // Past the end of the reduction the chunk is zero-filled from the row's start (a valid address).
+    const bool k_ok = kk < Kgemm;
+    const uint64_t b_off = uint64_t(k_ok ? uint32_t(kk) : 0u) * sizeof(T);
+#pragma unroll
+    for (int i = 0; i < kBIters; ++i)
+      cp_async_16_to(b_dst + swz(row0 + i * kRows, chunk) * sizeof(T), reinterpret_cast<const T*>(b_addr[i] + b_off),
+                     k_ok);
     kk += kBK;
     tc += kBK;
     carry(p);
@@ -493,8 +546,10 @@ __global__ void __launch_bounds__(Tile::kThreads, (tc_conv_min_blocks<T, Tile>()
 
   TcGatherLoader<T, kDgrad, NT, BM, BN, 4> loader;
   loader.init(pr, tid, m0, n0, g, M, blk.kt0);
+  const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
   auto load_tile = [&](int slot) {
-    loader.load(pr, sA + slot * BM * kBK, sB + slot * BN * kBK, [](int row, int c) { return swz64<T>(row, c); });
+    loader.load(pr, sA_addr + uint32_t(slot * BM * kBK * sizeof(T)), sB_addr + uint32_t(slot * BN * kBK * sizeof(T)),
+                [](int row, int c) { return swz64<T>(row, c); });
   };
 
   // Warp tile origin and the accumulators: acc[i][j] is the 16×8 mma tile (i, j) of this warp's tile.
@@ -736,6 +791,7 @@ struct TcWgradParams {
   int H, W, P, Q, R, S, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
   int kp, cp, kg, cg;  // kg, cg: the real K/g (rows of the GEMM) and C/g (channels of dw)
   int64_t N, groups;
+  FastDiv pq_div, q_div;  // by P·Q and by Q: the loader's reduction index npq → (n, p, q)
   int splits, tiles_per_split;
   float* ws;  // [splits][groups][kg][R·S·cp]
   // One slice (splits == 1): dw itself, written by the kernel (rounded to T, through its strides); ws is then unused
@@ -756,77 +812,78 @@ constexpr int tc_wgrad_min_blocks() {
 }
 
 // The wgrad operand loader, shared by the mma.sync kernel (kRows = 32 reduction rows a tile, kTcBK) and the wgmma
-// kernel (kRows = 64: cuda_tensor_core_sm90.cuh). Thread `tid` copies, for each reduction tile, the A chunk column
+// kernels (kRows = 64: cuda_tensor_core_sm90.cuh). Thread `tid` copies, for each reduction tile, the A chunk column
 // a_col (8 output channels of dy) of rows a_row0 + i·NT/kAChunks and the B chunk column b_col (8 channels of one tap
 // (r, s) of the gathered x) of rows b_row0 + i·NT/kBChunks. Its columns are fixed for the whole reduction, so the tap
-// is decoded once, in init.
-// The rows of tile t are the reduction indices npq = npq0 + row, advancing by kRows per tile, so the pixel (n, p, q)
-// of the thread's first B row is decoded once and stepped forward after every tile (a carry loop over q and p
-// instead of the three 64-bit divisions per row and tile this loader used to do, most of its main loop's
-// instructions); the thread's other B rows (NT/kBChunks apart) are derived from it by the same carry. Kept small
-// (32-bit n, p, q): rung 3's 128×128 tile has 128 registers a thread for two blocks per SM.
+// is decoded once, in init; a column past the GEMM (dy channels past kp, x columns past R·S·cp) reads column 0
+// instead: it only feeds accumulator rows or columns that no store writes.
+// The rows of tile t are the reduction indices npq = npq0 + row, 32-bit (tc_unsupported: N·P·Q < 2^31):
+//   A  dy row npq is a_addr + row·(its row bytes): one 64-bit add per row and tile
+//   B  npq → (n, p, q) by two multiply-high divisions (FastDiv by P·Q and by Q), then the source pixel
+//      (p·stride − pad + r·dil, q·stride − pad + s·dil) and its offset within the image in 32 bits (tc_unsupported
+//      bounds an image's offsets below 2^31)
+// Before, each B row stepped (n, p, q) forward by a carry loop per row and tile and built its address in 64 bits: the
+// wgmma 128×128 kernel's main loop was 406 SASS instructions a thread and tile (now 216), the warp-specialised
+// producer's 710 (now 352).
 template <typename T, int NT, int BM, int BN, int kRows>
 struct TcWgradLoader {
   static constexpr int kAChunks = BM / 8, kBChunks = BN / 8;  // 16-byte chunks per tile row (M-, N-contiguous)
   static constexpr int kAIters = kRows * kAChunks / NT, kBIters = kRows * kBChunks / NT;
+  static constexpr int kARowStep = NT / kAChunks, kBRowStep = NT / kBChunks;
   static_assert(kRows * kAChunks % NT == 0 && kRows * kBChunks % NT == 0 && NT % kBChunks == 0 && NT % kAChunks == 0,
                 "each thread copies whole chunks at a fixed column");
 
   int a_col, a_row0, b_col, b_row0;
-  bool a_col_ok, b_col_ok;
   int b_dh, b_dw;          // the tap's pixel offset (r·dil − pad, s·dil − pad)
-  int64_t a_base, b_base;  // channel offsets: g·kp + m0 + 8·a_col in dy, g·cp + c in x
-  int b_n, b_p, b_q;       // (n, p, q) of reduction index npq0 + b_row0
-  int64_t npq0, NPQ, ldy;  // the next tile's first reduction index; N·P·Q; dy's pixel stride
+  uint64_t a_addr;         // byte address of dy row npq0 + a_row0, this thread's 8 channels
+  uint64_t a_row_bytes;    // dy's pixel stride in bytes
+  uint64_t b_base;         // byte address of x's channels g·cp + c of pixel (0, 0, 0)
+  int npq0, NPQ;           // the next tile's first reduction index; N·P·Q
 
   __device__ __forceinline__ void init(const TcWgradParams<T>& pr, int tid, int m0, int n0, int64_t g, int64_t kt0) {
     a_col = tid % kAChunks, a_row0 = tid / kAChunks;
     b_col = tid % kBChunks, b_row0 = tid / kBChunks;
-    a_col_ok = m0 + a_col * 8 < pr.kp;
-    const int bn = n0 + b_col * 8;
-    b_col_ok = bn < pr.R * pr.S * pr.cp;
+    const int am = m0 + a_col * 8 < pr.kp ? m0 + a_col * 8 : 0;
+    const int bn = n0 + b_col * 8 < pr.R * pr.S * pr.cp ? n0 + b_col * 8 : 0;
     const int b_c = bn % pr.cp, b_tap = bn / pr.cp, b_s = b_tap % pr.S, b_r = b_tap / pr.S;
     b_dh = b_r * pr.dil_h - pr.pad_h, b_dw = b_s * pr.dil_w - pr.pad_w;
-    ldy = pr.groups * pr.kp;
-    a_base = g * pr.kp + m0 + a_col * 8;
-    b_base = g * pr.cp + b_c;
-    NPQ = pr.N * pr.P * pr.Q;
-    npq0 = kt0 * kRows;
-    const int64_t npq = npq0 + b_row0;
-    b_q = int(npq % pr.Q), b_p = int((npq / pr.Q) % pr.P), b_n = int(npq / (int64_t(pr.Q) * pr.P));
+    const int64_t ldy = pr.groups * pr.kp;
+    a_row_bytes = uint64_t(ldy) * sizeof(T);
+    NPQ = int(pr.N * pr.P * pr.Q);
+    npq0 = int(kt0 * kRows);
+    a_addr = reinterpret_cast<uint64_t>(pr.dy) + (uint64_t(npq0 + a_row0) * uint64_t(ldy) + uint64_t(g * pr.kp + am)) *
+                                                     sizeof(T);
+    b_base = reinterpret_cast<uint64_t>(pr.x) + uint64_t(g * pr.cp + b_c) * sizeof(T);
   }
 
-  // (n, p, q) of the reduction index `rows` further (past NPQ the position keeps counting harmlessly: it is never
-  // dereferenced).
-  __device__ __forceinline__ static void advance(const TcWgradParams<T>& pr, int& n, int& p, int& q, int rows) {
-    q += rows;
-    while (q >= pr.Q) {
-      q -= pr.Q;
-      if (++p == pr.P) p = 0, ++n;
-    }
-  }
-
-  // Issues this thread's cp.async copies of the next tile into a_dst / b_dst (element offset of (row, chunk) in a
-  // tile of `chunks` chunks per row: dst(row, chunk, chunks), the kernel's shared-memory layout), then moves on.
+  // Issues this thread's cp.async copies of the next tile into the stage tiles at shared-window addresses a_dst /
+  // b_dst (element offset of (row, chunk) in a tile of `chunks` chunks per row: dst(row, chunk, chunks), the kernel's
+  // shared-memory layout), then moves on.
   template <typename Dst>
-  __device__ __forceinline__ void load(const TcWgradParams<T>& pr, T* a_dst, T* b_dst, Dst dst) {
+  __device__ __forceinline__ void load(const TcWgradParams<T>& pr, uint32_t a_dst, uint32_t b_dst, Dst dst) {
+    const int left = NPQ - npq0;  // rows of this tile inside the reduction
 #pragma unroll
     for (int i = 0; i < kAIters; ++i) {
-      const int row = a_row0 + i * (NT / kAChunks);
-      const bool ok = a_col_ok && npq0 + row < NPQ;
-      cp_async_16(a_dst + dst(row, a_col, kAChunks), ok ? pr.dy + (npq0 + row) * ldy + a_base : pr.dy, ok);
+      const int row = a_row0 + i * kARowStep;
+      const bool ok = row < left;
+      const uint64_t src = a_addr + uint64_t(i * kARowStep) * a_row_bytes;
+      cp_async_16_to(a_dst + dst(row, a_col, kAChunks) * sizeof(T),
+                     reinterpret_cast<const T*>(ok ? src : reinterpret_cast<uint64_t>(pr.dy)), ok);
     }
-    int n = b_n, p = b_p, q = b_q;
 #pragma unroll
     for (int i = 0; i < kBIters; ++i) {
-      const int row = b_row0 + i * (NT / kBChunks);
-      if (i > 0) advance(pr, n, p, q, NT / kBChunks);
-      const int ih = p * pr.stride_h + b_dh, iw = q * pr.stride_w + b_dw;
-      const bool ok = b_col_ok && npq0 + row < NPQ && unsigned(ih) < unsigned(pr.H) && unsigned(iw) < unsigned(pr.W);
-      cp_async_16(b_dst + dst(row, b_col, kBChunks),
-                  ok ? pr.x + n * pr.x_sn + int64_t(ih) * pr.x_sh + int64_t(iw) * pr.x_sw + b_base : pr.x, ok);
+      const int row = b_row0 + i * kBRowStep;
+      const uint32_t npq = uint32_t(npq0 + row);
+      const uint32_t n = pr.pq_div.div(npq), pq = npq - n * pr.pq_div.d;
+      const uint32_t p = pr.q_div.div(pq), q = pq - p * pr.q_div.d;
+      const int ih = int(p) * pr.stride_h + b_dh, iw = int(q) * pr.stride_w + b_dw;
+      const bool ok = row < left && unsigned(ih) < unsigned(pr.H) && unsigned(iw) < unsigned(pr.W);
+      const uint64_t src = b_base + uint64_t(n) * uint64_t(pr.x_sn) * sizeof(T) +
+                           uint64_t(int64_t(ih * int(pr.x_sh) + iw * int(pr.x_sw)) * int64_t(sizeof(T)));
+      cp_async_16_to(b_dst + dst(row, b_col, kBChunks) * sizeof(T),
+                     reinterpret_cast<const T*>(ok ? src : reinterpret_cast<uint64_t>(pr.x)), ok);
     }
-    advance(pr, b_n, b_p, b_q, kRows);
+    a_addr += uint64_t(kRows) * a_row_bytes;
     npq0 += kRows;
   }
 };
@@ -907,8 +964,9 @@ __global__ void __launch_bounds__(Tile::kThreads, (tc_wgrad_min_blocks<Tile>()))
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
   TcWgradLoader<T, NT, BM, BN, kTcBK> loader;
   loader.init(pr, tid, m0, n0, rg.g, rg.kt0);
+  const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
   auto load_tile = [&](int slot) {
-    loader.load(pr, sA + slot * kTcBK * BM, sB + slot * kTcBK * BN,
+    loader.load(pr, sA_addr + uint32_t(slot * kTcBK * BM * sizeof(T)), sB_addr + uint32_t(slot * kTcBK * BN * sizeof(T)),
                 [](int row, int c, int chunks) { return swz128(row, c, chunks); });
   };
 

@@ -80,20 +80,25 @@ template <typename T, typename Tile, bool kMN, typename Load>
 __device__ __forceinline__ void tc_wg_mainloop(float (&acc)[1][Tile::NI][4], Load&& load_tile, int KT, uint64_t da0,
                                                uint64_t db0) {
   constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, kAhead = Tile::kAhead;
-  constexpr uint64_t kStep = kMN ? 2048 / 16 : 32 / 16;  // descriptor units (16 bytes) per k16 step
+  constexpr uint32_t kStep = kMN ? 2048 / 16 : 32 / 16;  // descriptor units (16 bytes) per k16 step
   tc_prologue<kAhead>(load_tile, KT);  // tiles 0 .. kAhead−1 in flight
+  // The stages of tile kt and of tile kt + kAhead, counted along rather than taken mod STAGES (a division by 3 or 5).
+  int slot = 0, next_slot = kAhead;
   for (int kt = 0; kt < KT; ++kt) {
     cp_async_wait<kAhead - 1>();
     fence_proxy_async_smem();
     __syncthreads();
-    const int next = kt + kAhead;  // its stage held tile kt − 1 − kInFlight, whose wgmma every warpgroup has waited for
-    if (next < KT) load_tile(next % STAGES);
+    // tile kt + kAhead's stage held tile kt − 1 − kInFlight, whose wgmma every warpgroup has waited for
+    if (kt + kAhead < KT) load_tile(next_slot);
     cp_async_commit();
-    const int slot = kt % STAGES;
-    const uint64_t da = da0 + uint64_t(slot * BM * 128 / 16), db = db0 + uint64_t(slot * BN * 128 / 16);
+    const uint64_t da = wgmma_desc_add(da0, uint32_t(slot * BM * 128 / 16)),
+                   db = wgmma_desc_add(db0, uint32_t(slot * BN * 128 / 16));
+    slot = slot + 1 == STAGES ? 0 : slot + 1;
+    next_slot = next_slot + 1 == STAGES ? 0 : next_slot + 1;
     wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < Tile::kBK / 16; ++ks) wgmma_m64k16<T, BN, kMN>(acc[0], da + kStep * ks, db + kStep * ks);
+    for (int ks = 0; ks < Tile::kBK / 16; ++ks)
+      wgmma_m64k16<T, BN, kMN>(acc[0], wgmma_desc_add(da, kStep * ks), wgmma_desc_add(db, kStep * ks));
     wgmma_commit();
     wgmma_wait<Tile::kInFlight>();
   }
@@ -127,7 +132,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_con
   TcGatherLoader<T, kDgrad, NT, BM, BN, 8> loader;
   loader.init(pr, tid, blk.m0, blk.n0, blk.g, blk.M, blk.kt0);
   auto load_tile = [&](int slot) {
-    loader.load(pr, sA + slot * BM * kBK, sB + slot * BN * kBK, [](int row, int c) { return swz128(row, c, 8); });
+    loader.load(pr, sA_addr + uint32_t(slot * BM * 128), sB_addr + uint32_t(slot * BN * 128),
+                [](int row, int c) { return swz128(row, c, 8); });
   };
 
   // This warp's accumulators: rows 16·(warp mod 4) .. +15 of its warpgroup's 64, all BN columns, as NI mma tiles of
@@ -205,12 +211,14 @@ __device__ __forceinline__ void tc_ws_init(uint64_t* full, uint64_t* empty) {
 template <typename Tile, typename Load>
 __device__ __forceinline__ void tc_ws_produce(Load&& load_tile, int ring, int KT, uint64_t* full, uint64_t* empty) {
   constexpr int STAGES = Tile::STAGES;
+  int s = ring % STAGES;
+  uint32_t use = uint32_t(ring / STAGES);  // (stage and use counted along: no division per tile)
 #pragma unroll 1
   for (int p = ring; p < ring + KT; ++p) {
-    const int s = p % STAGES;
-    if (p >= STAGES) mbarrier_wait_parity(&empty[s], (p / STAGES - 1) & 1);
+    if (use > 0) mbarrier_wait_parity(&empty[s], (use - 1) & 1);
     load_tile(s);
     cp_async_mbarrier_arrive_noinc(&full[s]);
+    if (++s == STAGES) s = 0, ++use;
   }
 }
 
@@ -233,20 +241,25 @@ template <typename T, typename Tile, bool kMN>
 __device__ __forceinline__ void tc_ws_consume(float (&acc)[1][Tile::NI][4], int ring, int KT, uint64_t* full,
                                               uint64_t* empty, uint64_t da0, uint64_t db0) {
   constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES;
-  constexpr uint64_t kStep = kMN ? 2048 / 16 : 32 / 16;
+  constexpr uint32_t kStep = kMN ? 2048 / 16 : 32 / 16;
   tc_zero(acc);
+  int s = ring % STAGES, prev = s == 0 ? STAGES - 1 : s - 1;  // the stages of positions p and p − 1
+  uint32_t use = uint32_t(ring / STAGES);
 #pragma unroll 1
   for (int p = ring; p < ring + KT; ++p) {
-    const int s = p % STAGES;
-    mbarrier_wait_parity(&full[s], (p / STAGES) & 1);
+    mbarrier_wait_parity(&full[s], use & 1);
     fence_proxy_async_smem();  // the landed copies (generic proxy) before the tensor cores read them (async proxy)
-    const uint64_t da = da0 + uint64_t(s * BM * 128 / 16), db = db0 + uint64_t(s * BN * 128 / 16);
+    const uint64_t da = wgmma_desc_add(da0, uint32_t(s * BM * 128 / 16)),
+                   db = wgmma_desc_add(db0, uint32_t(s * BN * 128 / 16));
     wgmma_fence();
 #pragma unroll
-    for (int ks = 0; ks < Tile::kBK / 16; ++ks) wgmma_m64k16<T, BN, kMN>(acc[0], da + kStep * ks, db + kStep * ks);
+    for (int ks = 0; ks < Tile::kBK / 16; ++ks)
+      wgmma_m64k16<T, BN, kMN>(acc[0], wgmma_desc_add(da, kStep * ks), wgmma_desc_add(db, kStep * ks));
     wgmma_commit();
     wgmma_wait<1>();  // position p − 1's group is complete: its stage may be refilled
-    if (p > ring) mbarrier_arrive(&empty[(p - 1) % STAGES]);
+    if (p > ring) mbarrier_arrive(&empty[prev]);
+    prev = s;
+    if (++s == STAGES) s = 0, ++use;
   }
   wgmma_wait<0>();
   if (KT > 0) mbarrier_arrive(&empty[(ring + KT - 1) % STAGES]);  // the last stage too (a next tile may follow)
@@ -275,6 +288,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
   auto block_of = [&](int64_t t) {
     return tc_block_at(pr, BM, BN, kBK, t % tiles_x, int((t / tiles_x) % tiles_y), t / (tiles_x * tiles_y));
   };
+  const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
   tc_ws_init<Tile>(full, empty);
   __syncthreads();  // the barriers are initialised before any thread arrives on or waits for them
 
@@ -286,7 +300,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
       TcGatherLoader<T, kDgrad, Tile::kProducerThreads, BM, BN, 8> loader;
       loader.init(pr, tid, blk.m0, blk.n0, blk.g, blk.M, blk.kt0);
       tc_ws_produce<Tile>([&](int slot) {
-        loader.load(pr, sA + slot * BM * kBK, sB + slot * BN * kBK, [](int row, int c) { return swz128(row, c, 8); });
+        loader.load(pr, sA_addr + uint32_t(slot * BM * 128), sB_addr + uint32_t(slot * BN * 128),
+                    [](int row, int c) { return swz128(row, c, 8); });
       }, ring, blk.KT, full, empty);
       ring += blk.KT;
     }
@@ -297,7 +312,6 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
   // epilogue, so the consumers (ids tid − 128) synchronise it by named barrier 1. (With the producers in the
   // epilogue too, the accumulators were live in code both roles ran: 128×256 spilled at the 168 registers a thread
   // that 384 threads allow.)
-  const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
   const uint64_t da0 = wgmma_desc_sw128(sA_addr + uint32_t(wg - 1) * 64u * 128u), db0 = wgmma_desc_sw128(sB_addr);
   float acc[1][Tile::NI][4];
 #pragma unroll 1
@@ -343,7 +357,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_wgr
   TcWgradLoader<T, NT, BM, BN, kBK> loader;
   loader.init(pr, tid, m0, n0, rg.g, rg.kt0);
   auto load_tile = [&](int slot) {
-    loader.load(pr, sA + slot * BM * kBK, sB + slot * BN * kBK,
+    loader.load(pr, sA_addr + uint32_t(slot * BM * 128), sB_addr + uint32_t(slot * BN * 128),
                 [](int row, int c, int) { return tc_wg_mn_offset(row, c); });
   };
 
@@ -372,6 +386,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
   const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
   const TcWgradRange rg = tc_wgrad_range(pr, kBK);
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
   tc_ws_init<Tile>(full, empty);
   __syncthreads();  // the barriers are initialised before any thread arrives on or waits for them
 
@@ -379,12 +394,11 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
     TcWgradLoader<T, Tile::kProducerThreads, BM, BN, kBK> loader;
     loader.init(pr, tid, m0, n0, rg.g, rg.kt0);
     tc_ws_produce<Tile>([&](int slot) {
-      loader.load(pr, sA + slot * BM * kBK, sB + slot * BN * kBK,
+      loader.load(pr, sA_addr + uint32_t(slot * BM * 128), sB_addr + uint32_t(slot * BN * 128),
                   [](int row, int c, int) { return tc_wg_mn_offset(row, c); });
     }, 0, rg.KT, full, empty);
     tc_ws_produce_tail<Tile>(rg.KT, full);
   } else {
-    const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
     float acc[1][Tile::NI][4];
     tc_ws_consume<T, Tile, true>(acc, 0, rg.KT, full, empty,
                                  wgmma_desc_sw128_mn(sA_addr + uint32_t(wg - 1) * kBlockBytes, kBlockBytes),

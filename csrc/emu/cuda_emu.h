@@ -1428,6 +1428,15 @@ inline uint32_t smem_window(const void* p) {
   return kSmemWindowBase + uint32_t(c - b.dyn_smem);
 }
 
+// The pointer behind window address `addr` of this block's dynamic shared memory (the inverse of smem_window).
+inline void* smem_window_ptr(uint32_t addr) {
+  Block& b = block();
+  if (addr < kSmemWindowBase || addr > kSmemWindowBase + b.launch->smem)
+    fail("shared-window address " + std::to_string(addr) + " outside the block's " +
+         std::to_string(b.launch->smem) + " bytes of dynamic shared memory (" + thread_desc(fiber()) + ")");
+  return b.dyn_smem + (addr - kSmemWindowBase);
+}
+
 // The 16-bit element at window address `addr`, bounds-checked.
 inline uint16_t smem_u16(uint32_t addr, const char* file, int line) {
   Block& b = block();

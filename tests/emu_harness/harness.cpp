@@ -334,6 +334,7 @@ void check_tensor_core(const std::string& tag) {
   pw.H = int(s.H), pw.W = int(s.W), pw.P = int(s.P), pw.Q = int(s.Q), pw.R = int(s.R), pw.S = int(s.S);
   pw.stride_h = pw.stride_w = 1, pw.pad_h = pw.pad_w = 1, pw.dil_h = pw.dil_w = 1;
   pw.kp = int(s.K), pw.cp = int(s.C), pw.kg = int(s.K), pw.cg = int(s.C), pw.N = s.N, pw.groups = 1;
+  pw.pq_div = pyconv::FastDiv::make(uint32_t(s.P * s.Q)), pw.q_div = pyconv::FastDiv::make(uint32_t(s.Q));
   const int64_t kt_all = (s.N * s.P * s.Q + cu::kTcBK - 1) / cu::kTcBK;
   pw.splits = 3, pw.tiles_per_split = int((kt_all + 2) / 3);
   std::vector<float> work(size_t(3 * s.K * s.R * s.S * s.C));
