@@ -9,7 +9,8 @@
 #   4. alone on the GPU (timings; SKIP_PROFILE=1 leaves the first out): scripts/profile_layers.py --time --kernels (five representative layers against
 #      cuDNN, each call's kernels in profile.log (PROFILE_KERNELS= leaves them out), then
 #      the split-K ones again with PYCONV_TC_SPLIT_K=0 unless SKIP_SPLITK_AB=1; on Hopper (built for sm_90a) an A/B of
-#      rung 3 against each wgmma tile (WG_AB_DIRS, default fprop,wgrad) unless SKIP_WGMMA_AB=1; with
+#      rung 3 against each wgmma tile (WG_AB_DIRS, default fprop,wgrad) unless SKIP_WGMMA_AB=1; the PDL A/B
+#      (programmatic dependent launch of the second passes against PYCONV_PDL=0) unless SKIP_PDL_AB=1; with
 #      NCU=1 also under Nsight Compute, $OUT/ncu.csv), then the issue-7 target benchmark (float16, channels_last, batch 32; BENCH_SUITES,
 #      default resnet50,fused,mobilenet_v2; BENCH_FLAGS e.g. --graph), then float32 resnet50 batch 32 (SKIP_F32=1: no).
 # Every step has a deadline computed from BUDGET_S (default 560 s) so the command ends inside the lease's limit;
@@ -155,6 +156,16 @@ if [ -z "${SKIP_SPLITK_AB:-}" ]; then
   echo "--- PYCONV_TC_SPLIT_K=0" | tee -a "$O/summary.txt"
   PYCONV_TC_SPLIT_K=0 timeout 60 "$PY" scripts/profile_layers.py --time --dirs fprop,dgrad \
     --layers 3x3_256_256_14,1x1s2_1024_2048,3x3_512_512_7 2>&1 | tail -n 7 | tee -a "$O/summary.txt"
+fi
+if [ -z "${SKIP_PDL_AB:-}" ]; then
+  # the second passes (split-K reduce, wgrad reduce, depthwise wgrad finish) as programmatic dependent launches
+  # (launch_dependent, Hopper) against plain launches: the same layers both ways, back to back
+  echo "--- PDL A/B: default, then PYCONV_PDL=0" | tee -a "$O/summary.txt"
+  for pdl in 1 0; do
+    PYCONV_PDL=$pdl timeout 60 "$PY" scripts/profile_layers.py --time --dirs fprop,dgrad,wgrad \
+      --layers 3x3_256_256_14,dw3x3_144_56,3x3_512_512_7 2>&1 | grep -E "ratio" | sed "s/^/PDL=$pdl /" \
+      | tee -a "$O/summary.txt"
+  done
 fi
 if [ -n "$WG_TIMED" ] && [ -z "${SKIP_WGMMA_AB:-}" ]; then
   # the Hopper rung against rung 3, per tile (the "wgmma" self-test and the tests above check its results)

@@ -5,7 +5,10 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <utility>
 
 #include "acc_type.h"
@@ -51,6 +54,58 @@ inline cudaError_t launch(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_
 #else
   kernel<<<grid, block, smem, stream>>>(static_cast<KArgs>(args)...);
   return cudaGetLastError();
+#endif
+}
+
+// Programmatic dependent launch (Hopper, compute capability 9.0+): a kernel started by launch_dependent may begin
+// while the kernel before it on the stream is still finishing — its blocks become resident as that grid's blocks
+// retire — and waits inside, at grid_dependency_wait(), until that grid has completed and its writes are visible.
+// What it saves is the gap between two dependent kernels, the second one's launch latency: pyconv's second passes
+// (the split-K and wgrad reduce kernels, the depthwise wgrad finish) follow their main kernel on small layers where
+// a few microseconds count. A dependent kernel calls grid_dependency_wait() before it reads or writes anything the
+// kernel before it touches. Elsewhere (older GPUs, the emulator, PYCONV_PDL=0 for A/B timing) a plain launch; on
+// them grid_dependency_wait() is nothing (griddepcontrol.wait also returns at once in a kernel launched without it).
+inline bool pdl_enabled() {
+#if defined(PYCONV_EMULATION)
+  return false;
+#else
+  static const bool env_on = [] {
+    const char* v = std::getenv("PYCONV_PDL");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  static std::atomic<uint64_t> known{0}, capable{0};  // one bit per device (devices ≥ 64 query every time)
+  int dev = 0;
+  if (!env_on || cudaGetDevice(&dev) != cudaSuccess) return false;
+  const uint64_t bit = dev < 64 ? uint64_t(1) << dev : 0;
+  if (known.load(std::memory_order_relaxed) & bit) return (capable.load(std::memory_order_relaxed) & bit) != 0;
+  int major = 0;
+  const bool yes = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess && major >= 9;
+  if (yes) capable.fetch_or(bit, std::memory_order_relaxed);
+  known.fetch_or(bit, std::memory_order_relaxed);
+  return yes;
+#endif
+}
+
+template <typename... KArgs, typename... Args>
+inline cudaError_t launch_dependent(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                                    Args&&... args) {
+#if !defined(PYCONV_EMULATION)
+  if (pdl_enabled()) {
+    cudaLaunchAttribute attr[1] = {};
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid, cfg.blockDim = block, cfg.dynamicSmemBytes = smem, cfg.stream = stream;
+    cfg.attrs = attr, cfg.numAttrs = 1;
+    return cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...);
+  }
+#endif
+  return launch(kernel, grid, block, smem, stream, std::forward<Args>(args)...);
+}
+
+__device__ __forceinline__ void grid_dependency_wait() {
+#if !defined(PYCONV_EMULATION) && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
 #endif
 }
 

@@ -189,6 +189,7 @@ constexpr int kDwFinishLanes = 8;
 template <typename T>
 __global__ void __launch_bounds__(32 * kDwFinishLanes)
     dw_wgrad_finish_kernel(Conv2dShape s, const acc_t<T>* ws, int64_t splits, T* dw, Strides4 dws) {
+  grid_dependency_wait();  // launched as a dependent of the wgrad kernel that writes ws (launch_dependent)
   using Acc = acc_t<T>;
   __shared__ Acc part[kDwFinishLanes][32];
   const int64_t taps = s.R * s.S, total = s.K * taps;
@@ -842,8 +843,8 @@ cudaError_t launch_dw_wgrad_nhwc_vec(const Conv2dShape& s, const T* dy, Strides4
     e = s.stride_h == 1 ? launch(dw_wgrad_row_kernel<T, 7, 1>, grid, block, 0, stream, pr)
                         : launch(dw_wgrad_row_kernel<T, 7, 2>, grid, block, 0, stream, pr);
   if (e != cudaSuccess) return e;
-  return launch(dw_wgrad_finish_kernel<T>, dw_finish_grid(s), dim3(32, kDwFinishLanes), 0, stream, s,
-                static_cast<const acc_t<T>*>(work), splits, dw, dws);
+  return launch_dependent(dw_wgrad_finish_kernel<T>, dw_finish_grid(s), dim3(32, kDwFinishLanes), 0, stream, s,
+                          static_cast<const acc_t<T>*>(work), splits, dw, dws);
 }
 
 template <typename T>
@@ -870,8 +871,8 @@ cudaError_t launch_dw_wgrad(const Conv2dShape& s, const T* dy, Strides4 dys, con
                   static_cast<unsigned>(splits));
   cudaError_t e = launch(dw_wgrad_kernel<T>, grid, dim3(kDwThreads), 0, stream, s, dy, dys, x, xs, work, splits);
   if (e != cudaSuccess) return e;
-  return launch(dw_wgrad_finish_kernel<T>, dw_finish_grid(s), dim3(32, kDwFinishLanes), 0, stream, s,
-                static_cast<const acc_t<T>*>(work), splits, dw, dws);
+  return launch_dependent(dw_wgrad_finish_kernel<T>, dw_finish_grid(s), dim3(32, kDwFinishLanes), 0, stream, s,
+                          static_cast<const acc_t<T>*>(work), splits, dw, dws);
 }
 
 }  // namespace cuda

@@ -668,6 +668,7 @@ bool tc_splitk_vec_ok(const TcConvParams<T>& pr) {
 
 template <typename T>
 __global__ void tc_splitk_reduce_kernel(TcConvParams<T> pr, bool vec) {
+  grid_dependency_wait();  // launched as a dependent of the kernel that writes pr.ws (launch_dependent)
   const int64_t ldw = pr.groups * pr.gemm_n, total = pr.N * pr.OH * pr.OW * ldw;
   if (vec)
     tc_splitk_reduce_vec_body<T>(pr, uint32_t(total));
@@ -682,7 +683,7 @@ template <typename T>
 cudaError_t launch_tc_splitk_reduce(const TcConvParams<T>& pr, cudaStream_t stream) {
   const bool vec = tc_splitk_vec_ok(pr);
   const int64_t items = pr.N * pr.OH * pr.OW * pr.groups * pr.gemm_n / (vec ? TcElem<T>::kVec : 1);
-  return launch(tc_splitk_reduce_kernel<T>, dim3(grid_1d(items, 256)), dim3(256), 0, stream, pr, vec);
+  return launch_dependent(tc_splitk_reduce_kernel<T>, dim3(grid_1d(items, 256)), dim3(256), 0, stream, pr, vec);
 }
 
 // The fprop/dgrad grid of a BM × BN tile: output row tiles, column tiles, groups × split-K slices (see tc_block).
@@ -1046,6 +1047,7 @@ __device__ __forceinline__ void tc_wgrad_reduce_body(const float* ws, int splits
 template <typename T>
 __global__ void tc_wgrad_reduce_kernel(const float* ws, int splits, int64_t groups, int kg, int cg, int cp, int R,
                                        int S, T* dw, Strides4 dws) {
+  grid_dependency_wait();  // launched as a dependent of the wgrad kernel that writes ws (launch_dependent)
   const int64_t total = groups * kg * int64_t(cg) * R * S;
   const int64_t slice = groups * int64_t(kg) * R * S * cp;
   if (cg % 4 == 0 && total <= INT32_MAX)
@@ -1068,8 +1070,8 @@ template <typename T>
 cudaError_t launch_tc_wgrad_reduce(const TcWgradParams<T>& pr, T* dw, Strides4 dws, cudaStream_t stream) {
   if (pr.dw != nullptr) return cudaSuccess;
   const int64_t n_out = pr.groups * int64_t(pr.kg) * pr.cg * pr.R * pr.S / (pr.cg % 4 == 0 ? 4 : 1);
-  return launch(tc_wgrad_reduce_kernel<T>, dim3(grid_1d(n_out, 256)), dim3(256), 0, stream, pr.ws, pr.splits,
-                pr.groups, pr.kg, pr.cg, pr.cp, pr.R, pr.S, dw, dws);
+  return launch_dependent(tc_wgrad_reduce_kernel<T>, dim3(grid_1d(n_out, 256)), dim3(256), 0, stream, pr.ws,
+                          pr.splits, pr.groups, pr.kg, pr.cg, pr.cp, pr.R, pr.S, dw, dws);
 }
 
 template <typename T, typename Tile>
