@@ -63,7 +63,7 @@ rm -f "$O/build.log"
 "$PY" -m pyconv info 2>&1 | tee -a "$O/summary.txt"
 
 # the warp-specialised wgmma rungs (run on their own first: never yet run on hardware)
-WS_ALGOS=tensor_core_wgmma_ws,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128
+WS_ALGOS=tensor_core_wgmma_ws,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128,tensor_core_wgmma_ws_128x64
 if [ -z "${SKIP_SUBSET:-}" ]; then
   step "sanitizer_subset (plain run: correctness smoke)"
   # the warp-specialised wgmma kernel (mbarriers) in a run of its own first: never run on hardware before, it could

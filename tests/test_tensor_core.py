@@ -355,7 +355,7 @@ def test_compile_fullgraph(device, backend):
 # on a compute capability 9.0 GPU), and on such a GPU when there is one.
 WG_ALGOS = ["tensor_core_wgmma", "tensor_core_wgmma_128x256", "tensor_core_wgmma_128x128", "tensor_core_wgmma_128x128_s3",
             "tensor_core_wgmma_128x64", "tensor_core_wgmma_64x64", "tensor_core_wgmma_ws", "tensor_core_wgmma_ws_128x128",
-            "tensor_core_wgmma_ws_128x256", "tensor_core_wgmma_ws_64x128"]
+            "tensor_core_wgmma_ws_128x256", "tensor_core_wgmma_ws_64x128", "tensor_core_wgmma_ws_128x64"]
 WG_TARGETS = [t for t in TARGETS if t[1] == "emulator"]
 if HAS_CUDA and torch.cuda.get_device_capability() == (9, 0) and "9.0a" in pyconv.build_info()["arch_list"]:
     WG_TARGETS.append(("cuda", "auto"))
@@ -374,7 +374,8 @@ def _wg_cases():
         for geom in ("groups2_dil2", "1x1_wide_n", "k4x3_stride2x3", "deep_k"):
             yield pytest.param(geom, torch.float16, algo, id=f"{geom}-f16-{algo}")
     # the warp-specialised kernels in bfloat16 too
-    for algo in ("tensor_core_wgmma_ws_128x128", "tensor_core_wgmma_ws_128x256", "tensor_core_wgmma_ws_64x128"):
+    for algo in ("tensor_core_wgmma_ws_128x128", "tensor_core_wgmma_ws_128x256", "tensor_core_wgmma_ws_64x128",
+                 "tensor_core_wgmma_ws_128x64"):
         yield pytest.param("deep_k", torch.bfloat16, algo, id=f"deep_k-bf16-{algo}")
 
 
@@ -413,7 +414,7 @@ def test_wgmma_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
 @pytest.mark.parametrize("tile", ["tensor_core_wgmma_ws_128x128", "tensor_core_wgmma_ws_128x256",
-                                  "tensor_core_wgmma_ws_64x128"])
+                                  "tensor_core_wgmma_ws_64x128", "tensor_core_wgmma_ws_128x64"])
 def test_wgmma_ws_persistent(tile, device, backend):
     """The persistent warp-specialised kernel with more output tiles than blocks (the emulator's 4 SMs: 9-36 tiles on
     4-8 blocks), so each block loops over several and the ring of stages runs on across them (9 reduction tiles a
@@ -436,7 +437,8 @@ def test_wgmma_ws_persistent(tile, device, backend):
 
 @pytest.mark.skipif(not pyconv.build_info()["emulator"], reason="pyconv built without the emulator")
 @pytest.mark.parametrize("order", ["reverse", "random"])
-@pytest.mark.parametrize("tile", ["tensor_core_wgmma_ws_128x128", "tensor_core_wgmma_ws_64x128"])
+@pytest.mark.parametrize("tile", ["tensor_core_wgmma_ws_128x128", "tensor_core_wgmma_ws_64x128",
+                                  "tensor_core_wgmma_ws_128x64"])
 def test_wgmma_ws_thread_orders(tile, order):
     """The warp-specialised kernels' mbarrier ring under the emulator's other thread and block orders (consumers may
     run before the producer, blocks in any order, on two OS threads): bit-identical results to the forward order in
@@ -461,7 +463,8 @@ def test_wgmma_ws_thread_orders(tile, order):
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
 @pytest.mark.parametrize("tile", ["tensor_core_wgmma_128x128", "tensor_core_wgmma_ws_128x128",
-                                  "tensor_core_wgmma_ws_128x256", "tensor_core_wgmma_ws_64x128"])
+                                  "tensor_core_wgmma_ws_128x256", "tensor_core_wgmma_ws_64x128",
+                                  "tensor_core_wgmma_ws_128x64"])
 def test_wgmma_fused_and_split_k(tile, device, backend):
     """The wgmma kernels end in rung 3's epilogue: fused bias + residual (both layouts) + activation, and split-K
     slices (a reduction of 36 tiles of 64 on one output tile) reduced in a fixed order, fprop and dgrad (the

@@ -35,6 +35,7 @@ inline const std::vector<std::string>& conv2d_cuda_algos() {
                                           "tensor_core_wgmma_ws_128x128",
                                           "tensor_core_wgmma_ws_128x256",
                                           "tensor_core_wgmma_ws_64x128",
+                                          "tensor_core_wgmma_ws_128x64",
                                           "winograd"};
   return v;
 }
@@ -58,6 +59,7 @@ inline const std::map<std::string, std::vector<std::string>>& conv2d_algo_dtypes
       {"tensor_core_wgmma_ws_128x128", {"float16", "bfloat16"}},
       {"tensor_core_wgmma_ws_128x256", {"float16", "bfloat16"}},
       {"tensor_core_wgmma_ws_64x128", {"float16", "bfloat16"}},
+      {"tensor_core_wgmma_ws_128x64", {"float16", "bfloat16"}},
   };
   return m;
 }

@@ -108,6 +108,7 @@ at::Tensor nhwc_padded(const at::Tensor& t, int64_t groups, int64_t cp) {
 std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int64_t groups) {
   if (algo == "tensor_core_wgmma_ws") {  // (unmeasured: the wgmma rung's findings, one block per SM each)
     if (gemm_n > 128) return algo + "_128x256";
+    if (gemm_n <= 64) return algo + "_128x64";
     const bool fills = ceil_div(gemm_m, 128) * ceil_div(gemm_n, 128) * groups >= sm_count();
     return algo + (fills ? "_128x128" : "_64x128");
   }
@@ -168,6 +169,7 @@ template <typename F>
 decltype(auto) with_ws_tile(const std::string& tile, F&& f) {
   if (tile == "tensor_core_wgmma_ws_128x256") return f(cuda::TcWsTile128x256{});
   if (tile == "tensor_core_wgmma_ws_64x128") return f(cuda::TcWsTile64x128{});
+  if (tile == "tensor_core_wgmma_ws_128x64") return f(cuda::TcWsTile128x64{});
   return f(cuda::TcWsTile128x128{});
 }
 bool is_ws(const std::string& tile) { return tile.rfind("tensor_core_wgmma_ws", 0) == 0; }
@@ -196,7 +198,7 @@ TcTileShape tc_tile_shape(const std::string& tile) {
 // The wgmma rung (not yet measured on a GPU): the same rule on its tiles, 128×128 as _s3 (two blocks per SM, the
 // fprop/dgrad finding).
 std::string tc_wgrad_tile(const std::string& algo, int64_t kg, int64_t gemm_n, int64_t groups) {
-  if (algo == "tensor_core_wgmma_ws") return algo + (kg <= 64 ? "_64x128" : "_128x128");
+  if (algo == "tensor_core_wgmma_ws") return algo + (kg <= 64 ? "_64x128" : gemm_n <= 64 ? "_128x64" : "_128x128");
   if (algo == "tensor_core_wgmma") {
     if (kg <= 64) return "tensor_core_wgmma_64x64";
     return gemm_n > 64 ? "tensor_core_wgmma_128x128_s3" : "tensor_core_wgmma_128x64";

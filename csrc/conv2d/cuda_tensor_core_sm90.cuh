@@ -183,6 +183,10 @@ using TcWsTile128x256 = TcWsTile<128, 256, 3>;  // 384 threads, 3 × 48 KiB + 66
 // 256 threads (one consumer warpgroup), 3 × 24 KiB + 17 KiB: two blocks per SM, twice the tiles of 128×128 — for
 // the late layers whose 128×128 tiles leave SMs idle (ResNet-50's 3×3 256-channel layer at 14×14: 98 tiles on 132).
 using TcWsTile64x128 = TcWsTile<64, 128, 3, 2>;
+// 384 threads, 8 × 24 KiB + 18 KiB: for GEMMs of ≤ 64 columns (ResNet-50's 64-channel layers), whose reduction is
+// often one or two tiles (1×1 convolutions of 64-256 channels): memory-bound, so the depth of the ring is what counts —
+// the producer runs up to 8 tiles (of the next output tiles) ahead while the consumers compute and store.
+using TcWsTile128x64 = TcWsTile<128, 64, 8>;
 
 // The pieces both warp-specialised kernels (fprop/dgrad below, wgrad after the MN-major helpers) share.
 // The ring's barriers, after the stages (and the epilogue tile) in dynamic shared memory: full[STAGES], empty[STAGES].
