@@ -86,6 +86,17 @@ def _cmd_bench(args) -> int:
 
     from . import bench, build_info
 
+    if args.compare:  # two earlier runs' JSON side by side: no benchmark runs
+        runs = []
+        for path in args.compare:
+            try:
+                with open(path) as f:
+                    runs.append(_json.load(f))
+            except (OSError, ValueError) as e:
+                raise ValueError(f"--compare: cannot read {path}: {e}") from None
+        old, new = runs
+        print("\n".join(bench.report.compare_lines(old, new)))
+        return 0
     suites = list(bench.SUITES)
     if args.suite:
         suites = [s for s in args.suite.split(",") if s]
@@ -204,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--readme", help="also put this run's summary table into that README's results block")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--compare", nargs=2, metavar=("OLD_JSON", "NEW_JSON"),
+                   help="run nothing: print two earlier runs' geomean ratios per provider side by side (over the rows "
+                        "both timed) and the `pyconv auto` rows that moved most")
     p.set_defaults(fn=_cmd_bench)
     return parser
 

@@ -113,6 +113,31 @@ def test_rung_summary():
                      "| s | fprop | best of the rungs timed | 2 | 1.26× |"]
 
 
+def test_compare_two_runs(tmp_path):
+    """--compare: per provider the geomean ratio over the rows both runs timed (a row only one run has, or one that
+    failed, does not count), new / old, and auto's rows that moved most; no benchmark runs."""
+    def rows(vals):
+        return [dict(suite="s", direction="fprop", case=c, provider=p, status=st, ratio=v)
+                for c, p, v, st in vals]
+    old = {"rows": rows([("a", "pyconv auto", 0.5, "ok"), ("b", "pyconv auto", 0.8, "ok"),
+                         ("c", "pyconv auto", 0.1, "ok"), ("a", "cuDNN", 1.0, "ok")])}
+    new = {"rows": rows([("a", "pyconv auto", 1.0, "ok"), ("b", "pyconv auto", 0.8, "ok"),
+                         ("c", "pyconv auto", None, "wrong"), ("d", "pyconv auto", 9.0, "ok")])}
+    lines = report.compare_lines(old, new, top=1)
+    assert lines[2] == "| s | fprop | pyconv auto | 2 | 0.63× | 0.89× | 1.41 |", lines
+    assert lines[-1] == "| s | a | fprop | 0.50× | 1.00× | 2.00 |" and len(lines) == 7, lines
+    paths = []
+    for name, result in (("old", old), ("new", new)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(result))
+    r = subprocess.run([sys.executable, "-m", "pyconv", "bench", "--compare", *map(str, paths)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "| s | fprop | pyconv auto | 2 | 0.63× | 0.89× | 1.41 |" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-m", "pyconv", "bench", "--compare", str(paths[0]), str(tmp_path / "no.json")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "cannot read" in r.stderr, r.stderr
+
+
 def test_suite_tables():
     r50 = suites.distinct_convs("resnet50")
     assert sum(len(g["layers"]) for g in r50) == 53  # every Conv2d of ResNet-50, each in exactly one entry

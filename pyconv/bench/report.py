@@ -1,6 +1,7 @@
 """Benchmark outputs: the markdown table and the plots (the JSON is the result dict itself)."""
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Dict, List, Optional
 
@@ -36,6 +37,34 @@ def rung_summary_lines(result: Dict[str, object]) -> List[str]:
         best_groups.setdefault((s, d), []).append(v)
     lines += [f"| {s} | {d} | best of the rungs timed | {len(v)} | {statistics.geometric_mean(v):.2f}× |"
               for (s, d), v in best_groups.items()]
+    return lines
+
+
+def compare_lines(old: Dict[str, object], new: Dict[str, object], top: int = 10) -> List[str]:
+    """Two runs side by side (e.g. a GPU session's against the last one): per suite, direction and pyconv provider,
+    the geometric mean of the baseline ratios over the rows *both* runs timed, and new / old; then the `top` rows of
+    `pyconv auto` whose ratio moved most (either way). Ratios, not times: each run measured pyconv against the baseline
+    side by side, so two runs (even on two GPUs of a kind) compare through them."""
+    def ratios(result):
+        out: Dict[tuple, float] = {}
+        for r in result["rows"]:
+            if r["status"] == "ok" and r.get("ratio") and r["provider"].startswith("pyconv"):
+                out[(r["suite"], r["direction"], r["provider"], r["case"])] = r["ratio"]
+        return out
+
+    a, b = ratios(old), ratios(new)
+    common = sorted(set(a) & set(b))
+    groups: Dict[tuple, List[tuple]] = {}
+    for k in common:
+        groups.setdefault(k[:3], []).append((a[k], b[k]))
+    lines = ["| suite | direction | provider | rows | old | new | new / old |", "|---|---|---|---:|---:|---:|---:|"]
+    for (s, d, p), v in groups.items():
+        go, gn = statistics.geometric_mean([x for x, _ in v]), statistics.geometric_mean([y for _, y in v])
+        lines.append(f"| {s} | {d} | {p} | {len(v)} | {go:.2f}× | {gn:.2f}× | {gn / go:.2f} |")
+    moved = sorted((k for k in common if k[2] == "pyconv auto"), key=lambda k: -abs(math.log(b[k] / a[k])))[:top]
+    if moved:
+        lines += ["", "| suite | case | direction | old | new | new / old |", "|---|---|---|---:|---:|---:|"]
+        lines += [f"| {k[0]} | {k[3]} | {k[1]} | {a[k]:.2f}× | {b[k]:.2f}× | {b[k] / a[k]:.2f} |" for k in moved]
     return lines
 
 
