@@ -140,23 +140,11 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t r[4], const void* row_addr)
 #endif
 }
 
-// cp.async.cg.shared.global: a 16-byte global → shared copy that bypasses registers and L1 (LDGSTS). With `valid`
+// cp.async.cg.shared.global: a 16-byte global → shared copy that bypasses registers and L1 (LDGSTS), into the
+// shared-window address `dst` (the loaders compute a stage's address once and add constant offsets). With `valid`
 // false nothing is read and the 16 bytes are zero-filled (src-size 0), which is how out-of-image taps and the ragged
 // edges of a tile become the zeros of implicit padding without a branch around the copy. `src` must still be a
 // mapped address, so callers pass the tensor's base pointer for invalid copies.
-__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid PYCONV_CALL_SITE) {
-#if defined(PYCONV_EMULATION)
-  ::pyconv_emu::detail::cp_async(dst, src, 16, valid ? 16 : 0, call_file, call_line);
-#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
-#elif defined(__CUDA_ARCH__)
-  __trap();
-#endif
-}
-
-// cp_async_16 into the shared-window address `dst` (the loaders compute a stage's address once and add constant
-// offsets: a generic pointer costs a conversion per copy).
 __device__ __forceinline__ void cp_async_16_to(uint32_t dst, const void* src, bool valid PYCONV_CALL_SITE) {
 #if defined(PYCONV_EMULATION)
   ::pyconv_emu::detail::cp_async(::pyconv_emu::detail::smem_window_ptr(dst), src, 16, valid ? 16 : 0, call_file,
@@ -165,6 +153,15 @@ __device__ __forceinline__ void cp_async_16_to(uint32_t dst, const void* src, bo
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
 #elif defined(__CUDA_ARCH__)
   __trap();
+#endif
+}
+
+// The same copy to a shared-memory pointer (the emulator also takes static shared memory here).
+__device__ __forceinline__ void cp_async_16(void* dst, const void* src, bool valid PYCONV_CALL_SITE) {
+#if defined(PYCONV_EMULATION)
+  ::pyconv_emu::detail::cp_async(dst, src, 16, valid ? 16 : 0, call_file, call_line);
+#elif defined(__CUDA_ARCH__)
+  cp_async_16_to(smem_addr(dst), src, valid);
 #endif
 }
 

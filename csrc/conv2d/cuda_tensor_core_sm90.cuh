@@ -266,7 +266,7 @@ __device__ __forceinline__ void tc_ws_consume(float (&acc)[1][Tile::NI][4], int 
     if (++s == STAGES) s = 0, ++use;
   }
   wgmma_wait<0>();
-  if (KT > 0) mbarrier_arrive(&empty[(ring + KT - 1) % STAGES]);  // the last stage too (a next tile may follow)
+  if (KT > 0) mbarrier_arrive(&empty[prev]);  // the last stage too (a next tile may follow)
 }
 
 // Persistent: the grid holds at most the resident blocks (pr.persistent_blocks), and each loops over output tiles
