@@ -141,7 +141,9 @@ def emu_extension(cuda_home, opt, cxx_common, stdcxx):
     _log(f"building CppExtension pyconv._C_emu (CUDA kernels on the CPU emulator); CUDA headers from {inc}")
     _log(f"  sources: {', '.join(sources)}")
     # -pthread: blocks run on std::threads. No -ffast-math anywhere: the emulator compares kernels bit for bit.
-    return CppExtension("pyconv._C_emu", sources, include_dirs=[inc], extra_compile_args={"cxx": cxx_common + ["-pthread"]},
+    # -Wno-psabi: GCC's note that 64-byte-aligned parameters (the TMA descriptors) pass differently than before GCC 4.6
+    return CppExtension("pyconv._C_emu", sources, include_dirs=[inc],
+                        extra_compile_args={"cxx": cxx_common + ["-pthread", "-Wno-psabi"]},
                         extra_link_args=["-pthread"] + stdcxx)
 
 
@@ -198,7 +200,8 @@ def main():
 
         nvcc_ver = subprocess.run([os.path.join(cuda_home, "bin", "nvcc"), "--version"], capture_output=True,
                                   text=True).stdout.strip().splitlines()[-1]
-        nvcc = opt + ["--expt-relaxed-constexpr", "-lineinfo", "-Xptxas=-warn-spills"]
+        # -Xcompiler -Wno-psabi: see the emulator's flags (the host stubs pass the TMA descriptors by value)
+        nvcc = opt + ["--expt-relaxed-constexpr", "-lineinfo", "-Xptxas=-warn-spills", "-Xcompiler=-Wno-psabi"]
         if debug:
             nvcc.append("-G")
         defines.append(("PYCONV_WITH_CUDA", "1"))

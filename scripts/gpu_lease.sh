@@ -64,6 +64,8 @@ rm -f "$O/build.log"
 
 # the warp-specialised wgmma rungs (run on their own first: never yet run on hardware)
 WS_ALGOS=tensor_core_wgmma_ws,tensor_core_wgmma_ws_128x128,tensor_core_wgmma_ws_128x256,tensor_core_wgmma_ws_64x128,tensor_core_wgmma_ws_128x64
+# the TMA producer (tc_wgmma_tma_conv_kernel): its first hardware run also goes first, in a run of its own
+TMA_ALGOS=tensor_core_wgmma_tma,tensor_core_wgmma_tma_128x128,tensor_core_wgmma_tma_128x256,tensor_core_wgmma_tma_128x64
 if [ -z "${SKIP_SUBSET:-}" ]; then
   step "sanitizer_subset (plain run: correctness smoke)"
   # the warp-specialised wgmma kernel (mbarriers) in a run of its own first: never run on hardware before, it could
@@ -77,9 +79,16 @@ if [ -z "${SKIP_SUBSET:-}" ]; then
     echo "subset (warp-specialised wgmma) rc=$WS_RC ; $(grep -c '^ok' "$O/subset.log") ok," \
       "$(grep -c MISMATCH "$O/subset.log") MISMATCH" | tee -a "$O/summary.txt"
     grep MISMATCH "$O/subset.log" | head -10
+    echo "--- the TMA producer" >>"$O/subset.log"
+    timeout 45 "$PY" scripts/sanitizer_subset.py --algos $TMA_ALGOS >"$O/subset_tma.log" 2>&1
+    TMA_RC=$?
+    echo "subset (TMA wgmma) rc=$TMA_RC ; $(grep -c '^ok' "$O/subset_tma.log") ok," \
+      "$(grep -c MISMATCH "$O/subset_tma.log") MISMATCH" | tee -a "$O/summary.txt"
+    grep -E "MISMATCH|Error|error" "$O/subset_tma.log" | head -10 | tee -a "$O/summary.txt"
+    cat "$O/subset_tma.log" >>"$O/subset.log"; rm -f "$O/subset_tma.log"
     echo "--- the other rungs" >>"$O/subset.log"
   fi
-  timeout 90 "$PY" scripts/sanitizer_subset.py --skip $WS_ALGOS \
+  timeout 90 "$PY" scripts/sanitizer_subset.py --skip $WS_ALGOS,$TMA_ALGOS \
     >>"$O/subset.log" 2>&1
   SUBSET_RC=$?
   echo "subset rc=$SUBSET_RC ; $(grep -c '^ok' "$O/subset.log") ok, $(grep -c MISMATCH "$O/subset.log") MISMATCH" \
@@ -91,8 +100,8 @@ fi
 # benchmark process, and its rows, down with it. (Until H100 run 6 this wanted the self-test's line, which an EMU=0
 # build never prints: the rung was left out of the timed steps though every wgmma row was ok.)
 WG_TIMED=""
-if [ "$CAP" = "9.0a" ] && [ "${SUBSET_RC:-1}" = 0 ] && grep -v wgmma_ws "$O/subset.log" | grep -q "^ok .*tensor_core_wgmma" \
-    && ! grep -v wgmma_ws "$O/subset.log" | grep -E "MISMATCH|Error" | grep -q wgmma; then
+if [ "$CAP" = "9.0a" ] && [ "${SUBSET_RC:-1}" = 0 ] && grep -v -E "wgmma_(ws|tma)" "$O/subset.log" | grep -q "^ok .*tensor_core_wgmma" \
+    && ! grep -v -E "wgmma_(ws|tma)" "$O/subset.log" | grep -E "MISMATCH|Error" | grep -q wgmma; then
   WG_TIMED=1
 fi
 [ "$CAP" = "9.0a" ] && echo "wgmma rung timed: ${WG_TIMED:-no (subset did not vouch for it)}" | tee -a "$O/summary.txt"
@@ -100,7 +109,10 @@ fi
 WS_TIMED=""
 [ -n "$WG_TIMED" ] && [ "${WS_RC:-1}" = 0 ] && WS_TIMED=1
 [ "$CAP" = "9.0a" ] && echo "warp-specialised wgmma timed: ${WS_TIMED:-no}" | tee -a "$O/summary.txt"
-BENCH_ALGOS=${BENCH_ALGOS:-depthwise,winograd,tensor_core,tensor_core_128x128,tensor_core_128x64,tensor_core_64x64${WG_TIMED:+,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64}${WS_TIMED:+,${WS_ALGOS#*,}}}
+TMA_TIMED=""
+[ -n "$WG_TIMED" ] && [ "${TMA_RC:-1}" = 0 ] && TMA_TIMED=1
+[ "$CAP" = "9.0a" ] && echo "TMA wgmma timed: ${TMA_TIMED:-no}" | tee -a "$O/summary.txt"
+BENCH_ALGOS=${BENCH_ALGOS:-depthwise,winograd,tensor_core,tensor_core_128x128,tensor_core_128x64,tensor_core_64x64${WG_TIMED:+,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64}${WS_TIMED:+,${WS_ALGOS#*,}}${TMA_TIMED:+,$TMA_ALGOS}}
 
 step "tests + compute-sanitizer (+ cuda-gdb) in parallel"
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n1)
@@ -120,7 +132,8 @@ fi
 if [ -z "${SKIP_SANITIZER:-}" ]; then
   (
     # the warp-specialised kernels only once their own plain run passed (a hang would eat the sanitizer's time)
-    san_skip=(); [ "${WS_RC:-1}" = 0 ] || san_skip=(--skip $WS_ALGOS)
+    san_skip=(); [ "${WS_RC:-1}" = 0 ] || san_skip=(--skip $WS_ALGOS,$TMA_ALGOS)
+    [ "${WS_RC:-1}" = 0 ] && [ "${TMA_RC:-1}" != 0 ] && san_skip=(--skip $TMA_ALGOS)
     for tool in memcheck racecheck; do
       timeout $(( TEST_T / 2 )) "$SAN" --tool "$tool" --error-exitcode 99 "$PY" scripts/sanitizer_subset.py \
         "${san_skip[@]}" >"$O/san_$tool.log" 2>&1
@@ -175,7 +188,7 @@ if [ -n "$WG_TIMED" ] && [ -z "${SKIP_WGMMA_AB:-}" ]; then
     | tee -a "$O/summary.txt"
   timeout 90 "$PY" scripts/profile_layers.py --time --dirs "${WG_AB_DIRS:-fprop,wgrad}" \
     --layers 1x1_64_64_56,3x3_256_256_14,1x1s2_1024_2048,3x3_512_512_7 \
-    --algo tensor_core,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64${WS_TIMED:+,${WS_ALGOS#*,}} \
+    --algo tensor_core,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64${WS_TIMED:+,${WS_ALGOS#*,}}${TMA_TIMED:+,$TMA_ALGOS} \
     2>&1 | grep -E "ratio|Error|error" | tee -a "$O/summary.txt"
 fi
 if [ -n "${NCU:-}" ]; then

@@ -68,8 +68,8 @@ def main():
                 ok &= check(tag + " fprop", ops.conv2d_fprop(x, w, None, *geo, a), y_ref, t)
                 ok &= check(tag + " dgrad", ops.conv2d_dgrad(go, w, list(x.shape), *geo, a), gx_ref, t)
                 ok &= check(tag + " wgrad", ops.conv2d_wgrad(go, x, list(w.shape), *geo, a), gw_ref, 10 * tol)
-                if a in ("depthwise", "tensor_core", "tensor_core_wgmma", "tensor_core_wgmma_ws", "implicit_gemm",
-                         "winograd"):  # epilogues
+                if a in ("depthwise", "tensor_core", "tensor_core_wgmma", "tensor_core_wgmma_ws", "tensor_core_wgmma_tma",
+                         "implicit_gemm", "winograd"):  # epilogues
                     b, r = torch.randn(K, device="cuda", dtype=dtype), torch.randn_like(go)
                     ref = F.silu(F.conv2d(x.float(), w.float(), b.float(), stride, pad, 1, groups) + r.float())
                     got = ops.conv2d_fprop_fused(x, w, b, r, *geo, "silu", 0.0, a)
@@ -94,7 +94,7 @@ def main():
     # listed by pyconv._C itself, so that an EMU=0 build runs them too
     if hasattr(pyconv._C, "gpu_selftests"):
         for name in pyconv._C.gpu_selftests():
-            if (name.startswith("wgmma") or name.startswith("mbarrier")) and not wg_ok:
+            if name.startswith(("wgmma", "mbarrier", "tma")) and not wg_ok:
                 continue
             res = pyconv._C.gpu_selftest(name)
             print(f"{'ok' if res == '' else 'MISMATCH':8s} gpu_selftest {name} {res}")

@@ -121,12 +121,13 @@ def parse(sass: str):
 
 # The loops the main-loop budgets measure: the innermost loop (the shortest address range [target, backward branch])
 # that holds a tensor-core MMA ("mma loop": one reduction tile of the mma.sync / wgmma main loop, or of a
-# warp-specialised consumer), or at least four cp.async copies ("copy loop": the producer warps' loop of those
-# kernels; the plain kernels' main loop again). Its static instruction count — every path of the body counted, NOPs
+# warp-specialised consumer), or at least four cp.async copies or a TMA load ("copy loop": the producer warps' loop of
+# those kernels, the TMA producer thread's; the plain kernels' main loop again). Its static instruction count — every path of the body counted, NOPs
 # not — is what each thread issues per reduction tile, give or take the branches not taken.
 LOOP_KINDS = {
     "mma": lambda body: any(op.startswith(("HMMA", "HGMMA")) for _, op, _ in body),
-    "copy": lambda body: sum(op.startswith("LDGSTS") for _, op, _ in body) >= 4,
+    "copy": lambda body: sum(op.startswith("LDGSTS") for _, op, _ in body) >= 4
+    or any(op.startswith("UTMALDG") for _, op, _ in body),
 }
 
 

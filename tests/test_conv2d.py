@@ -368,6 +368,8 @@ def test_build_info():
                                                         "tensor_core_wgmma_64x64", "tensor_core_wgmma_ws",
                                                         "tensor_core_wgmma_ws_128x128", "tensor_core_wgmma_ws_128x256",
                                                         "tensor_core_wgmma_ws_64x128", "tensor_core_wgmma_ws_128x64",
+                                                        "tensor_core_wgmma_tma", "tensor_core_wgmma_tma_128x128",
+                                                        "tensor_core_wgmma_tma_128x256", "tensor_core_wgmma_tma_128x64",
                                                         "winograd"]
         assert set(info["algorithm_dtypes"]["conv2d"]) == {a for a in info["algorithms"]["cuda"]["conv2d"]
                                                            if a.startswith("tensor_core")}

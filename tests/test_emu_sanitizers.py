@@ -73,7 +73,7 @@ def build():
     def get(flavour):
         if flavour in built:
             return built[flavour]
-        flags = ["-std=c++17", "-g", "-pthread", "-I", inc] + FLAVOURS[flavour]
+        flags = ["-std=c++17", "-g", "-pthread", "-Wno-psabi", "-I", inc] + FLAVOURS[flavour]
         exe = os.path.join(CACHE, f"harness-{flavour}-{_sources_digest(flags)}")
         if not os.path.exists(exe):
             r = subprocess.run([CXX] + flags + [HARNESS, "-o", exe + ".tmp"], capture_output=True, text=True)

@@ -189,10 +189,11 @@ def test_seeded_bugs_are_reported(name, kind, expect, order):
 def test_selftest_features_on_gpu(name, kind, expect):
     """The same feature kernels on real hardware: the emulator's model of shuffles, votes, __activemask, atomics,
     mma fragment layouts and (on a compute capability 9.0 GPU with an sm_90a build) wgmma's swizzled operands, K-major
-    and MN-major (wgmma_mn: wgrad's transposed layout), and accumulator layout is the GPU's."""
-    if name.startswith("wgmma") and (torch.cuda.get_device_capability() != (9, 0)
+    and MN-major (wgmma_mn: wgrad's transposed layout), and accumulator layout, and the TMA loads' im2col walk,
+    bounding box, zero fill and swizzle (tma) are the GPU's."""
+    if name.startswith(("wgmma", "tma")) and (torch.cuda.get_device_capability() != (9, 0)
                             or "9.0a" not in pyconv.build_info()["arch_list"]):
-        pytest.skip("wgmma runs on compute capability 9.0 with an sm_90a build only")
+        pytest.skip("wgmma (and the TMA kernels beside it) run on compute capability 9.0 with an sm_90a build only")
     if name.startswith("mbarrier") and torch.cuda.get_device_capability()[0] < 9:
         pytest.skip("mbarrier.try_wait needs compute capability 9.0")
     assert pyconv._C.gpu_selftest(name) == ""

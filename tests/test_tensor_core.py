@@ -414,7 +414,8 @@ def test_wgmma_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
 @pytest.mark.parametrize("tile", ["tensor_core_wgmma_ws_128x128", "tensor_core_wgmma_ws_128x256",
-                                  "tensor_core_wgmma_ws_64x128", "tensor_core_wgmma_ws_128x64"])
+                                  "tensor_core_wgmma_ws_64x128", "tensor_core_wgmma_ws_128x64",
+                                  "tensor_core_wgmma_tma_128x128", "tensor_core_wgmma_tma_128x64"])
 def test_wgmma_ws_persistent(tile, device, backend):
     """The persistent warp-specialised kernel with more output tiles than blocks (the emulator's 4 SMs: 9-36 tiles on
     4-8 blocks), so each block loops over several and the ring of stages runs on across them (9 reduction tiles a
@@ -435,10 +436,80 @@ def test_wgmma_ws_persistent(tile, device, backend):
     _close(dx, xd.grad, torch.float16)
 
 
+# ---- the TMA producer (tc_wgmma_tma_conv_kernel, csrc/common/tma.cuh) -----------------------------------------------
+# Under the emulator: its TMA model (im2col walk over the bounding box, tiled boxes, 128-byte swizzle by address, zero
+# fill outside the tensor, bytes counted on the mbarrier, loads landing as late as possible) — the semantics as the PTX
+# ISA and the driver documentation describe them; the hardware's reading of them is checked when a GPU is lent.
+# geometry → (x shape, w shape, stride, padding, dilation, groups)
+TMA_GEOMS = dict(
+    WG_GEOMS,
+    # grouped with 64-channel groups (the only grouped case TMA takes): each group's chunk at its channel offset
+    groups2_c64=((1, 128, 5, 6), (128, 64, 3, 3), 1, 1, 1, 2),
+    # the walk wrapping from image to image in the middle of a 128-pixel load, stride 2 (traversal stride)
+    images_s2=((3, 16, 9, 7), (24, 16, 3, 3), 2, 1, 1, 1),
+)
+
+
+def _tma_expected(geom):
+    """Whether fprop and dgrad of the geometry take the TMA kernel (else the host falls back to the _ws kernel):
+    grouped convolutions need 64-channel groups; dgrad with stride and dilation keeps its divisibility gather."""
+    xs, ws, stride, padding, dilation, groups = TMA_GEOMS[geom]
+    two = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    cp = -(-(xs[1] // groups) // 8) * 8
+    kp = -(-(ws[0] // groups) // 8) * 8
+    fprop = groups == 1 or cp % 64 == 0
+    strided, dilated = max(two(stride)) > 1, max(two(dilation)) > 1
+    dgrad = (groups == 1 or kp % 64 == 0) and not (strided and dilated)
+    return fprop, dgrad
+
+
+def _tma_cases():
+    for geom in TMA_GEOMS:
+        yield pytest.param(geom, torch.float16, "tensor_core_wgmma_tma", id=f"{geom}-f16-tma")
+    for algo in ("tensor_core_wgmma_tma_128x128", "tensor_core_wgmma_tma_128x256", "tensor_core_wgmma_tma_128x64"):
+        for geom in ("deep_k", "images_s2", "k4x3_stride2x3"):
+            yield pytest.param(geom, torch.float16, algo, id=f"{geom}-f16-{algo}")
+    yield pytest.param("deep_k", torch.bfloat16, "tensor_core_wgmma_tma", id="deep_k-bf16-tma")
+
+
+@pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
+@pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
+@pytest.mark.parametrize("geom,dtype,algo", list(_tma_cases()))
+def test_wgmma_tma(geom, dtype, algo, device, backend):
+    """fprop and dgrad with the TMA unit as producer (one thread issues an im2col load of the tile's pixels and a
+    tiled load of the filter per reduction tile) against float64 torch; the launch log names the TMA tile where the
+    maps describe the problem and the warp-specialised tile of the same shape where the host falls back (64-channel
+    groups only; no strided-and-dilated dgrad); wgrad runs the warp-specialised kernel under the TMA names."""
+    x, w, b, kw = _operands(TMA_GEOMS[geom], dtype, device)
+    xd, wd, bd = (t.double().requires_grad_() for t in (x, w, b))
+    ref = F.conv2d(xd, wd, bd, **kw)
+    go = torch.randn(ref.shape, device=device).to(dtype)
+    ref.backward(go.double())
+    xx, ww, bb = (t.clone().requires_grad_() for t in (x, w, b))
+    _launches(backend)
+    y = PF.conv2d(xx, ww, bb, **kw, algo=algo, backend=backend)
+    fwd = _launches(backend)
+    y.backward(go)
+    bwd = _launches(backend)
+    tma_fprop, tma_dgrad = _tma_expected(geom)
+    kind = lambda ok: "tensor_core_wgmma_tma_" if ok else "tensor_core_wgmma_ws_"  # noqa: E731
+    assert fwd and all(t.startswith(kind(tma_fprop)) for t, _ in fwd), fwd
+    # dgrad (one launch per sub-pixel phase when strided), then wgrad (always the warp-specialised kernel)
+    assert len(bwd) >= 2 and all(t.startswith(kind(tma_dgrad)) for t, _ in bwd[:-1]), bwd
+    assert bwd[-1][0].startswith("tensor_core_wgmma_ws_"), bwd
+    if algo != "tensor_core_wgmma_tma":
+        shape = algo.rsplit("_", 1)[1]
+        assert all(t.endswith(shape) for t, _ in fwd + bwd[:-1]), (fwd, bwd)
+    _close(y, ref, dtype)
+    _close(xx.grad, xd.grad, dtype)
+    _close(ww.grad, wd.grad, dtype)
+    _close(bb.grad, bd.grad, dtype)
+
+
 @pytest.mark.skipif(not pyconv.build_info()["emulator"], reason="pyconv built without the emulator")
 @pytest.mark.parametrize("order", ["reverse", "random"])
 @pytest.mark.parametrize("tile", ["tensor_core_wgmma_ws_128x128", "tensor_core_wgmma_ws_64x128",
-                                  "tensor_core_wgmma_ws_128x64"])
+                                  "tensor_core_wgmma_ws_128x64", "tensor_core_wgmma_tma_128x128"])
 def test_wgmma_ws_thread_orders(tile, order):
     """The warp-specialised kernels' mbarrier ring under the emulator's other thread and block orders (consumers may
     run before the producer, blocks in any order, on two OS threads): bit-identical results to the forward order in
@@ -464,7 +535,7 @@ def test_wgmma_ws_thread_orders(tile, order):
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
 @pytest.mark.parametrize("tile", ["tensor_core_wgmma_128x128", "tensor_core_wgmma_ws_128x128",
                                   "tensor_core_wgmma_ws_128x256", "tensor_core_wgmma_ws_64x128",
-                                  "tensor_core_wgmma_ws_128x64"])
+                                  "tensor_core_wgmma_ws_128x64", "tensor_core_wgmma_tma_128x128"])
 def test_wgmma_fused_and_split_k(tile, device, backend):
     """The wgmma kernels end in rung 3's epilogue: fused bias + residual (both layouts) + activation, and split-K
     slices (a reduction of 36 tiles of 64 on one output tile) reduced in a fixed order, fprop and dgrad (the

@@ -3,7 +3,8 @@
 // "depthwise" takes only convolutions with one input channel per group.
 // "tensor_core" chooses its tile by a heuristic; the tensor_core_BMxBN names fix the tile. "tensor_core_wgmma*" is the
 // Hopper rung (compute capability 9.0, sm_90a build), same naming; "tensor_core_wgmma_ws*" its warp-specialised
-// kernels (a producer warpgroup, consumer warpgroups, mbarriers). "winograd" (F(2×2, 3×3)) takes only 3×3 stride-1
+// kernels (a producer warpgroup, consumer warpgroups, mbarriers); "tensor_core_wgmma_tma*" the same with the TMA unit
+// as producer (fprop/dgrad; wgrad runs the _ws kernels under these names). "winograd" (F(2×2, 3×3)) takes only 3×3 stride-1
 // dilation-1 convolutions (fprop/dgrad; wgrad runs auto's rung under that name).
 // Shared by the torch glue (to validate `algo`) and by build_info() (to report what exists).
 #pragma once
@@ -36,6 +37,10 @@ inline const std::vector<std::string>& conv2d_cuda_algos() {
                                           "tensor_core_wgmma_ws_128x256",
                                           "tensor_core_wgmma_ws_64x128",
                                           "tensor_core_wgmma_ws_128x64",
+                                          "tensor_core_wgmma_tma",
+                                          "tensor_core_wgmma_tma_128x128",
+                                          "tensor_core_wgmma_tma_128x256",
+                                          "tensor_core_wgmma_tma_128x64",
                                           "winograd"};
   return v;
 }
@@ -60,6 +65,10 @@ inline const std::map<std::string, std::vector<std::string>>& conv2d_algo_dtypes
       {"tensor_core_wgmma_ws_128x256", {"float16", "bfloat16"}},
       {"tensor_core_wgmma_ws_64x128", {"float16", "bfloat16"}},
       {"tensor_core_wgmma_ws_128x64", {"float16", "bfloat16"}},
+      {"tensor_core_wgmma_tma", {"float16", "bfloat16"}},
+      {"tensor_core_wgmma_tma_128x128", {"float16", "bfloat16"}},
+      {"tensor_core_wgmma_tma_128x256", {"float16", "bfloat16"}},
+      {"tensor_core_wgmma_tma_128x64", {"float16", "bfloat16"}},
   };
   return m;
 }

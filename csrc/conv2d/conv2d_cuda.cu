@@ -106,6 +106,8 @@ at::Tensor nhwc_padded(const at::Tensor& t, int64_t groups, int64_t cp) {
 // 0.64 fprop / 0.50 dgrad with this rule, 0.57 / 0.47 with the rule rung 3 uses (128×256 first), 0.66 / 0.53 taking
 // the best tile of each layer.
 std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int64_t groups) {
+  if (algo == "tensor_core_wgmma_tma")  // (unmeasured) the ws tiles' shapes; split-K fills small grids
+    return algo + (gemm_n > 128 ? "_128x256" : gemm_n <= 64 ? "_128x64" : "_128x128");
   if (algo == "tensor_core_wgmma_ws") {  // (unmeasured: the wgmma rung's findings, one block per SM each)
     if (gemm_n > 128) return algo + "_128x256";
     if (gemm_n <= 64) return algo + "_128x64";
@@ -173,6 +175,19 @@ decltype(auto) with_ws_tile(const std::string& tile, F&& f) {
   return f(cuda::TcWsTile128x128{});
 }
 bool is_ws(const std::string& tile) { return tile.rfind("tensor_core_wgmma_ws", 0) == 0; }
+// The TMA kernels (tc_wgmma_tma_conv_kernel, fprop/dgrad) on the warp-specialised tiles' shapes.
+template <typename F>
+decltype(auto) with_tma_tile(const std::string& tile, F&& f) {
+  if (tile == "tensor_core_wgmma_tma_128x256") return f(cuda::TcWsTile128x256{});
+  if (tile == "tensor_core_wgmma_tma_128x64") return f(cuda::TcWsTile128x64{});
+  return f(cuda::TcWsTile128x128{});
+}
+bool is_tma(const std::string& tile) { return tile.rfind("tensor_core_wgmma_tma", 0) == 0; }
+// The warp-specialised (cp.async) counterpart of a TMA name: what wgrad runs under it, and what fprop/dgrad fall back
+// to where the TMA maps cannot describe the problem (tma_prepare).
+std::string tma_to_ws(const std::string& algo) {
+  return "tensor_core_wgmma_ws" + algo.substr(std::string("tensor_core_wgmma_tma").size());
+}
 template <typename F>
 decltype(auto) with_wg_tile(const std::string& tile, F&& f) {
   if (tile == "tensor_core_wgmma_128x256") return f(cuda::TcWgTile128x256{});
@@ -185,6 +200,7 @@ decltype(auto) with_wg_tile(const std::string& tile, F&& f) {
 template <typename T>
 TcTileShape tc_tile_shape(const std::string& tile) {
   if (is_ws(tile)) return with_ws_tile(tile, [](auto t) { return tc_wg_tile_shape<decltype(t)>(); });
+  if (is_tma(tile)) return with_tma_tile(tile, [](auto t) { return tc_wg_tile_shape<decltype(t)>(); });
   if (is_wgmma(tile)) return with_wg_tile(tile, [](auto t) { return tc_wg_tile_shape<decltype(t)>(); });
   return with_tile(tile, [](auto t) { return tc_tile_shape<T, decltype(t)>(); });
 }
@@ -198,6 +214,8 @@ TcTileShape tc_tile_shape(const std::string& tile) {
 // The wgmma rung (not yet measured on a GPU): the same rule on its tiles, 128×128 as _s3 (two blocks per SM, the
 // fprop/dgrad finding).
 std::string tc_wgrad_tile(const std::string& algo, int64_t kg, int64_t gemm_n, int64_t groups) {
+  // (wgrad has no TMA kernel: its operands are MN-major gathers; the TMA names run the warp-specialised kernels)
+  if (is_tma(algo)) return tc_wgrad_tile(tma_to_ws(algo), kg, gemm_n, groups);
   if (algo == "tensor_core_wgmma_ws") return algo + (kg <= 64 ? "_64x128" : gemm_n <= 64 ? "_128x64" : "_128x128");
   if (algo == "tensor_core_wgmma") {
     if (kg <= 64) return "tensor_core_wgmma_64x64";
@@ -271,6 +289,59 @@ std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, const
   return algo;
 }
 
+// The TMA maps of a fprop/dgrad GEMM (cuda_tensor_core_sm90.cuh, tc_wgmma_tma_conv_kernel): "" and `maps` filled,
+// or why the maps cannot describe it — then the caller runs the warp-specialised kernel of the same tile instead.
+// A: the NHWC source `a` ({groups·ca, AW, AH, N}, contiguous channels) as an im2col map of BM-pixel loads whose
+// bounding box is the output grid's: from `lower` (−pad; dgrad: pad − (R − 1)·dil, the flipped taps) to the last
+// output's source pixel, so the walk visits exactly the OH × OW outputs of each image. B: `b` ([g][gemm_n][R·S·ca])
+// as a tiled map {ca, R·S, groups·gemm_n} with boxes of 64 channels × 1 tap × BN rows.
+template <typename T>
+std::string tma_prepare(const cuda::TcConvParams<T>& pr, bool dgrad, const at::Tensor& a, const at::Tensor& b,
+                        int64_t bm, int64_t bn, cuda::TcTmaMaps* maps) {
+  if (dgrad && (pr.stride_h != 1 || pr.stride_w != 1))
+    return "dgrad with both stride and dilation (its gather skips taps by divisibility; no im2col walk)";
+  if (pr.groups > 1 && pr.ca % 64 != 0)
+    return "grouped convolutions need channels per group in multiples of 64 (a 64-channel load would reach into the "
+           "next group)";
+  if ((pr.R - 1) * int64_t(pr.dil_h) > 127 || (pr.S - 1) * int64_t(pr.dil_w) > 127)
+    return "tap offsets ((R - 1)·dilation) above 127";
+  if (a.stride(3) != 1 || a.size(3) != pr.groups * pr.ca || pr.N >= (int64_t(1) << 31))
+    return "needs a channels-last source with groups·ca channels";
+  const int64_t lower_h = dgrad ? pr.pad_h - int64_t(pr.R - 1) * pr.dil_h : -int64_t(pr.pad_h);
+  const int64_t lower_w = dgrad ? pr.pad_w - int64_t(pr.S - 1) * pr.dil_w : -int64_t(pr.pad_w);
+  TmaIm2colSpec sa{};
+  sa.base = a.data_ptr();
+  sa.dims[0] = uint64_t(pr.groups * pr.ca), sa.dims[1] = uint64_t(pr.AW), sa.dims[2] = uint64_t(pr.AH);
+  sa.dims[3] = uint64_t(pr.N);
+  sa.strides[0] = uint64_t(pr.a_sw) * sizeof(T), sa.strides[1] = uint64_t(pr.a_sh) * sizeof(T);
+  sa.strides[2] = uint64_t(pr.a_sn) * sizeof(T);
+  const int64_t upper_h = lower_h + int64_t(pr.OH - 1) * pr.stride_h + 1 - pr.AH;
+  const int64_t upper_w = lower_w + int64_t(pr.OW - 1) * pr.stride_w + 1 - pr.AW;
+  for (int64_t v : {lower_h, lower_w, upper_h, upper_w})
+    if (v < -128 || v > 127) return "padding or filter extent outside the im2col corners' range [-128, 127]";
+  sa.lower[0] = int(lower_w), sa.lower[1] = int(lower_h), sa.upper[0] = int(upper_w), sa.upper[1] = int(upper_h);
+  sa.elem_strides[0] = uint32_t(pr.stride_w), sa.elem_strides[1] = uint32_t(pr.stride_h);
+  sa.pixels = uint32_t(bm);
+  sa.bf16 = std::is_same<T, __nv_bfloat16>::value;
+  std::string why = tma_check_im2col(sa);
+  if (!why.empty()) return why;
+  TmaTiledSpec sb{};
+  sb.base = b.data_ptr();
+  sb.dims[0] = uint64_t(pr.ca), sb.dims[1] = uint64_t(pr.R) * pr.S, sb.dims[2] = uint64_t(pr.groups * pr.gemm_n);
+  sb.strides[0] = uint64_t(pr.ca) * sizeof(T), sb.strides[1] = uint64_t(pr.R) * pr.S * pr.ca * sizeof(T);
+  sb.box[0] = 64, sb.box[1] = 1, sb.box[2] = uint32_t(bn);
+  sb.bf16 = sa.bf16;
+  why = tma_check_common(sb.base, sb.dims, 3, sb.strides);
+  if (!why.empty()) return why;
+  // past the documented limits, which the checks above mirror: a refusal now is a bug worth an error
+  why = tma_encode_im2col(&maps->a, sa);
+  TORCH_CHECK(why.empty(), "pyconv: the im2col tensor map (A) ", why);
+  why = tma_encode_tiled(&maps->b, sb);
+  TORCH_CHECK(why.empty(), "pyconv: the tiled tensor map (B) ", why);
+  maps->lower_h = int(lower_h), maps->lower_w = int(lower_w), maps->cc = int(ceil_div(pr.ca, 64));
+  return "";
+}
+
 // The gather GEMM shared by fprop and dgrad: A = the NHWC tensor `a` (ca channels per group) sampled at the taps of
 // each pixel of the out_h × out_w grid, B = the dense [g][gemm_n][R·S·ca] matrix `b`, C = `out` through its strides.
 // Launched on `stream`; returns the split-K workspace (undefined without split-K), which must outlive the launch when
@@ -295,9 +366,15 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
   TORCH_INTERNAL_ASSERT(s.R <= 15 && s.S <= 15 &&
                         (s.R - 1) * s.dil_h * pr.a_sh + (s.S - 1) * s.dil_w * pr.a_sw + ca + 128 < (int64_t(1) << 31),
                         "pyconv: tensor-core gather offsets past 32 bits");
-  const std::string tile = tc_tile(algo, gemm_m, gemm_n, s.groups);
+  std::string tile = tc_tile(algo, gemm_m, gemm_n, s.groups);
+  cuda::TcTmaMaps maps{};
+  if (is_tma(tile)) {
+    const TcTileShape t = tc_tile_shape<T>(tile);
+    if (!tma_prepare(pr, dgrad, a, b, t.bm, t.bn, &maps).empty()) tile = tma_to_ws(tile);
+  }
   const TcTileShape ts = tc_tile_shape<T>(tile);
-  const int64_t kt_all = ceil_div(s.R * s.S * ca, ts.bk);
+  // reduction tiles: TMA's run tap by tap in whole 64-channel chunks; the gather loader's pack R·S·ca densely
+  const int64_t kt_all = is_tma(tile) ? s.R * s.S * maps.cc : ceil_div(s.R * s.S * ca, ts.bk);
   const int64_t splits = tc_conv_splits(ceil_div(gemm_m, ts.bm) * ceil_div(gemm_n, ts.bn) * s.groups, kt_all,
                                         is_wgmma(tile) ? 8 : 16, s.groups, ts.blocks_per_sm);
   at::Tensor ws;
@@ -310,7 +387,13 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
   pr.persistent_blocks = int(ts.blocks_per_sm * sm_count());  // (the warp-specialised kernels' grid)
   record_tc_launch(tile, splits > 1 ? pr.splits : 1);
   const char* what = dgrad ? "conv2d_dgrad tensor_core" : "conv2d_fprop tensor_core";
-  if (is_wgmma(tile))
+  if (is_tma(tile)) {
+    if constexpr (!std::is_same<T, float>::value)  // (float32 never reaches a wgmma tile: resolve_algo rejects it)
+      check_launch(with_tma_tile(tile, [&](auto t) {
+                     return cuda::launch_tc_wgmma_tma_conv<T, decltype(t)>(pr, maps, dgrad, stream);
+                   }),
+                   what);
+  } else if (is_wgmma(tile))
     check_launch(launch_wgmma_tile<T>(tile, pr, dgrad, stream), what);
   else
     check_launch(with_tile(tile, [&](auto t) { return cuda::launch_tc_conv<T, decltype(t)>(pr, dgrad, stream); }),

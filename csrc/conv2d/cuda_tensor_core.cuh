@@ -235,13 +235,15 @@ struct TcBlock {
 };
 template <typename T>
 __device__ __forceinline__ TcBlock tc_block_at(const TcConvParams<T>& pr, int bm, int bn, int bk, int64_t bx, int by,
-                                               int64_t bz) {
+                                               int64_t bz, int kt_all = 0) {
   TcBlock b;
   b.g = bz % pr.groups, b.split = bz / pr.groups;
   b.M = pr.N * pr.OH * pr.OW;
   b.m0 = bx * bm;
   b.n0 = by * bn;
-  const int kt_all = (pr.R * pr.S * pr.ca + bk - 1) / bk;
+  // reduction tiles: the packed R·S·ca reduction in bk-element tiles, unless the caller counts its own (TMA: a
+  // whole number of 64-channel chunks per tap)
+  if (kt_all == 0) kt_all = (pr.R * pr.S * pr.ca + bk - 1) / bk;
   b.kt0 = pr.ws != nullptr ? int(b.split) * pr.tiles_per_split : 0;
   b.KT = pr.ws == nullptr ? kt_all : (kt_all - b.kt0 < pr.tiles_per_split ? kt_all - b.kt0 : pr.tiles_per_split);
   return b;

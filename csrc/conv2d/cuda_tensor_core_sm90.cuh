@@ -33,6 +33,7 @@
 #include <atomic>
 
 #include "../common/mbarrier.cuh"
+#include "../common/tma.cuh"
 #include "../common/warpgroup_mma.cuh"
 #include "cuda_tensor_core.cuh"
 
@@ -195,13 +196,14 @@ __device__ __forceinline__ uint64_t* tc_ws_barriers(unsigned char* stages) {
   return reinterpret_cast<uint64_t*>(stages + Tile::STAGES * Tile::kStageBytes + Tile::kEpilogueBytes);
 }
 
-// Thread 0 initialises the ring's barriers; the caller's __syncthreads publishes them.
+// Thread 0 initialises the ring's barriers; the caller's __syncthreads publishes them. `producers`: the arrivals that
+// fill a stage (the producer warpgroup's threads with cp.async; the one issuing thread with TMA).
 template <typename Tile>
-__device__ __forceinline__ void tc_ws_init(uint64_t* full, uint64_t* empty) {
+__device__ __forceinline__ void tc_ws_init(uint64_t* full, uint64_t* empty, int producers = Tile::kProducerThreads) {
   if (threadIdx.x == 0) {
 #pragma unroll 1
     for (int s = 0; s < Tile::STAGES; ++s) {
-      mbarrier_init(&full[s], Tile::kProducerThreads);
+      mbarrier_init(&full[s], producers);
       mbarrier_init(&empty[s], Tile::kConsumers * 128);
     }
     mbarrier_init_fence();
@@ -241,7 +243,9 @@ __device__ __forceinline__ void tc_ws_produce_tail(int ring, uint64_t* full) {
 // 64 rows of A and of all of B (stage s is s · BM · 128 and s · BN · 128 bytes further, as in tc_wg_mainloop); kMN:
 // MN-major operands (k16 steps 2048 bytes apart instead of 32). Ends with every wgmma complete and every stage it
 // read released.
-template <typename T, typename Tile, bool kMN>
+// kFence: the stages were filled by cp.async (generic proxy), which must be fenced into the async proxy before the
+// tensor cores read them; TMA writes through the async proxy already.
+template <typename T, typename Tile, bool kMN, bool kFence = true>
 __device__ __forceinline__ void tc_ws_consume(float (&acc)[1][Tile::NI][4], int ring, int KT, uint64_t* full,
                                               uint64_t* empty, uint64_t da0, uint64_t db0) {
   constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES;
@@ -252,7 +256,7 @@ __device__ __forceinline__ void tc_ws_consume(float (&acc)[1][Tile::NI][4], int 
 #pragma unroll 1
   for (int p = ring; p < ring + KT; ++p) {
     mbarrier_wait_parity(&full[s], use & 1);
-    fence_proxy_async_smem();  // the landed copies (generic proxy) before the tensor cores read them (async proxy)
+    if (kFence) fence_proxy_async_smem();  // the landed copies (generic proxy) before the tensor cores (async proxy)
     const uint64_t da = wgmma_desc_add(da0, uint32_t(s * BM * 128 / 16)),
                    db = wgmma_desc_add(db0, uint32_t(s * BN * 128 / 16));
     wgmma_fence();
@@ -411,6 +415,100 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
   }
 #endif
 }
+// ---- TMA: the copy engine as the producer ("tensor_core_wgmma_tma") --------------------------------------------------
+// tc_wgmma_ws_conv_kernel with its gather loader replaced by two TMA loads per reduction tile (csrc/common/tma.cuh):
+// A, the tile's BM output pixels × 64 channels of one tap, by an im2col load of the NHWC source; B, the BN GEMM
+// columns × the same 64 channels of the same tap, by a tiled load of the filter viewed as {ca, R·S, groups·gemm_n}.
+// One thread of the producer warpgroup issues both and posts the stage's bytes on its `full` barrier; the rest of the
+// producer warpgroup leaves at once. What the hardware does that the loader did: every address, the padding (pixels
+// outside the image read as zero), the channel tail past C (zero), the rows past the last image (zero).
+//
+// The reduction runs tap by tap, ⌈ca/64⌉ 64-channel chunks per tap (the gather loader packs R·S·ca densely instead):
+// tile kt = (tap, chunk), tap = (r, s). Channels past ca read zero in both operands (B's map is ca wide); channels of
+// the next group inside a chunk are excluded by the host (grouped convolutions need ca a multiple of 64 here).
+//
+// Tap offsets and corners (TcTmaMaps): fprop, source pixel (p·stride − pad + r·dil): the im2col box starts at
+// lower = −pad, the tap offset is r·dil. dgrad (stride 1: the host's sub-pixel phases), source pixel
+// (h + pad − r·dil) of dy, i.e. lower = pad − (R − 1)·dil and offset (R − 1 − r)·dil: the same walk over the flipped
+// tap, while B's column stays tap r (the transposed filter's layout, tc_dgrad_weight).
+struct TcTmaMaps {
+  TmaDesc a, b;
+  int lower_h, lower_w;  // first source row / column of output pixel (0, 0) at tap offset 0
+  int cc;                // 64-channel chunks per tap
+};
+
+template <typename T, typename Tile, bool kDgrad>
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
+    tc_wgmma_tma_conv_kernel(TcConvParams<T> pr, const __grid_constant__ TcTmaMaps maps) {
+#if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
+  __trap();  // see tc_wgmma_conv_kernel
+#else
+  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, kBK = Tile::kBK;
+  PYCONV_WG_SMEM(smem);
+  T* sA = smem;                             // [STAGES][BM][64], 128-byte swizzled (by the TMA unit)
+  T* sB = smem + STAGES * BM * kBK;         // [STAGES][BN][64]
+  T* sC = smem + STAGES * (BM + BN) * kBK;  // the epilogue's staging tile
+  uint64_t* full = tc_ws_barriers<Tile>(reinterpret_cast<unsigned char*>(smem));
+  uint64_t* empty = full + STAGES;
+
+  const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
+  const int64_t tiles_x = (pr.N * pr.OH * pr.OW + BM - 1) / BM, tiles_y = (pr.gemm_n + BN - 1) / BN;
+  const int64_t tiles = tiles_x * tiles_y * pr.groups * (pr.ws != nullptr ? pr.splits : 1);
+  const int kt_all = pr.R * pr.S * maps.cc;
+  auto block_of = [&](int64_t t) {
+    return tc_block_at(pr, BM, BN, kBK, t % tiles_x, int((t / tiles_x) % tiles_y), t / (tiles_x * tiles_y), kt_all);
+  };
+  const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
+  tc_ws_init<Tile>(full, empty, 1);
+  __syncthreads();  // the barriers are initialised before any thread arrives on or waits for them
+
+  int ring = 0;  // ring position of the next reduction tile, across this block's output tiles
+  if (wg == 0) {
+    if (tid != 0) return;
+    constexpr uint32_t kStageBytes = uint32_t(Tile::kStageBytes);  // A's BM rows + B's BN rows of 128 bytes
+    int s = 0;
+    uint32_t use = 0;
+#pragma unroll 1
+    for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+      const TcBlock blk = block_of(t);
+      // the tile's first output pixel (n, p, q) → the im2col walk's first source pixel at tap offset 0
+      const int64_t pq = int64_t(pr.OH) * pr.OW;
+      const int n = int(blk.m0 / pq), rem = int(blk.m0 - int64_t(n) * pq), p = rem / pr.OW, q = rem - p * pr.OW;
+      const int src_h = p * pr.stride_h + maps.lower_h, src_w = q * pr.stride_w + maps.lower_w;
+      const int c_base = int(blk.g) * pr.ca, b_row = int(blk.g) * pr.gemm_n + blk.n0;
+      // reduction tile kt0 → (tap (r, sx), channel chunk), then counted along
+      int chunk = blk.kt0 % maps.cc, tap = blk.kt0 / maps.cc, r = tap / pr.S, sx = tap - r * pr.S;
+#pragma unroll 1
+      for (int k = 0; k < blk.KT; ++k) {
+        if (use > 0) mbarrier_wait_parity(&empty[s], (use - 1) & 1);  // the consumers released the stage's last use
+        mbarrier_arrive_expect_tx(&full[s], kStageBytes);
+        const int ro = kDgrad ? pr.R - 1 - r : r, so = kDgrad ? pr.S - 1 - sx : sx;
+        tma_load_im2col_4d(sA_addr + uint32_t(s * BM * 128), &maps.a, &full[s], c_base + chunk * 64, src_w, src_h,
+                           n, uint16_t(so * pr.dil_w), uint16_t(ro * pr.dil_h));
+        tma_load_tiled_3d(sB_addr + uint32_t(s * BN * 128), &maps.b, &full[s], chunk * 64, tap, b_row);
+        if (++chunk == maps.cc) {
+          chunk = 0, ++tap;
+          if (++sx == pr.S) sx = 0, ++r;
+        }
+        if (++s == STAGES) s = 0, ++use;
+      }
+    }
+    return;
+  }
+  // The consumers: exactly tc_wgmma_ws_conv_kernel's (no proxy fence: the TMA unit writes through the async proxy).
+  const uint64_t da0 = wgmma_desc_sw128(sA_addr + uint32_t(wg - 1) * 64u * 128u), db0 = wgmma_desc_sw128(sB_addr);
+  float acc[1][Tile::NI][4];
+#pragma unroll 1
+  for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const TcBlock blk = block_of(t);
+    tc_ws_consume<T, Tile, false, false>(acc, ring, blk.KT, full, empty, da0, db0);
+    ring += blk.KT;
+    tc_conv_store<T, BM, BN, Tile::kConsumers * 128, 1, Tile::NI, 16, Tile::kEpilogueBytes, 1>(
+        pr, acc, sC, blk.m0, blk.n0, blk.g, blk.split, blk.M, (wg - 1) * 64 + (warp % 4) * 16, 0, tid - 128);
+  }
+#endif
+}
+
 #undef PYCONV_WG_SMEM
 
 // The opt-in to more than 48 KiB of dynamic shared memory, once per kernel and device (cudaFuncSetAttribute is a
@@ -441,6 +539,28 @@ cudaError_t launch_tc_wgmma_kernel(const TcConvParams<T>& pr, dim3 grid, cudaStr
   const cudaError_t e = tc_wg_opt_in<kKernel>(smem);
   if (e != cudaSuccess) return e;
   return launch(kKernel, grid, dim3(Tile::kThreads), smem, stream, pr);
+}
+
+// The TMA kernel: persistent like the warp-specialised ones (pr.persistent_blocks blocks at most), then split-K's
+// reduce when pr.ws is set.
+template <typename T, typename Tile>
+cudaError_t launch_tc_wgmma_tma_conv(const TcConvParams<T>& pr, const TcTmaMaps& maps, bool dgrad,
+                                     cudaStream_t stream) {
+  constexpr size_t smem = tc_wg_smem_bytes<Tile>();
+  const dim3 g = tc_conv_grid(pr, Tile::BM, Tile::BN);
+  const int64_t tiles = int64_t(g.x) * g.y * g.z;
+  const dim3 grid(static_cast<unsigned>(pr.persistent_blocks > 0 && pr.persistent_blocks < tiles ? pr.persistent_blocks
+                                                                                                  : tiles));
+  auto run = [&](auto kernel) {
+    const cudaError_t e = tc_wg_opt_in<decltype(kernel)::value>(smem);
+    return e != cudaSuccess ? e : launch(decltype(kernel)::value, grid, dim3(Tile::kThreads), smem, stream, pr, maps);
+  };
+  const cudaError_t e = dgrad ? run(std::integral_constant<decltype(&tc_wgmma_tma_conv_kernel<T, Tile, true>),
+                                                           &tc_wgmma_tma_conv_kernel<T, Tile, true>>{})
+                              : run(std::integral_constant<decltype(&tc_wgmma_tma_conv_kernel<T, Tile, false>),
+                                                           &tc_wgmma_tma_conv_kernel<T, Tile, false>>{});
+  if (e != cudaSuccess || pr.ws == nullptr) return e;
+  return launch_tc_splitk_reduce(pr, stream);
 }
 
 template <typename T, typename Tile>

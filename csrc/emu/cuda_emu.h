@@ -111,6 +111,22 @@ constexpr size_t kMaxOptInSmem = 227 * 1024;
 // swizzled tiles need an aligned base must align it themselves (the GPU promises only 16 bytes).
 constexpr uint32_t kSmemWindowBase = 16;
 
+// The emulator's tensor map (csrc/common/tma.cuh): what cuTensorMapEncodeIm2col / cuTensorMapEncodeTiled were asked
+// for, kept in the 128 bytes of the kernel's CUtensorMap parameter. Dims and strides innermost first; strides[0] is
+// the element size. im2col (rank 4, {C, W, H, N}): box[0] channels per pixel, box[1] pixels per load, lower/upper the
+// bounding-box corners and estride the traversal strides of W and H. tiled: box[0..rank) the box.
+struct TmaEmuMap {
+  static constexpr uint32_t kMagic = 0x544D4145u;  // "EAMT": a map the host encoder made
+  uint32_t magic;
+  uint8_t im2col, rank, elem_bytes, pad_;
+  const void* base;
+  uint32_t dims[4];
+  uint64_t strides[4];
+  uint16_t box[4];
+  int16_t lower[2], upper[2];
+  uint8_t estride[2];
+};
+
 inline const char* order_name(Order o) {
   return o == Order::forward ? "forward" : o == Order::reverse ? "reverse" : "random";
 }
@@ -343,6 +359,22 @@ struct Block {
     int line;
   };
   std::vector<AsyncArrive> async_arrivals;
+  // TMA loads (cp.async.bulk.tensor) issued and not yet landed: like the cp.async arrivals, they land only when nothing
+  // else in the block can run, and count their bytes down on their mbarrier then. mbar_tx: the transaction bytes each
+  // mbarrier still waits for in its current phase (mbarrier.arrive.expect_tx adds, a landed load subtracts); a phase
+  // completes when its arrivals and its bytes are both done.
+  struct TmaLoad {
+    TmaEmuMap map;
+    unsigned char* dst;
+    int32_t coords[4];
+    uint16_t offs[2];
+    uint64_t* bar;
+    uint32_t bytes;
+    const char* file;
+    int line;
+  };
+  std::vector<TmaLoad> tma_loads;
+  std::vector<std::pair<const uint64_t*, int64_t>> mbar_tx;
   std::vector<std::vector<WarpGroup>> warps;
   std::vector<unsigned> warp_exited;  // per warp: lanes that have returned
   std::mt19937_64 rng;
@@ -711,15 +743,30 @@ inline uint64_t mbar_word(uint32_t count, uint32_t pending, int phase) {
 // parity. (A waiter that falls a whole phase behind would be wrong on a GPU too: it cannot tell the phases apart.)
 inline bool mbar_done(uint64_t w, int parity) { return mbar_phase(w) != (parity & 1); }
 
-// One arrival; the last one of a phase completes it (parity flips, the count re-arms). Returns "" or the error.
-inline std::string mbar_arrive_on(uint64_t* bar) {
+// The transaction bytes `bar` still waits for in its current phase (an entry is made on first use).
+inline int64_t& mbar_tx(Block& b, const uint64_t* bar) {
+  for (auto& e : b.mbar_tx)
+    if (e.first == bar) return e.second;
+  b.mbar_tx.emplace_back(bar, 0);
+  return b.mbar_tx.back().second;
+}
+
+// Completes the current phase once no arrival and no transaction byte is left (parity flips, the count re-arms).
+inline void mbar_try_complete(Block& b, uint64_t* bar) {
+  const uint64_t w = *bar;
+  if (mbar_pending(w) == 0 && mbar_tx(b, bar) == 0) *bar = mbar_word(mbar_count(w), mbar_count(w), mbar_phase(w) ^ 1);
+}
+
+// One arrival; the last one of a phase completes it, unless transaction bytes are still on their way (then the
+// landing of the last of them does). Returns "" or the error.
+inline std::string mbar_arrive_on(Block& b, uint64_t* bar) {
   IgnoreScope ig;  // the barrier word is the emulator's bookkeeping (its happens-before edges are explicit)
   const uint64_t w = *bar;
   if (!mbar_valid(w)) return "arrive on an mbarrier that mbarrier.init has not initialised";
   const uint32_t pending = mbar_pending(w);
   if (pending == 0) return "arrive on an mbarrier whose phase has no arrival left (more arrivals than its count)";
-  *bar = pending == 1 ? mbar_word(mbar_count(w), mbar_count(w), mbar_phase(w) ^ 1)
-                      : mbar_word(mbar_count(w), pending - 1, mbar_phase(w));
+  *bar = mbar_word(mbar_count(w), pending - 1, mbar_phase(w));
+  mbar_try_complete(b, bar);
   return "";
 }
 
@@ -759,12 +806,93 @@ inline bool land_async_arrivals(Block& b) {
       if (c.src_bytes < c.bytes) std::memset(static_cast<char*>(c.dst) + c.src_bytes, 0, size_t(c.bytes - c.src_bytes));
     }
     tsan_release(a.bar);  // the landed data happen before whatever the waiter on this barrier does next
-    const std::string err = mbar_arrive_on(a.bar);
+    const std::string err = mbar_arrive_on(b, a.bar);
     if (!err.empty()) {
       b.failed = true;
       b.error = "cp.async.mbarrier.arrive at " + where(a.file, a.line) + " in block " + fmt_idx(b.idx) + ": " + err;
       return false;
     }
+  }
+  return true;
+}
+
+// Performs one TMA load (csrc/common/tma.cuh describes the semantics): rows of 128 bytes into ld.dst, each row's
+// 16-byte chunk c at chunk position c ^ (window address bits [7, 10)) — the 128-byte swizzle, by address as on the
+// GPU — elements outside the tensor as zeros.
+inline void tma_perform(Block& b, const Block::TmaLoad& ld) {
+  const TmaEmuMap& m = ld.map;
+  const uint32_t dst_addr = kSmemWindowBase + uint32_t(ld.dst - b.dyn_smem);
+  const unsigned char* base = static_cast<const unsigned char*>(m.base);
+  unsigned char row[128];
+  auto put_row = [&](uint32_t r) {
+    const uint32_t a = dst_addr + r * 128u, sw = (a >> 7) & 7u;
+    for (uint32_t c = 0; c < 8; ++c) std::memcpy(ld.dst + r * 128u + ((c ^ sw) << 4), row + (c << 4), 16);
+  };
+  if (m.im2col) {
+    const int64_t lo_w = m.lower[0] + ld.offs[0], hi_w = int64_t(m.dims[1]) + m.upper[0] + ld.offs[0];
+    const int64_t lo_h = m.lower[1] + ld.offs[1], hi_h = int64_t(m.dims[2]) + m.upper[1] + ld.offs[1];
+    int64_t w = int64_t(ld.coords[1]) + ld.offs[0], h = int64_t(ld.coords[2]) + ld.offs[1], n = ld.coords[3];
+    for (uint32_t p = 0; p < m.box[1]; ++p) {
+      const bool in = w >= 0 && w < m.dims[1] && h >= 0 && h < m.dims[2] && n >= 0 && n < m.dims[3];
+      for (int e = 0; e < 64; ++e) {
+        const int64_t c = int64_t(ld.coords[0]) + e;
+        if (in && c >= 0 && c < m.dims[0])
+          std::memcpy(row + 2 * e, base + c * 2 + w * int64_t(m.strides[1]) + h * int64_t(m.strides[2]) +
+                                       n * int64_t(m.strides[3]), 2);
+        else
+          std::memset(row + 2 * e, 0, 2);
+      }
+      put_row(p);
+      // the walk: along W by its traversal stride inside the bounding box, then the next row of H, then the next image
+      w += m.estride[0];
+      if (w >= hi_w) {
+        w = lo_w;
+        h += m.estride[1];
+        if (h >= hi_h) h = lo_h, ++n;
+      }
+    }
+  } else {
+    uint32_t r = 0;
+    for (uint32_t i2 = 0; i2 < m.box[2]; ++i2)
+      for (uint32_t i1 = 0; i1 < m.box[1]; ++i1, ++r) {
+        const int64_t c1 = int64_t(ld.coords[1]) + i1, c2 = int64_t(ld.coords[2]) + i2;
+        const bool in = c1 >= 0 && c1 < m.dims[1] && c2 >= 0 && c2 < m.dims[2];
+        for (int e = 0; e < 64; ++e) {
+          const int64_t c0 = int64_t(ld.coords[0]) + e;
+          if (in && c0 >= 0 && c0 < m.dims[0])
+            std::memcpy(row + 2 * e, base + c0 * 2 + c1 * int64_t(m.strides[1]) + c2 * int64_t(m.strides[2]), 2);
+          else
+            std::memset(row + 2 * e, 0, 2);
+        }
+        put_row(r);
+      }
+  }
+}
+
+// Lands every issued TMA load (in issue order) and counts its bytes down on its mbarrier. A load into shared memory
+// that an issued, not yet waited-for wgmma reads is an error (the stage was refilled before its readers released it).
+inline bool land_tma_loads(Block& b) {
+  std::vector<Block::TmaLoad> loads;
+  loads.swap(b.tma_loads);
+  for (const Block::TmaLoad& ld : loads) {
+    const uint32_t addr = kSmemWindowBase + uint32_t(ld.dst - b.dyn_smem);
+    for (const Block::WgRange& r : b.wg_ranges)
+      if (addr < r.hi && addr + ld.bytes > r.lo) {
+        b.error = "a TMA load issued at " + where(ld.file, ld.line) + " lands in shared memory (window bytes " +
+                  std::to_string(r.lo) + ".." + std::to_string(r.hi) + ") that a wgmma issued at " +
+                  where(r.file, r.line) + " still reads in block " + fmt_idx(b.idx);
+        return false;
+      }
+    tma_perform(b, ld);
+    IgnoreScope ig;
+    tsan_release(ld.bar);  // the landed data happen before whatever the waiter on this barrier does next
+    mbar_tx(b, ld.bar) -= int64_t(ld.bytes);
+    if (mbar_tx(b, ld.bar) < 0) {
+      b.error = "a TMA load issued at " + where(ld.file, ld.line) + " in block " + fmt_idx(b.idx) +
+                " completes more bytes than its mbarrier's phase expects (mbarrier.arrive.expect_tx)";
+      return false;
+    }
+    mbar_try_complete(b, ld.bar);
   }
   return true;
 }
@@ -821,6 +949,8 @@ inline void run_block(Block& b) {
   b.alive = b.nthreads;
   b.wg_ranges.clear();
   b.async_arrivals.clear();
+  b.tma_loads.clear();
+  b.mbar_tx.clear();
   b.failed = false;
   b.error.clear();
   for (auto& w : b.warps) w.clear();
@@ -839,7 +969,14 @@ inline void run_block(Block& b) {
       ran = true;
       if (b.failed) return abort_block(b);
     }
-    if (b.alive == 0) return;
+    if (b.alive == 0) {
+      if (!b.tma_loads.empty()) {  // the block's shared memory is gone while the copy engine still writes into it
+        b.failed = true;
+        b.error = "block " + fmt_idx(b.idx) + " exited with a TMA load (issued at " +
+                  where(b.tma_loads.front().file, b.tma_loads.front().line) + ") still in flight";
+      }
+      return;
+    }
     if (ran) {
       bool any_runnable = false;
       for (const Fiber& f : fs) any_runnable |= f.state == State::runnable;
@@ -850,6 +987,13 @@ inline void run_block(Block& b) {
     if (wake_mbar_waiters(b)) continue;
     if (!b.async_arrivals.empty()) {
       if (!land_async_arrivals(b)) return abort_block(b);
+      if (wake_mbar_waiters(b)) continue;
+    }
+    if (!b.tma_loads.empty()) {
+      if (!land_tma_loads(b)) {
+        b.failed = true;
+        return abort_block(b);
+      }
       if (wake_mbar_waiters(b)) continue;
     }
     if (!mbar_deadlock_check(b)) {
@@ -1588,13 +1732,14 @@ inline void mbarrier_init(void* bar, int count, const char* file, int line) {
     fail(std::string("mbarrier.init at ") + where(file, line) + ": count " + std::to_string(count) + " out of range");
   IgnoreScope ig;
   *w = mbar_word(uint32_t(count), uint32_t(count), 0);
+  mbar_tx(block(), w) = 0;
 }
 
 // mbarrier.arrive (release: this thread's earlier writes are visible to whoever sees the phase complete).
 inline void mbarrier_arrive(void* bar, const char* file, int line) {
   uint64_t* w = mbar_checked(bar, "mbarrier.arrive", file, line);
   tsan_release(w);
-  const std::string err = mbar_arrive_on(w);
+  const std::string err = mbar_arrive_on(block(), w);
   if (!err.empty()) fail("mbarrier.arrive at " + where(file, line) + " (" + thread_desc(fiber()) + "): " + err);
 }
 
@@ -1629,6 +1774,62 @@ inline void mbarrier_wait_parity(void* bar, int parity, const char* file, int li
     yield_to_scheduler();
   }
   tsan_acquire(w);
+}
+
+// mbarrier.arrive.expect_tx: `bytes` more transaction bytes for the current phase, then one arrival.
+inline void mbarrier_arrive_expect_tx(void* bar, uint32_t bytes, const char* file, int line) {
+  uint64_t* w = mbar_checked(bar, "mbarrier.arrive.expect_tx", file, line);
+  Block& b = block();
+  tsan_release(w);
+  {
+    IgnoreScope ig;
+    if (mbar_valid(*w)) mbar_tx(b, w) += int64_t(bytes);
+  }
+  const std::string err = mbar_arrive_on(b, w);
+  if (!err.empty())
+    fail("mbarrier.arrive.expect_tx at " + where(file, line) + " (" + thread_desc(fiber()) + "): " + err);
+}
+
+// cp.async.bulk.tensor (tile or im2col, by the map) into window address dst_addr, completing its bytes on `bar`:
+// checked now (map, destination, alignment, a wgmma still reading the destination), performed when the block has
+// nothing else to run (land_tma_loads).
+inline void tma_load(uint32_t dst_addr, const void* map, void* bar, const int32_t* coords, int ncoords,
+                     const uint16_t* offs, const char* file, int line) {
+  Block& b = block();
+  auto bad = [&](const std::string& why) {
+    fail("cp.async.bulk.tensor at " + where(file, line) + " (" + thread_desc(fiber()) + "): " + why);
+  };
+  TmaEmuMap m;
+  std::memcpy(&m, map, sizeof m);
+  if (m.magic != TmaEmuMap::kMagic) bad("the tensor map was not made by tma_encode_im2col / tma_encode_tiled");
+  if (int(m.rank) != ncoords || bool(m.im2col) != (offs != nullptr))
+    bad("the instruction's dimensionality or mode does not match the tensor map");
+  if (m.elem_bytes != 2 || m.box[0] * 2u != 128u) bad("the emulator models 64 16-bit elements (128 bytes) per row");
+  const uint32_t rows = m.im2col ? m.box[1] : uint32_t(m.box[1]) * m.box[2], bytes = rows * 128u;
+  if (dst_addr % 1024 != 0)
+    bad("a 128-byte-swizzled destination must be 1024-byte aligned (window address " + std::to_string(dst_addr) + ")");
+  unsigned char* dst = static_cast<unsigned char*>(smem_window_ptr(dst_addr));
+  if (dst + bytes > b.dyn_smem + b.launch->smem) bad("the load's " + std::to_string(bytes) + " bytes overrun shared memory");
+  uint64_t* w = mbar_checked(bar, "cp.async.bulk.tensor", file, line);
+  if (m.im2col) {  // the first pixel must lie in the bounding box (shifted by the tap offsets)
+    const int64_t w0 = int64_t(coords[1]) + offs[0], h0 = int64_t(coords[2]) + offs[1];
+    if (w0 < m.lower[0] + offs[0] || w0 >= int64_t(m.dims[1]) + m.upper[0] + offs[0] ||
+        h0 < m.lower[1] + offs[1] || h0 >= int64_t(m.dims[2]) + m.upper[1] + offs[1])
+      bad("the first pixel (w " + std::to_string(w0) + ", h " + std::to_string(h0) +
+          ") lies outside the im2col bounding box");
+  }
+  wgmma_hazard_check(b, dst, int(bytes), file, line);
+  Block::TmaLoad ld{};
+  ld.map = m;
+  ld.dst = dst;
+  for (int i = 0; i < ncoords; ++i) ld.coords[i] = coords[i];
+  if (offs) ld.offs[0] = offs[0], ld.offs[1] = offs[1];
+  ld.bar = w;
+  ld.bytes = bytes;
+  ld.file = file;
+  ld.line = line;
+  IgnoreScope ig;
+  b.tma_loads.push_back(ld);
 }
 
 // ---- atomics: real atomics, since blocks run on several OS threads -----------------------------------------------
@@ -1680,6 +1881,8 @@ inline unsigned activemask() { return detail::activemask(); }
 #define __constant__
 #undef __managed__
 #define __managed__
+#undef __grid_constant__
+#define __grid_constant__
 
 #define threadIdx (::pyconv_emu::detail::thread_idx())
 #define blockIdx (::pyconv_emu::detail::block_idx())

@@ -23,6 +23,7 @@
 
 #include "../common/cuda_common.cuh"
 #include "../common/mbarrier.cuh"
+#include "../common/tma.cuh"
 #include "../common/warp_mma.cuh"
 #include "../common/warpgroup_mma.cuh"
 
@@ -285,6 +286,37 @@ __global__ void mbarrier_ring_kernel(const float* in, float* out) {
       mbarrier_arrive(&empty[s]);
     }
     for (int e = 0; e < 4; ++e) out[(blockIdx.x * 128 + t) * 4 + e] = acc[e];  // each block its own half
+  }
+}
+
+// TMA (csrc/common/tma.cuh): thread 0 posts the bytes of two loads on one mbarrier and issues an im2col load of
+// kTmaPixels pixels × 64 channels (A) and a tiled load of 16 rows × 64 channels (B); everyone waits on the barrier
+// and copies the two tiles out un-swizzled (chunk c of row r sits at chunk position c ^ (r mod 8)), A's rows first.
+constexpr int kTmaPixels = 64, kTmaBRows = 16;
+struct TmaSelftestMaps {
+  TmaDesc a, b;
+};
+__global__ void tma_kernel(const __grid_constant__ TmaSelftestMaps maps, __half* out, int c, int w, int h, int n,
+                           int off_w, int off_h, int b_tap) {
+  PYCONV_EXTERN_SHARED(unsigned char, raw);
+  unsigned char* tiles = raw + ((1024u - smem_window_addr(raw) % 1024u) % 1024u);  // 1024-aligned: the swizzle's unit
+  uint64_t* bar = reinterpret_cast<uint64_t*>(tiles + (kTmaPixels + kTmaBRows) * 128);
+  const uint32_t a_addr = smem_window_addr(tiles), b_addr = a_addr + kTmaPixels * 128;
+  if (threadIdx.x == 0) {
+    mbarrier_init(bar, 1);
+    mbarrier_init_fence();
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    mbarrier_arrive_expect_tx(bar, (kTmaPixels + kTmaBRows) * 128);
+    tma_load_im2col_4d(a_addr, &maps.a, bar, c, w, h, n, uint16_t(off_w), uint16_t(off_h));
+    tma_load_tiled_3d(b_addr, &maps.b, bar, 0, b_tap, 0);
+  }
+  mbarrier_wait_parity(bar, 0);
+  const __half* t = reinterpret_cast<const __half*>(tiles);
+  for (int i = threadIdx.x; i < (kTmaPixels + kTmaBRows) * 64; i += blockDim.x) {
+    const int row = i / 64, e = i % 64;
+    out[i] = t[row * 64 + (((e / 8) ^ (row % 8)) * 8) + e % 8];
   }
 }
 
@@ -756,6 +788,77 @@ inline std::string test_mbarrier_ring() {
   return "";
 }
 
+// The TMA self-test's host side. A = rows m0 .. m0 + 63 of the im2col matrix of a convolution chosen to exercise what
+// the descriptor encodes: 2 images of 5 × 7 pixels, 40 channels (a zero tail to 64), stride (h 2, w 1), dilation
+// (1, 2), padding top 1, left 0, bottom 1, right 1 (asymmetric, H ≠ W: a swapped H/W order in a corner, a stride or
+// an offset shows), tap (r 2, s 1) (offsets h 2, w 2); m0 = 3 (a load that starts mid-row, crosses into the second
+// image and runs past the last output pixel into zeros). The expected rows come from the convolution's definition —
+// output pixel m = (n, oh, ow) reads x[n][oh·2 − 1 + r][ow − 0 + 2s][c] — not from the walk. B = filter rows 0..15 of
+// a {40 channels, 6 taps, 10 rows} tensor at tap 5 (rows past 10 and channels past 40 zero).
+inline std::string test_tma() {
+#ifndef PYCONV_EMULATION
+  int dev = 0, major = 0;
+  cudaGetDevice(&dev);
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
+  if (major < 9) return "TMA needs a compute capability 9.0 GPU";
+#endif
+  constexpr int N = 2, H = 5, W = 7, C = 40, R = 3, S = 2, sh = 2, sw = 1, dh = 1, dw = 2, pt = 1, pl = 0, pb = 1, pr = 1;
+  constexpr int P = (H + pt + pb - (R - 1) * dh - 1) / sh + 1, Q = (W + pl + pr - (S - 1) * dw - 1) / sw + 1;
+  constexpr int r = 2, sx = 1, m0 = 3, K = 10, taps = 6, tap = 5;
+  Buf<__half> x(size_t(N) * H * W * C), f(size_t(K) * taps * C), out(size_t(kTmaPixels + kTmaBRows) * 64);
+  for (size_t i = 0; i < x.host.size(); ++i) x.host[i] = __float2half(float(int(i % 1021) - 510));  // exact in half
+  for (size_t i = 0; i < f.host.size(); ++i) f.host[i] = __float2half(float(int(i % 997) - 498));
+  for (auto& v : out.host) v = __float2half(-9999.0f);
+#ifndef PYCONV_EMULATION
+  cudaMemcpy(x.dev, x.host.data(), x.host.size() * sizeof(__half), cudaMemcpyHostToDevice);
+  cudaMemcpy(f.dev, f.host.data(), f.host.size() * sizeof(__half), cudaMemcpyHostToDevice);
+  cudaMemcpy(out.dev, out.host.data(), out.host.size() * sizeof(__half), cudaMemcpyHostToDevice);
+#endif
+  TmaSelftestMaps maps{};
+  TmaIm2colSpec sa{};
+  sa.base = x.dev;
+  sa.dims[0] = C, sa.dims[1] = W, sa.dims[2] = H, sa.dims[3] = N;
+  sa.strides[0] = C * 2, sa.strides[1] = uint64_t(W) * C * 2, sa.strides[2] = uint64_t(H) * W * C * 2;
+  sa.lower[0] = -pl, sa.lower[1] = -pt;
+  sa.upper[0] = -pl + (Q - 1) * sw + 1 - W, sa.upper[1] = -pt + (P - 1) * sh + 1 - H;
+  sa.elem_strides[0] = sw, sa.elem_strides[1] = sh;
+  sa.pixels = kTmaPixels;
+  std::string why = tma_encode_im2col(&maps.a, sa);
+  if (!why.empty()) return "tma: the im2col map " + why;
+  TmaTiledSpec sb{};
+  sb.base = f.dev;
+  sb.dims[0] = C, sb.dims[1] = taps, sb.dims[2] = K;
+  sb.strides[0] = C * 2, sb.strides[1] = uint64_t(taps) * C * 2;
+  sb.box[0] = 64, sb.box[1] = 1, sb.box[2] = kTmaBRows;
+  why = tma_encode_tiled(&maps.b, sb);
+  if (!why.empty()) return "tma: the tiled map " + why;
+  const int n0 = m0 / (P * Q), oh0 = m0 / Q % P, ow0 = m0 % Q;
+  const size_t smem = (kTmaPixels + kTmaBRows) * 128 + 8 + 1024;
+  std::string e = launch_error(launch(tma_kernel, dim3(1), dim3(128), smem, nullptr, maps, out.dev, 0,
+                                      ow0 * sw - pl, oh0 * sh - pt, n0, sx * dw, r * dh, tap));
+  if (!e.empty()) return e;
+  const std::vector<__half>& o = out.get();
+  for (int p = 0; p < kTmaPixels; ++p)
+    for (int c = 0; c < 64; ++c) {
+      const int m = m0 + p, n = m / (P * Q), oh = m / Q % P, ow = m % Q;
+      const int ih = oh * sh - pt + r * dh, iw = ow * sw - pl + sx * dw;
+      const bool in = n < N && c < C && ih >= 0 && ih < H && iw >= 0 && iw < W;
+      const float ref = in ? __half2float(x.host[((size_t(n) * H + ih) * W + iw) * C + c]) : 0.0f;
+      const float got = __half2float(o[size_t(p) * 64 + c]);
+      PYCONV_SELFTEST_CHECK(got == ref, "tma: im2col row " + std::to_string(p) + " (output pixel " + std::to_string(m) +
+                                            ") channel " + std::to_string(c) + " expected " + std::to_string(ref) +
+                                            ", got " + std::to_string(got));
+    }
+  for (int row = 0; row < kTmaBRows; ++row)
+    for (int c = 0; c < 64; ++c) {
+      const float ref = row < K && c < C ? __half2float(f.host[(size_t(row) * taps + tap) * C + c]) : 0.0f;
+      const float got = __half2float(o[size_t(kTmaPixels + row) * 64 + c]);
+      PYCONV_SELFTEST_CHECK(got == ref, "tma: tiled row " + std::to_string(row) + " channel " + std::to_string(c) +
+                                            " expected " + std::to_string(ref) + ", got " + std::to_string(got));
+    }
+  return "";
+}
+
 // Seeded bugs: return the launch's error text ("" if the launch — wrongly — succeeded). Most take one output array
 // of `threads` elements and one block.
 template <typename T>
@@ -830,6 +933,7 @@ inline const std::vector<SelfTest>& selftests() {
       {"wgmma", "feature", "", test_wgmma},
       {"wgmma_mn", "feature", "", test_wgmma_mn},
       {"mbarrier_ring", "feature", "", test_mbarrier_ring},
+      {"tma", "feature", "", test_tma},
       {"early_return", "emulator_bug", "returned while", bug_early_return},
       {"divergent_barrier", "emulator_bug", "but thread", bug_divergent_barrier},
       {"full_mask_partial_warp", "emulator_bug", "names lanes that do not exist", bug_full_mask_partial_warp},
