@@ -138,7 +138,8 @@ TC_WS_TILE = re.compile(r"TcWsTile<(\d+), (\d+), (\d+)(?:, \d+)?>")
 
 def launch_config(name):
     m = TC_WS_TILE.search(name)
-    if m and ("tc_wgmma_ws_conv_kernel" in name or "tc_wgmma_ws_wgrad_kernel" in name or "tc_wgmma_tma_conv_kernel" in name):
+    if m and ("tc_wgmma_ws_conv_kernel" in name or "tc_wgmma_ws_wgrad_kernel" in name or "tc_wgmma_tma_conv_kernel" in name
+                  or "tc_wgmma_tma_wgrad_kernel" in name):
         bm, bn, stages = map(int, m.groups())
         # a producer warpgroup + one consumer warpgroup per 64 rows; the stages, the epilogue's staging tile,
         # 2·stages mbarriers, 1 KiB of slack

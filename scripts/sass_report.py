@@ -113,7 +113,10 @@ def parse(sass: str):
                     op += "".join(f".{t}" for t in ("tnspA", "tnspB") if f".{t}" in line)
                 current[op] += 1
                 addr = int(ADDR.search(line).group(1), 16)
-                t = BRANCH_TARGET.search(line) if op.startswith("BRA") else None
+                # (a BRA.U.ANY back edge closes a "waterfall" loop, which ptxas wraps around an instruction taking
+                # uniform registers — UTMALDG — in case the values differ across the warp: it runs once when they
+                # do not, so it is no main loop)
+                t = BRANCH_TARGET.search(line) if op.startswith("BRA") and not op.startswith("BRA.U.ANY") else None
                 target = int(t.group(1), 16) if t and int(t.group(1), 16) < addr else None
                 current.code.append((addr, op, target))
     return kernels

@@ -119,3 +119,13 @@ def test_main_loop_budgets_measure_the_innermost_loop():
     assert mod.loop_size(mod.parse("\tarch = sm_90a\n\t\tFunction : j\n" + body[0])[("sm_90a", "j")], "mma") is None
     row = mod.classify(ops)
     assert row["copy loop"] == 6 and row["mma loop"] == 10
+    # a TMA producer's loop: the UTMALDG sits in ptxas's waterfall (ELECT .. BRA.U.ANY back), which runs once and
+    # is no main loop; the loop measured is the one around it
+    tma = [ins(0x10, "SYNCS.PHASECHK.TRANS64.TRYWAIT P0, [R1+URZ], R2"),     # producer loop: 0x10 .. 0x60
+           ins(0x20, "@P0 ELECT P2, URZ, PT"),                              # waterfall: 0x20 .. 0x40
+           ins(0x30, "UTMALDG.4D.IM2COL [UR8], [UR6], UR18"),
+           ins(0x40, "@P0 BRA.U.ANY 0x20"),
+           ins(0x50, "VIADD R7, R7, 0x1"),
+           ins(0x60, "@P1 BRA 0x10")]
+    ops = mod.parse("\tarch = sm_90a\n\t\tFunction : t\n" + "".join(tma))[("sm_90a", "t")]
+    assert mod.loop_size(ops, "copy") == 6

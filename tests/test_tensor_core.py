@@ -447,12 +447,19 @@ TMA_GEOMS = dict(
     groups2_c64=((1, 128, 5, 6), (128, 64, 3, 3), 1, 1, 1, 2),
     # the walk wrapping from image to image in the middle of a 128-pixel load, stride 2 (traversal stride)
     images_s2=((3, 16, 9, 7), (24, 16, 3, 3), 2, 1, 1, 1),
+    # 64-channel multiples, which wgrad's TMA kernel needs (one tap per 64 GEMM columns): strided 3×3 over three
+    # images; a 1×1 whose 128 columns are two channel blocks of one tap; non-square, asymmetric stride, padding and
+    # dilation (a W/H mix-up in the maps' corners, strides or offsets shows in all three directions)
+    c64_s2=((3, 64, 9, 7), (32, 64, 3, 3), 2, 1, 1, 1),
+    c128_1x1=((2, 128, 5, 6), (72, 128, 1, 1), 1, 0, 1, 1),
+    c64_asym=((1, 64, 7, 10), (24, 64, 2, 3), (2, 1), (0, 1), (1, 2), 1),
 )
 
 
 def _tma_expected(geom):
-    """Whether fprop and dgrad of the geometry take the TMA kernel (else the host falls back to the _ws kernel):
-    grouped convolutions need 64-channel groups; dgrad with stride and dilation keeps its divisibility gather."""
+    """Whether fprop, dgrad and wgrad of the geometry take the TMA kernels (else the host falls back to the _ws
+    kernel): grouped convolutions need 64-channel groups; dgrad with stride and dilation keeps its divisibility
+    gather; wgrad needs 64-channel multiples (C/g padded to 8)."""
     xs, ws, stride, padding, dilation, groups = TMA_GEOMS[geom]
     two = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
     cp = -(-(xs[1] // groups) // 8) * 8
@@ -460,14 +467,14 @@ def _tma_expected(geom):
     fprop = groups == 1 or cp % 64 == 0
     strided, dilated = max(two(stride)) > 1, max(two(dilation)) > 1
     dgrad = (groups == 1 or kp % 64 == 0) and not (strided and dilated)
-    return fprop, dgrad
+    return fprop, dgrad, cp % 64 == 0
 
 
 def _tma_cases():
     for geom in TMA_GEOMS:
         yield pytest.param(geom, torch.float16, "tensor_core_wgmma_tma", id=f"{geom}-f16-tma")
     for algo in ("tensor_core_wgmma_tma_128x128", "tensor_core_wgmma_tma_128x256", "tensor_core_wgmma_tma_128x64"):
-        for geom in ("deep_k", "images_s2", "k4x3_stride2x3"):
+        for geom in ("deep_k", "images_s2", "c64_s2"):
             yield pytest.param(geom, torch.float16, algo, id=f"{geom}-f16-{algo}")
     yield pytest.param("deep_k", torch.bfloat16, "tensor_core_wgmma_tma", id="deep_k-bf16-tma")
 
@@ -476,10 +483,10 @@ def _tma_cases():
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
 @pytest.mark.parametrize("geom,dtype,algo", list(_tma_cases()))
 def test_wgmma_tma(geom, dtype, algo, device, backend):
-    """fprop and dgrad with the TMA unit as producer (one thread issues an im2col load of the tile's pixels and a
-    tiled load of the filter per reduction tile) against float64 torch; the launch log names the TMA tile where the
-    maps describe the problem and the warp-specialised tile of the same shape where the host falls back (64-channel
-    groups only; no strided-and-dilated dgrad); wgrad runs the warp-specialised kernel under the TMA names."""
+    """fprop, dgrad and wgrad with the TMA unit as producer (one thread issues the im2col load of the tile's pixels
+    and the tiled load of the filter — wgrad: of dy — per reduction tile) against float64 torch; the launch log names
+    the TMA tile where the maps describe the problem and the warp-specialised tile of the same shape where the host
+    falls back (64-channel groups only; no strided-and-dilated dgrad; wgrad 64-channel multiples only)."""
     x, w, b, kw = _operands(TMA_GEOMS[geom], dtype, device)
     xd, wd, bd = (t.double().requires_grad_() for t in (x, w, b))
     ref = F.conv2d(xd, wd, bd, **kw)
@@ -491,19 +498,38 @@ def test_wgmma_tma(geom, dtype, algo, device, backend):
     fwd = _launches(backend)
     y.backward(go)
     bwd = _launches(backend)
-    tma_fprop, tma_dgrad = _tma_expected(geom)
+    tma_fprop, tma_dgrad, tma_wgrad = _tma_expected(geom)
     kind = lambda ok: "tensor_core_wgmma_tma_" if ok else "tensor_core_wgmma_ws_"  # noqa: E731
     assert fwd and all(t.startswith(kind(tma_fprop)) for t, _ in fwd), fwd
-    # dgrad (one launch per sub-pixel phase when strided), then wgrad (always the warp-specialised kernel)
+    # dgrad (one launch per sub-pixel phase when strided), then wgrad
     assert len(bwd) >= 2 and all(t.startswith(kind(tma_dgrad)) for t, _ in bwd[:-1]), bwd
-    assert bwd[-1][0].startswith("tensor_core_wgmma_ws_"), bwd
+    assert bwd[-1][0].startswith(kind(tma_wgrad)), bwd
     if algo != "tensor_core_wgmma_tma":
         shape = algo.rsplit("_", 1)[1]
-        assert all(t.endswith(shape) for t, _ in fwd + bwd[:-1]), (fwd, bwd)
+        assert all(t.endswith(shape) for t, _ in fwd + bwd), (fwd, bwd)
     _close(y, ref, dtype)
     _close(xx.grad, xd.grad, dtype)
     _close(ww.grad, wd.grad, dtype)
     _close(bb.grad, bd.grad, dtype)
+
+
+@pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
+@pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
+def test_wgmma_tma_wgrad_split_k(device, backend):
+    """wgrad on the TMA kernel with its N·P·Q reduction (12 tiles of 64 rows, the last one partial: rows past N·P·Q
+    read zero from both maps) split over slices summed in a fixed order (bit-identical on a second run), and the
+    heuristic's 64×128 tile for ≤ 64 output channels."""
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    x, w, _, kw = _operands(((4, 64, 14, 13), (36, 64, 1, 1), 1, 0, 1, 1), torch.float16, device)
+    go = torch.randn(4, 36, 14, 13, device=device).half().contiguous(memory_format=torch.channels_last)
+    wd = w.double().requires_grad_()
+    F.conv2d(x.double(), wd, None, **kw).backward(go.double())
+    _launches(backend)
+    dw = ops.conv2d_wgrad(go, x, list(w.shape), [1, 1], [0, 0], [1, 1], 1, "tensor_core_wgmma_tma")
+    log = _launches(backend)
+    assert [t for t, _ in log] == ["tensor_core_wgmma_tma_64x128"] and log[0][1] > 1, log
+    _close(dw, wd.grad, torch.float16)
+    assert torch.equal(dw, ops.conv2d_wgrad(go, x, list(w.shape), [1, 1], [0, 0], [1, 1], 1, "tensor_core_wgmma_tma"))
 
 
 @pytest.mark.skipif(not pyconv.build_info()["emulator"], reason="pyconv built without the emulator")

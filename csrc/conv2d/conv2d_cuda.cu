@@ -200,7 +200,7 @@ decltype(auto) with_wg_tile(const std::string& tile, F&& f) {
 template <typename T>
 TcTileShape tc_tile_shape(const std::string& tile) {
   if (is_ws(tile)) return with_ws_tile(tile, [](auto t) { return tc_wg_tile_shape<decltype(t)>(); });
-  if (is_tma(tile)) return with_tma_tile(tile, [](auto t) { return tc_wg_tile_shape<decltype(t)>(); });
+  if (is_tma(tile)) return tc_tile_shape<T>(tma_to_ws(tile));  // (the same block shapes)
   if (is_wgmma(tile)) return with_wg_tile(tile, [](auto t) { return tc_wg_tile_shape<decltype(t)>(); });
   return with_tile(tile, [](auto t) { return tc_tile_shape<T, decltype(t)>(); });
 }
@@ -214,8 +214,11 @@ TcTileShape tc_tile_shape(const std::string& tile) {
 // The wgmma rung (not yet measured on a GPU): the same rule on its tiles, 128×128 as _s3 (two blocks per SM, the
 // fprop/dgrad finding).
 std::string tc_wgrad_tile(const std::string& algo, int64_t kg, int64_t gemm_n, int64_t groups) {
-  // (wgrad has no TMA kernel: its operands are MN-major gathers; the TMA names run the warp-specialised kernels)
-  if (is_tma(algo)) return tc_wgrad_tile(tma_to_ws(algo), kg, gemm_n, groups);
+  // the TMA names: the warp-specialised kernels' tile rule (tc_wgmma_tma_wgrad_kernel runs on their tiles)
+  if (is_tma(algo)) {
+    const std::string ws = tc_wgrad_tile(tma_to_ws(algo), kg, gemm_n, groups);
+    return "tensor_core_wgmma_tma" + ws.substr(std::string("tensor_core_wgmma_ws").size());
+  }
   if (algo == "tensor_core_wgmma_ws") return algo + (kg <= 64 ? "_64x128" : gemm_n <= 64 ? "_128x64" : "_128x128");
   if (algo == "tensor_core_wgmma") {
     if (kg <= 64) return "tensor_core_wgmma_64x64";
@@ -289,12 +292,59 @@ std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, const
   return algo;
 }
 
+// The im2col map of the NHWC tensor `a` ([N][AH][AW][channels], channel stride 1) walked over an OH × OW output grid
+// of loads of `pixels` pixels: the bounding box runs from `lower` (the source pixel of output (0, 0) at tap offset 0)
+// to the last output's source pixel, so the walk visits exactly the outputs of each image, then the next image.
+// "" and `map` encoded, or why the map cannot describe it.
+template <typename T>
+std::string tma_im2col_map(const at::Tensor& a, int64_t lower_h, int64_t lower_w, int64_t out_h, int64_t out_w,
+                           int64_t stride_h, int64_t stride_w, int64_t pixels, TmaDesc* map) {
+  if (a.dim() != 4 || a.stride(3) != 1 || a.size(0) >= (int64_t(1) << 31)) return "needs a channels-last source";
+  TmaIm2colSpec sa{};
+  sa.base = a.data_ptr();
+  sa.dims[0] = uint64_t(a.size(3)), sa.dims[1] = uint64_t(a.size(2)), sa.dims[2] = uint64_t(a.size(1));
+  sa.dims[3] = uint64_t(a.size(0));
+  sa.strides[0] = uint64_t(a.stride(2)) * sizeof(T), sa.strides[1] = uint64_t(a.stride(1)) * sizeof(T);
+  sa.strides[2] = uint64_t(a.stride(0)) * sizeof(T);
+  const int64_t upper_h = lower_h + (out_h - 1) * stride_h + 1 - a.size(1);
+  const int64_t upper_w = lower_w + (out_w - 1) * stride_w + 1 - a.size(2);
+  for (int64_t v : {lower_h, lower_w, upper_h, upper_w})
+    if (v < -128 || v > 127) return "padding or filter extent outside the im2col corners' range [-128, 127]";
+  sa.lower[0] = int(lower_w), sa.lower[1] = int(lower_h), sa.upper[0] = int(upper_w), sa.upper[1] = int(upper_h);
+  sa.elem_strides[0] = uint32_t(stride_w), sa.elem_strides[1] = uint32_t(stride_h);
+  sa.pixels = uint32_t(pixels);
+  sa.bf16 = std::is_same<T, __nv_bfloat16>::value;
+  const std::string why = tma_check_im2col(sa);
+  if (!why.empty()) return why;
+  // past the documented limits, which the checks mirror: a refusal now is a bug worth an error
+  const std::string err = tma_encode_im2col(map, sa);
+  TORCH_CHECK(err.empty(), "pyconv: the im2col tensor map ", err);
+  return "";
+}
+
+// The tiled map of a dense 16-bit tensor {d0, d1, d2} (element strides s1 of d1, s2 of d2) in boxes of
+// 64 × 1 × `rows` (fprop/dgrad's filter: {ca, R·S, groups·gemm_n}) or 64 × 64 × 1 (wgrad's dy: {groups·kp, N·P·Q, 1}).
+template <typename T>
+std::string tma_tiled_map(const void* base, int64_t d0, int64_t d1, int64_t d2, int64_t s1, int64_t s2, uint32_t box1,
+                          uint32_t box2, TmaDesc* map) {
+  TmaTiledSpec sb{};
+  sb.base = base;
+  sb.dims[0] = uint64_t(d0), sb.dims[1] = uint64_t(d1), sb.dims[2] = uint64_t(d2);
+  sb.strides[0] = uint64_t(s1) * sizeof(T), sb.strides[1] = uint64_t(s2) * sizeof(T);
+  sb.box[0] = 64, sb.box[1] = box1, sb.box[2] = box2;
+  sb.bf16 = std::is_same<T, __nv_bfloat16>::value;
+  const std::string why = tma_check_common(sb.base, sb.dims, 3, sb.strides);
+  if (!why.empty()) return why;
+  const std::string err = tma_encode_tiled(map, sb);
+  TORCH_CHECK(err.empty(), "pyconv: the tiled tensor map ", err);
+  return "";
+}
+
 // The TMA maps of a fprop/dgrad GEMM (cuda_tensor_core_sm90.cuh, tc_wgmma_tma_conv_kernel): "" and `maps` filled,
 // or why the maps cannot describe it — then the caller runs the warp-specialised kernel of the same tile instead.
-// A: the NHWC source `a` ({groups·ca, AW, AH, N}, contiguous channels) as an im2col map of BM-pixel loads whose
-// bounding box is the output grid's: from `lower` (−pad; dgrad: pad − (R − 1)·dil, the flipped taps) to the last
-// output's source pixel, so the walk visits exactly the OH × OW outputs of each image. B: `b` ([g][gemm_n][R·S·ca])
-// as a tiled map {ca, R·S, groups·gemm_n} with boxes of 64 channels × 1 tap × BN rows.
+// A: the NHWC source `a` (groups·ca channels) by BM-pixel im2col loads whose box starts at −pad (dgrad:
+// pad − (R − 1)·dil, the flipped taps). B: `b` ([g][gemm_n][R·S·ca]) as {ca, R·S, groups·gemm_n} in boxes of
+// 64 channels × 1 tap × BN rows.
 template <typename T>
 std::string tma_prepare(const cuda::TcConvParams<T>& pr, bool dgrad, const at::Tensor& a, const at::Tensor& b,
                         int64_t bm, int64_t bn, cuda::TcTmaMaps* maps) {
@@ -305,40 +355,37 @@ std::string tma_prepare(const cuda::TcConvParams<T>& pr, bool dgrad, const at::T
            "next group)";
   if ((pr.R - 1) * int64_t(pr.dil_h) > 127 || (pr.S - 1) * int64_t(pr.dil_w) > 127)
     return "tap offsets ((R - 1)·dilation) above 127";
-  if (a.stride(3) != 1 || a.size(3) != pr.groups * pr.ca || pr.N >= (int64_t(1) << 31))
-    return "needs a channels-last source with groups·ca channels";
+  if (a.size(3) != pr.groups * pr.ca) return "needs a source of groups·ca channels";
   const int64_t lower_h = dgrad ? pr.pad_h - int64_t(pr.R - 1) * pr.dil_h : -int64_t(pr.pad_h);
   const int64_t lower_w = dgrad ? pr.pad_w - int64_t(pr.S - 1) * pr.dil_w : -int64_t(pr.pad_w);
-  TmaIm2colSpec sa{};
-  sa.base = a.data_ptr();
-  sa.dims[0] = uint64_t(pr.groups * pr.ca), sa.dims[1] = uint64_t(pr.AW), sa.dims[2] = uint64_t(pr.AH);
-  sa.dims[3] = uint64_t(pr.N);
-  sa.strides[0] = uint64_t(pr.a_sw) * sizeof(T), sa.strides[1] = uint64_t(pr.a_sh) * sizeof(T);
-  sa.strides[2] = uint64_t(pr.a_sn) * sizeof(T);
-  const int64_t upper_h = lower_h + int64_t(pr.OH - 1) * pr.stride_h + 1 - pr.AH;
-  const int64_t upper_w = lower_w + int64_t(pr.OW - 1) * pr.stride_w + 1 - pr.AW;
-  for (int64_t v : {lower_h, lower_w, upper_h, upper_w})
-    if (v < -128 || v > 127) return "padding or filter extent outside the im2col corners' range [-128, 127]";
-  sa.lower[0] = int(lower_w), sa.lower[1] = int(lower_h), sa.upper[0] = int(upper_w), sa.upper[1] = int(upper_h);
-  sa.elem_strides[0] = uint32_t(pr.stride_w), sa.elem_strides[1] = uint32_t(pr.stride_h);
-  sa.pixels = uint32_t(bm);
-  sa.bf16 = std::is_same<T, __nv_bfloat16>::value;
-  std::string why = tma_check_im2col(sa);
+  std::string why = tma_im2col_map<T>(a, lower_h, lower_w, pr.OH, pr.OW, pr.stride_h, pr.stride_w, bm, &maps->a);
   if (!why.empty()) return why;
-  TmaTiledSpec sb{};
-  sb.base = b.data_ptr();
-  sb.dims[0] = uint64_t(pr.ca), sb.dims[1] = uint64_t(pr.R) * pr.S, sb.dims[2] = uint64_t(pr.groups * pr.gemm_n);
-  sb.strides[0] = uint64_t(pr.ca) * sizeof(T), sb.strides[1] = uint64_t(pr.R) * pr.S * pr.ca * sizeof(T);
-  sb.box[0] = 64, sb.box[1] = 1, sb.box[2] = uint32_t(bn);
-  sb.bf16 = sa.bf16;
-  why = tma_check_common(sb.base, sb.dims, 3, sb.strides);
+  why = tma_tiled_map<T>(b.data_ptr(), pr.ca, int64_t(pr.R) * pr.S, pr.groups * pr.gemm_n, pr.ca,
+                         int64_t(pr.R) * pr.S * pr.ca, 1, uint32_t(bn), &maps->b);
   if (!why.empty()) return why;
-  // past the documented limits, which the checks above mirror: a refusal now is a bug worth an error
-  why = tma_encode_im2col(&maps->a, sa);
-  TORCH_CHECK(why.empty(), "pyconv: the im2col tensor map (A) ", why);
-  why = tma_encode_tiled(&maps->b, sb);
-  TORCH_CHECK(why.empty(), "pyconv: the tiled tensor map (B) ", why);
   maps->lower_h = int(lower_h), maps->lower_w = int(lower_w), maps->cc = int(ceil_div(pr.ca, 64));
+  return "";
+}
+
+// wgrad's TMA maps (tc_wgmma_tma_wgrad_kernel): A = dy ({groups·kp, N·P·Q, 1} in 64 × 64 boxes), B = x by 64-pixel
+// im2col loads over the P × Q output grid (fprop's box). B's 64-column blocks must each lie in one tap: cp a multiple
+// of 64.
+std::string tma_wgrad_unsupported(const Conv2dShape& s, int64_t cp) {
+  if (cp % 64 != 0) return "wgrad needs channels per group in multiples of 64 (one tap per 64 GEMM columns)";
+  if ((s.R - 1) * s.dil_h > 127 || (s.S - 1) * s.dil_w > 127) return "tap offsets ((R - 1)·dilation) above 127";
+  return "";
+}
+template <typename T>
+std::string tma_prepare_wgrad(const Conv2dShape& s, const at::Tensor& dy, const at::Tensor& x, int64_t cp,
+                              cuda::TcTmaMaps* maps) {
+  std::string why = tma_wgrad_unsupported(s, cp);
+  if (!why.empty()) return why;
+  why = tma_im2col_map<T>(x, -s.pad_h, -s.pad_w, s.P, s.Q, s.stride_h, s.stride_w, 64, &maps->b);
+  if (!why.empty()) return why;
+  const int64_t npq = s.N * s.P * s.Q;
+  why = tma_tiled_map<T>(dy.data_ptr(), dy.size(3), npq, 1, dy.stride(2), dy.stride(2) * npq, 64, 1, &maps->a);
+  if (!why.empty()) return why;
+  maps->lower_h = int(-s.pad_h), maps->lower_w = int(-s.pad_w), maps->cc = 0;
   return "";
 }
 
@@ -370,7 +417,7 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
   cuda::TcTmaMaps maps{};
   if (is_tma(tile)) {
     const TcTileShape t = tc_tile_shape<T>(tile);
-    if (!tma_prepare(pr, dgrad, a, b, t.bm, t.bn, &maps).empty()) tile = tma_to_ws(tile);
+    if (!tma_prepare<T>(pr, dgrad, a, b, t.bm, t.bn, &maps).empty()) tile = tma_to_ws(tile);
   }
   const TcTileShape ts = tc_tile_shape<T>(tile);
   // reduction tiles: TMA's run tap by tap in whole 64-channel chunks; the gather loader's pack R·S·ca densely
@@ -493,7 +540,9 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   const at::Tensor dy = nhwc_padded(grad_output, s.groups, kp);
   const at::Tensor x = nhwc_padded(input, s.groups, cp);
   const int64_t gemm_n = s.R * s.S * cp;
-  const std::string tile = tc_wgrad_tile(algo, s.Kg(), gemm_n, s.groups);
+  std::string tile = tc_wgrad_tile(algo, s.Kg(), gemm_n, s.groups);
+  cuda::TcTmaMaps maps{};
+  if (is_tma(tile) && !tma_prepare_wgrad<T>(s, dy, x, cp, &maps).empty()) tile = tma_to_ws(tile);
   const TcTileShape ts = tc_tile_shape<T>(tile);
   const bool wgmma = is_wgmma(tile);
   // Split-K: enough slices of the N·P·Q reduction to fill every SM (two blocks each for rung 3; the wgmma tile's
@@ -529,7 +578,13 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
       auto run = [&](auto t) {
         return cuda::launch_tc_wgmma_wgrad<T, decltype(t)>(pr, dwp, strides4(dw), current_stream());
       };
-      check_launch(is_ws(tile) ? with_ws_tile(tile, run) : with_wg_tile(tile, run), "conv2d_wgrad tensor_core_wgmma");
+      auto run_tma = [&](auto t) {
+        return cuda::launch_tc_wgmma_tma_wgrad<T, decltype(t)>(pr, maps, dwp, strides4(dw), current_stream());
+      };
+      check_launch(is_tma(tile)  ? with_ws_tile(tma_to_ws(tile), run_tma)
+                   : is_ws(tile) ? with_ws_tile(tile, run)
+                                 : with_wg_tile(tile, run),
+                   "conv2d_wgrad tensor_core_wgmma");
     }
     return;
   }

@@ -434,7 +434,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
 struct TcTmaMaps {
   TmaDesc a, b;
   int lower_h, lower_w;  // first source row / column of output pixel (0, 0) at tap offset 0
-  int cc;                // 64-channel chunks per tap
+  int cc;                // 64-channel chunks per tap (fprop/dgrad)
 };
 
 template <typename T, typename Tile, bool kDgrad>
@@ -509,6 +509,77 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
 #endif
 }
 
+// wgrad with the TMA unit as producer: tc_wgmma_ws_wgrad_kernel's consumers (MN-major operands) fed per reduction
+// tile of 64 output pixels npq0 .. npq0 + 63 by BM/64 + BN/64 loads of 64 rows × 64 elements each, which land in
+// exactly the MN-major blocks the descriptors read (64 reduction rows of 128 bytes, 128-byte swizzled, 8 KiB apart):
+//   A block j (output channels m0 + 64j ..): a tiled load of dy viewed as {groups·kp, N·P·Q, 1} at (g·kp + m0 + 64j,
+//     npq0) — rows past N·P·Q read zero; channels past the group's kg only feed dw rows no store writes;
+//   B block j (GEMM columns n0 + 64j .., one tap (r, s) and 64 channels c0 of it: the host requires cp to be a
+//     multiple of 64): an im2col load of x at the walk's first pixel of npq0 and tap offsets (s·dil, r·dil) — fprop's
+//     walk over the output pixels (TcTmaMaps' corners), so pixel npq0 + i of the tile reads x at its tap, zero in the
+//     padding and past the last image. A block past the GEMM's R·S·cp columns loads tap 0 (columns no store writes).
+template <typename T, typename Tile>
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
+    tc_wgmma_tma_wgrad_kernel(TcWgradParams<T> pr, const __grid_constant__ TcTmaMaps maps) {
+#if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
+  __trap();  // see tc_wgmma_conv_kernel
+#else
+  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, kBK = Tile::kBK;
+  constexpr uint32_t kBlockBytes = 64u * kBK * 2u;  // one 64-element-wide MN-major block: the LBO
+  PYCONV_WG_SMEM(smem);
+  T* sA = smem;                      // [STAGES][BM/64][64 rows][64]
+  T* sB = smem + STAGES * BM * kBK;  // [STAGES][BN/64][64 rows][64]
+  uint64_t* full = tc_ws_barriers<Tile>(reinterpret_cast<unsigned char*>(smem));
+  uint64_t* empty = full + STAGES;
+
+  const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
+  const TcWgradRange rg = tc_wgrad_range(pr, kBK);
+  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
+  const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
+  tc_ws_init<Tile>(full, empty, 1);
+  __syncthreads();  // the barriers are initialised before any thread arrives on or waits for them
+
+  if (wg == 0) {
+    if (tid != 0) return;
+    // B's column blocks: channel (in x) and tap offsets of columns n0 + 64j, fixed for the whole reduction
+    int b_c[BN / 64], b_offw[BN / 64], b_offh[BN / 64];
+#pragma unroll
+    for (int j = 0; j < BN / 64; ++j) {
+      const int n = n0 + 64 * j, tap = n < pr.R * pr.S * pr.cp ? n / pr.cp : 0, r = tap / pr.S;
+      b_c[j] = int(rg.g) * pr.cp + (n < pr.R * pr.S * pr.cp ? n - tap * pr.cp : 0);
+      b_offw[j] = (tap - r * pr.S) * pr.dil_w, b_offh[j] = r * pr.dil_h;
+    }
+    const int a_k = int(rg.g) * pr.kp + m0;
+    int s = 0;
+    uint32_t use = 0;
+#pragma unroll 1
+    for (int k = 0; k < rg.KT; ++k) {
+      const uint32_t npq0 = uint32_t(rg.kt0 + k) * 64u;  // < 2^31 (tc_unsupported)
+      const uint32_t n = pr.pq_div.div(npq0), pq = npq0 - n * uint32_t(pr.P) * uint32_t(pr.Q);
+      const uint32_t p = pr.q_div.div(pq), q = pq - p * uint32_t(pr.Q);
+      const int src_h = int(p) * pr.stride_h + maps.lower_h, src_w = int(q) * pr.stride_w + maps.lower_w;
+      if (use > 0) mbarrier_wait_parity(&empty[s], (use - 1) & 1);  // the consumers released the stage's last use
+      mbarrier_arrive_expect_tx(&full[s], uint32_t(Tile::kStageBytes));
+#pragma unroll
+      for (int j = 0; j < BM / 64; ++j)
+        tma_load_tiled_3d(sA_addr + uint32_t(s * BM * 128) + j * kBlockBytes, &maps.a, &full[s], a_k + 64 * j,
+                          int(npq0), 0);
+#pragma unroll
+      for (int j = 0; j < BN / 64; ++j)
+        tma_load_im2col_4d(sB_addr + uint32_t(s * BN * 128) + j * kBlockBytes, &maps.b, &full[s], b_c[j], src_w,
+                           src_h, int(n), uint16_t(b_offw[j]), uint16_t(b_offh[j]));
+      if (++s == STAGES) s = 0, ++use;
+    }
+    return;
+  }
+  float acc[1][Tile::NI][4];
+  tc_ws_consume<T, Tile, true, false>(acc, 0, rg.KT, full, empty,
+                                      wgmma_desc_sw128_mn(sA_addr + uint32_t(wg - 1) * kBlockBytes, kBlockBytes),
+                                      wgmma_desc_sw128_mn(sB_addr, kBlockBytes));
+  tc_wgrad_store<T, 1, Tile::NI>(pr, acc, m0 + (wg - 1) * 64 + (warp % 4) * 16, n0, rg.g, rg.split, tid % 32);
+#endif
+}
+
 #undef PYCONV_WG_SMEM
 
 // The opt-in to more than 48 KiB of dynamic shared memory, once per kernel and device (cudaFuncSetAttribute is a
@@ -561,6 +632,17 @@ cudaError_t launch_tc_wgmma_tma_conv(const TcConvParams<T>& pr, const TcTmaMaps&
                                                            &tc_wgmma_tma_conv_kernel<T, Tile, false>>{});
   if (e != cudaSuccess || pr.ws == nullptr) return e;
   return launch_tc_splitk_reduce(pr, stream);
+}
+
+template <typename T, typename Tile>
+cudaError_t launch_tc_wgmma_tma_wgrad(const TcWgradParams<T>& pr, const TcTmaMaps& maps, T* dw, Strides4 dws,
+                                      cudaStream_t stream) {
+  constexpr size_t smem = tc_wg_smem_bytes<Tile>();
+  constexpr auto kKernel = tc_wgmma_tma_wgrad_kernel<T, Tile>;
+  cudaError_t e = tc_wg_opt_in<kKernel>(smem);
+  if (e == cudaSuccess)
+    e = launch(kKernel, tc_wgrad_grid(pr, Tile::BM, Tile::BN), dim3(Tile::kThreads), smem, stream, pr, maps);
+  return e != cudaSuccess ? e : launch_tc_wgrad_reduce(pr, dw, dws, stream);
 }
 
 template <typename T, typename Tile>
