@@ -36,6 +36,12 @@ def main():
     algos = [a for a in algos if (not only or a in only) and a not in skip]
     # the wgmma rung: compute capability 9.0 with an sm_90a build, 16-bit types
     wg_ok = torch.cuda.get_device_capability() == (9, 0) and "9.0a" in pyconv.build_info()["arch_list"]
+    if wg_ok and any(a.startswith("tensor_core_wgmma_tma") for a in algos) and hasattr(pyconv._C, "gpu_selftest"):
+        # the TMA rungs' own check first: the descriptors' reading of corners, offsets and strides (gpu_selftest tma,
+        # against the convolution's definition) says more about a wrong result below than the result itself
+        res = pyconv._C.gpu_selftest("tma")
+        print(f"{'ok' if res == '' else 'MISMATCH':8s} gpu_selftest tma {res}", flush=True)
+        ok &= res == ""
     for dtype, tol in ((torch.float32, 1e-4), (torch.float16, 2e-2)):
         # odd sizes with groups; a strided 5x5 on 3 channels; depthwise; and one long N·P·Q reduction, which the
         # tensor-core and depthwise wgrad split across blocks (split-K). cl: channels-last operands, for the depthwise
@@ -46,7 +52,8 @@ def main():
                 (2, 6, 9, 7, 8, 3, 1, 1, 2, False), (1, 3, 17, 15, 5, 5, 2, 2, 1, False),
                 (2, 8, 6, 6, 8, 3, 1, 1, 8, False), (4, 16, 32, 32, 16, 3, 1, 1, 1, False),
                 (2, 40, 9, 11, 40, 3, 1, 1, 40, True), (2, 40, 12, 13, 40, 3, 2, 1, 40, True),
-                (2, 16, 10, 9, 16, 5, 1, 2, 16, True), (1, 16, 9, 10, 16, 7, 1, 3, 16, True)]:
+                (2, 16, 10, 9, 16, 5, 1, 2, 16, True), (1, 16, 9, 10, 16, 7, 1, 3, 16, True),
+                (2, 64, 11, 9, 72, 3, 2, 1, 1, False)]:  # 64 channels: the TMA kernels' wgrad too
             mf = torch.channels_last if cl else torch.contiguous_format
             x = torch.randn(N, C, H, W, device="cuda", dtype=dtype).contiguous(memory_format=mf)
             w = torch.randn(K, C // groups, R, R, device="cuda", dtype=dtype) * 0.2

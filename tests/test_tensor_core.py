@@ -365,6 +365,27 @@ WG_TIDS = [b for _, b in WG_TARGETS]
 WG_GEOMS = dict(GEOMS, deep_k=((1, 72, 5, 6), (72, 72, 3, 3), 1, 1, 1, 1))
 
 
+def _run_all_directions(geom, dtype, algo, device, backend):
+    """fprop (with bias) and its backward on `algo` against float64 torch; returns the launch logs of the forward and
+    of the backward (dgrad, one launch per sub-pixel phase when strided, then wgrad)."""
+    x, w, b, kw = _operands(geom, dtype, device)
+    xd, wd, bd = (t.double().requires_grad_() for t in (x, w, b))
+    ref = F.conv2d(xd, wd, bd, **kw)
+    go = torch.randn(ref.shape, device=device).to(dtype)
+    ref.backward(go.double())
+    xx, ww, bb = (t.clone().requires_grad_() for t in (x, w, b))
+    _launches(backend)
+    y = PF.conv2d(xx, ww, bb, **kw, algo=algo, backend=backend)
+    fwd = _launches(backend)
+    y.backward(go)
+    bwd = _launches(backend)
+    _close(y, ref, dtype)
+    _close(xx.grad, xd.grad, dtype)
+    _close(ww.grad, wd.grad, dtype)
+    _close(bb.grad, bd.grad, dtype)
+    return fwd, bwd
+
+
 def _wg_cases():
     # every geometry with the heuristic tile in both 16-bit types; each fixed tile on three geometries
     for geom in WG_GEOMS:
@@ -386,17 +407,7 @@ def test_wgmma_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
     """fprop, dgrad and wgrad (MN-major operands) on the wgmma kernels (the launch log names their tiles), against
     float64 torch. The warp-specialised names: a producer warpgroup and mbarriers, in all three directions (deep_k's
     11 reduction tiles of fprop/dgrad go round the 6-stage ring twice)."""
-    x, w, b, kw = _operands(WG_GEOMS[geom], dtype, device)
-    xd, wd, bd = (t.double().requires_grad_() for t in (x, w, b))
-    ref = F.conv2d(xd, wd, bd, **kw)
-    go = torch.randn(ref.shape, device=device).to(dtype)
-    ref.backward(go.double())
-    xx, ww, bb = (t.clone().requires_grad_() for t in (x, w, b))
-    _launches(backend)
-    y = PF.conv2d(xx, ww, bb, **kw, algo=algo, backend=backend)
-    fwd = _launches(backend)
-    y.backward(go)
-    bwd = _launches(backend)
+    fwd, bwd = _run_all_directions(WG_GEOMS[geom], dtype, algo, device, backend)
     assert fwd and all(t.startswith("tensor_core_wgmma_") for t, _ in fwd), fwd
     # dgrad (one launch per sub-pixel phase when strided), then wgrad: every one a wgmma tile
     assert len(bwd) >= 2 and all(t.startswith("tensor_core_wgmma_") for t, _ in bwd), bwd
@@ -405,10 +416,6 @@ def test_wgmma_fprop_dgrad_wgrad(geom, dtype, algo, device, backend):
             assert all(t.startswith("tensor_core_wgmma_ws_") for t, _ in fwd + bwd), (fwd, bwd)
         else:
             assert all(t == algo for t, _ in fwd + bwd), (fwd, bwd)
-    _close(y, ref, dtype)
-    _close(xx.grad, xd.grad, dtype)
-    _close(ww.grad, wd.grad, dtype)
-    _close(bb.grad, bd.grad, dtype)
 
 
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
@@ -487,17 +494,7 @@ def test_wgmma_tma(geom, dtype, algo, device, backend):
     and the tiled load of the filter — wgrad: of dy — per reduction tile) against float64 torch; the launch log names
     the TMA tile where the maps describe the problem and the warp-specialised tile of the same shape where the host
     falls back (64-channel groups only; no strided-and-dilated dgrad; wgrad 64-channel multiples only)."""
-    x, w, b, kw = _operands(TMA_GEOMS[geom], dtype, device)
-    xd, wd, bd = (t.double().requires_grad_() for t in (x, w, b))
-    ref = F.conv2d(xd, wd, bd, **kw)
-    go = torch.randn(ref.shape, device=device).to(dtype)
-    ref.backward(go.double())
-    xx, ww, bb = (t.clone().requires_grad_() for t in (x, w, b))
-    _launches(backend)
-    y = PF.conv2d(xx, ww, bb, **kw, algo=algo, backend=backend)
-    fwd = _launches(backend)
-    y.backward(go)
-    bwd = _launches(backend)
+    fwd, bwd = _run_all_directions(TMA_GEOMS[geom], dtype, algo, device, backend)
     tma_fprop, tma_dgrad, tma_wgrad = _tma_expected(geom)
     kind = lambda ok: "tensor_core_wgmma_tma_" if ok else "tensor_core_wgmma_ws_"  # noqa: E731
     assert fwd and all(t.startswith(kind(tma_fprop)) for t, _ in fwd), fwd
@@ -507,10 +504,6 @@ def test_wgmma_tma(geom, dtype, algo, device, backend):
     if algo != "tensor_core_wgmma_tma":
         shape = algo.rsplit("_", 1)[1]
         assert all(t.endswith(shape) for t, _ in fwd + bwd), (fwd, bwd)
-    _close(y, ref, dtype)
-    _close(xx.grad, xd.grad, dtype)
-    _close(ww.grad, wd.grad, dtype)
-    _close(bb.grad, bd.grad, dtype)
 
 
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")

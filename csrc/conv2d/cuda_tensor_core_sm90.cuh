@@ -12,7 +12,7 @@
 //     back (or none, with two blocks per SM instead: the 128x128_s3 tile).
 //
 // "tensor_core_wgmma_ws": the same kernels warp-specialised (a producer warpgroup, consumer warpgroups, mbarriers:
-// see "warp-specialised kernels" below).
+// see "warp-specialised kernels" below); "tensor_core_wgmma_tma": those with the TMA unit as producer (see "TMA").
 //
 // wgrad (tc_wgmma_wgrad_kernel): A = dy [npq][k] and B = the gathered x [npq][(r, s, c)] are contiguous along M and
 // N, not along the reduction npq, so their tiles are stored MN-major (64 reduction rows × 64 M or N elements of 128
@@ -273,6 +273,62 @@ __device__ __forceinline__ void tc_ws_consume(float (&acc)[1][Tile::NI][4], int 
   if (KT > 0) mbarrier_arrive(&empty[prev]);  // the last stage too (a next tile may follow)
 }
 
+// A warp-specialised block's dynamic shared memory (from PYCONV_WG_SMEM's 1024-byte aligned base): the ring's A and B
+// stages (128-byte rows, 128-byte swizzled; K-major or MN-major blocks), the epilogue's staging tile, the barriers.
+template <typename T, typename Tile>
+struct TcWsShared {
+  T* sA;  // [STAGES][BM rows (or BM/64 MN-major blocks)][64]
+  T* sB;  // [STAGES][BN rows (or blocks)][64]
+  T* sC;  // the epilogue's staging tile (fprop/dgrad)
+  uint64_t *full, *empty;
+  uint32_t sA_addr, sB_addr;
+  __device__ __forceinline__ explicit TcWsShared(T* smem)
+      : sA(smem),
+        sB(smem + Tile::STAGES * Tile::BM * Tile::kBK),
+        sC(smem + Tile::STAGES * (Tile::BM + Tile::BN) * Tile::kBK),
+        full(tc_ws_barriers<Tile>(reinterpret_cast<unsigned char*>(smem))),
+        empty(full + Tile::STAGES),
+        sA_addr(smem_window_addr(sA)),
+        sB_addr(smem_window_addr(sB)) {}
+};
+
+// The output tiles of a persistent fprop/dgrad kernel (x fastest, as tc_conv_grid numbers them; split-K slices last)
+// and tile t's block; kt_all: the reduction tiles per output tile when the caller counts its own (TMA), else 0.
+template <typename T, typename Tile>
+struct TcWsTiles {
+  int64_t x, y, count;
+  int kt_all;
+  __device__ __forceinline__ TcWsTiles(const TcConvParams<T>& pr, int kt_all_ = 0)
+      : x((pr.N * pr.OH * pr.OW + Tile::BM - 1) / Tile::BM),
+        y((pr.gemm_n + Tile::BN - 1) / Tile::BN),
+        count(x * y * pr.groups * (pr.ws != nullptr ? pr.splits : 1)),
+        kt_all(kt_all_) {}
+  __device__ __forceinline__ TcBlock at(const TcConvParams<T>& pr, int64_t t) const {
+    return tc_block_at(pr, Tile::BM, Tile::BN, Tile::kBK, t % x, int((t / x) % y), t / (x * y), kt_all);
+  }
+};
+
+// The consumer warpgroups of a persistent fprop/dgrad kernel, from ring position `ring` on: warpgroup c = wg − 1
+// computes rows 64c .. 64c + 63 of each of the block's output tiles and writes them through the staging tile. The
+// producer warps never join the epilogue, so the consumers (ids tid − 128) synchronise it by named barrier 1. (With
+// the producers in the epilogue too, the accumulators were live in code both roles ran: 128×256 spilled at the 168
+// registers a thread that 384 threads allow.) kFence: see tc_ws_consume.
+template <typename T, typename Tile, bool kFence>
+__device__ __forceinline__ void tc_ws_conv_consumers(const TcConvParams<T>& pr, const TcWsShared<T, Tile>& sh,
+                                                     const TcWsTiles<T, Tile>& tiles, int ring) {
+  const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
+  const uint64_t da0 = wgmma_desc_sw128(sh.sA_addr + uint32_t(wg - 1) * 64u * 128u), db0 = wgmma_desc_sw128(sh.sB_addr);
+  float acc[1][Tile::NI][4];
+#pragma unroll 1
+  for (int64_t t = blockIdx.x; t < tiles.count; t += gridDim.x) {
+    const TcBlock blk = tiles.at(pr, t);
+    tc_ws_consume<T, Tile, false, kFence>(acc, ring, blk.KT, sh.full, sh.empty, da0, db0);
+    ring += blk.KT;
+    tc_conv_store<T, Tile::BM, Tile::BN, Tile::kConsumers * 128, 1, Tile::NI, 16, Tile::kEpilogueBytes, 1>(
+        pr, acc, sh.sC, blk.m0, blk.n0, blk.g, blk.split, blk.M, (wg - 1) * 64 + (warp % 4) * 16, 0, tid - 128);
+  }
+}
+
 // Persistent: the grid holds at most the resident blocks (pr.persistent_blocks), and each loops over output tiles
 // t = blockIdx.x, blockIdx.x + gridDim.x, … (x fastest, as tc_conv_grid numbers them, so the blocks running at once
 // share B's column tiles). The ring runs on from tile to tile: while the consumers write one tile's epilogue (from
@@ -282,54 +338,31 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
 #if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
   __trap();  // see tc_wgmma_conv_kernel
 #else
-  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, kBK = Tile::kBK;
+  constexpr int BM = Tile::BM, BN = Tile::BN;
   PYCONV_WG_SMEM(smem);
-  T* sA = smem;                      // [STAGES][BM][64], 128-byte swizzled, as in tc_wgmma_conv_kernel
-  T* sB = smem + STAGES * BM * kBK;  // [STAGES][BN][64]
-  T* sC = smem + STAGES * (BM + BN) * kBK;  // the epilogue's staging tile
-  uint64_t* full = tc_ws_barriers<Tile>(reinterpret_cast<unsigned char*>(smem));
-  uint64_t* empty = full + STAGES;
-
-  const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
-  const int64_t tiles_x = (pr.N * pr.OH * pr.OW + BM - 1) / BM, tiles_y = (pr.gemm_n + BN - 1) / BN;
-  const int64_t tiles = tiles_x * tiles_y * pr.groups * (pr.ws != nullptr ? pr.splits : 1);
-  auto block_of = [&](int64_t t) {
-    return tc_block_at(pr, BM, BN, kBK, t % tiles_x, int((t / tiles_x) % tiles_y), t / (tiles_x * tiles_y));
-  };
-  const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
-  tc_ws_init<Tile>(full, empty);
+  const TcWsShared<T, Tile> sh(smem);
+  const TcWsTiles<T, Tile> tiles(pr);
+  tc_ws_init<Tile>(sh.full, sh.empty);
   __syncthreads();  // the barriers are initialised before any thread arrives on or waits for them
 
-  int ring = 0;  // ring position of the next reduction tile, across this block's output tiles
-  if (wg == 0) {
+  const int tid = threadIdx.x;
+  if (tid < 128) {  // warpgroup 0, the producer: the gather loader into the ring, tile after tile
+    int ring = 0;   // ring position of the next reduction tile, across this block's output tiles
 #pragma unroll 1
-    for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
-      const TcBlock blk = block_of(t);
+    for (int64_t t = blockIdx.x; t < tiles.count; t += gridDim.x) {
+      const TcBlock blk = tiles.at(pr, t);
       TcGatherLoader<T, kDgrad, Tile::kProducerThreads, BM, BN, 8> loader;
       loader.init(pr, tid, blk.m0, blk.n0, blk.g, blk.M, blk.kt0);
       tc_ws_produce<Tile>([&](int slot) {
-        loader.load(pr, sA_addr + uint32_t(slot * BM * 128), sB_addr + uint32_t(slot * BN * 128),
+        loader.load(pr, sh.sA_addr + uint32_t(slot * BM * 128), sh.sB_addr + uint32_t(slot * BN * 128),
                     [](int row, int c) { return swz128(row, c, 8); });
-      }, ring, blk.KT, full, empty);
+      }, ring, blk.KT, sh.full, sh.empty);
       ring += blk.KT;
     }
-    tc_ws_produce_tail<Tile>(ring, full);
+    tc_ws_produce_tail<Tile>(ring, sh.full);
     return;
   }
-  // Consumer warpgroup c = wg − 1: rows 64c .. 64c + 63 of each block tile. The producer warps never join the
-  // epilogue, so the consumers (ids tid − 128) synchronise it by named barrier 1. (With the producers in the
-  // epilogue too, the accumulators were live in code both roles ran: 128×256 spilled at the 168 registers a thread
-  // that 384 threads allow.)
-  const uint64_t da0 = wgmma_desc_sw128(sA_addr + uint32_t(wg - 1) * 64u * 128u), db0 = wgmma_desc_sw128(sB_addr);
-  float acc[1][Tile::NI][4];
-#pragma unroll 1
-  for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
-    const TcBlock blk = block_of(t);
-    tc_ws_consume<T, Tile, false>(acc, ring, blk.KT, full, empty, da0, db0);
-    ring += blk.KT;
-    tc_conv_store<T, BM, BN, Tile::kConsumers * 128, 1, Tile::NI, 16, Tile::kEpilogueBytes, 1>(
-        pr, acc, sC, blk.m0, blk.n0, blk.g, blk.split, blk.M, (wg - 1) * 64 + (warp % 4) * 16, 0, tid - 128);
-  }
+  tc_ws_conv_consumers<T, Tile, true>(pr, sh, tiles, 0);
 #endif
 }
 
@@ -376,6 +409,22 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_wgr
 #endif
 }
 
+// The consumer warpgroups of a warp-specialised wgrad block: warpgroup c = wg − 1 computes output channels
+// 64c .. 64c + 63 of the block's tile from MN-major stages (one 64-element block each, 8 KiB apart: the LBO) and
+// writes them (or its split-K slice). kFence: see tc_ws_consume.
+template <typename T, typename Tile, bool kFence>
+__device__ __forceinline__ void tc_ws_wgrad_consumers(const TcWgradParams<T>& pr, const TcWsShared<T, Tile>& sh,
+                                                      const TcWgradRange& rg) {
+  constexpr uint32_t kBlockBytes = 64u * Tile::kBK * 2u;
+  const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
+  float acc[1][Tile::NI][4];
+  tc_ws_consume<T, Tile, true, kFence>(acc, 0, rg.KT, sh.full, sh.empty,
+                                       wgmma_desc_sw128_mn(sh.sA_addr + uint32_t(wg - 1) * kBlockBytes, kBlockBytes),
+                                       wgmma_desc_sw128_mn(sh.sB_addr, kBlockBytes));
+  tc_wgrad_store<T, 1, Tile::NI>(pr, acc, blockIdx.x * Tile::BM + (wg - 1) * 64 + (warp % 4) * 16,
+                                 blockIdx.y * Tile::BN, rg.g, rg.split, tid % 32);
+}
+
 // wgrad, warp-specialised: tc_wgmma_wgrad_kernel's operands, loader and store with tc_wgmma_ws_conv_kernel's roles
 // (a producer warpgroup running the wgrad loader, one consumer warpgroup per 64 output channels).
 template <typename T, typename Tile>
@@ -383,35 +432,24 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
 #if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
   __trap();  // see tc_wgmma_conv_kernel
 #else
-  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, kBK = Tile::kBK;
-  constexpr uint32_t kBlockBytes = 64u * kBK * 2u;  // one 64-element-wide MN-major block: the LBO
+  constexpr int BM = Tile::BM, BN = Tile::BN, kBK = Tile::kBK;
   PYCONV_WG_SMEM(smem);
-  T* sA = smem;                      // [STAGES][BM/64][64 rows][64]
-  T* sB = smem + STAGES * BM * kBK;  // [STAGES][BN/64][64 rows][64]
-  uint64_t* full = tc_ws_barriers<Tile>(reinterpret_cast<unsigned char*>(smem));
-  uint64_t* empty = full + STAGES;
-
-  const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
+  const TcWsShared<T, Tile> sh(smem);
   const TcWgradRange rg = tc_wgrad_range(pr, kBK);
-  const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
-  const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
-  tc_ws_init<Tile>(full, empty);
+  tc_ws_init<Tile>(sh.full, sh.empty);
   __syncthreads();  // the barriers are initialised before any thread arrives on or waits for them
 
-  if (wg == 0) {
+  const int tid = threadIdx.x;
+  if (tid < 128) {
     TcWgradLoader<T, Tile::kProducerThreads, BM, BN, kBK> loader;
-    loader.init(pr, tid, m0, n0, rg.g, rg.kt0);
+    loader.init(pr, tid, blockIdx.x * BM, blockIdx.y * BN, rg.g, rg.kt0);
     tc_ws_produce<Tile>([&](int slot) {
-      loader.load(pr, sA_addr + uint32_t(slot * BM * 128), sB_addr + uint32_t(slot * BN * 128),
+      loader.load(pr, sh.sA_addr + uint32_t(slot * BM * 128), sh.sB_addr + uint32_t(slot * BN * 128),
                   [](int row, int c, int) { return tc_wg_mn_offset(row, c); });
-    }, 0, rg.KT, full, empty);
-    tc_ws_produce_tail<Tile>(rg.KT, full);
+    }, 0, rg.KT, sh.full, sh.empty);
+    tc_ws_produce_tail<Tile>(rg.KT, sh.full);
   } else {
-    float acc[1][Tile::NI][4];
-    tc_ws_consume<T, Tile, true>(acc, 0, rg.KT, full, empty,
-                                 wgmma_desc_sw128_mn(sA_addr + uint32_t(wg - 1) * kBlockBytes, kBlockBytes),
-                                 wgmma_desc_sw128_mn(sB_addr, kBlockBytes));
-    tc_wgrad_store<T, 1, Tile::NI>(pr, acc, m0 + (wg - 1) * 64 + (warp % 4) * 16, n0, rg.g, rg.split, tid % 32);
+    tc_ws_wgrad_consumers<T, Tile, true>(pr, sh, rg);
   }
 #endif
 }
@@ -431,6 +469,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
 // lower = −pad, the tap offset is r·dil. dgrad (stride 1: the host's sub-pixel phases), source pixel
 // (h + pad − r·dil) of dy, i.e. lower = pad − (R − 1)·dil and offset (R − 1 − r)·dil: the same walk over the flipped
 // tap, while B's column stays tap r (the transposed filter's layout, tc_dgrad_weight).
+// (wgrad, tc_wgmma_tma_wgrad_kernel below: `a` is dy's tiled map, `b` x's im2col map, cc unused)
 struct TcTmaMaps {
   TmaDesc a, b;
   int lower_h, lower_w;  // first source row / column of output pixel (0, 0) at tap offset 0
@@ -443,34 +482,21 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
 #if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
   __trap();  // see tc_wgmma_conv_kernel
 #else
-  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, kBK = Tile::kBK;
+  constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES;
   PYCONV_WG_SMEM(smem);
-  T* sA = smem;                             // [STAGES][BM][64], 128-byte swizzled (by the TMA unit)
-  T* sB = smem + STAGES * BM * kBK;         // [STAGES][BN][64]
-  T* sC = smem + STAGES * (BM + BN) * kBK;  // the epilogue's staging tile
-  uint64_t* full = tc_ws_barriers<Tile>(reinterpret_cast<unsigned char*>(smem));
-  uint64_t* empty = full + STAGES;
-
-  const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
-  const int64_t tiles_x = (pr.N * pr.OH * pr.OW + BM - 1) / BM, tiles_y = (pr.gemm_n + BN - 1) / BN;
-  const int64_t tiles = tiles_x * tiles_y * pr.groups * (pr.ws != nullptr ? pr.splits : 1);
-  const int kt_all = pr.R * pr.S * maps.cc;
-  auto block_of = [&](int64_t t) {
-    return tc_block_at(pr, BM, BN, kBK, t % tiles_x, int((t / tiles_x) % tiles_y), t / (tiles_x * tiles_y), kt_all);
-  };
-  const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
-  tc_ws_init<Tile>(full, empty, 1);
+  const TcWsShared<T, Tile> sh(smem);  // (the stages 128-byte swizzled by the TMA unit)
+  const TcWsTiles<T, Tile> tiles(pr, pr.R * pr.S * maps.cc);
+  tc_ws_init<Tile>(sh.full, sh.empty, 1);
   __syncthreads();  // the barriers are initialised before any thread arrives on or waits for them
 
-  int ring = 0;  // ring position of the next reduction tile, across this block's output tiles
-  if (wg == 0) {
-    if (tid != 0) return;
+  if (threadIdx.x < 128) {  // warpgroup 0: one thread issues the loads, the others leave
+    if (threadIdx.x != 0) return;
     constexpr uint32_t kStageBytes = uint32_t(Tile::kStageBytes);  // A's BM rows + B's BN rows of 128 bytes
     int s = 0;
     uint32_t use = 0;
 #pragma unroll 1
-    for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
-      const TcBlock blk = block_of(t);
+    for (int64_t t = blockIdx.x; t < tiles.count; t += gridDim.x) {
+      const TcBlock blk = tiles.at(pr, t);
       // the tile's first output pixel (n, p, q) → the im2col walk's first source pixel at tap offset 0
       const int64_t pq = int64_t(pr.OH) * pr.OW;
       const int n = int(blk.m0 / pq), rem = int(blk.m0 - int64_t(n) * pq), p = rem / pr.OW, q = rem - p * pr.OW;
@@ -480,12 +506,12 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
       int chunk = blk.kt0 % maps.cc, tap = blk.kt0 / maps.cc, r = tap / pr.S, sx = tap - r * pr.S;
 #pragma unroll 1
       for (int k = 0; k < blk.KT; ++k) {
-        if (use > 0) mbarrier_wait_parity(&empty[s], (use - 1) & 1);  // the consumers released the stage's last use
-        mbarrier_arrive_expect_tx(&full[s], kStageBytes);
+        if (use > 0) mbarrier_wait_parity(&sh.empty[s], (use - 1) & 1);  // the consumers released its last use
+        mbarrier_arrive_expect_tx(&sh.full[s], kStageBytes);
         const int ro = kDgrad ? pr.R - 1 - r : r, so = kDgrad ? pr.S - 1 - sx : sx;
-        tma_load_im2col_4d(sA_addr + uint32_t(s * BM * 128), &maps.a, &full[s], c_base + chunk * 64, src_w, src_h,
-                           n, uint16_t(so * pr.dil_w), uint16_t(ro * pr.dil_h));
-        tma_load_tiled_3d(sB_addr + uint32_t(s * BN * 128), &maps.b, &full[s], chunk * 64, tap, b_row);
+        tma_load_im2col_4d(sh.sA_addr + uint32_t(s * BM * 128), &maps.a, &sh.full[s], c_base + chunk * 64, src_w,
+                           src_h, n, uint16_t(so * pr.dil_w), uint16_t(ro * pr.dil_h));
+        tma_load_tiled_3d(sh.sB_addr + uint32_t(s * BN * 128), &maps.b, &sh.full[s], chunk * 64, tap, b_row);
         if (++chunk == maps.cc) {
           chunk = 0, ++tap;
           if (++sx == pr.S) sx = 0, ++r;
@@ -495,17 +521,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     }
     return;
   }
-  // The consumers: exactly tc_wgmma_ws_conv_kernel's (no proxy fence: the TMA unit writes through the async proxy).
-  const uint64_t da0 = wgmma_desc_sw128(sA_addr + uint32_t(wg - 1) * 64u * 128u), db0 = wgmma_desc_sw128(sB_addr);
-  float acc[1][Tile::NI][4];
-#pragma unroll 1
-  for (int64_t t = blockIdx.x; t < tiles; t += gridDim.x) {
-    const TcBlock blk = block_of(t);
-    tc_ws_consume<T, Tile, false, false>(acc, ring, blk.KT, full, empty, da0, db0);
-    ring += blk.KT;
-    tc_conv_store<T, BM, BN, Tile::kConsumers * 128, 1, Tile::NI, 16, Tile::kEpilogueBytes, 1>(
-        pr, acc, sC, blk.m0, blk.n0, blk.g, blk.split, blk.M, (wg - 1) * 64 + (warp % 4) * 16, 0, tid - 128);
-  }
+  // the consumers: the ws kernel's, without the proxy fence (the TMA unit writes through the async proxy)
+  tc_ws_conv_consumers<T, Tile, false>(pr, sh, tiles, 0);
 #endif
 }
 
@@ -525,22 +542,16 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
   __trap();  // see tc_wgmma_conv_kernel
 #else
   constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, kBK = Tile::kBK;
-  constexpr uint32_t kBlockBytes = 64u * kBK * 2u;  // one 64-element-wide MN-major block: the LBO
+  constexpr uint32_t kBlockBytes = 64u * kBK * 2u;  // one 64-element-wide MN-major block
   PYCONV_WG_SMEM(smem);
-  T* sA = smem;                      // [STAGES][BM/64][64 rows][64]
-  T* sB = smem + STAGES * BM * kBK;  // [STAGES][BN/64][64 rows][64]
-  uint64_t* full = tc_ws_barriers<Tile>(reinterpret_cast<unsigned char*>(smem));
-  uint64_t* empty = full + STAGES;
-
-  const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
+  const TcWsShared<T, Tile> sh(smem);
   const TcWgradRange rg = tc_wgrad_range(pr, kBK);
   const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
-  const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
-  tc_ws_init<Tile>(full, empty, 1);
+  tc_ws_init<Tile>(sh.full, sh.empty, 1);
   __syncthreads();  // the barriers are initialised before any thread arrives on or waits for them
 
-  if (wg == 0) {
-    if (tid != 0) return;
+  if (threadIdx.x < 128) {  // warpgroup 0: one thread issues the loads, the others leave
+    if (threadIdx.x != 0) return;
     // B's column blocks: channel (in x) and tap offsets of columns n0 + 64j, fixed for the whole reduction
     int b_c[BN / 64], b_offw[BN / 64], b_offh[BN / 64];
 #pragma unroll
@@ -558,25 +569,21 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
       const uint32_t n = pr.pq_div.div(npq0), pq = npq0 - n * uint32_t(pr.P) * uint32_t(pr.Q);
       const uint32_t p = pr.q_div.div(pq), q = pq - p * uint32_t(pr.Q);
       const int src_h = int(p) * pr.stride_h + maps.lower_h, src_w = int(q) * pr.stride_w + maps.lower_w;
-      if (use > 0) mbarrier_wait_parity(&empty[s], (use - 1) & 1);  // the consumers released the stage's last use
-      mbarrier_arrive_expect_tx(&full[s], uint32_t(Tile::kStageBytes));
+      if (use > 0) mbarrier_wait_parity(&sh.empty[s], (use - 1) & 1);  // the consumers released its last use
+      mbarrier_arrive_expect_tx(&sh.full[s], uint32_t(Tile::kStageBytes));
 #pragma unroll
       for (int j = 0; j < BM / 64; ++j)
-        tma_load_tiled_3d(sA_addr + uint32_t(s * BM * 128) + j * kBlockBytes, &maps.a, &full[s], a_k + 64 * j,
+        tma_load_tiled_3d(sh.sA_addr + uint32_t(s * BM * 128) + j * kBlockBytes, &maps.a, &sh.full[s], a_k + 64 * j,
                           int(npq0), 0);
 #pragma unroll
       for (int j = 0; j < BN / 64; ++j)
-        tma_load_im2col_4d(sB_addr + uint32_t(s * BN * 128) + j * kBlockBytes, &maps.b, &full[s], b_c[j], src_w,
+        tma_load_im2col_4d(sh.sB_addr + uint32_t(s * BN * 128) + j * kBlockBytes, &maps.b, &sh.full[s], b_c[j], src_w,
                            src_h, int(n), uint16_t(b_offw[j]), uint16_t(b_offh[j]));
       if (++s == STAGES) s = 0, ++use;
     }
     return;
   }
-  float acc[1][Tile::NI][4];
-  tc_ws_consume<T, Tile, true, false>(acc, 0, rg.KT, full, empty,
-                                      wgmma_desc_sw128_mn(sA_addr + uint32_t(wg - 1) * kBlockBytes, kBlockBytes),
-                                      wgmma_desc_sw128_mn(sB_addr, kBlockBytes));
-  tc_wgrad_store<T, 1, Tile::NI>(pr, acc, m0 + (wg - 1) * 64 + (warp % 4) * 16, n0, rg.g, rg.split, tid % 32);
+  tc_ws_wgrad_consumers<T, Tile, false>(pr, sh, rg);
 #endif
 }
 
@@ -614,22 +621,23 @@ cudaError_t launch_tc_wgmma_kernel(const TcConvParams<T>& pr, dim3 grid, cudaStr
 
 // The TMA kernel: persistent like the warp-specialised ones (pr.persistent_blocks blocks at most), then split-K's
 // reduce when pr.ws is set.
+template <typename T, typename Tile, bool kDgrad>
+cudaError_t launch_tc_wgmma_tma_kernel(const TcConvParams<T>& pr, const TcTmaMaps& maps, dim3 grid,
+                                       cudaStream_t stream) {
+  constexpr size_t smem = tc_wg_smem_bytes<Tile>();
+  constexpr auto kKernel = tc_wgmma_tma_conv_kernel<T, Tile, kDgrad>;
+  const cudaError_t e = tc_wg_opt_in<kKernel>(smem);
+  return e != cudaSuccess ? e : launch(kKernel, grid, dim3(Tile::kThreads), smem, stream, pr, maps);
+}
 template <typename T, typename Tile>
 cudaError_t launch_tc_wgmma_tma_conv(const TcConvParams<T>& pr, const TcTmaMaps& maps, bool dgrad,
                                      cudaStream_t stream) {
-  constexpr size_t smem = tc_wg_smem_bytes<Tile>();
   const dim3 g = tc_conv_grid(pr, Tile::BM, Tile::BN);
   const int64_t tiles = int64_t(g.x) * g.y * g.z;
   const dim3 grid(static_cast<unsigned>(pr.persistent_blocks > 0 && pr.persistent_blocks < tiles ? pr.persistent_blocks
                                                                                                   : tiles));
-  auto run = [&](auto kernel) {
-    const cudaError_t e = tc_wg_opt_in<decltype(kernel)::value>(smem);
-    return e != cudaSuccess ? e : launch(decltype(kernel)::value, grid, dim3(Tile::kThreads), smem, stream, pr, maps);
-  };
-  const cudaError_t e = dgrad ? run(std::integral_constant<decltype(&tc_wgmma_tma_conv_kernel<T, Tile, true>),
-                                                           &tc_wgmma_tma_conv_kernel<T, Tile, true>>{})
-                              : run(std::integral_constant<decltype(&tc_wgmma_tma_conv_kernel<T, Tile, false>),
-                                                           &tc_wgmma_tma_conv_kernel<T, Tile, false>>{});
+  const cudaError_t e = dgrad ? launch_tc_wgmma_tma_kernel<T, Tile, true>(pr, maps, grid, stream)
+                              : launch_tc_wgmma_tma_kernel<T, Tile, false>(pr, maps, grid, stream);
   if (e != cudaSuccess || pr.ws == nullptr) return e;
   return launch_tc_splitk_reduce(pr, stream);
 }

@@ -1521,14 +1521,15 @@ inline void wgmma_ranges_update(Block& b, uint64_t desc, bool mn, int rows, int 
 // A cp.async into shared memory that a pending wgmma still reads (a write-after-read hazard the deferred copies would
 // otherwise hide: the copy lands only at its own wait, which may come after the wgmma's): on a GPU the tensor cores may
 // read the new data. The fix is a wgmma.wait_group covering that group and a barrier before the stage is reused.
-inline void wgmma_hazard_check(Block& b, const void* dst, int bytes, const char* file, int line) {
+inline void wgmma_hazard_check(Block& b, const void* dst, int bytes, const char* file, int line,
+                               const char* what = "cp.async") {
   const unsigned char* c = static_cast<const unsigned char*>(dst);
   if (c < b.dyn_smem || c >= b.dyn_smem + b.launch->smem) return;
   const uint32_t a = kSmemWindowBase + uint32_t(c - b.dyn_smem);
   IgnoreScope ig;  // bookkeeping, not kernel memory
   for (const Block::WgRange& r : b.wg_ranges)
     if (a < r.hi && a + uint32_t(bytes) > r.lo)
-      fail(std::string("cp.async at ") + where(file, line) + " (" + thread_desc(fiber()) +
+      fail(std::string(what) + " at " + where(file, line) + " (" + thread_desc(fiber()) +
            ") writes shared memory (window bytes " + std::to_string(r.lo) + ".." + std::to_string(r.hi) +
            ") that a wgmma issued at " + where(r.file, r.line) + " still reads: wait for its group " +
            "(wgmma.wait_group) and synchronise before reusing the stage");
@@ -1818,7 +1819,7 @@ inline void tma_load(uint32_t dst_addr, const void* map, void* bar, const int32_
       bad("the first pixel (w " + std::to_string(w0) + ", h " + std::to_string(h0) +
           ") lies outside the im2col bounding box");
   }
-  wgmma_hazard_check(b, dst, int(bytes), file, line);
+  wgmma_hazard_check(b, dst, int(bytes), file, line, "cp.async.bulk.tensor");
   Block::TmaLoad ld{};
   ld.map = m;
   ld.dst = dst;

@@ -759,13 +759,21 @@ inline std::string test_wgmma() { return run_wgmma_test("wgmma", wgmma_kernel, f
 // The MN-major (transposed) operand layout of wgrad's wgmma kernel.
 inline std::string test_wgmma_mn() { return run_wgmma_test("wgmma_mn", wgmma_mn_kernel, true); }
 
-inline std::string test_mbarrier_ring() {
+// "" where the features of compute capability 9.0 exist (always under the emulator), else why `what` cannot run.
+inline std::string needs_cc9(const char* what) {
 #ifndef PYCONV_EMULATION
   int dev = 0, major = 0;
   cudaGetDevice(&dev);
   cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-  if (major < 9) return "mbarrier.try_wait needs a compute capability 9.0 GPU";
+  if (major < 9) return std::string(what) + " needs a compute capability 9.0 GPU";
+#else
+  (void)what;
 #endif
+  return "";
+}
+
+inline std::string test_mbarrier_ring() {
+  if (std::string why = needs_cc9("mbarrier.try_wait"); !why.empty()) return why;
   Buf<float> in(kRingTiles * 128 * 4), out(2 * 128 * 4, -1.0f);
   for (size_t i = 0; i < in.host.size(); ++i) in.host[i] = float(int(i * 7 % 19) - 9);
 #ifndef PYCONV_EMULATION
@@ -796,12 +804,7 @@ inline std::string test_mbarrier_ring() {
 // output pixel m = (n, oh, ow) reads x[n][oh·2 − 1 + r][ow − 0 + 2s][c] — not from the walk. B = filter rows 0..15 of
 // a {40 channels, 6 taps, 10 rows} tensor at tap 5 (rows past 10 and channels past 40 zero).
 inline std::string test_tma() {
-#ifndef PYCONV_EMULATION
-  int dev = 0, major = 0;
-  cudaGetDevice(&dev);
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev);
-  if (major < 9) return "TMA needs a compute capability 9.0 GPU";
-#endif
+  if (std::string why = needs_cc9("TMA"); !why.empty()) return why;
   constexpr int N = 2, H = 5, W = 7, C = 40, R = 3, S = 2, sh = 2, sw = 1, dh = 1, dw = 2, pt = 1, pl = 0, pb = 1, pr = 1;
   constexpr int P = (H + pt + pb - (R - 1) * dh - 1) / sh + 1, Q = (W + pl + pr - (S - 1) * dw - 1) / sw + 1;
   constexpr int r = 2, sx = 1, m0 = 3, K = 10, taps = 6, tap = 5;
