@@ -37,11 +37,13 @@ def main():
     # the wgmma rung: compute capability 9.0 with an sm_90a build, 16-bit types
     wg_ok = torch.cuda.get_device_capability() == (9, 0) and "9.0a" in pyconv.build_info()["arch_list"]
     if wg_ok and any(a.startswith("tensor_core_wgmma_tma") for a in algos) and hasattr(pyconv._C, "gpu_selftest"):
-        # the TMA rungs' own check first: the descriptors' reading of corners, offsets and strides (gpu_selftest tma,
-        # against the convolution's definition) says more about a wrong result below than the result itself
-        res = pyconv._C.gpu_selftest("tma")
-        print(f"{'ok' if res == '' else 'MISMATCH':8s} gpu_selftest tma {res}", flush=True)
-        ok &= res == ""
+        # the TMA rungs' own checks first: the descriptors' reading of corners, offsets and strides (gpu_selftest tma,
+        # against the convolution's definition) and the mixed operand layout of the TMA dgrad kernel (wgmma_kb: A
+        # K-major, B MN-major) say more about a wrong result below than the result itself
+        for name in ("tma", "wgmma_kb"):
+            res = pyconv._C.gpu_selftest(name)
+            print(f"{'ok' if res == '' else 'MISMATCH':8s} gpu_selftest {name} {res}", flush=True)
+            ok &= res == ""
     for dtype, tol in ((torch.float32, 1e-4), (torch.float16, 2e-2)):
         # odd sizes with groups; a strided 5x5 on 3 channels; depthwise; and one long N·P·Q reduction, which the
         # tensor-core and depthwise wgrad split across blocks (split-K). cl: channels-last operands, for the depthwise

@@ -204,7 +204,7 @@ def test_gpu_selftest_names():
     """pyconv._C lists the feature self-tests it can run on a GPU (so a build without the emulator module runs them
     too: scripts/sanitizer_subset.py) — the emulator's feature tests, no seeded bug."""
     assert pyconv._C.gpu_selftests() == [name for name, kind, _ in SELFTESTS if kind == "feature"]
-    assert {"wgmma", "wgmma_mn", "mbarrier_ring"} <= set(pyconv._C.gpu_selftests())
+    assert {"wgmma", "wgmma_mn", "wgmma_kb", "mbarrier_ring"} <= set(pyconv._C.gpu_selftests())
 
 
 def test_sanitizer_bugs_pass_silently_without_a_sanitizer():

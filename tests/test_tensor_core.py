@@ -365,10 +365,12 @@ WG_TIDS = [b for _, b in WG_TARGETS]
 WG_GEOMS = dict(GEOMS, deep_k=((1, 72, 5, 6), (72, 72, 3, 3), 1, 1, 1, 1))
 
 
-def _run_all_directions(geom, dtype, algo, device, backend):
+def _run_all_directions(geom, dtype, algo, device, backend, w_channels_last=False):
     """fprop (with bias) and its backward on `algo` against float64 torch; returns the launch logs of the forward and
     of the backward (dgrad, one launch per sub-pixel phase when strided, then wgrad)."""
     x, w, b, kw = _operands(geom, dtype, device)
+    if w_channels_last:
+        w = w.contiguous(memory_format=torch.channels_last)
     xd, wd, bd = (t.double().requires_grad_() for t in (x, w, b))
     ref = F.conv2d(xd, wd, bd, **kw)
     go = torch.randn(ref.shape, device=device).to(dtype)
@@ -466,35 +468,41 @@ TMA_GEOMS = dict(
 def _tma_expected(geom):
     """Whether fprop, dgrad and wgrad of the geometry take the TMA kernels (else the host falls back to the _ws
     kernel): grouped convolutions need 64-channel groups; dgrad with stride and dilation keeps its divisibility
-    gather; wgrad needs 64-channel multiples (C/g padded to 8)."""
+    gather, and dgrad reads the filter in place, whose tap stride (C/g elements) TMA needs in multiples of 16 bytes;
+    wgrad needs 64-channel multiples (C/g padded to 8)."""
     xs, ws, stride, padding, dilation, groups = TMA_GEOMS[geom]
     two = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
     cp = -(-(xs[1] // groups) // 8) * 8
     kp = -(-(ws[0] // groups) // 8) * 8
     fprop = groups == 1 or cp % 64 == 0
     strided, dilated = max(two(stride)) > 1, max(two(dilation)) > 1
-    dgrad = (groups == 1 or kp % 64 == 0) and not (strided and dilated)
+    dgrad = (groups == 1 or kp % 64 == 0) and not (strided and dilated) and (xs[1] // groups) % 8 == 0
     return fprop, dgrad, cp % 64 == 0
 
 
 def _tma_cases():
     for geom in TMA_GEOMS:
-        yield pytest.param(geom, torch.float16, "tensor_core_wgmma_tma", id=f"{geom}-f16-tma")
+        yield pytest.param(geom, torch.float16, "tensor_core_wgmma_tma", False, id=f"{geom}-f16-tma")
     for algo in ("tensor_core_wgmma_tma_128x128", "tensor_core_wgmma_tma_128x256", "tensor_core_wgmma_tma_128x64"):
         for geom in ("deep_k", "images_s2", "c64_s2"):
-            yield pytest.param(geom, torch.float16, algo, id=f"{geom}-f16-{algo}")
-    yield pytest.param("deep_k", torch.bfloat16, "tensor_core_wgmma_tma", id="deep_k-bf16-tma")
+            yield pytest.param(geom, torch.float16, algo, False, id=f"{geom}-f16-{algo}")
+    yield pytest.param("deep_k", torch.bfloat16, "tensor_core_wgmma_tma", False, id="deep_k-bf16-tma")
+    # a channels_last filter, which dgrad reads in place (the others: a channels_last copy of a 3×3 filter; a 1×1's
+    # channels are contiguous either way): stride 1, strided phases of unequal tap counts, non-square dilated
+    for geom in ("deep_k", "k4x3_stride2x3", "c64_s2", "c64_asym", "groups2_c64"):
+        yield pytest.param(geom, torch.float16, "tensor_core_wgmma_tma", True, id=f"{geom}-f16-tma-wcl")
 
 
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
-@pytest.mark.parametrize("geom,dtype,algo", list(_tma_cases()))
-def test_wgmma_tma(geom, dtype, algo, device, backend):
+@pytest.mark.parametrize("geom,dtype,algo,w_channels_last", list(_tma_cases()))
+def test_wgmma_tma(geom, dtype, algo, w_channels_last, device, backend):
     """fprop, dgrad and wgrad with the TMA unit as producer (one thread issues the im2col load of the tile's pixels
-    and the tiled load of the filter — wgrad: of dy — per reduction tile) against float64 torch; the launch log names
+    and the tiled loads of the filter — wgrad: of dy — per reduction tile) against float64 torch; the launch log names
     the TMA tile where the maps describe the problem and the warp-specialised tile of the same shape where the host
-    falls back (64-channel groups only; no strided-and-dilated dgrad; wgrad 64-channel multiples only)."""
-    fwd, bwd = _run_all_directions(TMA_GEOMS[geom], dtype, algo, device, backend)
+    falls back (64-channel groups only; no strided-and-dilated dgrad; dgrad C/g a multiple of 8; wgrad 64-channel
+    multiples only)."""
+    fwd, bwd = _run_all_directions(TMA_GEOMS[geom], dtype, algo, device, backend, w_channels_last)
     tma_fprop, tma_dgrad, tma_wgrad = _tma_expected(geom)
     kind = lambda ok: "tensor_core_wgmma_tma_" if ok else "tensor_core_wgmma_ws_"  # noqa: E731
     assert fwd and all(t.startswith(kind(tma_fprop)) for t, _ in fwd), fwd
@@ -577,9 +585,10 @@ def test_wgmma_fused_and_split_k(tile, device, backend):
     _close(y, F.relu(ref + rr.double()), torch.float16)
     assert log and all(t == tile and s > 1 for t, s in log), log
     assert torch.equal(y, ops.conv2d_fprop_fused(x, w, b, rr, *geo, "relu", 0.0, tile))
-    x, w, _, _ = _operands(((1, 21, 5, 5), (256, 21, 3, 3), 1, 1, 1, 1), torch.float16, device)
+    c = 24 if "_tma" in tile else 21  # (TMA's dgrad reads the filter in place: C/g a multiple of 8, else _ws runs)
+    x, w, _, _ = _operands(((1, c, 5, 5), (256, c, 3, 3), 1, 1, 1, 1), torch.float16, device)
     go = torch.randn(1, 256, 5, 5, device=device).half().contiguous(memory_format=torch.channels_last)
-    dx = ops.conv2d_dgrad(go, w, [1, 21, 5, 5], *geo, tile)
+    dx = ops.conv2d_dgrad(go, w, [1, c, 5, 5], *geo, tile)
     log = _launches(backend)
     assert log and all(t == tile and s > 1 for t, s in log), log
     xg = x.double().requires_grad_()

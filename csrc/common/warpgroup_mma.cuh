@@ -106,8 +106,8 @@ __device__ __forceinline__ void fence_proxy_async_smem() {
 }
 
 #if defined(PYCONV_WGMMA_DEVICE)
-// The instructions: one macro per shape, the input type ("f16" or "bf16") and the transpose immediates ("0, 0":
-// both operands K-major; "1, 1": both MN-major) spliced into the instruction string; N/2 accumulator operands;
+// The instructions: one macro per shape, the input type ("f16" or "bf16") and the transpose immediates
+// ("imm-trans-a, imm-trans-b": 0 K-major, 1 MN-major) spliced into the instruction string; N/2 accumulator operands;
 // scale-d = 1 (D += A·B: the kernels zero their accumulators).
 // The accumulator operands: d[j][0..3] for 8 consecutive column tiles j0 .. j0+7 (32 registers) at a time.
 #define PYCONV_WGMMA_D4(d, j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
@@ -151,33 +151,36 @@ __device__ __forceinline__ void fence_proxy_async_smem() {
 #endif
 
 // D (64 × N, float) += A (64 × 16) · B (16 × N) for the warpgroup, both operands 128-byte-swizzled tiles in shared
-// memory (descriptors above), K-major or, with kMN, both MN-major; N = 64, 128 or 256. Accumulator layout, thread t
-// of the warpgroup (warp w = t/32, lane l, g = l/4, t4 = l%4): d[j][i] holds D(16w + g + 8·(i ≥ 2),
+// memory (descriptors above), each K-major or MN-major: kMnA for A, kMnB for B (wgrad: both MN-major; the TMA
+// dgrad kernel: A K-major, B MN-major — the filter read in place, c contiguous); N = 64, 128 or 256. Accumulator
+// layout, thread t of the warpgroup (warp w = t/32, lane l, g = l/4, t4 = l%4): d[j][i] holds D(16w + g + 8·(i ≥ 2),
 // 8j + 2·t4 + (i mod 2)) — the mma.sync m16n8 C fragment, repeated over the N/8 column tiles. Asynchronous: d must
 // not be touched until a wgmma_wait covers this group. A warpgroup collective: all 128 threads issue it.
-template <typename T, int N, bool kMN = false>
+template <typename T, int N, bool kMnA = false, bool kMnB = kMnA>
 __device__ __forceinline__ void wgmma_m64k16(float (&d)[N / 8][4], uint64_t desc_a, uint64_t desc_b PYCONV_CALL_SITE) {
   static_assert(N == 64 || N == 128 || N == 256, "wgmma tiles are 64, 128 or 256 columns wide here");
   constexpr bool kBf16 = std::is_same<T, __nv_bfloat16>::value;
   static_assert(kBf16 || std::is_same<T, __half>::value, "wgmma kernels take float16 or bfloat16");
 #if defined(PYCONV_EMULATION)
-  ::pyconv_emu::detail::wgmma_m64k16(&d[0][0], N, desc_a, desc_b, kBf16, kMN, call_file, call_line);
+  ::pyconv_emu::detail::wgmma_m64k16(&d[0][0], N, desc_a, desc_b, kBf16, kMnA, kMnB, call_file, call_line);
 #elif defined(PYCONV_WGMMA_DEVICE)
 #define PYCONV_WGMMA_BY_TYPE(SHAPE, TN)                              \
   do {                                                               \
     if constexpr (kBf16) PYCONV_WGMMA_##SHAPE("bf16", TN, d, desc_a, desc_b); \
     else PYCONV_WGMMA_##SHAPE("f16", TN, d, desc_a, desc_b);                  \
   } while (0)
-  if constexpr (N == 64) {
-    if constexpr (kMN) PYCONV_WGMMA_BY_TYPE(M64N64K16, "1, 1");
-    else PYCONV_WGMMA_BY_TYPE(M64N64K16, "0, 0");
-  } else if constexpr (N == 128) {
-    if constexpr (kMN) PYCONV_WGMMA_BY_TYPE(M64N128K16, "1, 1");
-    else PYCONV_WGMMA_BY_TYPE(M64N128K16, "0, 0");
-  } else {
-    if constexpr (kMN) PYCONV_WGMMA_BY_TYPE(M64N256K16, "1, 1");
-    else PYCONV_WGMMA_BY_TYPE(M64N256K16, "0, 0");
-  }
+  // the transpose immediates as one string: "imm-trans-a, imm-trans-b"
+#define PYCONV_WGMMA_BY_TRANS(SHAPE)                                          \
+  do {                                                                        \
+    if constexpr (kMnA && kMnB) PYCONV_WGMMA_BY_TYPE(SHAPE, "1, 1");          \
+    else if constexpr (kMnA) PYCONV_WGMMA_BY_TYPE(SHAPE, "1, 0");             \
+    else if constexpr (kMnB) PYCONV_WGMMA_BY_TYPE(SHAPE, "0, 1");             \
+    else PYCONV_WGMMA_BY_TYPE(SHAPE, "0, 0");                                 \
+  } while (0)
+  if constexpr (N == 64) PYCONV_WGMMA_BY_TRANS(M64N64K16);
+  else if constexpr (N == 128) PYCONV_WGMMA_BY_TRANS(M64N128K16);
+  else PYCONV_WGMMA_BY_TRANS(M64N256K16);
+#undef PYCONV_WGMMA_BY_TRANS
 #undef PYCONV_WGMMA_BY_TYPE
 #elif defined(__CUDA_ARCH__)
   __trap();  // not an sm_90a build: the host never launches a wgmma kernel here

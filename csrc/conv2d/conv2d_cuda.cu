@@ -323,7 +323,8 @@ std::string tma_im2col_map(const at::Tensor& a, int64_t lower_h, int64_t lower_w
 }
 
 // The tiled map of a dense 16-bit tensor {d0, d1, d2} (element strides s1 of d1, s2 of d2) in boxes of
-// 64 × 1 × `rows` (fprop/dgrad's filter: {ca, R·S, groups·gemm_n}) or 64 × 64 × 1 (wgrad's dy: {groups·kp, N·P·Q, 1}).
+// 64 × box1 × box2: 64 × 1 × BN (fprop's filter: {ca, R·S, groups·gemm_n}), 64 × 1 × 64 (dgrad's filter in place:
+// {C/g, R·S, K}) or 64 × 64 × 1 (wgrad's dy: {groups·kp, N·P·Q, 1}).
 template <typename T>
 std::string tma_tiled_map(const void* base, int64_t d0, int64_t d1, int64_t d2, int64_t s1, int64_t s2, uint32_t box1,
                           uint32_t box2, TmaDesc* map) {
@@ -340,30 +341,54 @@ std::string tma_tiled_map(const void* base, int64_t d0, int64_t d1, int64_t d2, 
   return "";
 }
 
-// The TMA maps of a fprop/dgrad GEMM (cuda_tensor_core_sm90.cuh, tc_wgmma_tma_conv_kernel): "" and `maps` filled,
-// or why the maps cannot describe it — then the caller runs the warp-specialised kernel of the same tile instead.
+// dgrad's filter as the TMA dgrad kernel reads it in place (no transpose): w [K][C/g][R][S] with its channels
+// contiguous and its taps in (r, s) order C/g apart (channels_last, or any 1×1 filter whose channels are contiguous),
+// and the filter tap of the GEMM's tap (r', s'): (r0 + r'·step_h, s0 + s'·step_w) — (r', s') itself for a stride-1
+// dgrad, the phase's taps for a sub-pixel phase of a strided one.
+struct TcDgradFilter {
+  at::Tensor w;
+  int64_t r0 = 0, s0 = 0, step_h = 1, step_w = 1;
+};
+bool filter_in_place(const at::Tensor& w) {
+  const int64_t cg = w.size(1), R = w.size(2), S = w.size(3);
+  return w.stride(1) == 1 && (S == 1 || w.stride(3) == cg) && (R == 1 || w.stride(2) == S * cg);
+}
+
+// The TMA maps of a fprop/dgrad GEMM (cuda_tensor_core_sm90.cuh, tc_wgmma_tma_conv_kernel) of shape `s` (for a dgrad
+// phase: the phase's stride-1 shape) over the out_h × out_w grid: "" and `maps` filled, or why the maps cannot
+// describe it — then the caller runs the warp-specialised kernel of the same tile instead.
 // A: the NHWC source `a` (groups·ca channels) by BM-pixel im2col loads whose box starts at −pad (dgrad:
-// pad − (R − 1)·dil, the flipped taps). B: `b` ([g][gemm_n][R·S·ca]) as {ca, R·S, groups·gemm_n} in boxes of
-// 64 channels × 1 tap × BN rows.
+// pad − (R − 1)·dil, the flipped taps). B, fprop: `b` ([g][gemm_n][R·S·ca]) as {ca, R·S, groups·gemm_n} in boxes of
+// 64 channels × 1 tap × BN rows; dgrad: the filter in place (`f`), {C/g, R·S, K} in boxes of 64 c × 1 tap × 64 k.
 template <typename T>
-std::string tma_prepare(const cuda::TcConvParams<T>& pr, bool dgrad, const at::Tensor& a, const at::Tensor& b,
-                        int64_t bm, int64_t bn, cuda::TcTmaMaps* maps) {
-  if (dgrad && (pr.stride_h != 1 || pr.stride_w != 1))
+std::string tma_prepare(const Conv2dShape& s, const at::Tensor& a, int64_t ca, int64_t out_h, int64_t out_w,
+                        int64_t gemm_n, const at::Tensor& b, const TcDgradFilter* f, int64_t bm, int64_t bn,
+                        cuda::TcTmaMaps* maps) {
+  const bool dgrad = f != nullptr;
+  if (dgrad && (s.stride_h != 1 || s.stride_w != 1))
     return "dgrad with both stride and dilation (its gather skips taps by divisibility; no im2col walk)";
-  if (pr.groups > 1 && pr.ca % 64 != 0)
+  if (s.groups > 1 && ca % 64 != 0)
     return "grouped convolutions need channels per group in multiples of 64 (a 64-channel load would reach into the "
            "next group)";
-  if ((pr.R - 1) * int64_t(pr.dil_h) > 127 || (pr.S - 1) * int64_t(pr.dil_w) > 127)
-    return "tap offsets ((R - 1)·dilation) above 127";
-  if (a.size(3) != pr.groups * pr.ca) return "needs a source of groups·ca channels";
-  const int64_t lower_h = dgrad ? pr.pad_h - int64_t(pr.R - 1) * pr.dil_h : -int64_t(pr.pad_h);
-  const int64_t lower_w = dgrad ? pr.pad_w - int64_t(pr.S - 1) * pr.dil_w : -int64_t(pr.pad_w);
-  std::string why = tma_im2col_map<T>(a, lower_h, lower_w, pr.OH, pr.OW, pr.stride_h, pr.stride_w, bm, &maps->a);
+  if ((s.R - 1) * s.dil_h > 127 || (s.S - 1) * s.dil_w > 127) return "tap offsets ((R - 1)·dilation) above 127";
+  if (a.size(3) != s.groups * ca) return "needs a source of groups·ca channels";
+  if (dgrad && !filter_in_place(f->w)) return "dgrad needs the filter's channels contiguous (channels_last)";
+  const int64_t lower_h = dgrad ? s.pad_h - (s.R - 1) * s.dil_h : -s.pad_h;
+  const int64_t lower_w = dgrad ? s.pad_w - (s.S - 1) * s.dil_w : -s.pad_w;
+  std::string why = tma_im2col_map<T>(a, lower_h, lower_w, out_h, out_w, s.stride_h, s.stride_w, bm, &maps->a);
   if (!why.empty()) return why;
-  why = tma_tiled_map<T>(b.data_ptr(), pr.ca, int64_t(pr.R) * pr.S, pr.groups * pr.gemm_n, pr.ca,
-                         int64_t(pr.R) * pr.S * pr.ca, 1, uint32_t(bn), &maps->b);
+  if (dgrad) {
+    const at::Tensor& w = f->w;
+    why = tma_tiled_map<T>(w.data_ptr(), w.size(1), w.size(2) * w.size(3), w.size(0), w.size(1), w.stride(0), 1, 64,
+                           &maps->b);
+    maps->b_r0 = int(f->r0), maps->b_s0 = int(f->s0), maps->b_step_h = int(f->step_h);
+    maps->b_step_w = int(f->step_w), maps->b_S = int(w.size(3));
+  } else {
+    why = tma_tiled_map<T>(b.data_ptr(), ca, s.R * s.S, s.groups * gemm_n, ca, s.R * s.S * ca, 1, uint32_t(bn),
+                           &maps->b);
+  }
   if (!why.empty()) return why;
-  maps->lower_h = int(lower_h), maps->lower_w = int(lower_w), maps->cc = int(ceil_div(pr.ca, 64));
+  maps->lower_h = int(lower_h), maps->lower_w = int(lower_w), maps->cc = int(ceil_div(ca, 64));
   return "";
 }
 
@@ -393,11 +418,14 @@ std::string tma_prepare_wgrad(const Conv2dShape& s, const at::Tensor& dy, const 
 // each pixel of the out_h × out_w grid, B = the dense [g][gemm_n][R·S·ca] matrix `b`, C = `out` through its strides.
 // Launched on `stream`; returns the split-K workspace (undefined without split-K), which must outlive the launch when
 // `stream` is not the current one (StreamFork).
+// dgrad_maps: a dgrad's TMA maps, made by the caller (tc_dgrad_tma_maps: their B is the filter in place, which `b`
+// is not); `b` may then be undefined. A dgrad whose tile is a TMA one but that comes without them runs that tile's
+// warp-specialised kernel on `b`.
 template <typename T>
 at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgrad, const at::Tensor& a, int64_t ca,
                          int64_t a_h, int64_t a_w, int64_t out_h, int64_t out_w, const at::Tensor& b, int64_t gemm_n,
                          at::Tensor& out, const T* bias, const ConvEpilogue<T>& epi,
-                         cudaStream_t stream = current_stream()) {
+                         cudaStream_t stream = current_stream(), const cuda::TcTmaMaps* dgrad_maps = nullptr) {
   cuda::TcConvParams<T> pr{};
   pr.a = reinterpret_cast<const T*>(a.data_ptr());
   pr.a_sn = a.stride(0), pr.a_sh = a.stride(1), pr.a_sw = a.stride(2);
@@ -405,7 +433,6 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
   pr.N = s.N, pr.OH = int(out_h), pr.OW = int(out_w), pr.R = int(s.R), pr.S = int(s.S);
   pr.stride_h = int(s.stride_h), pr.stride_w = int(s.stride_w), pr.pad_h = int(s.pad_h), pr.pad_w = int(s.pad_w);
   pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
-  pr.b = reinterpret_cast<const T*>(b.data_ptr());
   pr.gemm_n = int(gemm_n), pr.groups = s.groups;
   pr.y = reinterpret_cast<T*>(out.data_ptr()), pr.ys = strides4(out), pr.bias = bias, pr.epi = epi;
   const int64_t gemm_m = s.N * out_h * out_w;
@@ -417,8 +444,13 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
   cuda::TcTmaMaps maps{};
   if (is_tma(tile)) {
     const TcTileShape t = tc_tile_shape<T>(tile);
-    if (!tma_prepare<T>(pr, dgrad, a, b, t.bm, t.bn, &maps).empty()) tile = tma_to_ws(tile);
+    if (dgrad_maps != nullptr)
+      maps = *dgrad_maps;
+    else if (dgrad || !tma_prepare<T>(s, a, ca, out_h, out_w, gemm_n, b, nullptr, t.bm, t.bn, &maps).empty())
+      tile = tma_to_ws(tile);
   }
+  TORCH_INTERNAL_ASSERT(is_tma(tile) || b.defined(), "pyconv: the gather GEMM's ", tile, " needs its B matrix");
+  pr.b = b.defined() ? reinterpret_cast<const T*>(b.data_ptr()) : nullptr;
   const TcTileShape ts = tc_tile_shape<T>(tile);
   // reduction tiles: TMA's run tap by tap in whole 64-channel chunks; the gather loader's pack R·S·ca densely
   const int64_t kt_all = is_tma(tile) ? s.R * s.S * maps.cc : ceil_div(s.R * s.S * ca, ts.bk);
@@ -484,12 +516,35 @@ at::Tensor tc_dgrad_phase_matrix(const at::Tensor& b, const Conv2dShape& s, int6
                                                  int(s.stride_w)) * tap, taps * tap);
 }
 
+// The TMA maps of a dgrad GEMM of shape `sp` (stride 1: the dgrad itself, or one sub-pixel phase of a strided one)
+// over the out_h × out_w grid of dx, its B the filter `f` in place: true and `maps` made when `algo`'s tile for it is
+// a TMA tile and the maps can describe it (tma_prepare), else false (the caller transposes the filter).
+template <typename T>
+bool tc_dgrad_tma_maps(const std::string& algo, const Conv2dShape& sp, const at::Tensor& dy, int64_t kp,
+                       int64_t out_h, int64_t out_w, const TcDgradFilter& f, cuda::TcTmaMaps* maps) {
+  const std::string tile = tc_tile(algo, sp.N * out_h * out_w, sp.Cg(), sp.groups);
+  if (!is_tma(tile)) return false;
+  const TcTileShape t = tc_tile_shape<T>(tile);
+  return tma_prepare<T>(sp, dy, kp, out_h, out_w, sp.Cg(), at::Tensor(), &f, t.bm, t.bn, maps).empty();
+}
+
 template <typename T>
 void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& grad_output, const at::Tensor& weight,
               at::Tensor& dx) {
   const int64_t kp = round_up(s.Kg(), tc_vec(grad_output.scalar_type()));
   const at::Tensor dy = nhwc_padded(grad_output, s.groups, kp);
+  // The TMA rung reads the filter in place (channels contiguous; any other layout is copied to channels_last once,
+  // which costs what the transpose would); the other rungs read the transposed filter (tc_dgrad_weight).
+  const bool tma = is_tma(algo);
+  const at::Tensor w_in_place =
+      !tma || filter_in_place(weight) ? weight : weight.contiguous(at::MemoryFormat::ChannelsLast);
   if ((s.stride_h == 1 && s.stride_w == 1) || s.dil_h != 1 || s.dil_w != 1) {
+    cuda::TcTmaMaps maps{};
+    if (tma && tc_dgrad_tma_maps<T>(algo, s, dy, kp, s.H, s.W, TcDgradFilter{w_in_place}, &maps)) {
+      run_tc_gather<T>(algo, s, true, dy, kp, s.P, s.Q, s.H, s.W, at::Tensor(), s.Cg(), dx, nullptr,
+                       ConvEpilogue<T>{}, current_stream(), &maps);
+      return;
+    }
     const at::Tensor b = tc_dgrad_weight<T>(weight, s, kp, 1, 1);
     run_tc_gather<T>(algo, s, true, dy, kp, s.P, s.Q, s.H, s.W, b, s.Cg(), dx, nullptr, ConvEpilogue<T>{});
     return;
@@ -507,28 +562,45 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   // The phases write disjoint rows and columns of dx and are independent: each is a small GEMM (1/stride² of the rows)
   // that alone leaves SMs idle (on an H100, 2026-11-26, the 3×3 stride-2 dgrads of ResNet-50 took 2.5-3× cuDNN's time
   // run one after another), so they run side by side on pool streams (StreamFork; one after another in the emulator).
-  // The zero fill and the filter transpose (one launch for all phases) run before the fork; every allocation (the
-  // split-K workspaces too) is made on the current stream, only the phase GEMMs go to the side streams.
-  std::vector<std::pair<int64_t, int64_t>> reached;  // the phases (ph, pw) some tap reaches
-  int64_t phases = 0;
+  // The zero fill, the TMA maps and the filter transpose (one launch for all phases, unless the TMA rung reads the
+  // filter in place for every phase) run before the fork; every allocation (the split-K workspaces too) is made on the
+  // current stream, only the phase GEMMs go to the side streams.
+  struct Phase {
+    int64_t r0, c0;  // the phase's first filter tap (row, column)
+    Conv2dShape sp;  // its stride-1 dgrad
+    at::Tensor out;  // its rows and columns of dx
+    cuda::TcTmaMaps maps;
+    bool in_place;  // maps made: the TMA kernel reads the filter itself
+  };
+  std::vector<Phase> phases;  // the phases (ph, pw) some tap reaches
+  int64_t all_phases = 0;
+  bool all_in_place = true;
   for (int64_t ph = 0; ph < s.stride_h && ph < s.H; ++ph)
-    for (int64_t pw = 0; pw < s.stride_w && pw < s.W; ++pw, ++phases)
-      if ((ph + s.pad_h) % s.stride_h < s.R && (pw + s.pad_w) % s.stride_w < s.S) reached.emplace_back(ph, pw);
-  if (int64_t(reached.size()) < phases) dx.zero_();
-  const at::Tensor b_all = tc_dgrad_weight<T>(weight, s, kp, s.stride_h, s.stride_w);  // every phase's B, one launch
-  StreamFork fork(int(reached.size()));
+    for (int64_t pw = 0; pw < s.stride_w && pw < s.W; ++pw, ++all_phases) {
+      if ((ph + s.pad_h) % s.stride_h >= s.R || (pw + s.pad_w) % s.stride_w >= s.S) continue;
+      Phase p{};
+      p.r0 = (ph + s.pad_h) % s.stride_h, p.c0 = (pw + s.pad_w) % s.stride_w;
+      p.sp = s;
+      p.sp.R = ceil_div(s.R - p.r0, s.stride_h), p.sp.S = ceil_div(s.S - p.c0, s.stride_w);
+      p.sp.stride_h = p.sp.stride_w = 1;
+      p.sp.pad_h = (ph + s.pad_h - p.r0) / s.stride_h, p.sp.pad_w = (pw + s.pad_w - p.c0) / s.stride_w;
+      p.out = dx.slice(2, ph, s.H, s.stride_h).slice(3, pw, s.W, s.stride_w);
+      p.in_place = tma && tc_dgrad_tma_maps<T>(algo, p.sp, dy, kp, p.out.size(2), p.out.size(3),
+                                               TcDgradFilter{w_in_place, p.r0, p.c0, s.stride_h, s.stride_w}, &p.maps);
+      all_in_place = all_in_place && p.in_place;
+      phases.push_back(p);
+    }
+  if (int64_t(phases.size()) < all_phases) dx.zero_();
+  // every phase's B, one launch (when some phase needs one)
+  const at::Tensor b_all = all_in_place ? at::Tensor() : tc_dgrad_weight<T>(weight, s, kp, s.stride_h, s.stride_w);
+  StreamFork fork(int(phases.size()));
   std::vector<at::Tensor> keep;  // the phases' split-K workspaces, alive until the join
-  for (size_t i = 0; i < reached.size(); ++i) {
-    const auto [ph, pw] = reached[i];
-    const int64_t r0 = (ph + s.pad_h) % s.stride_h, c0 = (pw + s.pad_w) % s.stride_w;
-    Conv2dShape sp = s;
-    sp.R = ceil_div(s.R - r0, s.stride_h), sp.S = ceil_div(s.S - c0, s.stride_w);
-    sp.stride_h = sp.stride_w = 1;
-    sp.pad_h = (ph + s.pad_h - r0) / s.stride_h, sp.pad_w = (pw + s.pad_w - c0) / s.stride_w;
-    at::Tensor out = dx.slice(2, ph, s.H, s.stride_h).slice(3, pw, s.W, s.stride_w);
-    keep.push_back(run_tc_gather<T>(algo, sp, true, dy, kp, s.P, s.Q, out.size(2), out.size(3),
-                                    tc_dgrad_phase_matrix(b_all, s, kp, r0, c0), s.Cg(), out, nullptr,
-                                    ConvEpilogue<T>{}, fork.stream(int(i))));
+  for (size_t i = 0; i < phases.size(); ++i) {
+    Phase& p = phases[i];
+    keep.push_back(run_tc_gather<T>(algo, p.sp, true, dy, kp, s.P, s.Q, p.out.size(2), p.out.size(3),
+                                    p.in_place ? at::Tensor() : tc_dgrad_phase_matrix(b_all, s, kp, p.r0, p.c0),
+                                    s.Cg(), p.out, nullptr, ConvEpilogue<T>{}, fork.stream(int(i)),
+                                    p.in_place ? &p.maps : nullptr));
   }
   fork.join();
 }

@@ -240,16 +240,16 @@ __device__ __forceinline__ void tc_ws_produce_tail(int ring, uint64_t* full) {
 }
 
 // A consumer warpgroup's loop over KT tiles at ring positions ring .. ring + KT − 1: da0 / db0 describe stage 0 of its
-// 64 rows of A and of all of B (stage s is s · BM · 128 and s · BN · 128 bytes further, as in tc_wg_mainloop); kMN:
-// MN-major operands (k16 steps 2048 bytes apart instead of 32). Ends with every wgmma complete and every stage it
-// read released.
+// 64 rows of A and of all of B (stage s is s · BM · 128 and s · BN · 128 bytes further, as in tc_wg_mainloop);
+// kMnA / kMnB: that operand MN-major (its k16 steps 2048 bytes apart instead of 32). Ends with every wgmma complete
+// and every stage it read released.
 // kFence: the stages were filled by cp.async (generic proxy), which must be fenced into the async proxy before the
 // tensor cores read them; TMA writes through the async proxy already.
-template <typename T, typename Tile, bool kMN, bool kFence = true>
+template <typename T, typename Tile, bool kMnA, bool kMnB, bool kFence>
 __device__ __forceinline__ void tc_ws_consume(float (&acc)[1][Tile::NI][4], int ring, int KT, uint64_t* full,
                                               uint64_t* empty, uint64_t da0, uint64_t db0) {
   constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES;
-  constexpr uint32_t kStep = kMN ? 2048 / 16 : 32 / 16;
+  constexpr uint32_t kStepA = kMnA ? 2048 / 16 : 32 / 16, kStepB = kMnB ? 2048 / 16 : 32 / 16;
   tc_zero(acc);
   int s = ring % STAGES, prev = s == 0 ? STAGES - 1 : s - 1;  // the stages of positions p and p − 1
   uint32_t use = uint32_t(ring / STAGES);
@@ -262,7 +262,7 @@ __device__ __forceinline__ void tc_ws_consume(float (&acc)[1][Tile::NI][4], int 
     wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < Tile::kBK / 16; ++ks)
-      wgmma_m64k16<T, BN, kMN>(acc[0], wgmma_desc_add(da, kStep * ks), wgmma_desc_add(db, kStep * ks));
+      wgmma_m64k16<T, BN, kMnA, kMnB>(acc[0], wgmma_desc_add(da, kStepA * ks), wgmma_desc_add(db, kStepB * ks));
     wgmma_commit();
     wgmma_wait<1>();  // position p − 1's group is complete: its stage may be refilled
     if (p > ring) mbarrier_arrive(&empty[prev]);
@@ -312,17 +312,19 @@ struct TcWsTiles {
 // computes rows 64c .. 64c + 63 of each of the block's output tiles and writes them through the staging tile. The
 // producer warps never join the epilogue, so the consumers (ids tid − 128) synchronise it by named barrier 1. (With
 // the producers in the epilogue too, the accumulators were live in code both roles ran: 128×256 spilled at the 168
-// registers a thread that 384 threads allow.) kFence: see tc_ws_consume.
-template <typename T, typename Tile, bool kFence>
+// registers a thread that 384 threads allow.) kFence: see tc_ws_consume. kMnB: B's stages hold MN-major blocks
+// (64 reduction rows × 64 columns of 128 bytes, 8 KiB apart: the TMA dgrad kernel's filter) instead of K-major rows.
+template <typename T, typename Tile, bool kFence, bool kMnB = false>
 __device__ __forceinline__ void tc_ws_conv_consumers(const TcConvParams<T>& pr, const TcWsShared<T, Tile>& sh,
                                                      const TcWsTiles<T, Tile>& tiles, int ring) {
   const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
-  const uint64_t da0 = wgmma_desc_sw128(sh.sA_addr + uint32_t(wg - 1) * 64u * 128u), db0 = wgmma_desc_sw128(sh.sB_addr);
+  const uint64_t da0 = wgmma_desc_sw128(sh.sA_addr + uint32_t(wg - 1) * 64u * 128u),
+                 db0 = kMnB ? wgmma_desc_sw128_mn(sh.sB_addr, 64u * 128u) : wgmma_desc_sw128(sh.sB_addr);
   float acc[1][Tile::NI][4];
 #pragma unroll 1
   for (int64_t t = blockIdx.x; t < tiles.count; t += gridDim.x) {
     const TcBlock blk = tiles.at(pr, t);
-    tc_ws_consume<T, Tile, false, kFence>(acc, ring, blk.KT, sh.full, sh.empty, da0, db0);
+    tc_ws_consume<T, Tile, false, kMnB, kFence>(acc, ring, blk.KT, sh.full, sh.empty, da0, db0);
     ring += blk.KT;
     tc_conv_store<T, Tile::BM, Tile::BN, Tile::kConsumers * 128, 1, Tile::NI, 16, Tile::kEpilogueBytes, 1>(
         pr, acc, sh.sC, blk.m0, blk.n0, blk.g, blk.split, blk.M, (wg - 1) * 64 + (warp % 4) * 16, 0, tid - 128);
@@ -418,7 +420,7 @@ __device__ __forceinline__ void tc_ws_wgrad_consumers(const TcWgradParams<T>& pr
   constexpr uint32_t kBlockBytes = 64u * Tile::kBK * 2u;
   const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
   float acc[1][Tile::NI][4];
-  tc_ws_consume<T, Tile, true, kFence>(acc, 0, rg.KT, sh.full, sh.empty,
+  tc_ws_consume<T, Tile, true, true, kFence>(acc, 0, rg.KT, sh.full, sh.empty,
                                        wgmma_desc_sw128_mn(sh.sA_addr + uint32_t(wg - 1) * kBlockBytes, kBlockBytes),
                                        wgmma_desc_sw128_mn(sh.sB_addr, kBlockBytes));
   tc_wgrad_store<T, 1, Tile::NI>(pr, acc, blockIdx.x * Tile::BM + (wg - 1) * 64 + (warp % 4) * 16,
@@ -454,10 +456,16 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
 #endif
 }
 // ---- TMA: the copy engine as the producer ("tensor_core_wgmma_tma") --------------------------------------------------
-// tc_wgmma_ws_conv_kernel with its gather loader replaced by two TMA loads per reduction tile (csrc/common/tma.cuh):
+// tc_wgmma_ws_conv_kernel with its gather loader replaced by TMA loads per reduction tile (csrc/common/tma.cuh):
 // A, the tile's BM output pixels × 64 channels of one tap, by an im2col load of the NHWC source; B, the BN GEMM
-// columns × the same 64 channels of the same tap, by a tiled load of the filter viewed as {ca, R·S, groups·gemm_n}.
-// One thread of the producer warpgroup issues both and posts the stage's bytes on its `full` barrier; the rest of the
+// columns × the same 64 channels of the same tap, by tiled loads of the filter:
+//   fprop: the filter [K][R][S][C/g] (channels last) viewed as {ca, R·S, groups·gemm_n}: one box of 64 channels ×
+//     1 tap × BN filter rows, K-major (a row's 64 reduction channels contiguous) like A;
+//   dgrad: the GEMM's B is the transposed filter (columns c, reduction k), and the filter is read in place, without
+//     the transpose kernel the other rungs run first (tc_dgrad_weight): viewed as {C/g, R·S, K} (c contiguous), each
+//     of BN/64 boxes of 64 c × 1 tap × 64 k lands as one MN-major block (64 reduction rows k of 128 bytes of c, the
+//     blocks 8 KiB apart), which the consumers' wgmma reads transposed (imm-trans-b = 1).
+// One thread of the producer warpgroup issues them and posts the stage's bytes on its `full` barrier; the rest of the
 // producer warpgroup leaves at once. What the hardware does that the loader did: every address, the padding (pixels
 // outside the image read as zero), the channel tail past C (zero), the rows past the last image (zero).
 //
@@ -468,12 +476,15 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
 // Tap offsets and corners (TcTmaMaps): fprop, source pixel (p·stride − pad + r·dil): the im2col box starts at
 // lower = −pad, the tap offset is r·dil. dgrad (stride 1: the host's sub-pixel phases), source pixel
 // (h + pad − r·dil) of dy, i.e. lower = pad − (R − 1)·dil and offset (R − 1 − r)·dil: the same walk over the flipped
-// tap, while B's column stays tap r (the transposed filter's layout, tc_dgrad_weight).
-// (wgrad, tc_wgmma_tma_wgrad_kernel below: `a` is dy's tiled map, `b` x's im2col map, cc unused)
+// tap, while B's tap stays r: filter tap (b_r0 + r·b_step_h, b_s0 + s·b_step_w) of the b_S-wide filter — r itself with
+// stride 1; for a sub-pixel phase of a strided dgrad (the host runs each as a stride-1 dgrad over the phase's taps
+// r0, r0 + stride, …) the phase's own taps, so the one filter serves every phase.
+// (wgrad, tc_wgmma_tma_wgrad_kernel below: `a` is dy's tiled map, `b` x's im2col map, cc and the b_ taps unused)
 struct TcTmaMaps {
   TmaDesc a, b;
   int lower_h, lower_w;  // first source row / column of output pixel (0, 0) at tap offset 0
   int cc;                // 64-channel chunks per tap (fprop/dgrad)
+  int b_r0, b_s0, b_step_h, b_step_w, b_S;  // dgrad: the filter tap of GEMM tap (r, s), see above
 };
 
 template <typename T, typename Tile, bool kDgrad>
@@ -511,7 +522,17 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
         const int ro = kDgrad ? pr.R - 1 - r : r, so = kDgrad ? pr.S - 1 - sx : sx;
         tma_load_im2col_4d(sh.sA_addr + uint32_t(s * BM * 128), &maps.a, &sh.full[s], c_base + chunk * 64, src_w,
                            src_h, n, uint16_t(so * pr.dil_w), uint16_t(ro * pr.dil_h));
-        tma_load_tiled_3d(sh.sB_addr + uint32_t(s * BN * 128), &maps.b, &sh.full[s], chunk * 64, tap, b_row);
+        if constexpr (kDgrad) {
+          // BN/64 MN-major blocks: filter channels n0 + 64j .. (zero past C/g), output channels (the reduction) of
+          // this group's chunk, at the filter tap of GEMM tap (r, sx)
+          const int wtap = (maps.b_r0 + r * maps.b_step_h) * maps.b_S + maps.b_s0 + sx * maps.b_step_w;
+#pragma unroll
+          for (int j = 0; j < BN / 64; ++j)
+            tma_load_tiled_3d(sh.sB_addr + uint32_t(s * BN * 128 + j * 64 * 128), &maps.b, &sh.full[s],
+                              blk.n0 + 64 * j, wtap, c_base + chunk * 64);
+        } else {
+          tma_load_tiled_3d(sh.sB_addr + uint32_t(s * BN * 128), &maps.b, &sh.full[s], chunk * 64, tap, b_row);
+        }
         if (++chunk == maps.cc) {
           chunk = 0, ++tap;
           if (++sx == pr.S) sx = 0, ++r;
@@ -521,8 +542,9 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     }
     return;
   }
-  // the consumers: the ws kernel's, without the proxy fence (the TMA unit writes through the async proxy)
-  tc_ws_conv_consumers<T, Tile, false>(pr, sh, tiles, 0);
+  // the consumers: the ws kernel's, without the proxy fence (the TMA unit writes through the async proxy); dgrad's
+  // B in MN-major blocks
+  tc_ws_conv_consumers<T, Tile, false, kDgrad>(pr, sh, tiles, 0);
 #endif
 }
 

@@ -296,7 +296,7 @@ struct Fiber {
     float* d;
     int n;
     uint64_t desc_a, desc_b;
-    bool bf16, mn;  // mn: both operands MN-major (imm-trans-a/b = 1)
+    bool bf16, mn_a, mn_b;  // mn_a / mn_b: that operand MN-major (imm-trans-a / imm-trans-b = 1)
     int group;
     const char* file;
     int line;
@@ -1627,8 +1627,8 @@ inline void wgmma_check_desc(uint64_t desc, const char* file, int line) {
 }
 
 // wgmma.mma_async.sync.aligned.m64nNk16.f32.{f16,bf16}: recorded; performed at the wait that covers its group.
-inline void wgmma_m64k16(float* d, int n, uint64_t desc_a, uint64_t desc_b, bool bf16, bool mn, const char* file,
-                         int line) {
+inline void wgmma_m64k16(float* d, int n, uint64_t desc_a, uint64_t desc_b, bool bf16, bool mn_a, bool mn_b,
+                         const char* file, int line) {
   Block& b = block();
   Fiber& f = fiber();
   if (b.nthreads % 128 != 0)
@@ -1636,9 +1636,9 @@ inline void wgmma_m64k16(float* d, int n, uint64_t desc_a, uint64_t desc_b, bool
          "block), the block has " + std::to_string(b.nthreads));
   wgmma_check_desc(desc_a, file, line);
   wgmma_check_desc(desc_b, file, line);
-  f.wg_pending.push_back(Fiber::Wgmma{d, n, desc_a, desc_b, bf16, mn, f.wg_committed, file, line});
-  wgmma_ranges_update(b, desc_a, mn, 64, 1, file, line);
-  wgmma_ranges_update(b, desc_b, mn, n, 1, file, line);
+  f.wg_pending.push_back(Fiber::Wgmma{d, n, desc_a, desc_b, bf16, mn_a, mn_b, f.wg_committed, file, line});
+  wgmma_ranges_update(b, desc_a, mn_a, 64, 1, file, line);
+  wgmma_ranges_update(b, desc_b, mn_b, n, 1, file, line);
 }
 inline void wgmma_commit() { ++fiber().wg_committed; }
 
@@ -1648,12 +1648,12 @@ inline void wgmma_run(const Fiber& f, const Fiber::Wgmma& op) {
   float a[2][16];
   for (int h = 0; h < 2; ++h)
     for (int k = 0; k < 16; ++k)
-      a[h][k] = wgmma_operand(op.desc_a, op.mn, 16 * w + g + 8 * h, k, op.bf16, op.file, op.line);
+      a[h][k] = wgmma_operand(op.desc_a, op.mn_a, 16 * w + g + 8 * h, k, op.bf16, op.file, op.line);
   for (int j = 0; j < op.n / 8; ++j)
     for (int c = 0; c < 2; ++c) {
       float bcol[16];
       for (int k = 0; k < 16; ++k)
-        bcol[k] = wgmma_operand(op.desc_b, op.mn, 8 * j + 2 * t4 + c, k, op.bf16, op.file, op.line);
+        bcol[k] = wgmma_operand(op.desc_b, op.mn_b, 8 * j + 2 * t4 + c, k, op.bf16, op.file, op.line);
       for (int h = 0; h < 2; ++h) {
         float acc = op.d[4 * j + 2 * h + c];
         for (int k = 0; k < 16; ++k) acc += a[h][k] * bcol[k];
@@ -1671,8 +1671,8 @@ inline void wgmma_wait(int n) {
     const Fiber::Wgmma op = f.wg_pending[i];
     if (op.group < limit) {
       wgmma_run(f, op);
-      wgmma_ranges_update(block(), op.desc_a, op.mn, 64, -1, op.file, op.line);
-      wgmma_ranges_update(block(), op.desc_b, op.mn, op.n, -1, op.file, op.line);
+      wgmma_ranges_update(block(), op.desc_a, op.mn_a, 64, -1, op.file, op.line);
+      wgmma_ranges_update(block(), op.desc_b, op.mn_b, op.n, -1, op.file, op.line);
     } else {
       f.wg_pending[keep++] = op;
     }

@@ -183,7 +183,7 @@ __device__ __forceinline__ __half* wgmma_selftest_smem(unsigned char* raw) {
   const uint32_t raw_addr = smem_window_addr(raw);
   return reinterpret_cast<__half*>(raw + ((1024u - raw_addr % 1024u) % 1024u));
 }
-template <bool kMN>
+template <bool kMnA, bool kMnB>
 __device__ __forceinline__ void wgmma_selftest_product(const __half* sA, const __half* sB, float* D) {
   cp_async_commit();
   cp_async_wait<0>();
@@ -192,16 +192,17 @@ __device__ __forceinline__ void wgmma_selftest_product(const __half* sA, const _
   float acc[16][4];
   for (int j = 0; j < 16; ++j)
     for (int e = 0; e < 4; ++e) acc[j][e] = float(j - e);  // a non-zero C: wgmma accumulates onto it
-  constexpr uint64_t kStep = kMN ? 2048 / 16 : 32 / 16;    // one k16 step: 16 rows (MN-major) or 32 bytes (K-major)
+  // one k16 step: 16 rows (MN-major) or 32 bytes (K-major)
+  constexpr uint64_t kStepA = kMnA ? 2048 / 16 : 32 / 16, kStepB = kMnB ? 2048 / 16 : 32 / 16;
   const uint32_t a_addr = smem_window_addr(sA), b_addr = smem_window_addr(sB);
-  const uint64_t da = kMN ? wgmma_desc_sw128_mn(a_addr, 64 * 64 * 2) : wgmma_desc_sw128(a_addr);
-  const uint64_t db = kMN ? wgmma_desc_sw128_mn(b_addr, 64 * 64 * 2) : wgmma_desc_sw128(b_addr);
+  const uint64_t da = kMnA ? wgmma_desc_sw128_mn(a_addr, 64 * 64 * 2) : wgmma_desc_sw128(a_addr);
+  const uint64_t db = kMnB ? wgmma_desc_sw128_mn(b_addr, 64 * 64 * 2) : wgmma_desc_sw128(b_addr);
   wgmma_fence();
-  wgmma_m64k16<__half, 128, kMN>(acc, da, db);
-  wgmma_m64k16<__half, 128, kMN>(acc, da + kStep, db + kStep);
+  wgmma_m64k16<__half, 128, kMnA, kMnB>(acc, da, db);
+  wgmma_m64k16<__half, 128, kMnA, kMnB>(acc, da + kStepA, db + kStepB);
   wgmma_commit();
-  wgmma_m64k16<__half, 128, kMN>(acc, da + 2 * kStep, db + 2 * kStep);
-  wgmma_m64k16<__half, 128, kMN>(acc, da + 3 * kStep, db + 3 * kStep);
+  wgmma_m64k16<__half, 128, kMnA, kMnB>(acc, da + 2 * kStepA, db + 2 * kStepB);
+  wgmma_m64k16<__half, 128, kMnA, kMnB>(acc, da + 3 * kStepA, db + 3 * kStepB);
   wgmma_commit();
   wgmma_wait<1>();
   wgmma_wait<0>();
@@ -226,7 +227,7 @@ __global__ void wgmma_kernel(const __half* A, const __half* B, float* D) {
     else
       cp_async_16(sB + (row - 64) * 64 + (chunk ^ ((row - 64) & 7)) * 8, B + (row - 64) * 64 + chunk * 8, true);
   }
-  wgmma_selftest_product<false>(sA, sB, D);
+  wgmma_selftest_product<false, false>(sA, sB, D);
 }
 
 // The same product with both operands MN-major (wgrad's layout, imm-trans-a/b = 1): A is stored [k][m] (64 × 64) and
@@ -246,7 +247,25 @@ __global__ void wgmma_mn_kernel(const __half* A, const __half* B, float* D) {
       cp_async_16(sB + blk * 64 * 64 + k * 64 + ((bc % 8) ^ (k & 7)) * 8, B + k * 128 + bc * 8, true);
     }
   }
-  wgmma_selftest_product<true>(sA, sB, D);
+  wgmma_selftest_product<true, true>(sA, sB, D);
+}
+
+// The mixed layout of the TMA dgrad kernel (imm-trans-a = 0, imm-trans-b = 1): A K-major as in wgmma_kernel (A[m][k]),
+// B MN-major as in wgmma_mn_kernel (B[k][n], two 64-column blocks 8 KiB apart). D[m][n] = Σ_k A[m][k]·B[k][n].
+__global__ void wgmma_kb_kernel(const __half* A, const __half* B, float* D) {
+  PYCONV_EXTERN_SHARED(unsigned char, raw);
+  __half* sA = wgmma_selftest_smem(raw);
+  __half* sB = sA + 64 * 64;
+  for (int c = threadIdx.x; c < 64 * (8 + 16); c += 128) {  // A: 64 rows m of 8 chunks; B: 64 rows k of 16 chunks
+    if (c < 64 * 8) {
+      const int m = c / 8, chunk = c % 8;
+      cp_async_16(sA + m * 64 + (chunk ^ (m & 7)) * 8, A + m * 64 + chunk * 8, true);
+    } else {
+      const int k = (c - 64 * 8) / 16, bc = (c - 64 * 8) % 16, blk = bc / 8;
+      cp_async_16(sB + blk * 64 * 64 + k * 64 + ((bc % 8) ^ (k & 7)) * 8, B + k * 128 + bc * 8, true);
+    }
+  }
+  wgmma_selftest_product<false, true>(sA, sB, D);
 }
 
 // An mbarrier ring as the warp-specialised conv kernel runs it (cuda_tensor_core_sm90.cuh): 256 threads; warpgroup 0
@@ -717,12 +736,14 @@ inline std::string test_ldmatrix() {
   return "";
 }
 
-// The wgmma self-tests' host side: `kernel` (wgmma_kernel or wgmma_mn_kernel) computes D = A·B + C0 for a 64 × 64 A
-// and a 64 × 128 B (reduction 64), stored K-major (A[m][k], B[n][k]) or, with `mn`, MN-major (A[k][m], B[k][n]);
+// The wgmma self-tests' host side: `kernel` (wgmma_kernel, wgmma_mn_kernel or wgmma_kb_kernel) computes D = A·B + C0
+// for a 64 × 64 A and a 64 × 128 B (reduction 64), each stored K-major (A[m][k], B[n][k]) or, with mn_a / mn_b,
+// MN-major (A[k][m], B[k][n]);
 // checked against a float64 host reference. The values are multiples of 1/32 with small sums: exact in float in any
 // order. wgmma on a GPU needs compute capability 9.0 and an sm_90a build; elsewhere the kernel would trap, so the GPU
 // run reports what it could not check (tests/test_emulator.py skips it there by the same rule).
-inline std::string run_wgmma_test(const char* name, void (*kernel)(const __half*, const __half*, float*), bool mn) {
+inline std::string run_wgmma_test(const char* name, void (*kernel)(const __half*, const __half*, float*), bool mn_a,
+                                  bool mn_b) {
 #ifndef PYCONV_EMULATION
   int dev = 0, major = 0, minor = 0;
   cudaGetDevice(&dev);
@@ -746,8 +767,8 @@ inline std::string run_wgmma_test(const char* name, void (*kernel)(const __half*
     for (int n = 0; n < 128; ++n) {
       double ref = double(n / 8) - double(2 * ((m % 16) / 8) + n % 2);  // the kernels' initial acc[j][e] = j − e
       for (int k = 0; k < 64; ++k)
-        ref += double(__half2float(A.host[mn ? k * 64 + m : m * 64 + k])) *
-               double(__half2float(B.host[mn ? k * 128 + n : n * 64 + k]));
+        ref += double(__half2float(A.host[mn_a ? k * 64 + m : m * 64 + k])) *
+               double(__half2float(B.host[mn_b ? k * 128 + n : n * 64 + k]));
       PYCONV_SELFTEST_CHECK(d[m * 128 + n] == float(ref), std::string(name) + ": D[" + std::to_string(m) + "][" +
                                                               std::to_string(n) + "] expected " +
                                                               std::to_string(ref) + ", got " +
@@ -755,9 +776,11 @@ inline std::string run_wgmma_test(const char* name, void (*kernel)(const __half*
     }
   return "";
 }
-inline std::string test_wgmma() { return run_wgmma_test("wgmma", wgmma_kernel, false); }
+inline std::string test_wgmma() { return run_wgmma_test("wgmma", wgmma_kernel, false, false); }
 // The MN-major (transposed) operand layout of wgrad's wgmma kernel.
-inline std::string test_wgmma_mn() { return run_wgmma_test("wgmma_mn", wgmma_mn_kernel, true); }
+inline std::string test_wgmma_mn() { return run_wgmma_test("wgmma_mn", wgmma_mn_kernel, true, true); }
+// K-major A with MN-major B: the TMA dgrad kernel's filter read in place.
+inline std::string test_wgmma_kb() { return run_wgmma_test("wgmma_kb", wgmma_kb_kernel, false, true); }
 
 // "" where the features of compute capability 9.0 exist (always under the emulator), else why `what` cannot run.
 inline std::string needs_cc9(const char* what) {
@@ -935,6 +958,7 @@ inline const std::vector<SelfTest>& selftests() {
       {"ldmatrix_cp_async", "feature", "", test_ldmatrix},
       {"wgmma", "feature", "", test_wgmma},
       {"wgmma_mn", "feature", "", test_wgmma_mn},
+      {"wgmma_kb", "feature", "", test_wgmma_kb},
       {"mbarrier_ring", "feature", "", test_mbarrier_ring},
       {"tma", "feature", "", test_tma},
       {"early_return", "emulator_bug", "returned while", bug_early_return},
