@@ -96,6 +96,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("conv2d_tc_launches", &pyconv::take_tc_launches,
         "(tile, split-K slices) of each tensor-core GEMM this process launched since the last call (at most the last 64; "
         "autograd's backward thread included)");
+  m.def("conv2d_tc_filter_copies", &pyconv::take_tc_filter_copies,
+        "How many times tensor-core dgrad copied its filter into a GEMM layout since the last call (then 0)");
 #ifdef PYCONV_WITH_CUDA
   m.def("gpu_selftest", &pyconv::gpu_selftest, pybind11::arg("name"),
         "Runs one of the CUDA emulator's feature self-tests on the current GPU: '' on success, else what differed",

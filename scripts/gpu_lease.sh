@@ -182,6 +182,17 @@ if [ -z "${SKIP_PDL_AB:-}" ]; then
       | tee -a "$O/summary.txt"
   done
 fi
+if [ -n "$WG_TIMED" ] && [ -z "${SKIP_DGRAD_B_AB:-}" ]; then
+  # wgmma dgrad's B on auto's plain tiles: the K-major transposed copy (default: a transpose kernel, then the GEMM)
+  # against PYCONV_WGMMA_DGRAD_B=mn (the channels_last filter read in place, MN-major: no transpose, a longer loader
+  # loop); fprop beside it (the same GEMM shapes on the 3×3 C = K layers)
+  echo "--- wgmma dgrad B A/B: PYCONV_WGMMA_DGRAD_B=kmajor (default), then mn" | tee -a "$O/summary.txt"
+  for b in kmajor mn; do
+    PYCONV_WGMMA_DGRAD_B=$b timeout 60 "$PY" scripts/profile_layers.py --time --dirs fprop,dgrad \
+      --layers 1x1_64_64_56,3x3_256_256_14,1x1s2_1024_2048,3x3_512_512_7 2>&1 | grep -E "ratio" \
+      | sed "s/^/DGRAD_B=$b /" | tee -a "$O/summary.txt"
+  done
+fi
 if [ -n "$WG_TIMED" ] && [ -z "${SKIP_WGMMA_AB:-}" ]; then
   # the Hopper rung against rung 3, per tile (the "wgmma" self-test and the tests above check its results)
   # WG_AB_DIRS: the directions (default fprop,wgrad: the warp-specialised fprop kernel and the MN-major wgrad kernel

@@ -533,6 +533,71 @@ def test_wgmma_tma_wgrad_split_k(device, backend):
     assert torch.equal(dw, ops.conv2d_wgrad(go, x, list(w.shape), [1, 1], [0, 0], [1, 1], 1, "tensor_core_wgmma_tma"))
 
 
+def _filter_copies(backend):
+    mod = pyconv._ops._C_emu if backend == "emulator" else pyconv._C
+    return mod.conv2d_tc_filter_copies()
+
+
+# dgrad on the wgmma rung's warp-specialised and TMA kernels (and on its plain tiles with PYCONV_WGMMA_DGRAD_B=mn)
+# reads B MN-major: the filter itself when it is channels_last (or a 1×1 with contiguous channels), K/g padded to a
+# multiple of 64 (a 64-row reduction tile in one tap) and C/g a multiple of 8; else a one-launch MN-major copy.
+# geometry → (x shape, w shape, stride, padding, dilation, groups), in place?
+DGRAD_B = {
+    "k64": (((2, 16, 7, 9), (64, 16, 3, 3), 1, 1, 1, 1), True),
+    "k60_tail": (((1, 16, 6, 5), (60, 16, 3, 3), 1, 1, 1, 1), True),  # rows 60..63 of each tap read zero
+    "k64_s2": (((2, 24, 9, 11), (64, 24, 3, 3), 2, 1, 1, 1), True),  # four phases, each its own taps of the filter
+    "k64_s2_dil2": (((1, 16, 11, 10), (64, 16, 3, 3), 2, 2, 2, 1), True),  # strided and dilated: the general gather
+    "g2_k128": (((1, 32, 6, 7), (128, 16, 3, 3), 1, 1, 1, 2), True),  # each group's 64 output channels
+    "1x1_k128": (((2, 24, 5, 6), (128, 24, 1, 1), 1, 0, 1, 1), True),
+    "k72_straddle": (((1, 16, 6, 5), (72, 16, 3, 3), 1, 1, 1, 1), False),  # kp = 72: tiles straddle taps
+    "c12": (((1, 12, 6, 5), (64, 12, 3, 3), 1, 1, 1, 1), False),  # C/g = 12: not whole 16-byte chunks
+}
+
+
+@pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
+@pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
+@pytest.mark.parametrize("algo", ["tensor_core_wgmma", "tensor_core_wgmma_64x64", "tensor_core_wgmma_ws",
+                                  "tensor_core_wgmma_tma_128x128"])
+@pytest.mark.parametrize("geom", list(DGRAD_B))
+def test_wgmma_dgrad_filter_in_place(geom, algo, device, backend, monkeypatch):
+    """wgmma dgrad with a channels_last filter and B MN-major: read in place where it can be (no filter copy: the
+    counter stays 0), else copied once (MN-major; TMA: to channels_last), against float64 torch, and bit-identical to
+    the same dgrad on a contiguous (NCHW) filter, which a 3×3 reads through a copy (same tiles, same reduction order).
+    The plain tiles read B MN-major only with PYCONV_WGMMA_DGRAD_B=mn; by default they transpose the filter (one copy)
+    and read it K-major — the same result to rounding."""
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    g, in_place = DGRAD_B[geom]
+    two = lambda v: list(v) if isinstance(v, tuple) else [v, v]  # noqa: E731
+    x, w, _, kw = _operands(g, torch.float16, device)
+    xd = x.double().requires_grad_()
+    ref = F.conv2d(xd, w.double(), None, **kw)
+    go = torch.randn(ref.shape, device=device).half().contiguous(memory_format=torch.channels_last)
+    ref.backward(go.double())
+    geo = (two(kw["stride"]), two(kw["padding"]), two(kw["dilation"]), kw["groups"])
+    wcl = w.contiguous(memory_format=torch.channels_last)
+    plain = "_ws" not in algo and "_tma" not in algo
+    if plain:  # the K-major default first: one transpose, the same numbers to float16 rounding
+        monkeypatch.delenv("PYCONV_WGMMA_DGRAD_B", raising=False)
+        _filter_copies(backend)
+        dx_k = ops.conv2d_dgrad(go, wcl, list(x.shape), *geo, algo)
+        assert _filter_copies(backend) == 1
+        _close(dx_k, xd.grad, torch.float16)
+        monkeypatch.setenv("PYCONV_WGMMA_DGRAD_B", "mn")
+    _filter_copies(backend)
+    _launches(backend)
+    dx = ops.conv2d_dgrad(go, wcl, list(x.shape), *geo, algo)
+    copies, log = _filter_copies(backend), _launches(backend)
+    assert log and all(t.startswith("tensor_core_wgmma") for t, _ in log), log
+    tma = any("_tma_" in t for t, _ in log)
+    # TMA's maps take any K/g and the filter's own taps (C/g a multiple of 8): only c12 falls back (to _ws), copying
+    assert copies == (0 if in_place or (tma and geom != "c12") else 1), (copies, log)
+    _close(dx, xd.grad, torch.float16)
+    dx_nchw = ops.conv2d_dgrad(go, w, list(x.shape), *geo, algo)
+    nchw_copies = _filter_copies(backend)
+    assert nchw_copies == (0 if g[1][2] * g[1][3] == 1 and in_place else 1), nchw_copies
+    assert torch.equal(dx, dx_nchw)
+
+
 @pytest.mark.skipif(not pyconv.build_info()["emulator"], reason="pyconv built without the emulator")
 @pytest.mark.parametrize("order", ["reverse", "random"])
 @pytest.mark.parametrize("tile", ["tensor_core_wgmma_ws_128x128", "tensor_core_wgmma_ws_64x128",

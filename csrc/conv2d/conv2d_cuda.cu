@@ -354,6 +354,55 @@ bool filter_in_place(const at::Tensor& w) {
   return w.stride(1) == 1 && (S == 1 || w.stride(3) == cg) && (R == 1 || w.stride(2) == S * cg);
 }
 
+// Whether a dgrad on `algo` reads its B MN-major (TcDgradB below): the warp-specialised and TMA wgmma kernels always
+// (they are built that way only); the plain wgmma tiles when PYCONV_WGMMA_DGRAD_B=mn, else — the default, auto's
+// path as measured on H200 run 8 — the K-major transposed copy. The trade to measure on a GPU: MN-major reads the
+// filter in place (no transpose kernel before the GEMM), but its B rows cost the loader more per tile (auto's
+// _128x128_s3 dgrad main loop: 165 SASS instructions a thread against 145 K-major, stride-1 path).
+bool wgmma_dgrad_b_mn(const std::string& algo) {
+  if (!is_wgmma(algo)) return false;
+  if (is_ws(algo) || is_tma(algo)) return true;
+  const char* v = std::getenv("PYCONV_WGMMA_DGRAD_B");  // (read per call: tests and A/B runs switch it)
+  return v != nullptr && std::string(v) == "mn";
+}
+
+// The wgmma rung's dgrad B (TcConvParams' b_* fields: MN-major, read by TcGatherLoader's kBMn): the filter in place
+// (TcDgradB::in_place: channels contiguous and taps C/g apart, K/g padded to a multiple of 64 so that a 64-row
+// reduction tile stays in one tap, C/g a multiple of 8 for 16-byte chunks, 32-bit offsets), else tc_dgrad_weight's
+// MN-major copy (one launch for every phase), addressed by the reduction index (linear).
+struct TcDgradB {
+  const void* ptr = nullptr;
+  int64_t g = 0;
+  int tap = 0, k = 0, kvalid = 0, cols = 0, r0 = 0, s0 = 0, step_h = 1, step_w = 1, S = 1, linear = 0;
+  static bool in_place(const at::Tensor& w, const Conv2dShape& s, int64_t kp) {
+    return filter_in_place(w) && kp % 64 == 0 && s.Cg() % 8 == 0 && w.stride(0) % 8 == 0 &&
+           reinterpret_cast<uintptr_t>(w.data_ptr()) % 16 == 0 && w.stride(0) * w.size(0) < (int64_t(1) << 31);
+  }
+  // phase (r0, s0) of the strides (1, 1 and 0, 0: the whole dgrad), from the filter `w` in place
+  static TcDgradB filter(const at::Tensor& w, const Conv2dShape& s, int64_t r0, int64_t s0, int64_t step_h,
+                         int64_t step_w) {
+    TcDgradB b;
+    b.ptr = w.data_ptr(), b.g = s.Kg() * w.stride(0), b.tap = int(s.Cg()), b.k = int(w.stride(0));
+    b.kvalid = int(s.Kg()), b.cols = int(s.Cg());
+    b.r0 = int(r0), b.s0 = int(s0), b.step_h = int(step_h), b.step_w = int(step_w), b.S = int(s.S);
+    return b;
+  }
+  // phase (r0, s0) inside tc_dgrad_weight's MN-major copy `buf` (cp columns): rows kk = (r'·tw + s')·kp + k
+  template <typename T>
+  static TcDgradB copy(const at::Tensor& buf, const Conv2dShape& s, int64_t kp, int64_t cp, int64_t r0, int64_t s0,
+                       int64_t step_h, int64_t step_w) {
+    const int64_t taps = int64_t(cuda::tc_phase_taps(int(r0), int(s.R), int(step_h))) *
+                         cuda::tc_phase_taps(int(s0), int(s.S), int(step_w));
+    TORCH_INTERNAL_ASSERT(buf.numel() < (int64_t(1) << 31), "pyconv: dgrad filter copy past 32-bit offsets");
+    TcDgradB b;
+    b.ptr = reinterpret_cast<const T*>(buf.data_ptr()) +
+            cuda::tc_dgrad_phase_offset(int(r0), int(s0), int(s.R), int(s.S), int(step_h), int(step_w)) * s.groups *
+                kp * cp;
+    b.g = taps * kp * cp, b.k = int(cp), b.kvalid = int(taps * kp), b.cols = int(cp), b.linear = 1;
+    return b;
+  }
+};
+
 // The TMA maps of a fprop/dgrad GEMM (cuda_tensor_core_sm90.cuh, tc_wgmma_tma_conv_kernel) of shape `s` (for a dgrad
 // phase: the phase's stride-1 shape) over the out_h × out_w grid: "" and `maps` filled, or why the maps cannot
 // describe it — then the caller runs the warp-specialised kernel of the same tile instead.
@@ -418,14 +467,16 @@ std::string tma_prepare_wgrad(const Conv2dShape& s, const at::Tensor& dy, const 
 // each pixel of the out_h × out_w grid, B = the dense [g][gemm_n][R·S·ca] matrix `b`, C = `out` through its strides.
 // Launched on `stream`; returns the split-K workspace (undefined without split-K), which must outlive the launch when
 // `stream` is not the current one (StreamFork).
-// dgrad_maps: a dgrad's TMA maps, made by the caller (tc_dgrad_tma_maps: their B is the filter in place, which `b`
-// is not); `b` may then be undefined. A dgrad whose tile is a TMA one but that comes without them runs that tile's
-// warp-specialised kernel on `b`.
+// dgrad on the wgmma rung reads its B MN-major when given dgrad_b (the filter in place or its MN-major copy; `b`
+// undefined; always for the warp-specialised and TMA tiles) and, on a TMA tile, through dgrad_maps
+// (tc_dgrad_tma_maps) — without them that tile's warp-specialised kernel runs on dgrad_b. Otherwise (rung 3, and the
+// plain wgmma tiles unless PYCONV_WGMMA_DGRAD_B=mn) it reads `b`, the K-major transposed filter.
 template <typename T>
 at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgrad, const at::Tensor& a, int64_t ca,
                          int64_t a_h, int64_t a_w, int64_t out_h, int64_t out_w, const at::Tensor& b, int64_t gemm_n,
                          at::Tensor& out, const T* bias, const ConvEpilogue<T>& epi,
-                         cudaStream_t stream = current_stream(), const cuda::TcTmaMaps* dgrad_maps = nullptr) {
+                         cudaStream_t stream = current_stream(), const cuda::TcTmaMaps* dgrad_maps = nullptr,
+                         const TcDgradB* dgrad_b = nullptr) {
   cuda::TcConvParams<T> pr{};
   pr.a = reinterpret_cast<const T*>(a.data_ptr());
   pr.a_sn = a.stride(0), pr.a_sh = a.stride(1), pr.a_sw = a.stride(2);
@@ -449,8 +500,15 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
     else if (dgrad || !tma_prepare<T>(s, a, ca, out_h, out_w, gemm_n, b, nullptr, t.bm, t.bn, &maps).empty())
       tile = tma_to_ws(tile);
   }
-  TORCH_INTERNAL_ASSERT(is_tma(tile) || b.defined(), "pyconv: the gather GEMM's ", tile, " needs its B matrix");
-  pr.b = b.defined() ? reinterpret_cast<const T*>(b.data_ptr()) : nullptr;
+  if (dgrad && is_wgmma(tile) && dgrad_b != nullptr) {
+    pr.b = static_cast<const T*>(dgrad_b->ptr), pr.b_g = dgrad_b->g, pr.b_tap = dgrad_b->tap, pr.b_k = dgrad_b->k;
+    pr.b_kvalid = dgrad_b->kvalid, pr.b_cols = dgrad_b->cols, pr.b_r0 = dgrad_b->r0, pr.b_s0 = dgrad_b->s0;
+    pr.b_step_h = dgrad_b->step_h, pr.b_step_w = dgrad_b->step_w, pr.b_S = dgrad_b->S, pr.b_linear = dgrad_b->linear;
+    pr.b_mn = 1;
+  } else {
+    TORCH_INTERNAL_ASSERT(is_tma(tile) || b.defined(), "pyconv: the gather GEMM's ", tile, " needs its B matrix");
+    pr.b = b.defined() ? reinterpret_cast<const T*>(b.data_ptr()) : nullptr;
+  }
   const TcTileShape ts = tc_tile_shape<T>(tile);
   // reduction tiles: TMA's run tap by tap in whole 64-channel chunks; the gather loader's pack R·S·ca densely
   const int64_t kt_all = is_tma(tile) ? s.R * s.S * maps.cc : ceil_div(s.R * s.S * ca, ts.bk);
@@ -494,16 +552,20 @@ void fprop_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& i
 // dgrad's B matrices, one per sub-pixel phase (r0, s0) of the strides step_h × step_w (one phase, all taps, with steps
 // 1): [g][C/g][taps_h][taps_w][kp] each, reduction index (r', s', k), zero columns past K/g, the phases one after the
 // other (tc_dgrad_weight_kernel). tc_dgrad_phase_matrix picks one out.
+// cp > 0: the MN-major form the wgmma rung's dgrad reads when the filter itself cannot serve (TcDgradB): [g][taps_h]
+// [taps_w][kp][cp], rows k past K/g and columns c past C/g zero.
 template <typename T>
-at::Tensor tc_dgrad_weight(const at::Tensor& weight, const Conv2dShape& s, int64_t kp, int64_t step_h, int64_t step_w) {
-  at::Tensor b = at::empty({s.R * s.S * s.groups * s.Cg() * kp}, weight.options());
+at::Tensor tc_dgrad_weight(const at::Tensor& weight, const Conv2dShape& s, int64_t kp, int64_t step_h, int64_t step_w,
+                           int64_t cp = 0) {
+  at::Tensor b = at::empty({s.R * s.S * s.groups * (cp > 0 ? cp : s.Cg()) * kp}, weight.options());
   cuda::TcDgradWeightParams pr{};
   pr.ws0 = weight.stride(0), pr.ws1 = weight.stride(1), pr.ws2 = weight.stride(2), pr.ws3 = weight.stride(3);
-  pr.kg = int(s.Kg()), pr.cg = int(s.Cg()), pr.kp = int(kp), pr.groups = int(s.groups);
+  pr.kg = int(s.Kg()), pr.cg = int(s.Cg()), pr.kp = int(kp), pr.groups = int(s.groups), pr.cp = int(cp);
   pr.R = int(s.R), pr.S = int(s.S), pr.step_h = int(step_h), pr.step_w = int(step_w);
   check_launch(cuda::launch_tc_dgrad_weight<T>(reinterpret_cast<const T*>(weight.data_ptr()),
                                                reinterpret_cast<T*>(b.data_ptr()), pr, current_stream()),
                "conv2d_dgrad tensor_core (filter transpose)");
+  tc_filter_copy_count().fetch_add(1);
   return b;
 }
 // Phase (r0, s0)'s matrix inside tc_dgrad_weight's buffer (a contiguous slice: its offset is a multiple of kp, so it
@@ -533,20 +595,34 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
               at::Tensor& dx) {
   const int64_t kp = round_up(s.Kg(), tc_vec(grad_output.scalar_type()));
   const at::Tensor dy = nhwc_padded(grad_output, s.groups, kp);
-  // The TMA rung reads the filter in place (channels contiguous; any other layout is copied to channels_last once,
-  // which costs what the transpose would); the other rungs read the transposed filter (tc_dgrad_weight).
-  const bool tma = is_tma(algo);
-  const at::Tensor w_in_place =
-      !tma || filter_in_place(weight) ? weight : weight.contiguous(at::MemoryFormat::ChannelsLast);
+  // B. Rung 3 (mma.sync, ldmatrix) reads the transposed filter K-major (tc_dgrad_weight). The wgmma rung's
+  // warp-specialised and TMA kernels read it MN-major (wgmma_dgrad_b_mn), which is the filter as it lies when
+  // channels_last (TcDgradB): no transpose kernel before the GEMM (the TMA kernels through their maps, the cp.async
+  // loaders through TcGatherLoader's kBMn); else a one-launch MN-major copy. The TMA kernels' maps need the filter's
+  // channels contiguous: any other layout is copied to channels_last once (what the transpose would cost).
+  const bool mn = wgmma_dgrad_b_mn(algo), tma = is_tma(algo);
+  const int64_t cp = round_up(s.Cg(), 8);
+  // (only where the maps could then take it: C/g whole 16-byte chunks, 64-channel groups, no strided-dilated gather)
+  at::Tensor wf = weight;
+  if (tma && !filter_in_place(weight) && s.Cg() % 8 == 0 && (s.groups == 1 || kp % 64 == 0) &&
+      !((s.stride_h != 1 || s.stride_w != 1) && (s.dil_h != 1 || s.dil_w != 1))) {
+    wf = weight.contiguous(at::MemoryFormat::ChannelsLast);
+    tc_filter_copy_count().fetch_add(1);
+  }
+  const bool in_place = mn && TcDgradB::in_place(wf, s, kp);
   if ((s.stride_h == 1 && s.stride_w == 1) || s.dil_h != 1 || s.dil_w != 1) {
-    cuda::TcTmaMaps maps{};
-    if (tma && tc_dgrad_tma_maps<T>(algo, s, dy, kp, s.H, s.W, TcDgradFilter{w_in_place}, &maps)) {
-      run_tc_gather<T>(algo, s, true, dy, kp, s.P, s.Q, s.H, s.W, at::Tensor(), s.Cg(), dx, nullptr,
-                       ConvEpilogue<T>{}, current_stream(), &maps);
+    if (!mn) {
+      const at::Tensor b = tc_dgrad_weight<T>(weight, s, kp, 1, 1);
+      run_tc_gather<T>(algo, s, true, dy, kp, s.P, s.Q, s.H, s.W, b, s.Cg(), dx, nullptr, ConvEpilogue<T>{});
       return;
     }
-    const at::Tensor b = tc_dgrad_weight<T>(weight, s, kp, 1, 1);
-    run_tc_gather<T>(algo, s, true, dy, kp, s.P, s.Q, s.H, s.W, b, s.Cg(), dx, nullptr, ConvEpilogue<T>{});
+    cuda::TcTmaMaps maps{};
+    const bool mapped = tma && tc_dgrad_tma_maps<T>(algo, s, dy, kp, s.H, s.W, TcDgradFilter{wf}, &maps);
+    const at::Tensor buf = mapped || in_place ? at::Tensor() : tc_dgrad_weight<T>(weight, s, kp, 1, 1, cp);
+    const TcDgradB b = in_place ? TcDgradB::filter(wf, s, 0, 0, 1, 1)
+                                : mapped ? TcDgradB{} : TcDgradB::copy<T>(buf, s, kp, cp, 0, 0, 1, 1);
+    run_tc_gather<T>(algo, s, true, dy, kp, s.P, s.Q, s.H, s.W, at::Tensor(), s.Cg(), dx, nullptr, ConvEpilogue<T>{},
+                     current_stream(), mapped ? &maps : nullptr, &b);
     return;
   }
   // Strided dgrad, sub-pixel decomposition. Input row h receives tap r only when (h + pad − r) is a multiple of the
@@ -562,19 +638,19 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   // The phases write disjoint rows and columns of dx and are independent: each is a small GEMM (1/stride² of the rows)
   // that alone leaves SMs idle (on an H100, 2026-11-26, the 3×3 stride-2 dgrads of ResNet-50 took 2.5-3× cuDNN's time
   // run one after another), so they run side by side on pool streams (StreamFork; one after another in the emulator).
-  // The zero fill, the TMA maps and the filter transpose (one launch for all phases, unless the TMA rung reads the
-  // filter in place for every phase) run before the fork; every allocation (the split-K workspaces too) is made on the
-  // current stream, only the phase GEMMs go to the side streams.
+  // The zero fill, the TMA maps and the filter copy (one launch for all phases, when the filter cannot be read in
+  // place) run before the fork; every allocation (the split-K workspaces too) is made on the current stream, only the
+  // phase GEMMs go to the side streams. Each phase reads its own taps (r0 + r'·stride, c0 + s'·stride) of the filter.
   struct Phase {
     int64_t r0, c0;  // the phase's first filter tap (row, column)
     Conv2dShape sp;  // its stride-1 dgrad
     at::Tensor out;  // its rows and columns of dx
     cuda::TcTmaMaps maps;
-    bool in_place;  // maps made: the TMA kernel reads the filter itself
+    bool mapped;  // TMA maps made
   };
   std::vector<Phase> phases;  // the phases (ph, pw) some tap reaches
   int64_t all_phases = 0;
-  bool all_in_place = true;
+  bool all_mapped = true;
   for (int64_t ph = 0; ph < s.stride_h && ph < s.H; ++ph)
     for (int64_t pw = 0; pw < s.stride_w && pw < s.W; ++pw, ++all_phases) {
       if ((ph + s.pad_h) % s.stride_h >= s.R || (pw + s.pad_w) % s.stride_w >= s.S) continue;
@@ -585,22 +661,28 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
       p.sp.stride_h = p.sp.stride_w = 1;
       p.sp.pad_h = (ph + s.pad_h - p.r0) / s.stride_h, p.sp.pad_w = (pw + s.pad_w - p.c0) / s.stride_w;
       p.out = dx.slice(2, ph, s.H, s.stride_h).slice(3, pw, s.W, s.stride_w);
-      p.in_place = tma && tc_dgrad_tma_maps<T>(algo, p.sp, dy, kp, p.out.size(2), p.out.size(3),
-                                               TcDgradFilter{w_in_place, p.r0, p.c0, s.stride_h, s.stride_w}, &p.maps);
-      all_in_place = all_in_place && p.in_place;
+      p.mapped = tma && tc_dgrad_tma_maps<T>(algo, p.sp, dy, kp, p.out.size(2), p.out.size(3),
+                                             TcDgradFilter{wf, p.r0, p.c0, s.stride_h, s.stride_w}, &p.maps);
+      all_mapped = all_mapped && p.mapped;
       phases.push_back(p);
     }
   if (int64_t(phases.size()) < all_phases) dx.zero_();
-  // every phase's B, one launch (when some phase needs one)
-  const at::Tensor b_all = all_in_place ? at::Tensor() : tc_dgrad_weight<T>(weight, s, kp, s.stride_h, s.stride_w);
+  // every phase's B, one launch, when some phase needs a copy: K-major, or MN-major
+  const at::Tensor b_all = !mn                      ? tc_dgrad_weight<T>(weight, s, kp, s.stride_h, s.stride_w)
+                           : all_mapped || in_place ? at::Tensor()
+                                                    : tc_dgrad_weight<T>(weight, s, kp, s.stride_h, s.stride_w, cp);
   StreamFork fork(int(phases.size()));
   std::vector<at::Tensor> keep;  // the phases' split-K workspaces, alive until the join
   for (size_t i = 0; i < phases.size(); ++i) {
     Phase& p = phases[i];
+    TcDgradB b;
+    if (mn && !p.mapped)
+      b = in_place ? TcDgradB::filter(wf, s, p.r0, p.c0, s.stride_h, s.stride_w)
+                   : TcDgradB::copy<T>(b_all, s, kp, cp, p.r0, p.c0, s.stride_h, s.stride_w);
     keep.push_back(run_tc_gather<T>(algo, p.sp, true, dy, kp, s.P, s.Q, p.out.size(2), p.out.size(3),
-                                    p.in_place ? at::Tensor() : tc_dgrad_phase_matrix(b_all, s, kp, p.r0, p.c0),
-                                    s.Cg(), p.out, nullptr, ConvEpilogue<T>{}, fork.stream(int(i)),
-                                    p.in_place ? &p.maps : nullptr));
+                                    mn ? at::Tensor() : tc_dgrad_phase_matrix(b_all, s, kp, p.r0, p.c0), s.Cg(),
+                                    p.out, nullptr, ConvEpilogue<T>{}, fork.stream(int(i)),
+                                    p.mapped ? &p.maps : nullptr, mn ? &b : nullptr));
   }
   fork.join();
 }

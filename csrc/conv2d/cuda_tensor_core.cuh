@@ -106,10 +106,19 @@ struct TcConvParams {
   // The output pixel grid (GEMM_M = N·OH·OW) and the tap map from output pixel to source pixel.
   int64_t N;
   int OH, OW, R, S, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
-  // B: [groups][gemm_n][R·S·ca], contiguous.
+  // B: [groups][gemm_n][R·S·ca], contiguous (K-major rows). The wgmma rung's dgrad (TcGatherLoader's kBMn) reads it
+  // MN-major instead — the transposed filter where it lies: element (GEMM tap (r, s), reduction k, column c) at
+  // b + g·b_g + tap·b_tap + k·b_k + c, tap = (b_r0 + r·b_step_h)·b_S + b_s0 + s·b_step_w (the filter's own tap; a
+  // sub-pixel phase's taps r0, r0 + stride, …), zero where k ≥ b_kvalid or c ≥ b_cols: the filter in place, b_tap =
+  // C/g, b_k = its k stride, b_kvalid = K/g, b_cols = C/g. Or (b_linear) a [R·S·kp][cp] copy (tc_dgrad_weight's MN
+  // layout) addressed by the reduction index kk itself: element (kk, c) at b + g·b_g + kk·b_k + c, zero where
+  // kk ≥ b_kvalid (= R·S·kp) — linear, so its 64-row tiles may straddle taps. 32-bit offsets (the host checks).
   const T* b;
   int gemm_n;
   int64_t groups;
+  int64_t b_g;
+  int b_tap, b_k, b_kvalid, b_cols, b_r0, b_s0, b_step_h, b_step_w, b_S, b_linear;
+  int b_mn;  // the wgmma dgrad reads B MN-major through the b_* fields (else `b`, K-major)
   // C: element (pixel (n, oh, ow), channel g·gemm_n + j) at y + ys.at(n, channel, oh, ow); bias and epilogue fprop only.
   T* y;
   Strides4 ys;
@@ -281,12 +290,27 @@ __device__ __forceinline__ TcBlock tc_block(const TcConvParams<T>& pr, int bm, i
 // elsewhere). dgrad with stride > 1 (reached only with dilation > 1: the glue splits strided dgrad into stride-1 phases
 // otherwise) needs an exact division per row and tap: it takes the general path, which re-derives each row's source
 // pixel per tile from (n, h0, w0) kept in the same registers (a_addr = h0 << 32 | w0, a_bad = n, or −1 past M).
-template <typename T, bool kDgrad, int NT, int BM, int BN, int kRowChunks>
+// Element offset of chunk `chunk` (8 elements) of reduction row `row` in an MN-major stage tile (the wgmma rung's
+// wgrad operands and its dgrad's B): 64-element blocks along M (or N) of 64 rows × 128 bytes (8 KiB: the
+// descriptor's LBO), the chunk at position (chunk mod 8) ^ (row mod 8) of its 128-byte row (the hardware's 128-byte
+// swizzle; the cp.async writes of a warp's 8 rows at one chunk column land in 8 different bank groups).
+__device__ __forceinline__ int tc_wg_mn_offset(int row, int chunk) {
+  return ((chunk >> 3) * 64 + row) * 64 + (((chunk & 7) ^ (row & 7)) << 3);
+}
+
+// kBMn (the wgmma rung's dgrad): B MN-major from the transposed filter where it lies (TcConvParams' b_* fields), into
+// 64-row blocks of BN/8 chunks each (tc_wg_mn_offset), instead of K-major rows of the [gemm_n][R·S·ca] matrix: the
+// wgmma reads it transposed, and the host runs no transpose kernel when the filter is channels_last. A thread copies
+// chunk column bcol of reduction rows brow0, brow0 + kBMnRows, … of each tile: the tile's first reduction index
+// kk − chunk·kVec (its tap and that tap's k from the A side's tracking) plus the row.
+template <typename T, bool kDgrad, int NT, int BM, int BN, int kRowChunks, bool kBMn = false>
 struct TcGatherLoader {
   static constexpr int kVec = TcElem<T>::kVec, kBK = kRowChunks * kVec;  // elements per tile row
-  static constexpr int kRows = NT / kRowChunks, kAIters = BM / kRows, kBIters = BN / kRows;
+  static constexpr int kRows = NT / kRowChunks, kAIters = BM / kRows, kBIters = kBMn ? 1 : BN / kRows;
+  static constexpr int kBMnChunks = BN / kVec, kBMnRows = NT / kBMnChunks, kBMnIters = kBK / kBMnRows;
   static constexpr uint32_t kTailBit = 1u << 15;
   static_assert(BM % kRows == 0 && BN % kRows == 0, "each thread copies whole chunks");
+  static_assert(!kBMn || (kDgrad && NT % kBMnChunks == 0 && kBK % kBMnRows == 0), "MN-major B: whole chunk rows");
 
   // (The parameters are passed to every call rather than kept as a pointer: the address of a kernel parameter would
   // make the compiler copy the struct to local memory.)
@@ -300,6 +324,11 @@ struct TcGatherLoader {
   // order), so no division by ca or S happens in the loop; tap_off = r·dil_h·a_sh + s·dil_w·a_sw (fast path).
   int kk, tr, ts, tc, tap_off;
   uint32_t tap_bits;
+  // kBMn: this thread's B chunk column and first row (its column's B base in b_addr[0]); btap_off: the offset of its
+  // first row in the current tap (row brow0, k 0); bkvalid: b_kvalid − brow0 (very negative past b_cols); bstep: the
+  // offset between its rows
+  int bchunk, brow0, btap_off, bkvalid, bstep;
+  uint32_t bdst0;  // byte offset of (row brow0, chunk bchunk) in an MN-major stage tile
 
   // Bits r < R of the taps whose source row stays inside [0, extent): fprop h0 + r·dil, dgrad h0 − r·dil.
   __device__ __forceinline__ static uint32_t inside_bits(int h0, int dil, int extent, int R) {
@@ -332,11 +361,21 @@ struct TcGatherLoader {
         a_bad[i] = m < M ? ~(inside_bits(h0, p.dil_h, p.AH, p.R) | (inside_bits(w0, p.dil_w, p.AW, p.S) << 16)) : ~0u;
       }
     }
-    const uint64_t b_base = reinterpret_cast<uint64_t>(p.b + g * p.gemm_n * int64_t(Kgemm));
+    if constexpr (kBMn) {
+      bchunk = tid % kBMnChunks, brow0 = tid / kBMnChunks;
+      bdst0 = uint32_t(tc_wg_mn_offset(brow0, bchunk) * sizeof(T));
+      const int bcol = n0 + bchunk * kVec;
+      const bool bcol_ok = bcol < p.b_cols;
+      b_addr[0] = reinterpret_cast<uint64_t>(p.b + g * p.b_g + (bcol_ok ? bcol : 0));
+      bkvalid = bcol_ok ? p.b_kvalid - brow0 : -(1 << 30);
+      bstep = kBMnRows * p.b_k;
+    } else {
+      const uint64_t b_base = reinterpret_cast<uint64_t>(p.b + g * p.gemm_n * int64_t(Kgemm));
 #pragma unroll
-    for (int i = 0; i < kBIters; ++i) {
-      const int n = n0 + row0 + i * kRows;
-      b_addr[i] = b_base + uint64_t(n < p.gemm_n ? n : 0) * uint64_t(Kgemm) * sizeof(T);
+      for (int i = 0; i < kBIters; ++i) {
+        const int n = n0 + row0 + i * kRows;
+        b_addr[i] = b_base + uint64_t(n < p.gemm_n ? n : 0) * uint64_t(Kgemm) * sizeof(T);
+      }
     }
     kk = kt0 * kBK + chunk * kVec, tr = 0, ts = 0, tc = kk;
     carry(p);  // finds (r, s, c) of the first tile
@@ -356,6 +395,8 @@ struct TcGatherLoader {
         tap_bits = kTailBit;  // (every row off: tap_off keeps the last tap's, a harmless address)
       }
     }
+    if constexpr (kBMn)
+      btap_off = ((p.b_r0 + tr * p.b_step_h) * p.b_S + p.b_s0 + ts * p.b_step_w) * p.b_tap + brow0 * p.b_k;
   }
 
   // Issues this thread's cp.async copies of the next reduction tile into the stage tiles at shared-window addresses
@@ -385,13 +426,34 @@ struct TcGatherLoader {
         cp_async_16_to(a_dst + swz(row0 + i * kRows, chunk) * sizeof(T), p.a + off, ok);
       }
     }
-    // Past the end of the reduction the chunk is zero-filled from the row's start (a valid address).
-    const bool k_ok = kk < Kgemm;
-    const uint64_t b_off = uint64_t(k_ok ? uint32_t(kk) : 0u) * sizeof(T);
+    if constexpr (kBMn) {
+      // Row j of the tile: k = idx + j, idx the tile's first k in its tap (this thread's chunk's k, tc, less its
+      // place in the row; kp a multiple of 64 keeps the tile in one tap), or with b_linear its first reduction index;
+      // zero from b_kvalid on (the K/g tail of the tap; the copy's end) and past b_cols. This thread's rows
+      // brow0 + i·kBMnRows: per tile a select, a subtract and a multiply-add; per row an add, a compare, a select
+      // (a row that reads nothing copies from the column's base, a mapped address), a multiply-add to the address.
+      const int idx = p.b_linear ? kk - chunk * kVec : tc - chunk * kVec;
+      const int lim = bkvalid - idx;  // rows i with i·kBMnRows < lim are real
+      int off = btap_off + idx * p.b_k;
 #pragma unroll
-    for (int i = 0; i < kBIters; ++i)
-      cp_async_16_to(b_dst + swz(row0 + i * kRows, chunk) * sizeof(T), reinterpret_cast<const T*>(b_addr[i] + b_off),
-                     k_ok);
+      for (int i = 0; i < kBMnIters; ++i, off += bstep) {
+        const bool ok = i * kBMnRows < lim;
+        const uint64_t src = b_addr[0] + uint64_t(int64_t(ok ? off : 0) * int64_t(sizeof(T)));
+        // rows kBMnRows apart: with kBMnRows a multiple of 8 the swizzle of row brow0 + i·kBMnRows is brow0's, so
+        // its place is a fixed distance further (an immediate)
+        const uint32_t dst = kBMnRows % 8 == 0 ? bdst0 + uint32_t(i * kBMnRows * 128)
+                                               : uint32_t(tc_wg_mn_offset(brow0 + i * kBMnRows, bchunk) * sizeof(T));
+        cp_async_16_to(b_dst + dst, reinterpret_cast<const T*>(src), ok);
+      }
+    } else {
+      // Past the end of the reduction the chunk is zero-filled from the row's start (a valid address).
+      const bool k_ok = kk < Kgemm;
+      const uint64_t b_off = uint64_t(k_ok ? uint32_t(kk) : 0u) * sizeof(T);
+#pragma unroll
+      for (int i = 0; i < kBIters; ++i)
+        cp_async_16_to(b_dst + swz(row0 + i * kRows, chunk) * sizeof(T),
+                       reinterpret_cast<const T*>(b_addr[i] + b_off), k_ok);
+    }
     kk += kBK;
     tc += kBK;
     carry(p);
@@ -723,6 +785,7 @@ struct TcDgradWeightParams {
   int64_t ws0, ws1, ws2, ws3;  // filter strides (k, c, r, s)
   int kg, cg, kp, groups;
   int R, S, step_h, step_w;  // the taps and the strides that split them into phases
+  int cp;                    // > 0: the MN-major form [g][taps][kp][cp] (the wgmma rung's dgrad), else K-major
 };
 
 // Taps of phase r0 along one axis: r0, r0 + step, … < R (none when r0 ≥ R).
@@ -753,14 +816,19 @@ __global__ void __launch_bounds__(256) tc_dgrad_weight_kernel(const T* w, T* b, 
     const int r0 = r % pr.step_h, s0 = s % pr.step_w;
     const int th = tc_phase_taps(r0, pr.R, pr.step_h), tw = tc_phase_taps(s0, pr.S, pr.step_w);
     const int ptap = (r / pr.step_h) * tw + s / pr.step_w;
-    T* bp = b + tc_dgrad_phase_offset(r0, s0, pr.R, pr.S, pr.step_h, pr.step_w) * pr.groups * pr.cg * pr.kp;
+    const int cols = pr.cp > 0 ? pr.cp : pr.cg;  // a phase matrix's columns (K-major: its rows) per group
+    T* bp = b + tc_dgrad_phase_offset(r0, s0, pr.R, pr.S, pr.step_h, pr.step_w) * pr.groups * cols * pr.kp;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {  // read: k = k0 + ty + 8i, c = c0 + tx (consecutive lanes, consecutive c)
       const int k = k0 + ty + 8 * i, c = c0 + tx;
-      tile[ty + 8 * i][tx] = k < pr.kg && c < pr.cg
-                                 ? w[(g * pr.kg + k) * pr.ws0 + c * pr.ws1 + r * pr.ws2 + s * pr.ws3]
-                                 : from_acc<T>(acc_t<T>(0));
+      const T v = k < pr.kg && c < pr.cg ? w[(g * pr.kg + k) * pr.ws0 + c * pr.ws1 + r * pr.ws2 + s * pr.ws3]
+                                         : from_acc<T>(acc_t<T>(0));
+      if (pr.cp == 0)
+        tile[ty + 8 * i][tx] = v;
+      else if (k < pr.kp && c < pr.cp)  // MN-major: row k of the tap, c contiguous (no transpose: no tile)
+        bp[((g * (th * tw) + ptap) * pr.kp + k) * int64_t(pr.cp) + c] = v;
     }
+    if (pr.cp > 0) continue;  // (uniform across the block: no thread reaches the barriers below)
     __syncthreads();  // the whole tile is in shared memory before any thread reads another thread's element
 #pragma unroll
     for (int i = 0; i < 4; ++i) {  // write: c = c0 + ty + 8i, k = k0 + tx (consecutive lanes, consecutive k)
@@ -774,7 +842,7 @@ __global__ void __launch_bounds__(256) tc_dgrad_weight_kernel(const T* w, T* b, 
 template <typename T>
 cudaError_t launch_tc_dgrad_weight(const T* w, T* b, const TcDgradWeightParams& pr, cudaStream_t stream) {
   const int64_t z = std::min<int64_t>(int64_t(pr.groups) * pr.R * pr.S, 65535);
-  const dim3 grid(static_cast<unsigned>(ceil_div(pr.kp, 32)), static_cast<unsigned>(ceil_div(pr.cg, 32)),
+  const dim3 grid(static_cast<unsigned>(ceil_div(pr.kp, 32)), static_cast<unsigned>(ceil_div(pr.cp > 0 ? pr.cp : pr.cg, 32)),
                   static_cast<unsigned>(z));
   return launch(tc_dgrad_weight_kernel<T>, grid, dim3(32, 8), 0, stream, w, b, pr);
 }

@@ -73,15 +73,16 @@ constexpr size_t tc_wg_smem_bytes() {
 // The pipelined main loop of both wgmma kernels (the pipeline above) over KT reduction tiles: load_tile(slot) issues
 // this thread's copies of the next tile into stage `slot`; da0 / db0 describe stage 0 of this warpgroup's A rows and
 // of B (stage `slot` is slot · BM · 128 and slot · BN · 128 bytes further: that >> 4 added to the start-address field,
-// which cannot carry, shared addresses staying < 256 KiB). kMN: MN-major operands, whose k16 steps are 16 rows =
+// which cannot carry, shared addresses staying < 256 KiB). kMnA / kMnB: that operand MN-major, its k16 steps 16 rows =
 // 2048 bytes apart (K-major: 32 bytes along the row). Ends with every wgmma and every copy complete.
 // The descriptors come in precomputed on purpose: with the warpgroup's row offset computed inside the loop, ptxas
 // serialised the wgmma pipeline (C7515, "non wgmma instructions defining accumulator registers").
-template <typename T, typename Tile, bool kMN, typename Load>
+template <typename T, typename Tile, bool kMnA, bool kMnB, typename Load>
 __device__ __forceinline__ void tc_wg_mainloop(float (&acc)[1][Tile::NI][4], Load&& load_tile, int KT, uint64_t da0,
                                                uint64_t db0) {
   constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, kAhead = Tile::kAhead;
-  constexpr uint32_t kStep = kMN ? 2048 / 16 : 32 / 16;  // descriptor units (16 bytes) per k16 step
+  // descriptor units (16 bytes) per k16 step, per operand
+  constexpr uint32_t kStepA = kMnA ? 2048 / 16 : 32 / 16, kStepB = kMnB ? 2048 / 16 : 32 / 16;
   tc_prologue<kAhead>(load_tile, KT);  // tiles 0 .. kAhead−1 in flight
   // The stages of tile kt and of tile kt + kAhead, counted along rather than taken mod STAGES (a division by 3 or 5).
   int slot = 0, next_slot = kAhead;
@@ -99,7 +100,7 @@ __device__ __forceinline__ void tc_wg_mainloop(float (&acc)[1][Tile::NI][4], Loa
     wgmma_fence();
 #pragma unroll
     for (int ks = 0; ks < Tile::kBK / 16; ++ks)
-      wgmma_m64k16<T, BN, kMN>(acc[0], wgmma_desc_add(da, kStep * ks), wgmma_desc_add(db, kStep * ks));
+      wgmma_m64k16<T, BN, kMnA, kMnB>(acc[0], wgmma_desc_add(da, kStepA * ks), wgmma_desc_add(db, kStepB * ks));
     wgmma_commit();
     wgmma_wait<Tile::kInFlight>();
   }
@@ -114,7 +115,9 @@ __device__ __forceinline__ void tc_wg_mainloop(float (&acc)[1][Tile::NI][4], Loa
   const uint32_t smem_raw_addr = smem_window_addr(smem_raw);                       \
   T* smem = reinterpret_cast<T*>(smem_raw + ((1024u - smem_raw_addr % 1024u) % 1024u))
 
-template <typename T, typename Tile, bool kDgrad>
+// kBMn (dgrad only): B MN-major, the transposed filter as it lies (TcGatherLoader's kBMn), instead of the K-major
+// transposed copy; both forms are built for this kernel (PYCONV_WGMMA_DGRAD_B picks, see conv2d_cuda.cu).
+template <typename T, typename Tile, bool kDgrad, bool kBMn = kDgrad>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_conv_kernel(TcConvParams<T> pr) {
 #if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
   __trap();  // an sm_80 (or plain sm_90) pass: no wgmma; the host launches this kernel only where has_wgmma()
@@ -127,10 +130,12 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_con
 
   const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
   const TcBlock blk = tc_block(pr, BM, BN, kBK);
-  // Stage 0 of this warpgroup's 64 rows of A (K-major: rows are 128 bytes) and of all of B.
-  const uint64_t da0 = wgmma_desc_sw128(sA_addr + uint32_t(wg) * 64u * 128u), db0 = wgmma_desc_sw128(sB_addr);
+  // Stage 0 of this warpgroup's 64 rows of A (K-major: rows are 128 bytes) and of all of B (kBMn: MN-major blocks of
+  // 64 reduction rows × 64 columns, 8 KiB apart: the transposed filter as it lies, TcGatherLoader's kBMn).
+  const uint64_t da0 = wgmma_desc_sw128(sA_addr + uint32_t(wg) * 64u * 128u),
+                 db0 = kBMn ? wgmma_desc_sw128_mn(sB_addr, 64u * 128u) : wgmma_desc_sw128(sB_addr);
 
-  TcGatherLoader<T, kDgrad, NT, BM, BN, 8> loader;
+  TcGatherLoader<T, kDgrad, NT, BM, BN, 8, kBMn> loader;
   loader.init(pr, tid, blk.m0, blk.n0, blk.g, blk.M, blk.kt0);
   auto load_tile = [&](int slot) {
     loader.load(pr, sA_addr + uint32_t(slot * BM * 128), sB_addr + uint32_t(slot * BN * 128),
@@ -141,7 +146,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_con
   // 16×8 (the wgmma accumulator layout is the mma.sync C fragment repeated along N, so rung 3's epilogue applies).
   float acc[1][Tile::NI][4];
   tc_zero(acc);
-  tc_wg_mainloop<T, Tile, false>(acc, load_tile, blk.KT, da0, db0);
+  tc_wg_mainloop<T, Tile, false, kBMn>(acc, load_tile, blk.KT, da0, db0);
 
   tc_conv_store<T, BM, BN, NT, 1, Tile::NI, 16, STAGES * Tile::kStageBytes>(pr, acc, smem, blk.m0, blk.n0, blk.g,
                                                                             blk.split, blk.M, wg * 64 + (warp % 4) * 16,
@@ -353,7 +358,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
 #pragma unroll 1
     for (int64_t t = blockIdx.x; t < tiles.count; t += gridDim.x) {
       const TcBlock blk = tiles.at(pr, t);
-      TcGatherLoader<T, kDgrad, Tile::kProducerThreads, BM, BN, 8> loader;
+      TcGatherLoader<T, kDgrad, Tile::kProducerThreads, BM, BN, 8, kDgrad> loader;
       loader.init(pr, tid, blk.m0, blk.n0, blk.g, blk.M, blk.kt0);
       tc_ws_produce<Tile>([&](int slot) {
         loader.load(pr, sh.sA_addr + uint32_t(slot * BM * 128), sh.sB_addr + uint32_t(slot * BN * 128),
@@ -364,16 +369,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
     tc_ws_produce_tail<Tile>(ring, sh.full);
     return;
   }
-  tc_ws_conv_consumers<T, Tile, true>(pr, sh, tiles, 0);
+  tc_ws_conv_consumers<T, Tile, true, kDgrad>(pr, sh, tiles, 0);
 #endif
-}
-
-// Element offset of chunk `chunk` (8 elements) of reduction row `row` in an MN-major stage tile: 64-element blocks
-// along M (or N) of 64 rows × 128 bytes (8 KiB: the descriptor's LBO), the chunk at position (chunk mod 8) ^ (row
-// mod 8) of its 128-byte row (the hardware's 128-byte swizzle; the cp.async writes of a warp's 8 rows at one chunk
-// column land in 8 different bank groups).
-__device__ __forceinline__ int tc_wg_mn_offset(int row, int chunk) {
-  return ((chunk >> 3) * 64 + row) * 64 + (((chunk & 7) ^ (row & 7)) << 3);
 }
 
 // wgrad on wgmma: dw[g][k][(r, s, c)] = Σ_npq dy[npq][g·kp + k] · x(npq, tap (r, s), channel g·cp + c), one block per
@@ -406,7 +403,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_wgr
 
   float acc[1][Tile::NI][4];
   tc_zero(acc);
-  tc_wg_mainloop<T, Tile, true>(acc, load_tile, rg.KT, da0, db0);
+  tc_wg_mainloop<T, Tile, true, true>(acc, load_tile, rg.KT, da0, db0);
   tc_wgrad_store<T, 1, Tile::NI>(pr, acc, m0 + wg * 64 + (warp % 4) * 16, n0, rg.g, rg.split, tid % 32);
 #endif
 }
@@ -629,12 +626,12 @@ cudaError_t tc_wg_opt_in(size_t bytes) {
 #endif
 }
 
-template <typename T, typename Tile, bool kDgrad>
+template <typename T, typename Tile, bool kDgrad, bool kBMn = kDgrad>
 cudaError_t launch_tc_wgmma_kernel(const TcConvParams<T>& pr, dim3 grid, cudaStream_t stream) {
   constexpr size_t smem = tc_wg_smem_bytes<Tile>();
-  constexpr auto kKernel = [] {  // the warp-specialised kernel for its tiles
+  constexpr auto kKernel = [] {  // the warp-specialised kernel for its tiles (dgrad: B MN-major only)
     if constexpr (Tile::kWarpSpecialized) return tc_wgmma_ws_conv_kernel<T, Tile, kDgrad>;
-    else return tc_wgmma_conv_kernel<T, Tile, kDgrad>;
+    else return tc_wgmma_conv_kernel<T, Tile, kDgrad, kBMn>;
   }();
   const cudaError_t e = tc_wg_opt_in<kKernel>(smem);
   if (e != cudaSuccess) return e;
@@ -696,8 +693,11 @@ cudaError_t launch_tc_wgmma_conv(const TcConvParams<T>& pr, bool dgrad, cudaStre
     grid = dim3(static_cast<unsigned>(pr.persistent_blocks > 0 && pr.persistent_blocks < tiles ? pr.persistent_blocks
                                                                                                  : tiles));
   }
-  const cudaError_t e = dgrad ? launch_tc_wgmma_kernel<T, Tile, true>(pr, grid, stream)
-                              : launch_tc_wgmma_kernel<T, Tile, false>(pr, grid, stream);
+  // dgrad's B: MN-major (pr.b_mn: the b_* fields) or the K-major transposed copy (plain tiles only)
+  if (dgrad && Tile::kWarpSpecialized && !pr.b_mn) return cudaErrorInvalidValue;
+  const cudaError_t e = !dgrad    ? launch_tc_wgmma_kernel<T, Tile, false>(pr, grid, stream)
+                        : pr.b_mn ? launch_tc_wgmma_kernel<T, Tile, true, true>(pr, grid, stream)
+                                  : launch_tc_wgmma_kernel<T, Tile, true, false>(pr, grid, stream);
   if (e != cudaSuccess || pr.ws == nullptr) return e;
   return launch_tc_splitk_reduce(pr, stream);
 }

@@ -6,6 +6,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <atomic>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -101,5 +102,15 @@ inline void record_tc_launch(const std::string& tile, int64_t splits) {
   if (log.launches.size() >= 64) log.launches.erase(log.launches.begin());
   log.launches.emplace_back(tile, splits);
 }
+
+// How many times tensor-core dgrad copied its filter into a GEMM's B layout (tc_dgrad_weight: the transposed filter of
+// rung 3, or the MN-major copy of the wgmma rung when the filter cannot be read in place) since the last call of
+// pyconv._C(_emu).conv2d_tc_filter_copies(), which returns and resets it: tests assert that a channels_last filter is
+// read where it lies.
+inline std::atomic<int64_t>& tc_filter_copy_count() {
+  static std::atomic<int64_t> count{0};
+  return count;
+}
+inline int64_t take_tc_filter_copies() { return tc_filter_copy_count().exchange(0); }
 
 }  // namespace pyconv

@@ -98,4 +98,6 @@ PYBIND11_MODULE(_C_emu, m) {
   m.def("selftest", &run_selftest, py::arg("name"));
   m.def("conv2d_tc_launches", &pyconv::take_tc_launches,
         "(tile, split-K slices) of each tensor-core GEMM this thread launched since the last call (at most the last 64)");
+  m.def("conv2d_tc_filter_copies", &pyconv::take_tc_filter_copies,
+        "How many times tensor-core dgrad copied its filter into a GEMM layout since the last call (then 0)");
 }
