@@ -301,7 +301,7 @@ __device__ __forceinline__ int tc_wg_mn_offset(int row, int chunk) {
 // kBMn (the wgmma rung's dgrad): B MN-major from the transposed filter where it lies (TcConvParams' b_* fields), into
 // 64-row blocks of BN/8 chunks each (tc_wg_mn_offset), instead of K-major rows of the [gemm_n][R·S·ca] matrix: the
 // wgmma reads it transposed, and the host runs no transpose kernel when the filter is channels_last. A thread copies
-// chunk column bcol of reduction rows brow0, brow0 + kBMnRows, … of each tile: the tile's first reduction index
+// chunk column bchunk of reduction rows brow0, brow0 + kBMnRows, … of each tile: the tile's first reduction index
 // kk − chunk·kVec (its tap and that tap's k from the A side's tracking) plus the row.
 template <typename T, bool kDgrad, int NT, int BM, int BN, int kRowChunks, bool kBMn = false>
 struct TcGatherLoader {
@@ -842,7 +842,8 @@ __global__ void __launch_bounds__(256) tc_dgrad_weight_kernel(const T* w, T* b, 
 template <typename T>
 cudaError_t launch_tc_dgrad_weight(const T* w, T* b, const TcDgradWeightParams& pr, cudaStream_t stream) {
   const int64_t z = std::min<int64_t>(int64_t(pr.groups) * pr.R * pr.S, 65535);
-  const dim3 grid(static_cast<unsigned>(ceil_div(pr.kp, 32)), static_cast<unsigned>(ceil_div(pr.cp > 0 ? pr.cp : pr.cg, 32)),
+  const int cols = pr.cp > 0 ? pr.cp : pr.cg;  // the MN-major form writes its zero columns up to cp too
+  const dim3 grid(static_cast<unsigned>(ceil_div(pr.kp, 32)), static_cast<unsigned>(ceil_div(cols, 32)),
                   static_cast<unsigned>(z));
   return launch(tc_dgrad_weight_kernel<T>, grid, dim3(32, 8), 0, stream, w, b, pr);
 }
