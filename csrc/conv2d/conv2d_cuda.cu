@@ -341,14 +341,8 @@ std::string tma_tiled_map(const void* base, int64_t d0, int64_t d1, int64_t d2, 
   return "";
 }
 
-// dgrad's filter as the TMA dgrad kernel reads it in place (no transpose): w [K][C/g][R][S] with its channels
-// contiguous and its taps in (r, s) order C/g apart (channels_last, or any 1×1 filter whose channels are contiguous),
-// and the filter tap of the GEMM's tap (r', s'): (r0 + r'·step_h, s0 + s'·step_w) — (r', s') itself for a stride-1
-// dgrad, the phase's taps for a sub-pixel phase of a strided one.
-struct TcDgradFilter {
-  at::Tensor w;
-  int64_t r0 = 0, s0 = 0, step_h = 1, step_w = 1;
-};
+// Whether dgrad can read the filter w [K][C/g][R][S] in place (no transpose): its channels contiguous and its taps in
+// (r, s) order C/g apart (channels_last, or any 1×1 filter whose channels are contiguous).
 bool filter_in_place(const at::Tensor& w) {
   const int64_t cg = w.size(1), R = w.size(2), S = w.size(3);
   return w.stride(1) == 1 && (S == 1 || w.stride(3) == cg) && (R == 1 || w.stride(2) == S * cg);
@@ -408,12 +402,13 @@ struct TcDgradB {
 // describe it — then the caller runs the warp-specialised kernel of the same tile instead.
 // A: the NHWC source `a` (groups·ca channels) by BM-pixel im2col loads whose box starts at −pad (dgrad:
 // pad − (R − 1)·dil, the flipped taps). B, fprop: `b` ([g][gemm_n][R·S·ca]) as {ca, R·S, groups·gemm_n} in boxes of
-// 64 channels × 1 tap × BN rows; dgrad: the filter in place (`f`), {C/g, R·S, K} in boxes of 64 c × 1 tap × 64 k.
+// 64 channels × 1 tap × BN rows; dgrad (`filter` given): the filter in place, {C/g, R·S, K} in boxes of 64 c × 1 tap
+// × 64 k (which filter tap a GEMM tap reads: TcDgradB's tap map in TcConvParams).
 template <typename T>
 std::string tma_prepare(const Conv2dShape& s, const at::Tensor& a, int64_t ca, int64_t out_h, int64_t out_w,
-                        int64_t gemm_n, const at::Tensor& b, const TcDgradFilter* f, int64_t bm, int64_t bn,
+                        int64_t gemm_n, const at::Tensor& b, const at::Tensor* filter, int64_t bm, int64_t bn,
                         cuda::TcTmaMaps* maps) {
-  const bool dgrad = f != nullptr;
+  const bool dgrad = filter != nullptr;
   if (dgrad && (s.stride_h != 1 || s.stride_w != 1))
     return "dgrad with both stride and dilation (its gather skips taps by divisibility; no im2col walk)";
   if (s.groups > 1 && ca % 64 != 0)
@@ -421,17 +416,15 @@ std::string tma_prepare(const Conv2dShape& s, const at::Tensor& a, int64_t ca, i
            "next group)";
   if ((s.R - 1) * s.dil_h > 127 || (s.S - 1) * s.dil_w > 127) return "tap offsets ((R - 1)·dilation) above 127";
   if (a.size(3) != s.groups * ca) return "needs a source of groups·ca channels";
-  if (dgrad && !filter_in_place(f->w)) return "dgrad needs the filter's channels contiguous (channels_last)";
+  if (dgrad && !filter_in_place(*filter)) return "dgrad needs the filter's channels contiguous (channels_last)";
   const int64_t lower_h = dgrad ? s.pad_h - (s.R - 1) * s.dil_h : -s.pad_h;
   const int64_t lower_w = dgrad ? s.pad_w - (s.S - 1) * s.dil_w : -s.pad_w;
   std::string why = tma_im2col_map<T>(a, lower_h, lower_w, out_h, out_w, s.stride_h, s.stride_w, bm, &maps->a);
   if (!why.empty()) return why;
   if (dgrad) {
-    const at::Tensor& w = f->w;
+    const at::Tensor& w = *filter;
     why = tma_tiled_map<T>(w.data_ptr(), w.size(1), w.size(2) * w.size(3), w.size(0), w.size(1), w.stride(0), 1, 64,
                            &maps->b);
-    maps->b_r0 = int(f->r0), maps->b_s0 = int(f->s0), maps->b_step_h = int(f->step_h);
-    maps->b_step_w = int(f->step_w), maps->b_S = int(w.size(3));
   } else {
     why = tma_tiled_map<T>(b.data_ptr(), ca, s.R * s.S, s.groups * gemm_n, ca, s.R * s.S * ca, 1, uint32_t(bn),
                            &maps->b);
@@ -579,15 +572,15 @@ at::Tensor tc_dgrad_phase_matrix(const at::Tensor& b, const Conv2dShape& s, int6
 }
 
 // The TMA maps of a dgrad GEMM of shape `sp` (stride 1: the dgrad itself, or one sub-pixel phase of a strided one)
-// over the out_h × out_w grid of dx, its B the filter `f` in place: true and `maps` made when `algo`'s tile for it is
+// over the out_h × out_w grid of dx, its B the filter `w` in place: true and `maps` made when `algo`'s tile for it is
 // a TMA tile and the maps can describe it (tma_prepare), else false (the caller transposes the filter).
 template <typename T>
 bool tc_dgrad_tma_maps(const std::string& algo, const Conv2dShape& sp, const at::Tensor& dy, int64_t kp,
-                       int64_t out_h, int64_t out_w, const TcDgradFilter& f, cuda::TcTmaMaps* maps) {
+                       int64_t out_h, int64_t out_w, const at::Tensor& w, cuda::TcTmaMaps* maps) {
   const std::string tile = tc_tile(algo, sp.N * out_h * out_w, sp.Cg(), sp.groups);
   if (!is_tma(tile)) return false;
   const TcTileShape t = tc_tile_shape<T>(tile);
-  return tma_prepare<T>(sp, dy, kp, out_h, out_w, sp.Cg(), at::Tensor(), &f, t.bm, t.bn, maps).empty();
+  return tma_prepare<T>(sp, dy, kp, out_h, out_w, sp.Cg(), at::Tensor(), &w, t.bm, t.bn, maps).empty();
 }
 
 template <typename T>
@@ -617,10 +610,11 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
       return;
     }
     cuda::TcTmaMaps maps{};
-    const bool mapped = tma && tc_dgrad_tma_maps<T>(algo, s, dy, kp, s.H, s.W, TcDgradFilter{wf}, &maps);
+    const bool mapped = tma && tc_dgrad_tma_maps<T>(algo, s, dy, kp, s.H, s.W, wf, &maps);
     const at::Tensor buf = mapped || in_place ? at::Tensor() : tc_dgrad_weight<T>(weight, s, kp, 1, 1, cp);
-    const TcDgradB b = in_place ? TcDgradB::filter(wf, s, 0, 0, 1, 1)
-                                : mapped ? TcDgradB{} : TcDgradB::copy<T>(buf, s, kp, cp, 0, 0, 1, 1);
+    // (the TMA kernel takes the filter's tap map from here too)
+    const TcDgradB b = mapped || in_place ? TcDgradB::filter(wf, s, 0, 0, 1, 1)
+                                          : TcDgradB::copy<T>(buf, s, kp, cp, 0, 0, 1, 1);
     run_tc_gather<T>(algo, s, true, dy, kp, s.P, s.Q, s.H, s.W, at::Tensor(), s.Cg(), dx, nullptr, ConvEpilogue<T>{},
                      current_stream(), mapped ? &maps : nullptr, &b);
     return;
@@ -661,8 +655,7 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
       p.sp.stride_h = p.sp.stride_w = 1;
       p.sp.pad_h = (ph + s.pad_h - p.r0) / s.stride_h, p.sp.pad_w = (pw + s.pad_w - p.c0) / s.stride_w;
       p.out = dx.slice(2, ph, s.H, s.stride_h).slice(3, pw, s.W, s.stride_w);
-      p.mapped = tma && tc_dgrad_tma_maps<T>(algo, p.sp, dy, kp, p.out.size(2), p.out.size(3),
-                                             TcDgradFilter{wf, p.r0, p.c0, s.stride_h, s.stride_w}, &p.maps);
+      p.mapped = tma && tc_dgrad_tma_maps<T>(algo, p.sp, dy, kp, p.out.size(2), p.out.size(3), wf, &p.maps);
       all_mapped = all_mapped && p.mapped;
       phases.push_back(p);
     }
@@ -676,9 +669,9 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   for (size_t i = 0; i < phases.size(); ++i) {
     Phase& p = phases[i];
     TcDgradB b;
-    if (mn && !p.mapped)
-      b = in_place ? TcDgradB::filter(wf, s, p.r0, p.c0, s.stride_h, s.stride_w)
-                   : TcDgradB::copy<T>(b_all, s, kp, cp, p.r0, p.c0, s.stride_h, s.stride_w);
+    if (mn)  // (the TMA kernel takes the phase's tap map from here too)
+      b = p.mapped || in_place ? TcDgradB::filter(wf, s, p.r0, p.c0, s.stride_h, s.stride_w)
+                               : TcDgradB::copy<T>(b_all, s, kp, cp, p.r0, p.c0, s.stride_h, s.stride_w);
     keep.push_back(run_tc_gather<T>(algo, p.sp, true, dy, kp, s.P, s.Q, p.out.size(2), p.out.size(3),
                                     mn ? at::Tensor() : tc_dgrad_phase_matrix(b_all, s, kp, p.r0, p.c0), s.Cg(),
                                     p.out, nullptr, ConvEpilogue<T>{}, fork.stream(int(i)),

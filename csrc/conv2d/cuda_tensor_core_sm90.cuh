@@ -473,15 +473,14 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
 // Tap offsets and corners (TcTmaMaps): fprop, source pixel (p·stride − pad + r·dil): the im2col box starts at
 // lower = −pad, the tap offset is r·dil. dgrad (stride 1: the host's sub-pixel phases), source pixel
 // (h + pad − r·dil) of dy, i.e. lower = pad − (R − 1)·dil and offset (R − 1 − r)·dil: the same walk over the flipped
-// tap, while B's tap stays r: filter tap (b_r0 + r·b_step_h, b_s0 + s·b_step_w) of the b_S-wide filter — r itself with
-// stride 1; for a sub-pixel phase of a strided dgrad (the host runs each as a stride-1 dgrad over the phase's taps
-// r0, r0 + stride, …) the phase's own taps, so the one filter serves every phase.
-// (wgrad, tc_wgmma_tma_wgrad_kernel below: `a` is dy's tiled map, `b` x's im2col map, cc and the b_ taps unused)
+// tap, while B's tap stays r: the filter tap TcConvParams' b_* fields map it to, as for the cp.async loaders — r itself
+// with stride 1; for a sub-pixel phase of a strided dgrad (the host runs each as a stride-1 dgrad over the phase's
+// taps r0, r0 + stride, …) the phase's own taps, so the one filter serves every phase.
+// (wgrad, tc_wgmma_tma_wgrad_kernel below: `a` is dy's tiled map, `b` x's im2col map, cc unused)
 struct TcTmaMaps {
   TmaDesc a, b;
   int lower_h, lower_w;  // first source row / column of output pixel (0, 0) at tap offset 0
   int cc;                // 64-channel chunks per tap (fprop/dgrad)
-  int b_r0, b_s0, b_step_h, b_step_w, b_S;  // dgrad: the filter tap of GEMM tap (r, s), see above
 };
 
 template <typename T, typename Tile, bool kDgrad>
@@ -522,7 +521,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
         if constexpr (kDgrad) {
           // BN/64 MN-major blocks: filter channels n0 + 64j .. (zero past C/g), output channels (the reduction) of
           // this group's chunk, at the filter tap of GEMM tap (r, sx)
-          const int wtap = (maps.b_r0 + r * maps.b_step_h) * maps.b_S + maps.b_s0 + sx * maps.b_step_w;
+          const int wtap = (pr.b_r0 + r * pr.b_step_h) * pr.b_S + pr.b_s0 + sx * pr.b_step_w;
 #pragma unroll
           for (int j = 0; j < BN / 64; ++j)
             tma_load_tiled_3d(sh.sB_addr + uint32_t(s * BN * 128 + j * 64 * 128), &maps.b, &sh.full[s],
