@@ -137,7 +137,9 @@ def _wgrad_fake(grad_output, input, weight_size, stride, padding, dilation, grou
     _check_dtype(grad_output, "grad_output")
     _check_same(grad_output, "grad_output", input, "input")
     _check_grad_output(grad_output, conv2d_output_size(input.shape, weight_size, stride, padding, dilation, groups))
-    return grad_output.new_empty(tuple(weight_size))
+    # dw in the input's layout (csrc/conv2d/conv2d_glue.h: wgrad_format)
+    return torch.empty(tuple(weight_size), dtype=grad_output.dtype, device=grad_output.device,
+                       memory_format=output_memory_format(input))
 
 
 def _bgrad_fake(grad_output):

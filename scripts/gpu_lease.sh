@@ -183,10 +183,10 @@ if [ -z "${SKIP_PDL_AB:-}" ]; then
   done
 fi
 if [ -n "$WG_TIMED" ] && [ -z "${SKIP_DGRAD_B_AB:-}" ]; then
-  # wgmma dgrad's B on auto's plain tiles: the K-major transposed copy (default: a transpose kernel, then the GEMM)
-  # against PYCONV_WGMMA_DGRAD_B=mn (the channels_last filter read in place, MN-major: no transpose, a longer loader
-  # loop); fprop beside it (the same GEMM shapes on the 3×3 C = K layers)
-  echo "--- wgmma dgrad B A/B: PYCONV_WGMMA_DGRAD_B=kmajor (default), then mn" | tee -a "$O/summary.txt"
+  # wgmma dgrad's B on auto's plain tiles: PYCONV_WGMMA_DGRAD_B=kmajor (the transposed copy run 8 measured: a
+  # transpose kernel, then the GEMM) against mn (the default since 2026-11-27: the channels_last filter read in place,
+  # MN-major: no transpose, a longer loader loop); fprop beside it (the same GEMM shapes on the 3×3 C = K layers)
+  echo "--- wgmma dgrad B A/B: PYCONV_WGMMA_DGRAD_B=kmajor, then mn (default)" | tee -a "$O/summary.txt"
   for b in kmajor mn; do
     PYCONV_WGMMA_DGRAD_B=$b timeout 60 "$PY" scripts/profile_layers.py --time --dirs fprop,dgrad \
       --layers 1x1_64_64_56,3x3_256_256_14,1x1s2_1024_2048,3x3_512_512_7 2>&1 | grep -E "ratio" \

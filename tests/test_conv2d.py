@@ -127,6 +127,39 @@ def test_memory_format_kept(name, device):
         assert y.is_contiguous()
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["channels_last", "cl_groups", "3x3_pad1", "1x1", "noncontig_view", "depthwise"])
+def test_wgrad_layout_follows_input(name, device):
+    """wgrad's dw is channels_last when the input is (csrc/conv2d/conv2d_glue.h: wgrad_format), as cuDNN gives a
+    channels_last model's weight gradient, else NCHW-contiguous; the fake kernel says the same strides; values exact
+    (float64) on every rung that takes the case, and the weight's .grad keeps the layout through autograd."""
+    case = dict(CASES[name])
+    if name == "depthwise":
+        case["layout"] = "cl"
+    x, w, b = make(case, device, torch.float64)
+    cl = case.get("layout") == "cl"
+    y = F.conv2d(x, w, None, **kwargs(case))
+    go = torch.randn_like(y)
+    wr = w.detach().clone().requires_grad_()
+    F.conv2d(x, wr, None, **kwargs(case)).backward(go)
+    pad = pyconv.functional._padding(case["padding"], (case["stride"],) * 2, (case["dilation"],) * 2, w)
+    geo = ([case["stride"]] * 2, list(pad), [case["dilation"]] * 2, case["groups"])
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    expected = torch.empty(w.shape, memory_format=fmt).stride()
+    rungs = [a for a in general_algos(device)] + (["depthwise"] if name == "depthwise" else [])
+    for algo in rungs:
+        dw = torch.ops.pyconv.conv2d_wgrad(go, x, list(w.shape), *geo, algo)
+        fake = pyconv._ops._wgrad_fake(go, x, list(w.shape), *geo, algo)
+        assert dw.stride() == fake.stride() == expected, (algo, dw.stride(), fake.stride(), expected)
+        torch.testing.assert_close(dw, wr.grad, rtol=1e-10, atol=1e-10, msg=lambda m: f"{algo}: {m}")
+    # through autograd: a channels_last model (input and weight) gets a channels_last .grad, equal to torch's
+    wp = w.detach().clone().requires_grad_()
+    PF.conv2d(x, wp, None, **kwargs(case)).backward(go)
+    torch.testing.assert_close(wp.grad, wr.grad, rtol=1e-10, atol=1e-10)
+    if cl:
+        assert wp.grad.is_contiguous(memory_format=torch.channels_last)
+
+
 @pytest.mark.parametrize("isa", ["avx512", "avx2", "base"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_cpu_every_micro_kernel(isa, dtype, monkeypatch):

@@ -274,6 +274,15 @@ def test_auto_picks_tensor_cores_for_half(device, backend):
         assert not any("wgmma" in t for t, _ in log), log
     torch.testing.assert_close(a, ops.conv2d_wgrad(go, x, list(w.shape), [1, 1], [1, 1], [1, 1], 1, expected),
                                rtol=0, atol=0)
+    # a 1×1 wgrad of > 64 output channels and > 64 GEMM columns: 128×64 (tc_wgrad_tile: faster than _s3 on 11 of the
+    # 12 such ResNet-50 layers in H200 run 8); the 3×3 layers keep _s3
+    if wgmma:
+        for ws_, tile in (((72, 72, 1, 1), "128x64"), ((72, 72, 3, 3), "128x128_s3")):
+            x = torch.randn(1, 72, 5, 5, device=device).half().contiguous(memory_format=torch.channels_last)
+            go = torch.randn(1, 72, 5, 5, device=device).half().contiguous(memory_format=torch.channels_last)
+            _launches(backend)
+            ops.conv2d_wgrad(go, x, list(ws_), [1, 1], [ws_[2] // 2] * 2, [1, 1], 1, "auto")
+            assert [t for t, _ in _launches(backend)] == [f"tensor_core_wgmma_{tile}"]
     _launches(backend)  # leave the process-wide log empty for the next test
     x, w, b, kw = _operands(GEOMS["3x3"], torch.float16, device)
     xf, wf, bf = x.float(), w.float(), b.float()
@@ -538,8 +547,8 @@ def _filter_copies(backend):
     return mod.conv2d_tc_filter_copies()
 
 
-# dgrad on the wgmma rung's warp-specialised and TMA kernels (and on its plain tiles with PYCONV_WGMMA_DGRAD_B=mn)
-# reads B MN-major: the filter itself when it is channels_last (or a 1×1 with contiguous channels), K/g padded to a
+# dgrad on the wgmma rung (its plain tiles unless PYCONV_WGMMA_DGRAD_B=kmajor; always on the warp-specialised and TMA
+# kernels) reads B MN-major: the filter itself when it is channels_last (or a 1×1 with contiguous channels), K/g padded to a
 # multiple of 64 (a 64-row reduction tile in one tap) and C/g a multiple of 8; else a one-launch MN-major copy.
 # geometry → (x shape, w shape, stride, padding, dilation, groups), in place?
 DGRAD_B = {
@@ -563,8 +572,8 @@ def test_wgmma_dgrad_filter_in_place(geom, algo, device, backend, monkeypatch):
     """wgmma dgrad with a channels_last filter and B MN-major: read in place where it can be (no filter copy: the
     counter stays 0), else copied once (MN-major; TMA: to channels_last), against float64 torch, and bit-identical to
     the same dgrad on a contiguous (NCHW) filter, which a 3×3 reads through a copy (same tiles, same reduction order).
-    The plain tiles read B MN-major only with PYCONV_WGMMA_DGRAD_B=mn; by default they transpose the filter (one copy)
-    and read it K-major — the same result to rounding."""
+    The plain tiles read B MN-major by default (and with PYCONV_WGMMA_DGRAD_B=mn); with =kmajor they transpose the
+    filter (one copy) and read it K-major — the same result to rounding."""
     ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
     g, in_place = DGRAD_B[geom]
     two = lambda v: list(v) if isinstance(v, tuple) else [v, v]  # noqa: E731
@@ -576,16 +585,20 @@ def test_wgmma_dgrad_filter_in_place(geom, algo, device, backend, monkeypatch):
     geo = (two(kw["stride"]), two(kw["padding"]), two(kw["dilation"]), kw["groups"])
     wcl = w.contiguous(memory_format=torch.channels_last)
     plain = "_ws" not in algo and "_tma" not in algo
-    if plain:  # the K-major default first: one transpose, the same numbers to float16 rounding
-        monkeypatch.delenv("PYCONV_WGMMA_DGRAD_B", raising=False)
+    if plain:  # K-major on request: one transpose, the same numbers to float16 rounding
+        monkeypatch.setenv("PYCONV_WGMMA_DGRAD_B", "kmajor")
         _filter_copies(backend)
         dx_k = ops.conv2d_dgrad(go, wcl, list(x.shape), *geo, algo)
         assert _filter_copies(backend) == 1
         _close(dx_k, xd.grad, torch.float16)
-        monkeypatch.setenv("PYCONV_WGMMA_DGRAD_B", "mn")
+        monkeypatch.setenv("PYCONV_WGMMA_DGRAD_B", "mn")  # = the default (below, unset), the same kernel
+        dx_mn = ops.conv2d_dgrad(go, wcl, list(x.shape), *geo, algo)
+        monkeypatch.delenv("PYCONV_WGMMA_DGRAD_B")
     _filter_copies(backend)
     _launches(backend)
     dx = ops.conv2d_dgrad(go, wcl, list(x.shape), *geo, algo)
+    if plain:
+        assert torch.equal(dx, dx_mn)
     copies, log = _filter_copies(backend), _launches(backend)
     assert log and all(t.startswith("tensor_core_wgmma") for t, _ in log), log
     tma = any("_tma_" in t for t, _ in log)
@@ -693,6 +706,39 @@ def test_wgmma_wgrad_split_k(algo, tile, device, backend):
     dw = ops.conv2d_wgrad(go, x, list(w.shape), *geo, algo)
     assert [s for _, s in _launches(backend)] == [1]
     _close(dw, wd.grad, torch.float16)
+
+
+# wgrad's dw stores (tc_wgrad_store, tc_wgrad_reduce_kernel). dw follows the input's layout (wgrad_format): with
+# channels_last, one slice stores a lane's channel pair as one 4-byte word and the slice sum four channels as one
+# 8-byte word; C/g odd, or an NCHW 3×3 dw (channels R·S apart), falls back to element stores. (w shape, groups):
+DW_STORE_GEOMS = {"c16": ((24, 16, 3, 3), 1), "c6_groups2": ((20, 6, 3, 3), 2), "c5_odd": ((8, 5, 3, 3), 1),
+                  "c12_1x1": ((24, 12, 1, 1), 1)}
+DW_STORE_RUNS = [(d, b, "tensor_core") for d, b in TARGETS] + [
+    (d, b, a) for d, b in WG_TARGETS for a in ("tensor_core_wgmma", "tensor_core_wgmma_ws")]
+
+
+@pytest.mark.parametrize("device,backend,algo", DW_STORE_RUNS, ids=[f"{b}-{a}" for _, b, a in DW_STORE_RUNS])
+@pytest.mark.parametrize("layout", ["channels_last", "nchw"])
+@pytest.mark.parametrize("geom", list(DW_STORE_GEOMS))
+def test_wgrad_dw_layout_and_stores(geom, layout, algo, device, backend):
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    ws, g = DW_STORE_GEOMS[geom]
+    pad = ws[2] // 2
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    expected = torch.empty(ws, memory_format=fmt).stride()
+    # a long reduction (N·P·Q = 768: split over slices) and a short one (one slice, dw written by the kernel)
+    for n, (h, wd_), split in ((4, (16, 12), True), (1, (6, 6), False)):
+        x, w, _, kw = _operands(((n, ws[1] * g, h, wd_), ws, 1, pad, 1, g), torch.float16, device,
+                                channels_last=layout == "channels_last")
+        go = torch.randn(n, ws[0], h, wd_, device=device).half().contiguous(memory_format=fmt)
+        wref = w.double().requires_grad_()
+        F.conv2d(x.double(), wref, None, **kw).backward(go.double())
+        _launches(backend)
+        dw = ops.conv2d_wgrad(go, x, list(ws), [1, 1], [pad, pad], [1, 1], g, algo)
+        log = _launches(backend)
+        assert len(log) == 1 and (log[0][1] > 1) == split, log
+        assert dw.stride() == expected, (dw.stride(), expected)
+        _close(dw, wref.grad, torch.float16)
 
 
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")

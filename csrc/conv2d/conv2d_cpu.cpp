@@ -151,12 +151,17 @@ at::Tensor wgrad_cpu(const at::Tensor& grad_output, const at::Tensor& input, at:
   check_grad_output(grad_output, s);
   const std::string algo = resolve_cpu_algo(algo_name, s, grad_output, "wgrad");
 
-  at::Tensor dw = at::empty(weight_size, grad_output.options());
+  at::Tensor dw = at::empty(weight_size, grad_output.options().memory_format(wgrad_format(input)));
   if (dw.numel() == 0) return dw;
   if (grad_output.numel() == 0) return dw.zero_();
   const auto ct = compute_type(grad_output.scalar_type());
   AT_DISPATCH_FLOATING_TYPES(ct, "pyconv_conv2d_wgrad_cpu", [&] {
-    at::Tensor dwc = dw.scalar_type() == ct ? dw : at::empty(weight_size, dw.options().dtype(ct));
+    // depthwise and direct write through dw's strides; im2col_gemm writes a contiguous [K][C/g][R][S]
+    const bool dense = algo != "depthwise" && algo != "direct";
+    at::Tensor dwc = dw.scalar_type() == ct && (!dense || dw.is_contiguous())
+                         ? dw
+                         : at::empty(weight_size, dw.options().dtype(ct).memory_format(
+                                                      dense ? at::MemoryFormat::Contiguous : wgrad_format(input)));
     if (algo == "depthwise") {
       at::Tensor dy = grad_output.to(ct), x = input.to(ct);
       cpu::conv2d_wgrad_depthwise<scalar_t>(s, dy.data_ptr<scalar_t>(), strides4(dy), x.data_ptr<scalar_t>(),

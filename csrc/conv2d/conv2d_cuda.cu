@@ -211,18 +211,22 @@ TcTileShape tc_tile_shape(const std::string& tile) {
 // overfill the GPU (then split-K has nothing to add and 128×64 keeps more blocks per SM). Measured on an H200
 // (ResNet-50 / MobileNetV2 wgrad at batch 32, benchmarks/results/nvidia-h200-2026-11-26-run2-*): the 3×3 layers ran
 // 3× faster at 128×128 with split-K than at the 64×64 the fprop rule chose (250 µs → 83 µs on 256 channels at 14×14).
-// The wgmma rung (not yet measured on a GPU): the same rule on its tiles, 128×128 as _s3 (two blocks per SM, the
-// fprop/dgrad finding).
-std::string tc_wgrad_tile(const std::string& algo, int64_t kg, int64_t gemm_n, int64_t groups) {
+// The wgmma rung: the same rule on its tiles, 128×128 as _s3 (two blocks per SM, the fprop/dgrad finding), except
+// that 1×1 convolutions (taps == 1) take 128×64 — H200 run 8 timed every wgmma tile on every wgrad layer
+// (benchmarks/results/nvidia-h200-2026-11-26-run8-*): on the 12 ResNet-50 1×1 layers the old rule gave _s3, 128×64
+// was faster on 11 (by 1-17%, e.g. 128 → 512 channels at 28×28: 33.3 against 40.0 µs) and 9% slower on one (512 →
+// 256 at 28×28); over all 23 layers the geomean against cuDNN becomes 0.498× instead of 0.477× (MobileNetV2's 20 dense
+// layers: 0.644× instead of 0.607×). On the 3×3 layers of > 64 channels _s3 was the best wgmma tile or within 6%.
+std::string tc_wgrad_tile(const std::string& algo, int64_t kg, int64_t gemm_n, int64_t groups, int64_t taps) {
   // the TMA names: the warp-specialised kernels' tile rule (tc_wgmma_tma_wgrad_kernel runs on their tiles)
   if (is_tma(algo)) {
-    const std::string ws = tc_wgrad_tile(tma_to_ws(algo), kg, gemm_n, groups);
+    const std::string ws = tc_wgrad_tile(tma_to_ws(algo), kg, gemm_n, groups, taps);
     return "tensor_core_wgmma_tma" + ws.substr(std::string("tensor_core_wgmma_ws").size());
   }
   if (algo == "tensor_core_wgmma_ws") return algo + (kg <= 64 ? "_64x128" : gemm_n <= 64 ? "_128x64" : "_128x128");
   if (algo == "tensor_core_wgmma") {
     if (kg <= 64) return "tensor_core_wgmma_64x64";
-    return gemm_n > 64 ? "tensor_core_wgmma_128x128_s3" : "tensor_core_wgmma_128x64";
+    return gemm_n > 64 && taps > 1 ? "tensor_core_wgmma_128x128_s3" : "tensor_core_wgmma_128x64";
   }
   if (algo != "tensor_core") return algo;
   if (kg <= 64) return "tensor_core_64x64";
@@ -349,15 +353,18 @@ bool filter_in_place(const at::Tensor& w) {
 }
 
 // Whether a dgrad on `algo` reads its B MN-major (TcDgradB below): the warp-specialised and TMA wgmma kernels always
-// (they are built that way only); the plain wgmma tiles when PYCONV_WGMMA_DGRAD_B=mn, else — the default, auto's
-// path as measured on H200 run 8 — the K-major transposed copy. The trade to measure on a GPU: MN-major reads the
-// filter in place (no transpose kernel before the GEMM), but its B rows cost the loader more per tile (auto's
-// _128x128_s3 dgrad main loop: 165 SASS instructions a thread against 145 K-major, stride-1 path).
+// (they are built that way only); the plain wgmma tiles (auto's) too, unless PYCONV_WGMMA_DGRAD_B=kmajor asks for the
+// K-major transposed copy (the path H200 run 8 measured). The trade: MN-major reads a channels_last filter in place
+// (no transpose kernel and no launch in front of the GEMM) at the price of a longer loader loop (auto's _128x128_s3
+// dgrad: 165 SASS instructions a thread and tile against 145 K-major, stride-1 path: ~14% more issue in a loop that
+// is not issue-bound on short reductions). Run 8 timed dgrad 4.5-6 µs slower than fprop on every stride-1 1×1 layer
+// whose GEMM is fprop's of another layer (the transpose and its launch: the loops are the same), 9-19 µs on the 3×3
+// layers with C = K. MN by default since 2026-11-27, unmeasured; gpu_lease.sh times both.
 bool wgmma_dgrad_b_mn(const std::string& algo) {
   if (!is_wgmma(algo)) return false;
   if (is_ws(algo) || is_tma(algo)) return true;
   const char* v = std::getenv("PYCONV_WGMMA_DGRAD_B");  // (read per call: tests and A/B runs switch it)
-  return v != nullptr && std::string(v) == "mn";
+  return v == nullptr || std::string(v) != "kmajor";
 }
 
 // The wgmma rung's dgrad B (TcConvParams' b_* fields: MN-major, read by TcGatherLoader's kBMn): the filter in place
@@ -463,7 +470,7 @@ std::string tma_prepare_wgrad(const Conv2dShape& s, const at::Tensor& dy, const 
 // dgrad on the wgmma rung reads its B MN-major when given dgrad_b (the filter in place or its MN-major copy; `b`
 // undefined; always for the warp-specialised and TMA tiles) and, on a TMA tile, through dgrad_maps
 // (tc_dgrad_tma_maps) — without them that tile's warp-specialised kernel runs on dgrad_b. Otherwise (rung 3, and the
-// plain wgmma tiles unless PYCONV_WGMMA_DGRAD_B=mn) it reads `b`, the K-major transposed filter.
+// plain wgmma tiles with PYCONV_WGMMA_DGRAD_B=kmajor) it reads `b`, the K-major transposed filter.
 template <typename T>
 at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgrad, const at::Tensor& a, int64_t ca,
                          int64_t a_h, int64_t a_w, int64_t out_h, int64_t out_w, const at::Tensor& b, int64_t gemm_n,
@@ -588,8 +595,8 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
               at::Tensor& dx) {
   const int64_t kp = round_up(s.Kg(), tc_vec(grad_output.scalar_type()));
   const at::Tensor dy = nhwc_padded(grad_output, s.groups, kp);
-  // B. Rung 3 (mma.sync, ldmatrix) reads the transposed filter K-major (tc_dgrad_weight). The wgmma rung's
-  // warp-specialised and TMA kernels read it MN-major (wgmma_dgrad_b_mn), which is the filter as it lies when
+  // B. Rung 3 (mma.sync, ldmatrix) reads the transposed filter K-major (tc_dgrad_weight). The wgmma rung's kernels
+  // read it MN-major (wgmma_dgrad_b_mn; the plain tiles unless told otherwise), which is the filter as it lies when
   // channels_last (TcDgradB): no transpose kernel before the GEMM (the TMA kernels through their maps, the cp.async
   // loaders through TcGatherLoader's kBMn); else a one-launch MN-major copy. The TMA kernels' maps need the filter's
   // channels contiguous: any other layout is copied to channels_last once (what the transpose would cost).
@@ -687,7 +694,7 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   const at::Tensor dy = nhwc_padded(grad_output, s.groups, kp);
   const at::Tensor x = nhwc_padded(input, s.groups, cp);
   const int64_t gemm_n = s.R * s.S * cp;
-  std::string tile = tc_wgrad_tile(algo, s.Kg(), gemm_n, s.groups);
+  std::string tile = tc_wgrad_tile(algo, s.Kg(), gemm_n, s.groups, s.R * s.S);
   cuda::TcTmaMaps maps{};
   if (is_tma(tile) && !tma_prepare_wgrad<T>(s, dy, x, cp, &maps).empty()) tile = tma_to_ws(tile);
   const TcTileShape ts = tc_tile_shape<T>(tile);
@@ -959,7 +966,8 @@ at::Tensor wgrad_cuda(const at::Tensor& grad_output, const at::Tensor& input, at
   const std::string algo = resolve_algo(algo_name, s, grad_output, "wgrad");
 
   const DeviceGuard guard(grad_output.device());
-  at::Tensor dw = at::empty(weight_size, grad_output.options());
+  // dw in the input's layout (conv2d_glue.h: wgrad_format), as cuDNN gives a channels_last model's gradient
+  at::Tensor dw = at::empty(weight_size, grad_output.options().memory_format(wgrad_format(input)));
   const cudaStream_t stream = current_stream();
   if (dw.numel() == 0) return dw;
   if (grad_output.numel() == 0) return dw.zero_();

@@ -16,6 +16,11 @@
 namespace pyconv {
 
 inline at::MemoryFormat conv_output_format(const at::Tensor& t) { return output_format(t); }
+// wgrad's dw: channels_last when the input is (output_format's rule), NCHW-contiguous otherwise — what cuDNN gives a
+// channels_last model (torch's rule also looks at the weight, which wgrad does not take), so autograd's gradient
+// accumulation finds dw in the layout of a channels_last model's weight and keeps it without a copy. pyconv/_ops.py's
+// fake kernel applies the same rule.
+inline at::MemoryFormat wgrad_format(const at::Tensor& input) { return output_format(input); }
 
 inline void check_floating(const at::Tensor& t, const char* name) { check_float_dtype(t, "conv2d", name); }
 

@@ -142,6 +142,19 @@ template <typename T>
 struct alignas(2 * sizeof(T)) TcPair {
   T a, b;
 };
+// Four adjacent elements as one 8-byte (16-bit T) word: wgrad's slice sum stores four channels of dw at once.
+template <typename T>
+struct alignas(4 * sizeof(T)) TcQuad {
+  T v[4];
+};
+
+// Whether dw (strides dws, an R × S filter) holds the channels of each (k, r, s) contiguously, every (k, r, s) starting
+// at a multiple of `vec` elements: then `vec` channels c … c + vec − 1 (c a multiple of vec) are one aligned word.
+// Strides of size-1 dimensions do not count (a 1×1 NCHW filter qualifies). dw comes from at::empty: its start is
+// aligned. True for a channels_last dw (wgrad_format) with C/g a multiple of vec, and for an NCHW 1×1 one.
+PYCONV_HD bool tc_dw_channels_vec(const Strides4& dws, int R, int S, int vec) {
+  return dws.s1 == 1 && dws.s0 % vec == 0 && (R == 1 || dws.s2 % vec == 0) && (S == 1 || dws.s3 % vec == 0);
+}
 
 template <bool kDgrad>
 __device__ __forceinline__ bool tc_source_pixel(int h0, int r, int dil, int stride, int extent, int* out) {
@@ -971,6 +984,9 @@ __device__ __forceinline__ void tc_wgrad_store(const TcWgradParams<T>& pr, const
   if (pr.dw != nullptr) {
     // Single slice: dw[g·kg + row, c, r, s] directly. Column col = (r·S + s)·cp + c; a lane's pair (col, col + 1)
     // shares its tap (col is even and cp a multiple of 8), so the tap is decoded once per n8 tile, not per element.
+    // Where dw's channels are contiguous and even-aligned (channels_last: wgrad_format), the pair (c, c + 1) is one
+    // 4-byte store, the four lanes of a row 16 contiguous bytes; else (NCHW 3×3: channels R·S apart) one per element.
+    const bool pairs = tc_dw_channels_vec(pr.dws, pr.R, pr.S, 2);
 #pragma unroll
     for (int j = 0; j < NI; ++j) {
       const int col = col0 + j * 8 + 2 * t4;
@@ -981,15 +997,21 @@ __device__ __forceinline__ void tc_wgrad_store(const TcWgradParams<T>& pr, const
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
           const int row = row0 + i * 16 + gq + half * 8;
-          if (row >= pr.kg) continue;
-#pragma unroll
-          for (int e = 0; e < 2; ++e)
-            if (c + e < pr.cg) pr.dw[pr.dws.at(g * pr.kg + row, c + e, r, sx)] = from_acc<T>(acc[i][j][half * 2 + e]);
+          if (row >= pr.kg || c >= pr.cg) continue;
+          T* dst = pr.dw + pr.dws.at(g * pr.kg + row, c, r, sx);
+          if (pairs && c + 1 < pr.cg) {
+            *reinterpret_cast<TcPair<T>*>(dst) =
+                TcPair<T>{from_acc<T>(acc[i][j][half * 2]), from_acc<T>(acc[i][j][half * 2 + 1])};
+          } else {
+            dst[0] = from_acc<T>(acc[i][j][half * 2]);
+            if (c + 1 < pr.cg) dst[pr.dws.s1] = from_acc<T>(acc[i][j][half * 2 + 1]);
+          }
         }
     }
     return;
   }
-  // Partial sums to this split's workspace slice (float; rows k < kg, columns < R·S·cp).
+  // Partial sums to this split's workspace slice (float; rows k < kg, columns < R·S·cp): a lane's pair (col, col + 1)
+  // as one 8-byte store (col even, R·S·cp a multiple of 8: both columns in or both out).
   float* out = pr.ws + (split * pr.groups + g) * int64_t(pr.kg) * gemm_n;
 #pragma unroll
   for (int i = 0; i < MI; ++i)
@@ -998,12 +1020,12 @@ __device__ __forceinline__ void tc_wgrad_store(const TcWgradParams<T>& pr, const
       const int row = row0 + i * 16 + gq + half * 8;
       if (row >= pr.kg) continue;
 #pragma unroll
-      for (int j = 0; j < NI; ++j)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int col = col0 + j * 8 + 2 * t4 + e;
-          if (col < gemm_n) out[int64_t(row) * gemm_n + col] = acc[i][j][half * 2 + e];
-        }
+      for (int j = 0; j < NI; ++j) {
+        const int col = col0 + j * 8 + 2 * t4;
+        if (col < gemm_n)
+          *reinterpret_cast<TcPair<float>*>(out + int64_t(row) * gemm_n + col) =
+              TcPair<float>{acc[i][j][half * 2], acc[i][j][half * 2 + 1]};
+      }
     }
 }
 
@@ -1093,6 +1115,9 @@ template <typename T, typename I, int kC>
 __device__ __forceinline__ void tc_wgrad_reduce_body(const float* ws, int splits, I total, int64_t slice, I cg, I cp,
                                                      I R, I S, T* dw, Strides4 dws) {
   const I cgv = cg / kC;  // channel groups of kC per (k, r, s)
+  // e walks dw's channels fastest: with channels contiguous (channels_last, or 1×1) consecutive threads write
+  // consecutive 8-byte words; an NCHW 3×3 dw puts each channel R·S elements from the next (scattered 2-byte stores).
+  const bool quads = kC == 4 && tc_dw_channels_vec(dws, int(R), int(S), 4);
   for (I e = I(blockIdx.x) * blockDim.x + threadIdx.x; e < total / kC; e += I(gridDim.x) * blockDim.x) {
     // e walks dw in (k, r, s, c) order, c fastest: the workspace reads of consecutive threads are consecutive.
     const I kt = e / cgv, c = (e - kt * cgv) * kC;  // kt = (k·R + r)·S + s
@@ -1110,8 +1135,18 @@ __device__ __forceinline__ void tc_wgrad_reduce_body(const float* ws, int splits
         v[0] += ws[sp * slice + src];
       }
     }
+    T* dst = dw + dws.at(k, c, r, s);
+    if constexpr (kC == 4) {
+      if (quads) {  // (uniform) channels contiguous and 4-aligned: the four as one 8-byte store
+        TcQuad<T> q;
 #pragma unroll
-    for (int i = 0; i < kC; ++i) dw[dws.at(k, c + i, r, s)] = from_acc<T>(v[i]);
+        for (int i = 0; i < 4; ++i) q.v[i] = from_acc<T>(v[i]);
+        *reinterpret_cast<TcQuad<T>*>(dst) = q;
+        continue;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kC; ++i) dst[i * dws.s1] = from_acc<T>(v[i]);
   }
 }
 
