@@ -6,7 +6,7 @@
 #   3. in parallel: the tests that touch CUDA (pytest-xdist, -k "$TESTS_K"; the CPU and emulator tests are CI's),
 #      compute-sanitizer memcheck then racecheck on the subset, and (GDB_TEST=node id) one test under cuda-gdb for a
 #      native backtrace of a crash;
-#   4. alone on the GPU (timings; SKIP_PROFILE=1 leaves the first out): scripts/profile_layers.py --time --kernels (five representative layers against
+#   4. alone on the GPU (timings; SKIP_PROFILE=1 leaves the first out): scripts/profile_layers.py --time --kernels (auto on five representative layers against
 #      cuDNN, each call's kernels in profile.log (PROFILE_KERNELS= leaves them out), then
 #      the split-K ones again with PYCONV_TC_SPLIT_K=0 unless SKIP_SPLITK_AB=1; on Hopper (built for sm_90a) an A/B of
 #      rung 3 against each wgmma tile (WG_AB_DIRS, default fprop,wgrad) unless SKIP_WGMMA_AB=1; the PDL A/B
@@ -204,12 +204,57 @@ if [ -n "$WG_TIMED" ] && [ -z "${SKIP_WGMMA_AB:-}" ]; then
     --algo tensor_core,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64${WS_TIMED:+,${WS_ALGOS#*,}}${TMA_TIMED:+,$TMA_ALGOS} \
     2>&1 | grep -E "ratio|Error|error" | tee -a "$O/summary.txt"
 fi
+if [ -n "$WG_TIMED" ] && [ -z "${SKIP_NCU_FOCUS:-}" ] && [ -z "${NCU:-}" ]; then
+  # Two kernels H200 run 8 left unexplained, under Nsight Compute (auto's kernels; ~30 s): wgrad of 3x3 512 ch at 7x7
+  # (81 us against cuDNN's 22 with every tile, ~6x a model of its 25 reduction tiles) and fprop/wgrad of 1x1 64 ch
+  # at 56x56 (one reduction tile a block: latency-bound?). Duration, throughputs, occupancy and the stall reasons
+  # go to summary.txt (the raw CSV to ncu-focus.csv)
+  step "Nsight Compute, focused: wgrad 3x3_512_512_7, fprop 1x1_64_64_56"
+  NCU_BIN=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda*/bin/ncu 2>/dev/null | head -n1)
+  timeout 45 "$NCU_BIN" --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
+    --section LaunchStats --section MemoryWorkloadAnalysis -k regex:"tc_wgmma|tc_wgrad|tc_conv|tc_dgrad" \
+    --launch-count 12 --csv --page raw "$PY" scripts/profile_layers.py --warm 1 --dirs fprop,wgrad \
+    --layers 1x1_64_64_56,3x3_512_512_7 >"$O/ncu-focus.csv" 2>/tmp/ncu.err
+  echo "ncu-focus rc=$? ($(wc -l <"$O/ncu-focus.csv") lines)" | tee -a "$O/summary.txt"
+  # --page raw: a header row of metric names, a row of units, then one row a kernel launch; per launch the
+  # duration, the throughputs, occupancy, issue activity and the six largest stall reasons (cycles per issue)
+  "$PY" - "$O/ncu-focus.csv" <<'PYEOF' 2>&1 | cut -c1-240 | tee -a "$O/summary.txt"
+import csv, sys
+with open(sys.argv[1]) as f:
+    rows = list(csv.reader(l for l in f if l.startswith('"')))  # ncu's own messages are not CSV rows
+head, units, data = rows[0], rows[1], rows[2:]
+unit = dict(zip(head, units))
+want = {"gpu__time_duration.sum": "time", "launch__grid_size": "grid", "launch__registers_per_thread": "regs",
+        "sm__throughput.avg.pct_of_peak_sustained_elapsed": "SM%", "dram__throughput.avg.pct_of_peak_sustained_elapsed":
+        "DRAM%", "lts__throughput.avg.pct_of_peak_sustained_elapsed": "L2%",
+        "sm__warps_active.avg.pct_of_peak_sustained_active": "occ%", "smsp__issue_active.avg.per_cycle_active": "issue"}
+for r in data:
+    m = dict(zip(head, r))
+    out = [m.get("Kernel Name", "?")[:48]]
+    for k, short in want.items():
+        out.append(f"{short}={m.get(k, '')}{unit.get(k, '') if k == 'gpu__time_duration.sum' else ''}")
+    stalls = []
+    for k, v in m.items():
+        if k.startswith("smsp__average_warps_issue_stalled_") and k.endswith("_per_issue_active.ratio"):
+            try:
+                stalls.append((float(v.replace(",", "")), k[len("smsp__average_warps_issue_stalled_"):-23]))
+            except ValueError:
+                pass
+    out.append("stalls " + " ".join(f"{n}={x:.1f}" for x, n in sorted(stalls, reverse=True)[:6]))
+    print(" ".join(out))
+PYEOF
+  tail -n 3 /tmp/ncu.err | tee -a "$O/summary.txt"
+fi
 if [ -n "${NCU:-}" ]; then
+  # NCU_LAYERS / NCU_DIRS / NCU_ALGO narrow it (default: the five layers, every direction, auto's kernels); e.g.
+  # NCU_LAYERS=3x3_512_512_7 NCU_DIRS=wgrad for the wgrad kernel that H200 run 8 timed at 0.27x cuDNN
   step "Nsight Compute on the representative layers"
   NCU_BIN=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda*/bin/ncu 2>/dev/null | head -n1)
   timeout 150 "$NCU_BIN" --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
-    --section LaunchStats -k regex:"tc_conv|tc_wgmma|tc_wgrad|tc_splitk|dw_" --launch-count 60 --csv --page details \
-    "$PY" scripts/profile_layers.py --warm 1 >"$O/ncu.csv" 2>/tmp/ncu.err
+    --section LaunchStats --section MemoryWorkloadAnalysis -k regex:"tc_conv|tc_wgmma|tc_wgrad|tc_splitk|tc_dgrad|dw_" \
+    --launch-count 60 --csv --page details \
+    "$PY" scripts/profile_layers.py --warm 1 --algo "${NCU_ALGO:-auto}" --dirs "${NCU_DIRS:-fprop,dgrad,wgrad}" \
+    ${NCU_LAYERS:+--layers "$NCU_LAYERS"} >"$O/ncu.csv" 2>/tmp/ncu.err
   echo "ncu rc=$? ($(wc -l <"$O/ncu.csv") lines)" | tee -a "$O/summary.txt"; tail -n 5 /tmp/ncu.err | tee -a "$O/summary.txt"
 fi
 

@@ -39,9 +39,10 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     ap.add_argument("--dirs", default="fprop,dgrad,wgrad")
     ap.add_argument("--warm", type=int, default=3)
-    ap.add_argument("--algo", default="tensor_core",
-                    help="comma list of rungs to run on the non-depthwise layers (e.g. tensor_core,tensor_core_wgmma "
-                         "for an A/B of the mma.sync and wgmma rungs); depthwise layers run 'depthwise'")
+    ap.add_argument("--algo", default="auto",
+                    help="comma list of rungs to run on the non-depthwise layers (default auto: what a model runs, "
+                         "the wgmma rung on Hopper; e.g. tensor_core,tensor_core_wgmma for an A/B of the mma.sync and "
+                         "wgmma rungs); depthwise layers run 'depthwise'")
     ap.add_argument("--time", action="store_true", help="also print CUDA-event times per call vs cuDNN")
     ap.add_argument("--kernels", action="store_true",
                     help="also print the GPU kernels one pyconv call runs (torch.profiler, 10 calls): where the time "
