@@ -11,8 +11,11 @@
 #      the split-K ones again with PYCONV_TC_SPLIT_K=0 unless SKIP_SPLITK_AB=1; on Hopper (built for sm_90a) an A/B of
 #      rung 3 against each wgmma tile (WG_AB_DIRS, default fprop,wgrad) unless SKIP_WGMMA_AB=1; the PDL A/B
 #      (programmatic dependent launch of the second passes against PYCONV_PDL=0) unless SKIP_PDL_AB=1; with
-#      NCU=1 also under Nsight Compute, $OUT/ncu.csv), then the issue-7 target benchmark (float16, channels_last, batch 32; BENCH_SUITES,
-#      default resnet50,fused,mobilenet_v2; BENCH_FLAGS e.g. --graph), then float32 resnet50 batch 32 (SKIP_F32=1: no).
+#      NCU=1 also under Nsight Compute, $OUT/ncu.csv; without it, unless SKIP_NCU_FOCUS=1, a focused Nsight Compute
+#      run of two layers, $OUT/ncu-focus.csv), then the issue-7 target benchmark (float16, channels_last, batch 32;
+#      BENCH_SUITES, default resnet50,fused,mobilenet_v2; BENCH_FLAGS e.g. --graph), then (GRAPH_S seconds, SKIP_GRAPH=1:
+#      no) auto against cuDNN again under CUDA graphs, then float32 resnet50 batch 32 (SKIP_F32=1: no). Files back: 8
+#      with SKIP_F32=1 and without NCU=1 (the tool's limit).
 # Every step has a deadline computed from BUDGET_S (default 560 s) so the command ends inside the lease's limit;
 # logs and JSON go to $OUT (the device tool brings back at most 8 files). SKIP_SUBSET / SKIP_SANITIZER / SKIP_TESTS
 # leave a step out. Usage on the device machine:
@@ -160,6 +163,8 @@ wait "${pids[@]}"
   [ -f "$O/gdb.log" ] && { grep -E "^#[0-9]+ |signal|rc=| passed| failed" "$O/gdb.log" | cut -c1-400 | head -25; }
 } | tee -a "$O/summary.txt"
 rm -f "$O/gdb.log"  # its verdict and backtrace are in summary.txt: $OUT brings back 8 files at most
+# (the same limit: the sanitizer's log goes to the end of the tests' log)
+[ -f "$O/sanitizer.log" ] && { { echo "=== compute-sanitizer"; cat "$O/sanitizer.log"; } >>"$O/tests.log"; rm -f "$O/sanitizer.log"; }
 
 step "layer A/B timing (scripts/profile_layers.py --time), then again without fprop/dgrad split-K"
 # --kernels: each call's GPU kernels and their times (torch.profiler) in profile.log, next to the event timings
@@ -258,12 +263,24 @@ if [ -n "${NCU:-}" ]; then
   echo "ncu rc=$? ($(wc -l <"$O/ncu.csv") lines)" | tee -a "$O/summary.txt"; tail -n 5 /tmp/ncu.err | tee -a "$O/summary.txt"
 fi
 
+# GRAPH_S seconds (default 75; SKIP_GRAPH=1: none) are kept for a second, CUDA-graph pass of auto against cuDNN over
+# ResNet-50 and MobileNetV2 after the eager one: the kernels' GPU time without the host work in front of them (run
+# 8's eager dgrad/wgrad rows spread over 1.5-2x between repetitions, cuDNN's too; its fprop rows did not)
+GRAPH_S=${GRAPH_S:-75}
+[ -n "${SKIP_GRAPH:-}" ] && GRAPH_S=0
 step "bench: float16 channels_last batch 32 (${BENCH_SUITES:-resnet50,fused,mobilenet_v2}) ${BENCH_FLAGS:-}"
-timeout $(( $(left) - ${F32_S:-70} )) "$PY" -m pyconv bench --device cuda --dtype float16 --channels-last \
+timeout $(( $(left) - ${F32_S:-70} - GRAPH_S )) "$PY" -m pyconv bench --device cuda --dtype float16 --channels-last \
   --suite "${BENCH_SUITES:-resnet50,fused,mobilenet_v2}" --batch 32 --reps 20 --no-progress --no-plot ${BENCH_FLAGS:-} \
   --algos "$BENCH_ALGOS" \
   --json "$O/bench-f16-nhwc.json" >"$O/bench.log" 2>&1
 echo "bench f16 rc=$?" | tee -a "$O/summary.txt"
+if [ "$GRAPH_S" -gt 0 ] && [ $(( $(left) - ${F32_S:-70} )) -gt 20 ]; then
+  step "bench --graph: auto (and depthwise) against cuDNN, resnet50 and mobilenet_v2"
+  timeout $(( $(left) - ${F32_S:-70} )) "$PY" -m pyconv bench --device cuda --dtype float16 --channels-last --graph \
+    --suite resnet50,mobilenet_v2 --batch 32 --reps 20 --no-progress --no-plot --algos depthwise \
+    --json "$O/bench-f16-nhwc-graph.json" >>"$O/bench.log" 2>&1
+  echo "bench f16 --graph rc=$?" | tee -a "$O/summary.txt"
+fi
 if [ -z "${SKIP_F32:-}" ]; then
   step "bench: float32 resnet50 batch 32"
   timeout $(( $(left) > 20 ? $(left) : 20 )) "$PY" -m pyconv bench --device cuda --dtype float32 --suite resnet50 \
@@ -271,5 +288,6 @@ if [ -z "${SKIP_F32:-}" ]; then
   echo "bench f32 rc=$?" | tee -a "$O/summary.txt"
 fi
 rm -f "$O"/*.md
-tail -n 12 "$O/bench.log"
+# each pass's row count and geomeans (eager first, then --graph, then float32)
+grep -E "rows \(|×" "$O/bench.log" | tee -a "$O/summary.txt"
 step "done"
