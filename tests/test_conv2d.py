@@ -146,7 +146,7 @@ def test_wgrad_layout_follows_input(name, device):
     geo = ([case["stride"]] * 2, list(pad), [case["dilation"]] * 2, case["groups"])
     fmt = torch.channels_last if cl else torch.contiguous_format
     expected = torch.empty(w.shape, memory_format=fmt).stride()
-    rungs = [a for a in general_algos(device)] + (["depthwise"] if name == "depthwise" else [])
+    rungs = general_algos(device) + (["depthwise"] if name == "depthwise" else [])
     for algo in rungs:
         dw = torch.ops.pyconv.conv2d_wgrad(go, x, list(w.shape), *geo, algo)
         fake = pyconv._ops._wgrad_fake(go, x, list(w.shape), *geo, algo)

@@ -156,12 +156,12 @@ at::Tensor wgrad_cpu(const at::Tensor& grad_output, const at::Tensor& input, at:
   if (grad_output.numel() == 0) return dw.zero_();
   const auto ct = compute_type(grad_output.scalar_type());
   AT_DISPATCH_FLOATING_TYPES(ct, "pyconv_conv2d_wgrad_cpu", [&] {
-    // depthwise and direct write through dw's strides; im2col_gemm writes a contiguous [K][C/g][R][S]
-    const bool dense = algo != "depthwise" && algo != "direct";
-    at::Tensor dwc = dw.scalar_type() == ct && (!dense || dw.is_contiguous())
-                         ? dw
-                         : at::empty(weight_size, dw.options().dtype(ct).memory_format(
-                                                      dense ? at::MemoryFormat::Contiguous : wgrad_format(input)));
+    // depthwise and direct write through dwc's strides; im2col_gemm writes a contiguous [K][C/g][R][S]: a scratch
+    // (contiguous, compute type) where dw is neither, copied into dw by finish
+    const bool contiguous_only = algo != "depthwise" && algo != "direct";
+    at::Tensor dwc = dw;
+    if (dw.scalar_type() != ct || (contiguous_only && !dw.is_contiguous()))
+      dwc = at::empty(weight_size, dw.options().dtype(ct));
     if (algo == "depthwise") {
       at::Tensor dy = grad_output.to(ct), x = input.to(ct);
       cpu::conv2d_wgrad_depthwise<scalar_t>(s, dy.data_ptr<scalar_t>(), strides4(dy), x.data_ptr<scalar_t>(),
