@@ -154,8 +154,6 @@ def candidates(direction: str, device: torch.device, dtype: torch.dtype, x_size:
             continue
         if a.startswith("tensor_core") and torch.cuda.get_device_capability(device)[0] < 8:
             continue
-        if a.startswith("tensor_core_wgmma_tma"):  # the TMA producer: not yet run on a GPU, so not timed by default
-            continue
         if a.startswith("tensor_core_wgmma") and (
                 torch.cuda.get_device_capability(device) != (9, 0) or "9.0a" not in info.get("arch_list", "")):
             continue

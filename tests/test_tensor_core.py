@@ -243,21 +243,26 @@ def test_split_k_wgrad(device, backend):
 def test_auto_picks_tensor_cores_for_half(device, backend):
     """algo='auto' on float16 is the tensor-core rung — its wgmma form where that runs (the emulator, which models a
     Hopper GPU, or cc 9.0 with an sm_90a build), with its tile rule: 64×64 for a GEMM of ≤ 64 columns too short to
-    give every SM a 128-row tile, 128×128_s3 above 64 columns — bit-identical to asking for that rung; float32 stays
+    give every SM a 128-row tile; a 1×1 on the TMA kernels (128×128 above 128 columns, too few tiles for 128×256) —
+    bit-identical to asking for that rung; float32 stays
     on SIMT unless torch.backends.cuda.matmul.allow_tf32 is set, then it is the TF32 tensor-core rung."""
     wgmma = (device, backend) in WG_TARGETS
     expected = "tensor_core_wgmma" if wgmma else "tensor_core"
-    for geom, tile in (("3x3", "64x64"), ("1x1_wide_n", "128x128_s3")):
+    # (the 3×3's 16 channels would take 9 TMA reduction tiles against the gather's 3: the plain tiles; a 1×1 takes the
+    # TMA kernels where wgmma runs — test_auto_takes_tma_where_it_suits)
+    for geom, tile in (("3x3", "64x64"), ("1x1_wide_n", "tma_128x128")):
         x, w, b, kw = _operands(GEOMS[geom], torch.float16, device)
         _launches(backend)
         a = PF.conv2d(x, w, b, **kw, algo="auto", backend=backend)
         log = _launches(backend)
         assert log and all(t.startswith(expected + "_") for t, _ in log), log
+        named = expected
         if wgmma:
             assert [t for t, _ in log] == [f"tensor_core_wgmma_{tile}"], log
+            named = "tensor_core_wgmma_tma" if tile.startswith("tma") else expected
         else:
             assert not any("wgmma" in t for t, _ in log), log
-        t = PF.conv2d(x, w, b, **kw, algo=expected, backend=backend)
+        t = PF.conv2d(x, w, b, **kw, algo=named, backend=backend)
         torch.testing.assert_close(a, t, rtol=0, atol=0)
     # wgrad: the same rung (the MN-major wgmma wgrad kernel where wgmma runs: faster than rung 3 on an H200, run 8),
     # its tile rule giving 64×64 for these 24 output channels; bit-identical to naming that rung
@@ -540,6 +545,64 @@ def test_wgmma_tma_wgrad_split_k(device, backend):
     assert [t for t, _ in log] == ["tensor_core_wgmma_tma_64x128"] and log[0][1] > 1, log
     _close(dw, wd.grad, torch.float16)
     assert torch.equal(dw, ops.conv2d_wgrad(go, x, list(w.shape), [1, 1], [0, 0], [1, 1], 1, "tensor_core_wgmma_tma"))
+
+
+# auto on the wgmma rung: the TMA kernels where tma_suits_auto (the maps describe the shape, and whole 64-channel
+# chunks per tap add no reduction tiles over the gather loader's dense packing), else the plain wgmma tiles.
+# geometry → (x shape, w shape, stride, padding, groups), then the expected tile of fprop, dgrad, wgrad
+AUTO_TMA = {
+    # 64 channels: TMA in all three directions (≤ 64 GEMM columns: 128×64; wgrad of ≤ 64 output channels: 64×128)
+    "c64_3x3": (((2, 64, 6, 7), (64, 64, 3, 3), 1, 1, 1),
+                ("tensor_core_wgmma_tma_128x64", "tensor_core_wgmma_tma_128x64", "tensor_core_wgmma_tma_64x128")),
+    # 64-channel groups: TMA; 3×3 stride 2: dgrad by four sub-pixel phases, each on TMA
+    "g2_c64_s2": (((1, 128, 7, 6), (128, 64, 3, 3), 2, 1, 2),
+                  ("tensor_core_wgmma_tma_128x64",) + ("tensor_core_wgmma_tma_128x64",) * 4 +
+                  ("tensor_core_wgmma_tma_64x128",)),
+    # 1×1 of 16 → 130 channels: fprop and dgrad on TMA (one 64-channel chunk, one reduction tile either way: fprop
+    # 130 GEMM columns → 128×128; dgrad 136 = 3 chunks of K); wgrad's C/g = 16 is no 64-multiple: plain 128×64
+    "1x1_c16_k130": (((1, 16, 6, 6), (130, 16, 1, 1), 1, 0, 1),
+                     ("tensor_core_wgmma_tma_128x128", "tensor_core_wgmma_tma_128x64", "tensor_core_wgmma_128x64")),
+    # 3×3 of 16 channels: 9 TMA reduction tiles against the gather loader's 3 (fprop; dgrad 24 → 9 against 4): plain
+    "c16_3x3": (((2, 16, 8, 8), (24, 16, 3, 3), 1, 1, 1),
+                ("tensor_core_wgmma_64x64", "tensor_core_wgmma_64x64", "tensor_core_wgmma_64x64")),
+    # the ResNet stem's shape (3 channels padded to 8, 7×7 stride 2): 49 TMA tiles against 7; dgrad C/g = 3
+    "k7_stem": (((1, 3, 12, 11), (8, 3, 7, 7), 2, 3, 1),
+                ("tensor_core_wgmma_64x64",) * 5 + ("tensor_core_wgmma_64x64",)),
+}
+
+
+@pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
+@pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
+@pytest.mark.parametrize("geom", list(AUTO_TMA))
+def test_auto_takes_tma_where_it_suits(geom, device, backend):
+    """algo='auto' in float16 on a wgmma target: fprop, dgrad and wgrad each take the TMA kernels where
+    tma_suits_auto holds and the plain wgmma tiles where it does not (the launch log names each tile; strided dgrad
+    one per sub-pixel phase), against float64 torch, and bit-identical to naming the heuristic rung it picked."""
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    (xs, ws_, stride, padding, groups), expected = AUTO_TMA[geom]
+    x = torch.randn(xs, device=device).half().contiguous(memory_format=torch.channels_last)
+    w = torch.randn(ws_, device=device).half().contiguous(memory_format=torch.channels_last)
+    geo = ([stride] * 2, [padding] * 2, [1, 1], groups)
+    xd, wd = x.double().requires_grad_(), w.double().requires_grad_()
+    ref = F.conv2d(xd, wd, None, stride, padding, 1, groups)
+    go = torch.randn(ref.shape, device=device).half().contiguous(memory_format=torch.channels_last)
+    ref.backward(go.double())
+    _launches(backend)
+    got = {"fprop": ops.conv2d_fprop(x, w, None, *geo, "auto")}
+    got["dgrad"] = ops.conv2d_dgrad(go, w, list(x.shape), *geo, "auto")
+    got["wgrad"] = ops.conv2d_wgrad(go, x, list(w.shape), *geo, "auto")
+    assert tuple(t for t, _ in _launches(backend)) == expected
+    _close(got["fprop"], ref.detach(), torch.float16)
+    _close(got["dgrad"], xd.grad, torch.float16)
+    _close(got["wgrad"], wd.grad, torch.float16)
+    # the heuristic rung each direction's tile belongs to, named: the same launches and bits
+    rung = lambda t: "tensor_core_wgmma_tma" if "_tma_" in t else "tensor_core_wgmma"  # noqa: E731
+    named = {"fprop": ops.conv2d_fprop(x, w, None, *geo, rung(expected[0])),
+             "dgrad": ops.conv2d_dgrad(go, w, list(x.shape), *geo, rung(expected[1])),
+             "wgrad": ops.conv2d_wgrad(go, x, list(w.shape), *geo, rung(expected[-1]))}
+    assert tuple(t for t, _ in _launches(backend)) == expected
+    for d in got:
+        assert torch.equal(got[d], named[d]), d
 
 
 def _filter_copies(backend):

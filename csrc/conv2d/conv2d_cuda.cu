@@ -106,8 +106,18 @@ at::Tensor nhwc_padded(const at::Tensor& t, int64_t groups, int64_t cp) {
 // 0.64 fprop / 0.50 dgrad with this rule, 0.57 / 0.47 with the rule rung 3 uses (128×256 first), 0.66 / 0.53 taking
 // the best tile of each layer.
 std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int64_t groups) {
-  if (algo == "tensor_core_wgmma_tma")  // (unmeasured) the ws tiles' shapes; split-K fills small grids
-    return algo + (gemm_n > 128 ? "_128x256" : gemm_n <= 64 ? "_128x64" : "_128x128");
+  // "tensor_core_wgmma_tma" (auto's wherever tma_suits_auto): 128×256 only where its tiles fill two waves of the
+  // GPU (one block per SM each), else 128×128 above 64 columns, 128×64 at most; split-K fills small grids. H200 run 10
+  // (benchmarks/results/nvidia-h200-2026-11-27-run10-*, every TMA tile on every ResNet-50 layer, float16 NHWC batch
+  // 32): with "128×256 above 128 columns" the layers of ≤ 1.5 waves of 128×256 tiles (layer3/4: 49-196 tiles on 132
+  // SMs) ran 10-25% slower than at 128×128 (e.g. fprop 1024 → 256 at 14×14: 20.7 against 15.7 µs); the geomean
+  // against cuDNN over the 22 layers read off the tile columns becomes 0.72× instead of 0.68× (fprop), 0.69× instead
+  // of 0.66× (dgrad). The first waves' layers (≥ 2 waves) keep 128×256 (fprop 64 → 256 at 56×56: 53.9 against 61.8).
+  if (algo == "tensor_core_wgmma_tma") {
+    if (gemm_n > 128 && ceil_div(gemm_m, 128) * ceil_div(gemm_n, 256) * groups >= 2 * sm_count())
+      return algo + "_128x256";
+    return algo + (gemm_n <= 64 ? "_128x64" : "_128x128");
+  }
   if (algo == "tensor_core_wgmma_ws") {  // (unmeasured: the wgmma rung's findings, one block per SM each)
     if (gemm_n > 128) return algo + "_128x256";
     if (gemm_n <= 64) return algo + "_128x64";
@@ -259,14 +269,41 @@ std::string winograd_unsupported(const Conv2dShape& s) {
   return "";
 }
 
-// The default algorithm for "auto" (pyconv.tuning may time the candidates and pass a concrete name instead).
-// On a Hopper GPU built for sm_90a, 16-bit fprop/dgrad/wgrad run the wgmma rung: fprop/dgrad measured on an H100
-// (see tc_tile) at 1.2-1.3× rung 3's speed over ResNet-50; wgrad (the MN-major kernel, first run on hardware in H200
-// run 8, benchmarks/results/nvidia-h200-2026-11-26-run8-*) at 0.48× cuDNN against rung 3's 0.43× (23 layers).
-std::string choose_cuda_algo(const Conv2dShape& s, at::ScalarType dt) {
+// Whether auto's wgmma choice for direction `dir` ("fprop", "dgrad", "wgrad") of shape `s` is the TMA kernels
+// (tensor_core_wgmma_tma) rather than the plain wgmma tiles: where their maps describe the problem (tma_prepare /
+// tma_prepare_wgrad, from the shape alone: groups of 64-channel multiples; dgrad C/g a multiple of 8 and no stride
+// with dilation; wgrad C/g padded to a multiple of 64) and TMA's reduction tiles — whole 64-channel chunks per tap —
+// are no more than the gather loader's, which packs R·S·ca densely (a 7×7 stem of 3 channels, padded to 8, runs 49
+// TMA tiles against 7: H200 run 10, 1232 against 259 µs). The padding and tap extents are bounded well inside the
+// im2col corners' ±127. Where the maps still cannot take a call (an unaligned or non-dense operand) the TMA name's
+// warp-specialised tile runs instead (tma_to_ws), correct but slower.
+bool tma_suits_auto(const Conv2dShape& s, const std::string& dir) {
+  if ((s.R - 1) * s.dil_h > 64 || (s.S - 1) * s.dil_w > 64 || s.pad_h > 64 || s.pad_w > 64 || s.stride_h > 8 ||
+      s.stride_w > 8)
+    return false;
+  if (dir == "wgrad") return round_up(s.Cg(), 8) % 64 == 0;
+  const bool dgrad = dir == "dgrad";
+  const int64_t ca = round_up(dgrad ? s.Kg() : s.Cg(), 8);  // the gathered operand's channels per group
+  if (s.groups > 1 && ca % 64 != 0) return false;
+  if (dgrad && (s.Cg() % 8 != 0 || ((s.stride_h != 1 || s.stride_w != 1) && (s.dil_h != 1 || s.dil_w != 1))))
+    return false;
+  return s.R * s.S * ceil_div(ca, int64_t(64)) <= ceil_div(s.R * s.S * ca, int64_t(64));
+}
+
+// The default algorithm for "auto" in direction `dir` (pyconv.tuning may time the candidates and pass a concrete name
+// instead). On a Hopper GPU built for sm_90a, 16-bit fprop/dgrad/wgrad run the wgmma rung, with the TMA kernels as
+// producer wherever tma_suits_auto. Measured on an H200 (ResNet-50, float16 NHWC, batch 32, geomean against cuDNN
+// over its 22 layers past the stem; run 10, benchmarks/results/nvidia-h200-2026-11-27-run10-*): the TMA kernels at
+// their heuristic tile 0.68× fprop, 0.65× dgrad, 0.85× wgrad against the plain wgmma tiles' 0.59×, 0.58×, 0.74×,
+// faster on 21, 20 and 19 of the 22 layers. The plain tiles in turn beat rung 3 (1.2-1.3× on an H100; wgrad 0.48×
+// cuDNN against rung 3's 0.43× in run 8) and the warp-specialised cp.async kernels (at best 0.49× / 0.50× / 0.72× in
+// run 10), so they take the shapes TMA does not suit.
+std::string choose_cuda_algo(const Conv2dShape& s, at::ScalarType dt, const std::string& dir) {
   if (s.Cg() == 1) return "depthwise";  // padding one channel to the tensor cores' 8 would waste 7/8 of the work
-  if ((dt != at::kFloat || auto_tf32()) && tc_unsupported(s, dt).empty())
-    return wgmma_unsupported(dt).empty() ? "tensor_core_wgmma" : "tensor_core";
+  if ((dt != at::kFloat || auto_tf32()) && tc_unsupported(s, dt).empty()) {
+    if (!wgmma_unsupported(dt).empty()) return "tensor_core";
+    return tma_suits_auto(s, dir) ? "tensor_core_wgmma_tma" : "tensor_core_wgmma";
+  }
   return "implicit_gemm";
 }
 
@@ -276,7 +313,7 @@ std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, const
   std::string algo;
   if (algo_name == "auto") {
     algo = tuned_for(dir, s, t);
-    if (algo.empty()) algo = choose_cuda_algo(s, dt);
+    if (algo.empty()) algo = choose_cuda_algo(s, dt, dir);
   } else {
     algo = check_algo(algo_name, conv2d_cuda_algos(), "CUDA");
   }
@@ -289,7 +326,7 @@ std::string resolve_algo(c10::string_view algo_name, const Conv2dShape& s, const
     TORCH_CHECK(s.Cg() == 1, "pyconv.conv2d: algo 'depthwise' needs one input channel per group (groups == C), but ",
                 "got C=", s.C, " with groups=", s.groups, "; use algo='auto' or 'implicit_gemm'");
   if (algo == "winograd") {
-    if (std::string(dir) == "wgrad") return choose_cuda_algo(s, dt);  // F(2×2, 3×3) is fprop/dgrad only
+    if (std::string(dir) == "wgrad") return choose_cuda_algo(s, dt, dir);  // F(2×2, 3×3) is fprop/dgrad only
     const std::string why = winograd_unsupported(s);
     TORCH_CHECK(why.empty(), "pyconv.conv2d: algo 'winograd' ", why, "; use algo='auto' or 'tensor_core'");
   }
