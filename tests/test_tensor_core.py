@@ -737,6 +737,29 @@ def test_wgmma_fused_and_split_k(tile, device, backend):
     _close(dx, xg.grad, torch.float16)
 
 
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+@pytest.mark.parametrize("c,layout", [(8, "channels_last"), (6, "channels_last"), (8, "nchw")])
+@pytest.mark.parametrize("n,splits", [(8, 8), (5, 5)])
+def test_wgrad_slice_sum_lanes(n, splits, c, layout, device, backend):
+    """wgrad's slice sum (tc_wgrad_reduce_kernel) with its slices spread over split lanes — 8 slices on 8 lanes, 5 on
+    4 lanes (lanes 0 summing slices 0 and 4) — then added in lane order: one 64×64 rung-3 tile of a 1×1 wgrad whose
+    N·P·Q = n·256 reduction splits into `splits` slices (of ≥ 8 tiles of 32 rows; on the emulator's 4 SMs and on a
+    GPU alike), four channels a thread (C = 8) or one (C = 6), dw channels_last or NCHW; against float64 torch and
+    bit-identical on a second run."""
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    x = torch.randn(n, c, 16, 16, device=device).half().contiguous(memory_format=fmt)
+    go = torch.randn(n, 8, 16, 16, device=device).half().contiguous(memory_format=fmt)
+    args = (go, x, [8, c, 1, 1], [1, 1], [0, 0], [1, 1], 1, "tensor_core")
+    _launches(backend)
+    dw = ops.conv2d_wgrad(*args)
+    assert [(t, k) for t, k in _launches(backend)] == [("tensor_core_64x64", splits)]
+    wd = torch.zeros(8, c, 1, 1, dtype=torch.float64, device=device, requires_grad=True)
+    F.conv2d(x.double(), wd).backward(go.double())
+    _close(dw, wd.grad, torch.float16)
+    assert torch.equal(dw, ops.conv2d_wgrad(*args))
+
+
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
 @pytest.mark.parametrize("algo,tile", [("tensor_core_wgmma", "64x64"), ("tensor_core_wgmma_128x256", "128x256"),

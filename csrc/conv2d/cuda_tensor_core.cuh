@@ -1106,35 +1106,60 @@ __global__ void __launch_bounds__(Tile::kThreads, (tc_wgrad_min_blocks<Tile>()))
   tc_wgrad_store<T, Tile::MI, Tile::NI>(pr, acc, m0 + wm0, n0 + wn0, rg.g, rg.split, lane);
 }
 
-// dw[k, c, r, s] = Σ_split ws[split][g][k'][(r·S + s)·cp + c], in split order; a thread per kC consecutive channels
-// of one (k, r, s): kC = 4 (one float4 read per slice) whenever C/g is a multiple of 4, else 1.
+// dw[k, c, r, s] = Σ_split ws[split][g][k'][(r·S + s)·cp + c]. A thread per kC consecutive channels of one (k, r, s)
+// — kC = 4 (one float4 read per slice) whenever C/g is a multiple of 4, else 1 — and per split lane: a block is
+// 256 / lanes such outputs (threadIdx.x: consecutive outputs, so each slice's reads are coalesced) × `lanes` split lanes
+// (threadIdx.y = lane sums slices lane, lane + lanes, …, unrolled so several loads are in flight); the lanes' sums then
+// meet in shared memory (`part`, 256·kC floats) and lane 0 adds them in lane order. The order depends on the slice
+// count alone: deterministic. Why lanes: wgrad splits its reduction most (up to 64 slices) exactly where dw is small,
+// and one thread per output walking every slice left this pass latency-bound on a handful of SMs — Nsight Compute on
+// an H200 (run 10, benchmarks/results/nvidia-h200-2026-11-27-run10-ncu-focus.csv): 14 µs, as long as the GEMM
+// itself, for the 63 slices of a 64 × 64 1×1 dw (4 blocks, long-scoreboard stalls 27 per issued instruction).
 // Index math in I = uint32_t whenever dw has fewer than 2^31 elements: the three 64-bit divisions per element this
 // pass used to do made it 25 µs for a 2M-element dw on an H200 (ncu), for 16 MB of traffic; one element per thread
 // with 32-bit math still took 18 µs (2026-11-26, run 5).
 template <typename T, typename I, int kC>
 __device__ __forceinline__ void tc_wgrad_reduce_body(const float* ws, int splits, I total, int64_t slice, I cg, I cp,
-                                                     I R, I S, T* dw, Strides4 dws) {
-  const I cgv = cg / kC;  // channel groups of kC per (k, r, s)
+                                                     I R, I S, T* dw, Strides4 dws, float* part) {
+  const I cgv = cg / kC, n = total / kC;  // channel groups of kC per (k, r, s); outputs of this pass
+  const I bx = blockDim.x;
+  const int lane = int(threadIdx.y), lanes = int(blockDim.y);
   // e walks dw's channels fastest: with channels contiguous (channels_last, or 1×1) consecutive threads write
   // consecutive 8-byte words; an NCHW 3×3 dw puts each channel R·S elements from the next (scattered 2-byte stores).
   const bool quads = kC == 4 && tc_dw_channels_vec(dws, int(R), int(S), 4);
-  for (I e = I(blockIdx.x) * blockDim.x + threadIdx.x; e < total / kC; e += I(gridDim.x) * blockDim.x) {
+  // (the block's chunk loop is uniform, so every thread reaches the barriers)
+  for (I base = I(blockIdx.x) * bx; base < n; base += I(gridDim.x) * bx) {
+    const I e = base + threadIdx.x;
     // e walks dw in (k, r, s, c) order, c fastest: the workspace reads of consecutive threads are consecutive.
     const I kt = e / cgv, c = (e - kt * cgv) * kC;  // kt = (k·R + r)·S + s
-    const I ks = kt / S, s = kt - ks * S;
-    const I k = ks / R, r = ks - k * R;    // k over all groups: row k of group k / kg
     const int64_t src = int64_t(kt) * cp + c;  // (k·R·S + r·S + s)·cp + c: groups are stacked rows
     float v[kC];
 #pragma unroll
     for (int i = 0; i < kC; ++i) v[i] = 0.f;
-    for (int sp = 0; sp < splits; ++sp) {
-      if constexpr (kC == 4) {  // src and slice are multiples of 4 floats: 16-byte aligned
-        const float4 f = *reinterpret_cast<const float4*>(ws + sp * slice + src);
-        v[0] += f.x, v[1] += f.y, v[2] += f.z, v[3] += f.w;
-      } else {
-        v[0] += ws[sp * slice + src];
+    if (e < n) {
+#pragma unroll 4
+      for (int sp = lane; sp < splits; sp += lanes) {
+        if constexpr (kC == 4) {  // src and slice are multiples of 4 floats: 16-byte aligned
+          const float4 f = *reinterpret_cast<const float4*>(ws + sp * slice + src);
+          v[0] += f.x, v[1] += f.y, v[2] += f.z, v[3] += f.w;
+        } else {
+          v[0] += ws[sp * slice + src];
+        }
       }
     }
+    if (lanes > 1) {  // (uniform)
+#pragma unroll
+      for (int i = 0; i < kC; ++i) part[(lane * int(bx) + int(threadIdx.x)) * kC + i] = v[i];
+      __syncthreads();  // every lane's sums are in shared memory before lane 0 adds them
+      if (lane == 0)
+        for (int l = 1; l < lanes; ++l)
+#pragma unroll
+          for (int i = 0; i < kC; ++i) v[i] += part[(l * int(bx) + int(threadIdx.x)) * kC + i];
+      __syncthreads();  // lane 0 has read `part` before the next chunk overwrites it
+    }
+    if (lane != 0 || e >= n) continue;
+    const I ks = kt / S, s = kt - ks * S;
+    const I k = ks / R, r = ks - k * R;  // k over all groups: row k of group k / kg
     T* dst = dw + dws.at(k, c, r, s);
     if constexpr (kC == 4) {
       if (quads) {  // (uniform) channels contiguous and 4-aligned: the four as one 8-byte store
@@ -1150,18 +1175,23 @@ __device__ __forceinline__ void tc_wgrad_reduce_body(const float* ws, int splits
   }
 }
 
+// tc_wgrad_reduce_kernel's split lanes (blockDim.y) for `splits` slices: as many as there are slices, up to 8, in
+// powers of two; the block is always 256 threads.
+inline int tc_wgrad_reduce_lanes(int splits) { return splits >= 8 ? 8 : splits >= 4 ? 4 : splits >= 2 ? 2 : 1; }
+
 template <typename T>
-__global__ void tc_wgrad_reduce_kernel(const float* ws, int splits, int64_t groups, int kg, int cg, int cp, int R,
-                                       int S, T* dw, Strides4 dws) {
+__global__ void __launch_bounds__(256) tc_wgrad_reduce_kernel(const float* ws, int splits, int64_t groups, int kg,
+                                                              int cg, int cp, int R, int S, T* dw, Strides4 dws) {
   grid_dependency_wait();  // launched as a dependent of the wgrad kernel that writes ws (launch_dependent)
+  __shared__ float part[256 * 4];  // the lanes' sums: 256 threads × up to 4 channels
   const int64_t total = groups * kg * int64_t(cg) * R * S;
   const int64_t slice = groups * int64_t(kg) * R * S * cp;
   if (cg % 4 == 0 && total <= INT32_MAX)
-    tc_wgrad_reduce_body<T, uint32_t, 4>(ws, splits, uint32_t(total), slice, cg, cp, R, S, dw, dws);
+    tc_wgrad_reduce_body<T, uint32_t, 4>(ws, splits, uint32_t(total), slice, cg, cp, R, S, dw, dws, part);
   else if (total <= INT32_MAX)
-    tc_wgrad_reduce_body<T, uint32_t, 1>(ws, splits, uint32_t(total), slice, cg, cp, R, S, dw, dws);
+    tc_wgrad_reduce_body<T, uint32_t, 1>(ws, splits, uint32_t(total), slice, cg, cp, R, S, dw, dws, part);
   else
-    tc_wgrad_reduce_body<T, int64_t, 1>(ws, splits, total, slice, cg, cp, R, S, dw, dws);
+    tc_wgrad_reduce_body<T, int64_t, 1>(ws, splits, total, slice, cg, cp, R, S, dw, dws, part);
 }
 
 // The wgrad grid (both kernels): output-channel tiles × R·S·Cp tiles × (groups · split-K slices).
@@ -1176,8 +1206,9 @@ template <typename T>
 cudaError_t launch_tc_wgrad_reduce(const TcWgradParams<T>& pr, T* dw, Strides4 dws, cudaStream_t stream) {
   if (pr.dw != nullptr) return cudaSuccess;
   const int64_t n_out = pr.groups * int64_t(pr.kg) * pr.cg * pr.R * pr.S / (pr.cg % 4 == 0 ? 4 : 1);
-  return launch_dependent(tc_wgrad_reduce_kernel<T>, dim3(grid_1d(n_out, 256)), dim3(256), 0, stream, pr.ws,
-                          pr.splits, pr.groups, pr.kg, pr.cg, pr.cp, pr.R, pr.S, dw, dws);
+  const int lanes = tc_wgrad_reduce_lanes(pr.splits);
+  return launch_dependent(tc_wgrad_reduce_kernel<T>, dim3(grid_1d(n_out, 256 / lanes)), dim3(256 / lanes, lanes), 0,
+                          stream, pr.ws, pr.splits, pr.groups, pr.kg, pr.cg, pr.cp, pr.R, pr.S, dw, dws);
 }
 
 template <typename T, typename Tile>
