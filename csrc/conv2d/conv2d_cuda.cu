@@ -523,6 +523,8 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
   pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
   pr.gemm_n = int(gemm_n), pr.groups = s.groups;
   pr.y = reinterpret_cast<T*>(out.data_ptr()), pr.ys = strides4(out), pr.bias = bias, pr.epi = epi;
+  // (used by the kernels only where N·OH·OW < 2^31 − 256: tc_pixel)
+  pr.ohw_div = FastDiv::make(uint32_t(out_h * out_w)), pr.ow_div = FastDiv::make(uint32_t(out_w));
   const int64_t gemm_m = s.N * out_h * out_w;
   // (tc_unsupported bounded these for the loader; checked exactly here, where the strides are known)
   TORCH_INTERNAL_ASSERT(s.R <= 15 && s.S <= 15 &&

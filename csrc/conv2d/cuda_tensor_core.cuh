@@ -132,7 +132,32 @@ struct TcConvParams {
   // The persistent (warp-specialised wgmma) kernels: how many blocks to launch at most — the resident ones, each
   // looping over the output tiles (x, y, z as in tc_conv_grid, x fastest) with stride gridDim.x.
   int persistent_blocks;
+  // Divisors by OH·OW and OW as multiply-highs (tc_pixel), made by the host.
+  FastDiv ohw_div, ow_div;
 };
+
+// Output pixel m → (n, oh, ow). `small` (uniform: M + 256 < 2^31, so every row of every tile, those past M included,
+// is below 2^31): two multiply-high divisions (FastDiv) — a 64-bit division is a ~70-instruction call, and the loader
+// decoded each of its rows with three of them, per tile: on a 1×1 layer of one 64-channel reduction tile that integer
+// work, not the tensor cores, set the speed (Nsight Compute, H200 run 10: fma-heavy pipe 39 %, XU 19 %, tensor 3.5 %).
+template <typename T>
+__device__ __forceinline__ void tc_pixel(const TcConvParams<T>& p, int64_t m, bool small, int64_t& n, int& oh,
+                                         int& ow) {
+  if (small) {
+    const uint32_t mu = uint32_t(m), nn = p.ohw_div.div(mu), rem = mu - nn * p.ohw_div.d, hh = p.ow_div.div(rem);
+    n = nn, oh = int(hh), ow = int(rem - hh * p.ow_div.d);
+  } else {
+    const int64_t ohw = int64_t(p.OH) * p.OW;
+    n = m / ohw;
+    const int64_t rem = m - n * ohw;
+    oh = int(rem / p.OW), ow = int(rem - int64_t(oh) * p.OW);
+  }
+}
+// Whether a tensor's pixels (n, oh, ow) over an OH × OW grid lie at one stride (channels_last and dense over its
+// pixels: y, a residual): then pixel m sits at m·s3 (+ channel·s1) and its (n, oh, ow) need no decoding.
+PYCONV_HD bool tc_pixels_dense(const Strides4& st, int64_t OH, int64_t OW) {
+  return st.s0 == OH * st.s2 && st.s2 == OW * st.s3;
+}
 
 // One 16-byte chunk of the A (gathered) operand per (row, reduction index). fprop: source pixel
 // ih = oh·stride − pad + r·dil. dgrad: the output pixel (p, q) whose tap r reaches input row h is
@@ -259,7 +284,9 @@ template <typename T>
 __device__ __forceinline__ TcBlock tc_block_at(const TcConvParams<T>& pr, int bm, int bn, int bk, int64_t bx, int by,
                                                int64_t bz, int kt_all = 0) {
   TcBlock b;
-  b.g = bz % pr.groups, b.split = bz / pr.groups;
+  // (32-bit: bz < groups · splits ≤ 65535 — a 64-bit division is a ~70-instruction call, per block or tile)
+  const uint32_t zu = uint32_t(bz), gu = uint32_t(pr.groups);
+  b.g = gu == 1 ? 0 : zu % gu, b.split = gu == 1 ? zu : zu / gu;
   b.M = pr.N * pr.OH * pr.OW;
   b.m0 = bx * bm;
   b.n0 = by * bn;
@@ -363,9 +390,11 @@ struct TcGatherLoader {
 #pragma unroll
     for (int i = 0; i < kAIters; ++i) {
       const int64_t m = m0 + row0 + i * kRows;
-      const int64_t ow = m % p.OW, oh = (m / p.OW) % p.OH, n = m / (int64_t(p.OW) * p.OH);
-      const int h0 = kDgrad ? int(oh) + p.pad_h : int(oh) * p.stride_h - p.pad_h;
-      const int w0 = kDgrad ? int(ow) + p.pad_w : int(ow) * p.stride_w - p.pad_w;
+      int64_t n;
+      int oh, ow;
+      tc_pixel(p, m, M < INT32_MAX - 256, n, oh, ow);
+      const int h0 = kDgrad ? oh + p.pad_h : oh * p.stride_h - p.pad_h;
+      const int w0 = kDgrad ? ow + p.pad_w : ow * p.stride_w - p.pad_w;
       if (general) {
         a_addr[i] = (uint64_t(uint32_t(h0)) << 32) | uint32_t(w0);
         a_bad[i] = m < M ? uint32_t(n) : ~0u;
@@ -534,8 +563,10 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
   constexpr int kChunksPerRow = BN / kVec;
   T* sC = smem;
   const int gq = lane / 4, t4 = lane % 4;
-  const int64_t OHW = int64_t(pr.OH) * pr.OW;
-  const bool nhwc_out = pr.ys.s1 == 1;
+  const bool nhwc_out = pr.ys.s1 == 1, small = M < INT32_MAX - 256;
+  // y (and the residual) dense over their pixels: a chunk's address is m·s3 + k·s1, no (n, oh, ow) to decode
+  const bool y_dense = tc_pixels_dense(pr.ys, pr.OH, pr.OW);
+  const bool r_dense = pr.epi.residual == nullptr || tc_pixels_dense(pr.epi.rs, pr.OH, pr.OW);
   // every warp has finished reading the last pipeline stage (or, the persistent kernel's own staging tile: copying
   // out the previous tile) before it is overwritten
   tc_store_sync<kBarId, NT>();
@@ -570,29 +601,25 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
       const int64_t m = m0 + prow0 + row;
       const int col0 = n0 + cc;
       if (m >= M || col0 >= pr.gemm_n) continue;
-      int64_t n, oh, ow;
-      if (M <= INT32_MAX) {  // 32-bit divisions (a fraction of the cost of 64-bit ones) whenever the pixels allow
-        const uint32_t mu = uint32_t(m), ohw = uint32_t(OHW), nn = mu / ohw, rem = mu - nn * ohw;
-        n = nn, oh = rem / uint32_t(pr.OW), ow = rem - uint32_t(oh) * uint32_t(pr.OW);
-      } else {
-        n = m / OHW;
-        const int64_t rem = m - n * OHW;
-        oh = rem / pr.OW, ow = rem - oh * pr.OW;
-      }
+      int64_t n = 0;
+      int oh = 0, ow = 0;
+      if (!(y_dense && r_dense)) tc_pixel(pr, m, small, n, oh, ow);  // (uniform)
       const int64_t k0 = g * pr.gemm_n + col0;
       const int nv = pr.gemm_n - col0 < kVec ? pr.gemm_n - col0 : kVec;  // valid channels of this chunk
       T* chunk = sC + row * kLd + cc;
-      T* out = pr.y + pr.ys.at(n, k0, oh, ow);
+      T* out = pr.y + (y_dense ? m * pr.ys.s3 + k0 * pr.ys.s1 : pr.ys.at(n, k0, oh, ow));
       const bool vec_out = nhwc_out && nv == kVec && (reinterpret_cast<uintptr_t>(out) & 15) == 0;
       if (!pr.epi.trivial()) {
         // Like the unfused sequence, the activation sees the pre-activation rounded to T (already in the tile).
-        const T* res = pr.epi.residual == nullptr ? nullptr : pr.epi.residual + pr.epi.rs.at(n, k0, oh, ow);
+        const T* res = pr.epi.residual == nullptr ? nullptr
+                       : pr.epi.residual + (r_dense ? m * pr.epi.rs.s3 + k0 * pr.epi.rs.s1 : pr.epi.rs.at(n, k0, oh, ow));
         if (vec_out && tc_epilogue_chunk_ok(pr.epi) &&
             (res == nullptr || (pr.epi.rs.s1 == 1 && (reinterpret_cast<uintptr_t>(res) & 15) == 0))) {
           TcChunk<T> c = *reinterpret_cast<const TcChunk<T>*>(chunk);
           tc_epilogue_chunk<T>(pr.epi, c, res);
           *reinterpret_cast<TcChunk<T>*>(chunk) = c;
         } else {
+          if (y_dense && r_dense) tc_pixel(pr, m, small, n, oh, ow);  // (the element epilogue indexes by (n, k, oh, ow))
 #pragma unroll 1
           for (int e = 0; e < nv; ++e) chunk[e] = from_acc<T>(pr.epi(to_acc(chunk[e]), n, k0 + e, oh, ow));
         }
@@ -705,14 +732,19 @@ template <typename T>
 __device__ __forceinline__ void tc_splitk_reduce_vec_body(const TcConvParams<T>& pr, uint32_t total) {
   constexpr int kVec = TcElem<T>::kVec;
   const uint32_t ldw = uint32_t(pr.groups * pr.gemm_n), ldc = ldw / kVec, chunks = total / kVec;
-  const uint32_t OH = uint32_t(pr.OH), OW = uint32_t(pr.OW);
+  // y and the residual dense over their pixels (channels_last, the usual case): addresses m·s3 + k, no decoding
+  const bool dense = tc_pixels_dense(pr.ys, pr.OH, pr.OW) &&
+                     (pr.epi.residual == nullptr || tc_pixels_dense(pr.epi.rs, pr.OH, pr.OW));
   for (uint32_t e = blockIdx.x * blockDim.x + threadIdx.x; e < chunks; e += gridDim.x * blockDim.x) {
     const uint32_t m = e / ldc, k0 = (e - m * ldc) * kVec;
-    const uint32_t n = m / (OH * OW), pix = m - n * (OH * OW), oh = pix / OW, ow = pix - oh * OW;
+    int64_t n = 0;
+    int oh = 0, ow = 0;
+    if (!dense) tc_pixel(pr, m, true, n, oh, ow);  // (m < total ≤ 2^31 − 1: the multiply-high divisions hold)
     float v[kVec];
 #pragma unroll
     for (int i = 0; i < kVec; ++i) v[i] = 0.f;
     const float* src = pr.ws + m * ldw + k0;  // 16-byte aligned: ldw and k0 are multiples of kVec (≥ 4)
+#pragma unroll 4
     for (int sp = 0; sp < pr.splits; ++sp) {  // fixed order, as in the element-wise pass: the same sums
 #pragma unroll
       for (int q = 0; q < kVec / 4; ++q) {
@@ -726,8 +758,9 @@ __device__ __forceinline__ void tc_splitk_reduce_vec_body(const TcConvParams<T>&
       c.v[i] = from_acc<T>(pr.bias != nullptr ? v[i] + to_acc(pr.bias[k0 + i]) : v[i]);
     if (!pr.epi.trivial())
       tc_epilogue_chunk<T>(pr.epi, c,
-                           pr.epi.residual == nullptr ? nullptr : pr.epi.residual + pr.epi.rs.at(n, k0, oh, ow));
-    *reinterpret_cast<TcChunk<T>*>(pr.y + pr.ys.at(n, k0, oh, ow)) = c;
+                           pr.epi.residual == nullptr ? nullptr
+                           : pr.epi.residual + (dense ? int64_t(m) * pr.epi.rs.s3 + k0 : pr.epi.rs.at(n, k0, oh, ow)));
+    *reinterpret_cast<TcChunk<T>*>(pr.y + (dense ? int64_t(m) * pr.ys.s3 + k0 : pr.ys.at(n, k0, oh, ow))) = c;
   }
 }
 

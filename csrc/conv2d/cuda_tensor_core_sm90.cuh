@@ -309,6 +309,10 @@ struct TcWsTiles {
         count(x * y * pr.groups * (pr.ws != nullptr ? pr.splits : 1)),
         kt_all(kt_all_) {}
   __device__ __forceinline__ TcBlock at(const TcConvParams<T>& pr, int64_t t) const {
+    if (count <= INT32_MAX) {  // (uniform; any real grid) 32-bit divisions: every consumer thread decodes every tile
+      const uint32_t tu = uint32_t(t), xu = uint32_t(x), yu = uint32_t(y), q = tu / xu;
+      return tc_block_at(pr, Tile::BM, Tile::BN, Tile::kBK, tu - q * xu, int(q % yu), q / yu, kt_all);
+    }
     return tc_block_at(pr, Tile::BM, Tile::BN, Tile::kBK, t % x, int((t / x) % y), t / (x * y), kt_all);
   }
 };
@@ -505,8 +509,10 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     for (int64_t t = blockIdx.x; t < tiles.count; t += gridDim.x) {
       const TcBlock blk = tiles.at(pr, t);
       // the tile's first output pixel (n, p, q) → the im2col walk's first source pixel at tap offset 0
-      const int64_t pq = int64_t(pr.OH) * pr.OW;
-      const int n = int(blk.m0 / pq), rem = int(blk.m0 - int64_t(n) * pq), p = rem / pr.OW, q = rem - p * pr.OW;
+      int64_t n64;
+      int p, q;
+      tc_pixel(pr, blk.m0, blk.M < INT32_MAX - 256, n64, p, q);
+      const int n = int(n64);
       const int src_h = p * pr.stride_h + maps.lower_h, src_w = q * pr.stride_w + maps.lower_w;
       const int c_base = int(blk.g) * pr.ca, b_row = int(blk.g) * pr.gemm_n + blk.n0;
       // reduction tile kt0 → (tap (r, sx), channel chunk), then counted along
