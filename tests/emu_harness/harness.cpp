@@ -300,6 +300,7 @@ void check_tensor_core(const std::string& tag) {
   pr.b = wh.data(), pr.gemm_n = int(s.K), pr.groups = 1;
   std::vector<__half> y(dy.size());
   pr.y = y.data(), pr.ys = ys, pr.bias = nullptr;
+  pr.ohw_div = pyconv::FastDiv::make(uint32_t(s.P * s.Q)), pr.ow_div = pyconv::FastDiv::make(uint32_t(s.Q));
   std::vector<double> y_ref(dy.size());
   cpu::conv2d_fprop_direct(s, x.data(), xs, w.data(), ws_krsc, static_cast<const double*>(nullptr), y_ref.data(), ys,
                            Serial{});
@@ -311,6 +312,7 @@ void check_tensor_core(const std::string& tag) {
   pd.ca = int(s.K), pd.OH = int(s.H), pd.OW = int(s.W), pd.b = w_crsk.data(), pd.gemm_n = int(s.C);
   std::vector<__half> dx(x.size());
   pd.y = dx.data(), pd.ys = xs;
+  pd.ohw_div = pyconv::FastDiv::make(uint32_t(s.H * s.W)), pd.ow_div = pyconv::FastDiv::make(uint32_t(s.W));
   std::vector<double> dx_ref(x.size());
   cpu::conv2d_dgrad_direct(s, dy.data(), ys, w.data(), ws_krsc, dx_ref.data(), xs, Serial{});
   e = cu::launch_tc_conv<__half, cu::TcTile64x64>(pd, true, nullptr);
