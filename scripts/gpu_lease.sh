@@ -6,16 +6,16 @@
 #   3. in parallel: the tests that touch CUDA (pytest-xdist, -k "$TESTS_K"; the CPU and emulator tests are CI's),
 #      compute-sanitizer memcheck then racecheck on the subset, and (GDB_TEST=node id) one test under cuda-gdb for a
 #      native backtrace of a crash;
-#   4. alone on the GPU (timings; SKIP_PROFILE=1 leaves the first out): scripts/profile_layers.py --time --kernels (auto on five representative layers against
-#      cuDNN, each call's kernels in profile.log (PROFILE_KERNELS= leaves them out), then
-#      the split-K ones again with PYCONV_TC_SPLIT_K=0 unless SKIP_SPLITK_AB=1; on Hopper (built for sm_90a) an A/B of
-#      rung 3 against each wgmma tile (WG_AB_DIRS, default fprop,wgrad) unless SKIP_WGMMA_AB=1; the PDL A/B
-#      (programmatic dependent launch of the second passes against PYCONV_PDL=0) unless SKIP_PDL_AB=1; with
-#      NCU=1 also under Nsight Compute, $OUT/ncu.csv; without it, unless SKIP_NCU_FOCUS=1, a focused Nsight Compute
-#      run of two layers, $OUT/ncu-focus.csv), then the issue-7 target benchmark (float16, channels_last, batch 32;
-#      BENCH_SUITES, default resnet50,fused,mobilenet_v2; BENCH_FLAGS e.g. --graph), then (GRAPH_S seconds, SKIP_GRAPH=1:
-#      no) auto against cuDNN again under CUDA graphs, then float32 resnet50 batch 32 (SKIP_F32=1: no). Files back: 8
-#      with SKIP_F32=1 and without NCU=1 (the tool's limit).
+#   4. alone on the GPU (timings; SKIP_PROFILE=1 leaves the first out): scripts/profile_layers.py --time --kernels
+#      (auto on five representative layers against cuDNN, each call's kernels in profile.log; PROFILE_KERNELS= leaves
+#      them out); with AB=1 the layer A/Bs too (split-K off unless SKIP_SPLITK_AB=1; rung 3 against each wgmma tile,
+#      WG_AB_DIRS, unless SKIP_WGMMA_AB=1; PDL off unless SKIP_PDL_AB=1; dgrad's K-major B unless SKIP_DGRAD_B_AB=1);
+#      with NCU=1 Nsight Compute over those layers, $OUT/ncu.csv; without it, unless SKIP_NCU_FOCUS=1, a focused
+#      Nsight Compute run of two layers, $OUT/ncu-focus.csv; then the issue-7 target benchmark (float16,
+#      channels_last, batch 32) in three passes: auto and the heuristic rungs over BENCH_SUITES (default
+#      resnet50,fused,mobilenet_v2; BENCH_ALGOS, BENCH_FLAGS), auto against cuDNN under CUDA graphs (GRAPH_S seconds,
+#      SKIP_GRAPH=1: no), every tensor-core tile on ResNet-50 (SWEEP_S seconds, SKIP_SWEEP=1: no); then float32
+#      resnet50 batch 32 (SKIP_F32=1: no). Files back: 8 with SKIP_F32=1 and without NCU=1 (the tool's limit).
 # Every step has a deadline computed from BUDGET_S (default 560 s) so the command ends inside the lease's limit;
 # logs and JSON go to $OUT (the device tool brings back at most 8 files). SKIP_SUBSET / SKIP_SANITIZER / SKIP_TESTS
 # leave a step out (SKIP_SUBSET=1 VOUCHED=1: a follow-up lease that trusts an earlier subset run). Usage on the device machine:
@@ -128,7 +128,8 @@ WS_TIMED=""
 TMA_TIMED=""
 [ -n "$WG_TIMED" ] && [ "${TMA_RC:-1}" = 0 ] && TMA_TIMED=1
 [ "$CAP" = "9.0a" ] && echo "TMA wgmma timed: ${TMA_TIMED:-no}" | tee -a "$O/summary.txt"
-BENCH_ALGOS=${BENCH_ALGOS:-depthwise,winograd,tensor_core,tensor_core_128x128,tensor_core_128x64,tensor_core_64x64${WG_TIMED:+,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64}${WS_TIMED:+,${WS_ALGOS#*,}}${TMA_TIMED:+,$TMA_ALGOS}}
+# the sweep's rungs (bench pass 3): every tensor-core tile the subset vouched for, Winograd
+SWEEP_ALGOS=${SWEEP_ALGOS:-winograd,tensor_core,tensor_core_128x128,tensor_core_128x64,tensor_core_64x64${WG_TIMED:+,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64}${WS_TIMED:+,${WS_ALGOS#*,}}${TMA_TIMED:+,$TMA_ALGOS}}
 
 step "tests + compute-sanitizer (+ cuda-gdb) in parallel"
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n1)
@@ -179,18 +180,22 @@ rm -f "$O/gdb.log"  # its verdict and backtrace are in summary.txt: $OUT brings 
 # (the same limit: the sanitizer's log goes to the end of the tests' log)
 [ -f "$O/sanitizer.log" ] && { { echo "=== compute-sanitizer"; cat "$O/sanitizer.log"; } >>"$O/tests.log"; rm -f "$O/sanitizer.log"; }
 
-step "layer A/B timing (scripts/profile_layers.py --time), then again without fprop/dgrad split-K"
+# The layer A/Bs (split-K off, PDL off, dgrad's K-major B, every wgmma tile on four layers) answered their questions
+# in H200 run 10 (benchmarks/results/nvidia-h200-2026-11-27-run10-check.txt: split-K and PDL on, MN-major dgrad B;
+# the bench's tile sweep supersedes the per-layer tile A/B): AB=1 runs them again (each SKIP_*_AB=1 still leaves
+# one out), so that by default the lease's time goes to the benchmark, which ran out of it in run 10.
+step "layer timing (scripts/profile_layers.py --time)${AB:+, then the A/Bs}"
 # --kernels: each call's GPU kernels and their times (torch.profiler) in profile.log, next to the event timings
 if [ -z "${SKIP_PROFILE:-}" ]; then
   timeout 90 "$PY" scripts/profile_layers.py --time ${PROFILE_KERNELS:---kernels} >"$O/profile.log" 2>&1
   grep -E "ratio" "$O/profile.log" | tee -a "$O/summary.txt"
 fi
-if [ -z "${SKIP_SPLITK_AB:-}" ]; then
+if [ -n "${AB:-}" ] && [ -z "${SKIP_SPLITK_AB:-}" ]; then
   echo "--- PYCONV_TC_SPLIT_K=0" | tee -a "$O/summary.txt"
   PYCONV_TC_SPLIT_K=0 timeout 60 "$PY" scripts/profile_layers.py --time --dirs fprop,dgrad \
     --layers 3x3_256_256_14,1x1s2_1024_2048,3x3_512_512_7 2>&1 | tail -n 7 | tee -a "$O/summary.txt"
 fi
-if [ -z "${SKIP_PDL_AB:-}" ]; then
+if [ -n "${AB:-}" ] && [ -z "${SKIP_PDL_AB:-}" ]; then
   # the second passes (split-K reduce, wgrad reduce, depthwise wgrad finish) as programmatic dependent launches
   # (launch_dependent, Hopper) against plain launches: the same layers both ways, back to back
   echo "--- PDL A/B: default, then PYCONV_PDL=0" | tee -a "$O/summary.txt"
@@ -200,7 +205,7 @@ if [ -z "${SKIP_PDL_AB:-}" ]; then
       | tee -a "$O/summary.txt"
   done
 fi
-if [ -n "$WG_TIMED" ] && [ -z "${SKIP_DGRAD_B_AB:-}" ]; then
+if [ -n "$WG_TIMED" ] && [ -n "${AB:-}" ] && [ -z "${SKIP_DGRAD_B_AB:-}" ]; then
   # wgmma dgrad's B on auto's plain tiles: PYCONV_WGMMA_DGRAD_B=kmajor (the transposed copy run 8 measured: a
   # transpose kernel, then the GEMM) against mn (the default since 2026-11-27: the channels_last filter read in place,
   # MN-major: no transpose, a longer loader loop); fprop beside it (the same GEMM shapes on the 3×3 C = K layers)
@@ -211,7 +216,7 @@ if [ -n "$WG_TIMED" ] && [ -z "${SKIP_DGRAD_B_AB:-}" ]; then
       | sed "s/^/DGRAD_B=$b /" | tee -a "$O/summary.txt"
   done
 fi
-if [ -n "$WG_TIMED" ] && [ -z "${SKIP_WGMMA_AB:-}" ]; then
+if [ -n "$WG_TIMED" ] && [ -n "${AB:-}" ] && [ -z "${SKIP_WGMMA_AB:-}" ]; then
   # the Hopper rung against rung 3, per tile (the "wgmma" self-test and the tests above check its results)
   # WG_AB_DIRS: the directions (default fprop,wgrad: the warp-specialised fprop kernel and the MN-major wgrad kernel
   # are the ones not yet timed; runs 6-7 swept every other tile of fprop/dgrad)
@@ -276,23 +281,38 @@ if [ -n "${NCU:-}" ]; then
   echo "ncu rc=$? ($(wc -l <"$O/ncu.csv") lines)" | tee -a "$O/summary.txt"; tail -n 5 /tmp/ncu.err | tee -a "$O/summary.txt"
 fi
 
-# GRAPH_S seconds (default 75; SKIP_GRAPH=1: none) are kept for a second, CUDA-graph pass of auto against cuDNN over
-# ResNet-50 and MobileNetV2 after the eager one: the kernels' GPU time without the host work in front of them (run
-# 8's eager dgrad/wgrad rows spread over 1.5-2x between repetitions, cuDNN's too; its fprop rows did not)
+# The benchmark in three passes, so that the first answers the issue's question whatever the budget leaves:
+#   1. eager, BENCH_SUITES (default resnet50,fused,mobilenet_v2), `auto` and the heuristic rungs only (BENCH_ALGOS
+#      overrides): what auto runs, against the rungs it chooses between and cuDNN;
+#   2. GRAPH_S seconds (default 75; SKIP_GRAPH=1: none): auto (+ depthwise) against cuDNN under CUDA graphs, ResNet-50
+#      and MobileNetV2 (the kernels' GPU time without the host work in front of them: run 8's eager dgrad/wgrad rows
+#      spread over 1.5-2x between repetitions, cuDNN's too);
+#   3. SWEEP_S seconds (default 100; SKIP_SWEEP=1: none): every tile of every tensor-core rung on ResNet-50 — the data
+#      the tile rules are read from (run 10's sweep gave the TMA tile rule) — to bench-f16-nhwc-sweep.json.
+# (Run 10 timed all 19 rungs over three suites in one pass and ran out of its 90 s inside MobileNetV2.)
 GRAPH_S=${GRAPH_S:-75}
 [ -n "${SKIP_GRAPH:-}" ] && GRAPH_S=0
+SWEEP_S=${SWEEP_S:-100}
+[ -n "${SKIP_SWEEP:-}" ] && SWEEP_S=0
+CORE_ALGOS=depthwise,tensor_core${WG_TIMED:+,tensor_core_wgmma}${TMA_TIMED:+,tensor_core_wgmma_tma}
 step "bench: float16 channels_last batch 32 (${BENCH_SUITES:-resnet50,fused,mobilenet_v2}) ${BENCH_FLAGS:-}"
-timeout $(( $(left) - ${F32_S:-70} - GRAPH_S )) "$PY" -m pyconv bench --device cuda --dtype float16 --channels-last \
-  --suite "${BENCH_SUITES:-resnet50,fused,mobilenet_v2}" --batch 32 --reps 20 --no-progress --no-plot ${BENCH_FLAGS:-} \
-  --algos "$BENCH_ALGOS" \
-  --json "$O/bench-f16-nhwc.json" >"$O/bench.log" 2>&1
+timeout $(( $(left) - ${F32_S:-70} - GRAPH_S - SWEEP_S )) "$PY" -m pyconv bench --device cuda --dtype float16 \
+  --channels-last --suite "${BENCH_SUITES:-resnet50,fused,mobilenet_v2}" --batch 32 --reps 20 --no-progress --no-plot \
+  ${BENCH_FLAGS:-} --algos "${BENCH_ALGOS:-$CORE_ALGOS}" --json "$O/bench-f16-nhwc.json" >"$O/bench.log" 2>&1
 echo "bench f16 rc=$?" | tee -a "$O/summary.txt"
-if [ "$GRAPH_S" -gt 0 ] && [ $(( $(left) - ${F32_S:-70} )) -gt 20 ]; then
+if [ "$GRAPH_S" -gt 0 ] && [ $(( $(left) - ${F32_S:-70} - SWEEP_S )) -gt 20 ]; then
   step "bench --graph: auto (and depthwise) against cuDNN, resnet50 and mobilenet_v2"
-  timeout $(( $(left) - ${F32_S:-70} )) "$PY" -m pyconv bench --device cuda --dtype float16 --channels-last --graph \
-    --suite resnet50,mobilenet_v2 --batch 32 --reps 20 --no-progress --no-plot --algos depthwise \
+  timeout $(( $(left) - ${F32_S:-70} - SWEEP_S )) "$PY" -m pyconv bench --device cuda --dtype float16 --channels-last \
+    --graph --suite resnet50,mobilenet_v2 --batch 32 --reps 20 --no-progress --no-plot --algos depthwise \
     --json "$O/bench-f16-nhwc-graph.json" >>"$O/bench.log" 2>&1
   echo "bench f16 --graph rc=$?" | tee -a "$O/summary.txt"
+fi
+if [ "$SWEEP_S" -gt 0 ] && [ $(( $(left) - ${F32_S:-70} )) -gt 20 ]; then
+  step "bench: the tile sweep, resnet50 (every tensor-core tile)"
+  timeout $(( $(left) - ${F32_S:-70} )) "$PY" -m pyconv bench --device cuda --dtype float16 --channels-last \
+    --suite resnet50 --batch 32 --reps 20 --no-progress --no-plot --algos "$SWEEP_ALGOS" \
+    --json "$O/bench-f16-nhwc-sweep.json" >>"$O/bench.log" 2>&1
+  echo "bench f16 sweep rc=$?" | tee -a "$O/summary.txt"
 fi
 if [ -z "${SKIP_F32:-}" ]; then
   step "bench: float32 resnet50 batch 32"
@@ -301,6 +321,8 @@ if [ -z "${SKIP_F32:-}" ]; then
   echo "bench f32 rc=$?" | tee -a "$O/summary.txt"
 fi
 rm -f "$O"/*.md
-# each pass's row count and geomeans (eager first, then --graph, then float32)
+# each pass's row count and geomeans (eager first, then --graph, the sweep, float32); the whole log goes to the end of
+# summary.txt (the device tool brings back 8 files: summary, subset, tests, profile, ncu-focus and three bench JSONs)
 grep -E "rows \(|×" "$O/bench.log" | tee -a "$O/summary.txt"
+{ echo "=== bench.log"; cat "$O/bench.log"; } >>"$O/summary.txt"; rm -f "$O/bench.log"
 step "done"
