@@ -518,13 +518,12 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
   pr.a = reinterpret_cast<const T*>(a.data_ptr());
   pr.a_sn = a.stride(0), pr.a_sh = a.stride(1), pr.a_sw = a.stride(2);
   pr.AH = int(a_h), pr.AW = int(a_w), pr.ca = int(ca);
-  pr.N = s.N, pr.OH = int(out_h), pr.OW = int(out_w), pr.R = int(s.R), pr.S = int(s.S);
+  pr.N = s.N, pr.R = int(s.R), pr.S = int(s.S);
+  pr.set_out_grid(out_h, out_w);
   pr.stride_h = int(s.stride_h), pr.stride_w = int(s.stride_w), pr.pad_h = int(s.pad_h), pr.pad_w = int(s.pad_w);
   pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
   pr.gemm_n = int(gemm_n), pr.groups = s.groups;
   pr.y = reinterpret_cast<T*>(out.data_ptr()), pr.ys = strides4(out), pr.bias = bias, pr.epi = epi;
-  // (used by the kernels only where N·OH·OW < 2^31 − 256: tc_pixel)
-  pr.ohw_div = FastDiv::make(uint32_t(out_h * out_w)), pr.ow_div = FastDiv::make(uint32_t(out_w));
   const int64_t gemm_m = s.N * out_h * out_w;
   // (tc_unsupported bounded these for the loader; checked exactly here, where the strides are known)
   TORCH_INTERNAL_ASSERT(s.R <= 15 && s.S <= 15 &&

@@ -132,12 +132,19 @@ struct TcConvParams {
   // The persistent (warp-specialised wgmma) kernels: how many blocks to launch at most — the resident ones, each
   // looping over the output tiles (x, y, z as in tc_conv_grid, x fastest) with stride gridDim.x.
   int persistent_blocks;
-  // Divisors by OH·OW and OW as multiply-highs (tc_pixel), made by the host.
+  // Divisors by OH·OW and OW as multiply-highs (tc_pixel): set with OH and OW by set_out_grid.
   FastDiv ohw_div, ow_div;
+  // The output grid and its divisors together, so that neither is ever set without the other.
+  void set_out_grid(int64_t oh, int64_t ow) {
+    OH = int(oh), OW = int(ow);
+    ohw_div = FastDiv::make(uint32_t(oh * ow)), ow_div = FastDiv::make(uint32_t(ow));  // (used below 2^31 pixels)
+  }
 };
 
-// Output pixel m → (n, oh, ow). `small` (uniform: M + 256 < 2^31, so every row of every tile, those past M included,
-// is below 2^31): two multiply-high divisions (FastDiv) — a 64-bit division is a ~70-instruction call, and the loader
+// Whether a GEMM of M output pixels takes tc_pixel's multiply-high path: M + 256 < 2^31, so every row of every tile,
+// those past M included, is below 2^31.
+PYCONV_HD bool tc_pixels_small(int64_t M) { return M < INT32_MAX - 256; }
+// Output pixel m → (n, oh, ow). `small` (uniform: tc_pixels_small): two multiply-high divisions (FastDiv) — a 64-bit division is a ~70-instruction call, and the loader
 // decoded each of its rows with three of them, per tile: on a 1×1 layer of one 64-channel reduction tile that integer
 // work, not the tensor cores, set the speed (Nsight Compute, H200 run 10: fma-heavy pipe 39 %, XU 19 %, tensor 3.5 %).
 template <typename T>
@@ -392,7 +399,7 @@ struct TcGatherLoader {
       const int64_t m = m0 + row0 + i * kRows;
       int64_t n;
       int oh, ow;
-      tc_pixel(p, m, M < INT32_MAX - 256, n, oh, ow);
+      tc_pixel(p, m, tc_pixels_small(M), n, oh, ow);
       const int h0 = kDgrad ? oh + p.pad_h : oh * p.stride_h - p.pad_h;
       const int w0 = kDgrad ? ow + p.pad_w : ow * p.stride_w - p.pad_w;
       if (general) {
@@ -563,7 +570,7 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
   constexpr int kChunksPerRow = BN / kVec;
   T* sC = smem;
   const int gq = lane / 4, t4 = lane % 4;
-  const bool nhwc_out = pr.ys.s1 == 1, small = M < INT32_MAX - 256;
+  const bool nhwc_out = pr.ys.s1 == 1, small = tc_pixels_small(M);
   // y (and the residual) dense over their pixels: a chunk's address is m·s3 + k·s1, no (n, oh, ow) to decode
   const bool y_dense = tc_pixels_dense(pr.ys, pr.OH, pr.OW);
   const bool r_dense = pr.epi.residual == nullptr || tc_pixels_dense(pr.epi.rs, pr.OH, pr.OW);

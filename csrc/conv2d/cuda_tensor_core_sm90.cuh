@@ -511,7 +511,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
       // the tile's first output pixel (n, p, q) → the im2col walk's first source pixel at tap offset 0
       int64_t n64;
       int p, q;
-      tc_pixel(pr, blk.m0, blk.M < INT32_MAX - 256, n64, p, q);
+      tc_pixel(pr, blk.m0, tc_pixels_small(blk.M), n64, p, q);
       const int n = int(n64);
       const int src_h = p * pr.stride_h + maps.lower_h, src_w = q * pr.stride_w + maps.lower_w;
       const int c_base = int(blk.g) * pr.ca, b_row = int(blk.g) * pr.gemm_n + blk.n0;

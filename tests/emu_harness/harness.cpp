@@ -295,12 +295,12 @@ void check_tensor_core(const std::string& tag) {
 
   cu::TcConvParams<__half> pr{};
   pr.a = xh.data(), pr.a_sn = xs.s0, pr.a_sh = xs.s2, pr.a_sw = xs.s3, pr.AH = int(s.H), pr.AW = int(s.W);
-  pr.ca = int(s.C), pr.N = s.N, pr.OH = int(s.P), pr.OW = int(s.Q), pr.R = int(s.R), pr.S = int(s.S);
+  pr.ca = int(s.C), pr.N = s.N, pr.R = int(s.R), pr.S = int(s.S);
+  pr.set_out_grid(s.P, s.Q);
   pr.stride_h = pr.stride_w = 1, pr.pad_h = pr.pad_w = 1, pr.dil_h = pr.dil_w = 1;
   pr.b = wh.data(), pr.gemm_n = int(s.K), pr.groups = 1;
   std::vector<__half> y(dy.size());
   pr.y = y.data(), pr.ys = ys, pr.bias = nullptr;
-  pr.ohw_div = pyconv::FastDiv::make(uint32_t(s.P * s.Q)), pr.ow_div = pyconv::FastDiv::make(uint32_t(s.Q));
   std::vector<double> y_ref(dy.size());
   cpu::conv2d_fprop_direct(s, x.data(), xs, w.data(), ws_krsc, static_cast<const double*>(nullptr), y_ref.data(), ys,
                            Serial{});
@@ -309,10 +309,10 @@ void check_tensor_core(const std::string& tag) {
 
   cu::TcConvParams<__half> pd = pr;
   pd.a = dyh.data(), pd.a_sn = ys.s0, pd.a_sh = ys.s2, pd.a_sw = ys.s3, pd.AH = int(s.P), pd.AW = int(s.Q);
-  pd.ca = int(s.K), pd.OH = int(s.H), pd.OW = int(s.W), pd.b = w_crsk.data(), pd.gemm_n = int(s.C);
+  pd.ca = int(s.K), pd.b = w_crsk.data(), pd.gemm_n = int(s.C);
+  pd.set_out_grid(s.H, s.W);
   std::vector<__half> dx(x.size());
   pd.y = dx.data(), pd.ys = xs;
-  pd.ohw_div = pyconv::FastDiv::make(uint32_t(s.H * s.W)), pd.ow_div = pyconv::FastDiv::make(uint32_t(s.W));
   std::vector<double> dx_ref(x.size());
   cpu::conv2d_dgrad_direct(s, dy.data(), ys, w.data(), ws_krsc, dx_ref.data(), xs, Serial{});
   e = cu::launch_tc_conv<__half, cu::TcTile64x64>(pd, true, nullptr);
