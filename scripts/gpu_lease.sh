@@ -10,6 +10,7 @@
 #      (auto on five representative layers against cuDNN, each call's kernels in profile.log; PROFILE_KERNELS= leaves
 #      them out); with AB=1 the layer A/Bs too (split-K off unless SKIP_SPLITK_AB=1; rung 3 against each wgmma tile,
 #      WG_AB_DIRS, unless SKIP_WGMMA_AB=1; PDL off unless SKIP_PDL_AB=1; dgrad's K-major B unless SKIP_DGRAD_B_AB=1);
+#      always (unless SKIP_PHASES_AB=1) strided dgrad's phases forked against one launch;
 #      with NCU=1 Nsight Compute over those layers, $OUT/ncu.csv; without it, unless SKIP_NCU_FOCUS=1, a focused
 #      Nsight Compute run of two layers, $OUT/ncu-focus.csv; then the issue-7 target benchmark (float16,
 #      channels_last, batch 32) in three passes: auto and the heuristic rungs over BENCH_SUITES (default
@@ -189,6 +190,16 @@ step "layer timing (scripts/profile_layers.py --time)${AB:+, then the A/Bs}"
 if [ -z "${SKIP_PROFILE:-}" ]; then
   timeout 90 "$PY" scripts/profile_layers.py --time ${PROFILE_KERNELS:---kernels} >"$O/profile.log" 2>&1
   grep -E "ratio" "$O/profile.log" | tee -a "$O/summary.txt"
+fi
+if [ -z "${SKIP_PHASES_AB:-}" ]; then
+  # strided dgrad: its sub-pixel phases in one launch (the default since 2026-11-27, unmeasured) against one launch
+  # per phase on forked streams (PYCONV_DGRAD_PHASES=fork: runs 5-11), on auto's tiles, back to back
+  echo "--- strided dgrad phases A/B: PYCONV_DGRAD_PHASES=fork, then one launch (default)" | tee -a "$O/summary.txt"
+  for ph in fork one; do
+    PYCONV_DGRAD_PHASES=$ph timeout 60 "$PY" scripts/profile_layers.py --time --dirs dgrad \
+      --layers 3x3s2_128_128_56,3x3s2_256_256_28,1x1s2_1024_2048 2>&1 | grep -E "ratio|Error|error" \
+      | sed "s/^/PHASES=$ph /" | tee -a "$O/summary.txt"
+  done
 fi
 if [ -n "${AB:-}" ] && [ -z "${SKIP_SPLITK_AB:-}" ]; then
   echo "--- PYCONV_TC_SPLIT_K=0" | tee -a "$O/summary.txt"

@@ -13,6 +13,9 @@ target configuration. Layers (ResNet-50 / MobileNetV2):
   1x1s2_1024_2048   1×1 stride 2, 1024→2048 at 14×14: strided dgrad (sub-pixel phases)
   dw3x3_144_56      depthwise 3×3, 144 channels at 56×56: memory-bound
   3x3_512_512_7     3×3, 512→512 at 7×7: 1568 output pixels, a 4608-long reduction: split-K territory
+  3x3s2_128_128_56  3×3 stride 2, 128→128 at 56×56: strided dgrad, four sub-pixel phases of 4/2/2/1 taps
+  3x3s2_256_256_28  3×3 stride 2, 256→256 at 28×28: the same at a quarter of the pixels
+(the last two only when named in --layers)
 --time reports the median over 20 samples of 10 back-to-back calls each (so host launch overhead overlaps the GPU
 work as in a real model); run it with PYCONV_TC_SPLIT_K=0 for the same layers without fprop/dgrad split-K.
 """
@@ -29,6 +32,10 @@ LAYERS = {
     "1x1s2_1024_2048": (1024, 2048, 14, 14, 1, 2, 0, 1),
     "dw3x3_144_56": (144, 144, 56, 56, 3, 1, 1, 144),
     "3x3_512_512_7": (512, 512, 7, 7, 3, 1, 1, 1),
+}
+EXTRA_LAYERS = {  # named in --layers only (the default set stays the one earlier runs profiled)
+    "3x3s2_128_128_56": (128, 128, 56, 56, 3, 2, 1, 1),
+    "3x3s2_256_256_28": (256, 256, 28, 28, 3, 2, 1, 1),
 }
 
 
@@ -56,7 +63,7 @@ def main(argv=None) -> int:
     dtype = getattr(torch, args.dtype)
     torch.backends.cudnn.benchmark = True
     for name in args.layers.split(","):
-        C, K, H, W, R, st, pad, g = LAYERS[name]
+        C, K, H, W, R, st, pad, g = {**LAYERS, **EXTRA_LAYERS}[name]
         x = torch.randn(args.batch, C, H, W, device="cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
         w = (torch.randn(K, C // g, R, R, device="cuda", dtype=dtype) * 0.1).contiguous(
             memory_format=torch.channels_last)

@@ -554,10 +554,10 @@ AUTO_TMA = {
     # 64 channels: TMA in all three directions (≤ 64 GEMM columns: 128×64; wgrad of ≤ 64 output channels: 64×128)
     "c64_3x3": (((2, 64, 6, 7), (64, 64, 3, 3), 1, 1, 1),
                 ("tensor_core_wgmma_tma_128x64", "tensor_core_wgmma_tma_128x64", "tensor_core_wgmma_tma_64x128")),
-    # 64-channel groups: TMA; 3×3 stride 2: dgrad by four sub-pixel phases, each on TMA
+    # 64-channel groups: TMA; 3×3 stride 2: dgrad by four sub-pixel phases in one launch of the plain tiles
+    # (phased_dgrad_ok; the TMA kernels would fork one launch per phase)
     "g2_c64_s2": (((1, 128, 7, 6), (128, 64, 3, 3), 2, 1, 2),
-                  ("tensor_core_wgmma_tma_128x64",) + ("tensor_core_wgmma_tma_128x64",) * 4 +
-                  ("tensor_core_wgmma_tma_64x128",)),
+                  ("tensor_core_wgmma_tma_128x64", "tensor_core_wgmma_64x64", "tensor_core_wgmma_tma_64x128")),
     # 1×1 of 16 → 130 channels: fprop and dgrad on TMA (one 64-channel chunk, one reduction tile either way: fprop
     # 130 GEMM columns → 128×128; dgrad 136 = 3 chunks of K); wgrad's C/g = 16 is no 64-multiple: plain 128×64
     "1x1_c16_k130": (((1, 16, 6, 6), (130, 16, 1, 1), 1, 0, 1),
@@ -565,9 +565,9 @@ AUTO_TMA = {
     # 3×3 of 16 channels: 9 TMA reduction tiles against the gather loader's 3 (fprop; dgrad 24 → 9 against 4): plain
     "c16_3x3": (((2, 16, 8, 8), (24, 16, 3, 3), 1, 1, 1),
                 ("tensor_core_wgmma_64x64", "tensor_core_wgmma_64x64", "tensor_core_wgmma_64x64")),
-    # the ResNet stem's shape (3 channels padded to 8, 7×7 stride 2): 49 TMA tiles against 7; dgrad C/g = 3
-    "k7_stem": (((1, 3, 12, 11), (8, 3, 7, 7), 2, 3, 1),
-                ("tensor_core_wgmma_64x64",) * 5 + ("tensor_core_wgmma_64x64",)),
+    # the ResNet stem's shape (3 channels padded to 8, 7×7 stride 2): 49 TMA tiles against 7; dgrad C/g = 3, its
+    # four phases in one launch
+    "k7_stem": (((1, 3, 12, 11), (8, 3, 7, 7), 2, 3, 1), ("tensor_core_wgmma_64x64",) * 3),
 }
 
 
@@ -576,8 +576,8 @@ AUTO_TMA = {
 @pytest.mark.parametrize("geom", list(AUTO_TMA))
 def test_auto_takes_tma_where_it_suits(geom, device, backend):
     """algo='auto' in float16 on a wgmma target: fprop, dgrad and wgrad each take the TMA kernels where
-    tma_suits_auto holds and the plain wgmma tiles where it does not (the launch log names each tile; strided dgrad
-    one per sub-pixel phase), against float64 torch, and bit-identical to naming the heuristic rung it picked."""
+    tma_suits_auto holds and the plain wgmma tiles where it does not (the launch log names each tile; a strided
+    dgrad's phases in one launch), against float64 torch, and bit-identical to naming the heuristic rung it picked."""
     ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
     (xs, ws_, stride, padding, groups), expected = AUTO_TMA[geom]
     x = torch.randn(xs, device=device).half().contiguous(memory_format=torch.channels_last)
@@ -603,6 +603,81 @@ def test_auto_takes_tma_where_it_suits(geom, device, backend):
     assert tuple(t for t, _ in _launches(backend)) == expected
     for d in got:
         assert torch.equal(got[d], named[d]), d
+
+
+# A strided dgrad's sub-pixel phases in one launch (phased_dgrad_ok: the plain tiles of rung 3 and the wgmma rung, 2 to 4
+# phases, a grid too big to want split-K): (x shape, w shape, stride, padding, groups).
+PHASED = {
+    # 3×3 stride 2 over odd H, W: four phases of 4, 2, 2 and 1 taps over unequal output grids (17 or 16 rows of 15
+    # columns), so the phase table's row-tile offsets, taps, paddings and output divisors all differ
+    "3x3_s2_odd": ((2, 16, 33, 30), (24, 16, 3, 3), 2, 1, 1),
+    # 1×5 taps at stride (1, 3): three column phases of 1-2 taps
+    "1x5_s1x3": ((2, 16, 20, 31), (16, 16, 1, 5), (1, 3), (0, 2), 1),
+    # two groups, K/g = 36 (padded to 40): the wgmma rung's MN-major copy of the filter, linear, whose per-phase slices
+    # have their own offsets, group strides and valid rows
+    "g2_k36_s2": ((1, 16, 25, 26), (72, 8, 3, 3), 2, 1, 2),
+    # phases no tap reaches are zeros written by the same launch (no fill of dx first): a 1×1 at stride 2 (one phase
+    # of one tap, three of none), 3×1 taps at stride 2 (two of 1-2 taps, two of none)
+    "1x1_s2": ((2, 24, 31, 29), (40, 24, 1, 1), 2, 0, 1),
+    "3x1_s2": ((1, 16, 30, 27), (24, 16, 3, 1), 2, (1, 0), 1),
+}
+
+
+def _reached_phases(ws, stride, padding):
+    """The sub-pixel phases of a strided dgrad that some tap reaches (the GEMMs dgrad_tc forks)."""
+    two = lambda v: list(v) if isinstance(v, tuple) else [v, v]  # noqa: E731
+    (sh, sw), (ph, pw), (R, S) = two(stride), two(padding), ws[2:]
+    return sum((i + ph) % sh < R and (j + pw) % sw < S for i in range(sh) for j in range(sw))
+
+
+@pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
+@pytest.mark.parametrize("algo", ["tensor_core_128x64", "tensor_core_64x64", "tensor_core_wgmma",
+                                  "tensor_core_wgmma_128x128_s3", "tensor_core_wgmma_64x64"])
+@pytest.mark.parametrize("geom", list(PHASED))
+def test_dgrad_phases_one_launch(geom, algo, device, backend, monkeypatch):
+    """The phases of a strided dgrad as one launch over a table of per-phase GEMMs (TcConvParams::phase; the phases
+    no tap reaches as GEMMs of no taps, which store zeros): one entry in the launch log where
+    PYCONV_DGRAD_PHASES=fork makes one per reached phase (after a zero fill of dx), both against float64 torch for a
+    channels_last and an NCHW filter (MN-major in place or copied; rung 3's K-major transpose), and bit-identical to
+    the forked phases where those ran the same tile without split-K (the same GEMMs, the same reduction order)."""
+    if "wgmma" in algo and (device, backend) not in WG_TARGETS:
+        pytest.skip("no wgmma target")
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    xs, ws_, stride, padding, groups = PHASED[geom]
+    two = lambda v: list(v) if isinstance(v, tuple) else [v, v]  # noqa: E731
+    x, w, _, kw = _operands((xs, ws_, stride, padding, 1, groups), torch.float16, device)
+    xd = x.double().requires_grad_()
+    ref = F.conv2d(xd, w.double(), None, **kw)
+    go = torch.randn(ref.shape, device=device).half().contiguous(memory_format=torch.channels_last)
+    ref.backward(go.double())
+    geo = (two(stride), two(padding), [1, 1], groups)
+    for wl in (w.contiguous(memory_format=torch.channels_last), w):
+        # NaN in the memory the allocator is likely to hand dx next: a phase left unwritten shows
+        poison = torch.full(xs, float("nan"), dtype=torch.float16, device=device).contiguous(
+            memory_format=torch.channels_last)
+        del poison
+        _launches(backend)
+        dx = ops.conv2d_dgrad(go, wl, list(xs), *geo, algo)
+        one = _launches(backend)
+        assert len(one) == 1 and one[0][1] == 1, one
+        assert algo == "tensor_core_wgmma" or one[0][0] == algo, one
+        _close(dx, xd.grad, torch.float16)
+        monkeypatch.setenv("PYCONV_DGRAD_PHASES", "fork")
+        dx_fork = ops.conv2d_dgrad(go, wl, list(xs), *geo, algo)
+        monkeypatch.delenv("PYCONV_DGRAD_PHASES")
+        fork = _launches(backend)
+        assert len(fork) == _reached_phases(ws_, stride, padding), fork
+        _close(dx_fork, xd.grad, torch.float16)
+        if all(t == one[0][0] and n == 1 for t, n in fork):
+            assert torch.equal(dx, dx_fork)
+    assert torch.equal(dx, ops.conv2d_dgrad(go, wl, list(xs), *geo, algo))  # deterministic
+    if "wgmma" in algo:  # the plain wgmma tiles on the K-major transposed filter: each phase's own matrix
+        monkeypatch.setenv("PYCONV_WGMMA_DGRAD_B", "kmajor")
+        _launches(backend)
+        dx_k = ops.conv2d_dgrad(go, wl, list(xs), *geo, algo)
+        assert len(_launches(backend)) == 1
+        _close(dx_k, xd.grad, torch.float16)
+    _launches(backend)
 
 
 def _filter_copies(backend):
@@ -860,9 +935,14 @@ def _dgrad_and_fprop(go, w, x_shape, stride, padding, algo):
 
 
 @pytest.mark.skipif(not (HAS_CUDA and ("cuda", "auto") in TARGETS), reason="needs an sm_80+ GPU")
+@pytest.mark.parametrize("phases", ["default", "fork"])
 @pytest.mark.parametrize("algo", _GPU_ALGOS)
 @pytest.mark.parametrize("geom", list(_STREAM_GEOMS))
-def test_side_stream_and_cuda_graph(geom, algo):
+def test_side_stream_and_cuda_graph(geom, algo, phases, monkeypatch):
+    """default: 3x3_s2's four phases run as one launch (phased_dgrad_ok; its grid is too big for split-K on any
+    GPU), k4x3_s2x3's six fork; fork (PYCONV_DGRAD_PHASES=fork): every strided dgrad forks."""
+    if phases == "fork":
+        monkeypatch.setenv("PYCONV_DGRAD_PHASES", "fork")
     xs, ws, stride, padding = _STREAM_GEOMS[geom]
     x, w, _, kw = _operands((xs, ws, stride, padding, 1, 1), torch.float16, "cuda")
     ref_x = F.conv2d(x.double(), w.double(), None, **kw)
@@ -874,7 +954,9 @@ def test_side_stream_and_cuda_graph(geom, algo):
     _close(eager_dx, ref_dx, torch.float16)
     _close(eager_y, ref_x, torch.float16)
     sh, sw = stride if isinstance(stride, tuple) else (stride, stride)
-    assert len(_launches("auto")) == sh * sw + 1  # one GEMM per phase (every phase has taps here), then the fprop
+    # one GEMM per phase (every phase has taps here) when forked, else one for all four; then the fprop
+    dgrad_launches = 1 if phases == "default" and sh * sw <= 4 else sh * sw
+    assert len(_launches("auto")) == dgrad_launches + 1
 
     # on a side stream: the fork waits for that stream's work and joins back into it
     s = torch.cuda.Stream()

@@ -7,6 +7,7 @@
 // csrc/emu/cuda_emu.h): then the ops are `pyconv_emu::*` on CPU tensors, and every launch below runs the unchanged
 // kernels on the CPU emulator, so this host code (checks, grid math, algorithm choice) is exercised too.
 #include <ATen/ATen.h>
+#include <algorithm>
 #include <cstdlib>
 #include <torch/library.h>
 
@@ -269,6 +270,27 @@ std::string winograd_unsupported(const Conv2dShape& s) {
   return "";
 }
 
+// Whether a strided dgrad of `phases` sub-pixel phases (those some tap reaches and those none does) runs them in one
+// launch (run_tc_gather's `phases`): on the plain kernels (rung 3's, the plain wgmma tiles: one block per output
+// tile, which the phase table re-targets per block), 2 to kTcMaxPhases phases. The persistent kernels decode their tiles in a loop and keep the fork. Unmeasured
+// on a GPU (2026-11-27): PYCONV_DGRAD_PHASES=fork restores the fork for A/B timing.
+bool phased_dgrad_ok(const std::string& algo, int64_t phases) {
+  if (is_tma(algo) || is_ws(algo) || phases < 2 || phases > cuda::kTcMaxPhases) return false;
+  const char* v = std::getenv("PYCONV_DGRAD_PHASES");  // (read per call: tests and A/B runs switch it)
+  return v == nullptr || std::string(v) != "fork";
+}
+
+// The sub-pixel phases of a strided, undilated dgrad that some tap reaches (dgrad_tc runs one GEMM for each); 1
+// without stride or with dilation (one GEMM).
+int64_t dgrad_phase_count(const Conv2dShape& s) {
+  if ((s.stride_h == 1 && s.stride_w == 1) || s.dil_h != 1 || s.dil_w != 1) return 1;
+  int64_t n = 0;
+  for (int64_t ph = 0; ph < s.stride_h && ph < s.H; ++ph)
+    for (int64_t pw = 0; pw < s.stride_w && pw < s.W; ++pw)
+      n += (ph + s.pad_h) % s.stride_h < s.R && (pw + s.pad_w) % s.stride_w < s.S;
+  return n;
+}
+
 // Whether auto's wgmma choice for direction `dir` ("fprop", "dgrad", "wgrad") of shape `s` is the TMA kernels
 // (tensor_core_wgmma_tma) rather than the plain wgmma tiles: where their maps describe the problem (tma_prepare /
 // tma_prepare_wgrad, from the shape alone: groups of 64-channel multiples; dgrad C/g a multiple of 8 and no stride
@@ -276,7 +298,8 @@ std::string winograd_unsupported(const Conv2dShape& s) {
 // are no more than the gather loader's, which packs R·S·ca densely (a 7×7 stem of 3 channels, padded to 8, runs 49
 // TMA tiles against 7: H200 run 10, 1232 against 259 µs). The padding and tap extents are bounded well inside the
 // im2col corners' ±127. Where the maps still cannot take a call (an unaligned or non-dense operand) the TMA name's
-// warp-specialised tile runs instead (tma_to_ws), correct but slower.
+// warp-specialised tile runs instead (tma_to_ws), correct but slower. Not a strided dgrad of several phases: the
+// plain tiles run those in one launch (phased_dgrad_ok), the TMA kernels one per phase on forked streams.
 bool tma_suits_auto(const Conv2dShape& s, const std::string& dir) {
   if ((s.R - 1) * s.dil_h > 64 || (s.S - 1) * s.dil_w > 64 || s.pad_h > 64 || s.pad_w > 64 || s.stride_h > 8 ||
       s.stride_w > 8)
@@ -287,6 +310,8 @@ bool tma_suits_auto(const Conv2dShape& s, const std::string& dir) {
   if (s.groups > 1 && ca % 64 != 0) return false;
   if (dgrad && (s.Cg() % 8 != 0 || ((s.stride_h != 1 || s.stride_w != 1) && (s.dil_h != 1 || s.dil_w != 1))))
     return false;
+  // a strided dgrad whose phases the plain tiles run in one launch (the TMA kernels fork one per phase)
+  if (dgrad && phased_dgrad_ok("tensor_core_wgmma", dgrad_phase_count(s))) return false;
   return s.R * s.S * ceil_div(ca, int64_t(64)) <= ceil_div(s.R * s.S * ca, int64_t(64));
 }
 
@@ -508,12 +533,21 @@ std::string tma_prepare_wgrad(const Conv2dShape& s, const at::Tensor& dy, const 
 // undefined; always for the warp-specialised and TMA tiles) and, on a TMA tile, through dgrad_maps
 // (tc_dgrad_tma_maps) — without them that tile's warp-specialised kernel runs on dgrad_b. Otherwise (rung 3, and the
 // plain wgmma tiles with PYCONV_WGMMA_DGRAD_B=kmajor) it reads `b`, the K-major transposed filter.
+// `phases` (a strided dgrad's sub-pixel phases, 2 to cuda::kTcMaxPhases of them, on a plain tile: phased_dgrad_ok):
+// one launch for all of them (TcConvParams::phase), without split-K; s, out_h, out_w, b, out and dgrad_b are then
+// phase 0's, and each phase brings its own.
+struct GatherPhase {
+  Conv2dShape sp;  // its stride-1 dgrad
+  at::Tensor out;  // its rows and columns of dx
+  at::Tensor b;    // its K-major B (rung 3, PYCONV_WGMMA_DGRAD_B=kmajor), else undefined
+  TcDgradB mn;     // its MN-major B (the wgmma rung)
+};
 template <typename T>
 at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgrad, const at::Tensor& a, int64_t ca,
                          int64_t a_h, int64_t a_w, int64_t out_h, int64_t out_w, const at::Tensor& b, int64_t gemm_n,
                          at::Tensor& out, const T* bias, const ConvEpilogue<T>& epi,
                          cudaStream_t stream = current_stream(), const cuda::TcTmaMaps* dgrad_maps = nullptr,
-                         const TcDgradB* dgrad_b = nullptr) {
+                         const TcDgradB* dgrad_b = nullptr, const std::vector<GatherPhase>* phases = nullptr) {
   cuda::TcConvParams<T> pr{};
   pr.a = reinterpret_cast<const T*>(a.data_ptr());
   pr.a_sn = a.stride(0), pr.a_sh = a.stride(1), pr.a_sw = a.stride(2);
@@ -524,7 +558,11 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
   pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
   pr.gemm_n = int(gemm_n), pr.groups = s.groups;
   pr.y = reinterpret_cast<T*>(out.data_ptr()), pr.ys = strides4(out), pr.bias = bias, pr.epi = epi;
-  const int64_t gemm_m = s.N * out_h * out_w;
+  int64_t gemm_m = s.N * out_h * out_w;
+  if (phases != nullptr) {  // the tile for all the phases' rows: they run as one grid
+    gemm_m = 0;
+    for (const GatherPhase& ph : *phases) gemm_m += s.N * ph.out.size(2) * ph.out.size(3);
+  }
   // (tc_unsupported bounded these for the loader; checked exactly here, where the strides are known)
   TORCH_INTERNAL_ASSERT(s.R <= 15 && s.S <= 15 &&
                         (s.R - 1) * s.dil_h * pr.a_sh + (s.S - 1) * s.dil_w * pr.a_sw + ca + 128 < (int64_t(1) << 31),
@@ -550,8 +588,39 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
   const TcTileShape ts = tc_tile_shape<T>(tile);
   // reduction tiles: TMA's run tap by tap in whole 64-channel chunks; the gather loader's pack R·S·ca densely
   const int64_t kt_all = is_tma(tile) ? s.R * s.S * maps.cc : ceil_div(s.R * s.S * ca, ts.bk);
-  const int64_t splits = tc_conv_splits(ceil_div(gemm_m, ts.bm) * ceil_div(gemm_n, ts.bn) * s.groups, kt_all,
-                                        is_wgmma(tile) ? 8 : 16, s.groups, ts.blocks_per_sm);
+  const int64_t splits = phases != nullptr ? 1
+                         : tc_conv_splits(ceil_div(gemm_m, ts.bm) * ceil_div(gemm_n, ts.bn) * s.groups, kt_all,
+                                          is_wgmma(tile) ? 8 : 16, s.groups, ts.blocks_per_sm);
+  if (phases != nullptr) {
+    TORCH_INTERNAL_ASSERT(dgrad && !is_tma(tile) && !is_ws(tile) && phases->size() >= 1 &&
+                              phases->size() <= size_t(cuda::kTcMaxPhases),
+                          "pyconv: a phased dgrad launch on ", tile);
+    // phase i's row tiles follow phase i−1's; every field a phase changes is relative to phase 0's (pr's)
+    int64_t x0 = 0;
+    pr.nphases = int(phases->size());
+    for (size_t i = 0; i < phases->size(); ++i) {
+      const GatherPhase& gp = (*phases)[i];
+      cuda::TcPhase& ph = pr.phase[i];
+      const int64_t oh = gp.out.size(2), ow = gp.out.size(3);
+      ph.x0 = int(x0);
+      x0 += ceil_div(s.N * oh * ow, ts.bm);
+      ph.R = int(gp.sp.R), ph.S = int(gp.sp.S), ph.pad_h = int(gp.sp.pad_h), ph.pad_w = int(gp.sp.pad_w);
+      ph.OH = int(oh), ph.OW = int(ow);
+      ph.ohw_div = FastDiv::make(uint32_t(oh * ow)), ph.ow_div = FastDiv::make(uint32_t(ow));
+      ph.y_off = reinterpret_cast<const T*>(gp.out.data_ptr()) - reinterpret_cast<const T*>(out.data_ptr());
+      TORCH_INTERNAL_ASSERT(gp.sp.R <= s.R && gp.sp.S <= s.S && gp.out.strides() == out.strides(),
+                            "pyconv: a dgrad phase wider than phase 0, or of other strides");
+      if (pr.b_mn) {  // MN-major: the filter in place (its tap map) or the phase's slice of the copy
+        ph.b_off = static_cast<const T*>(gp.mn.ptr) - pr.b, ph.b_g = gp.mn.g;
+        ph.b_kvalid = gp.mn.kvalid, ph.b_r0 = gp.mn.r0, ph.b_s0 = gp.mn.s0;
+      } else {  // K-major: the phase's own [g][C/g][R'·S'·kp] matrix
+        ph.b_off = reinterpret_cast<const T*>(gp.b.data_ptr()) - pr.b, ph.b_g = pr.b_g;
+        ph.b_kvalid = pr.b_kvalid, ph.b_r0 = pr.b_r0, ph.b_s0 = pr.b_s0;
+      }
+    }
+    TORCH_CHECK(x0 <= INT32_MAX, "pyconv.conv2d: dgrad input gradient too large for one grid (", x0, " row tiles)");
+    pr.phase_x_tiles = int(x0);
+  }
   at::Tensor ws;
   if (splits > 1) {
     pr.tiles_per_split = int(ceil_div(kt_all, splits));
@@ -670,16 +739,22 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   // p = oh' + (ph + pad − r0)/stride − j: a stride-1 dgrad with R' = ⌈(R − r0)/stride⌉ taps and padding
   // (ph + pad − r0)/stride, written to the rows ph, ph + stride, … of dx. One launch per (row, column) phase, each
   // doing only the taps that contribute (the single strided launch multiplied zeros for 1 − 1/(stride_h·stride_w) of
-  // its work: 3/4 at stride 2). A phase no tap reaches is zero: one fill of the whole (dense) dx before the phases,
-  // when there is any such phase, instead of one strided fill per phase (on an H200 the three strided fills of a 1×1
-  // stride-2 dgrad took 11 µs, 2026-11-26, 1024 → 2048 channels at 14×14; a dense fill writes at memset speed).
+  // its work: 3/4 at stride 2). A phase no tap reaches is zero: in the one-launch form below a GEMM of no taps, else
+  // one fill of the whole (dense) dx before the phases instead of one strided fill per phase (on an H200 the three
+  // strided fills of a 1×1 stride-2 dgrad took 11 µs, 2026-11-26, 1024 → 2048 channels at 14×14; a dense fill writes
+  // at memset speed).
   //
   // The phases write disjoint rows and columns of dx and are independent: each is a small GEMM (1/stride² of the rows)
   // that alone leaves SMs idle (on an H100, 2026-11-26, the 3×3 stride-2 dgrads of ResNet-50 took 2.5-3× cuDNN's time
-  // run one after another), so they run side by side on pool streams (StreamFork; one after another in the emulator).
-  // The zero fill, the TMA maps and the filter copy (one launch for all phases, when the filter cannot be read in
-  // place) run before the fork; every allocation (the split-K workspaces too) is made on the current stream, only the
-  // phase GEMMs go to the side streams. Each phase reads its own taps (r0 + r'·stride, c0 + s'·stride) of the filter.
+  // run one after another). On the plain tiles (phased_dgrad_ok: auto's, for these layers) they run as one launch,
+  // one grid over every phase's row tiles (TcConvParams::phase). Elsewhere (the persistent warp-specialised and TMA
+  // kernels, more than kTcMaxPhases phases) they run side by side on pool streams (StreamFork; one after another in
+  // the emulator): the zero fill, the TMA maps and the filter copy (one launch for all phases, when the filter cannot
+  // be read in place) run before the fork; every allocation (the split-K workspaces too) is made on the current
+  // stream, only the phase GEMMs go to the side streams. Each phase reads its own taps (r0 + r'·stride,
+  // c0 + s'·stride) of the filter. The fork costs host time that eager calls pay: H200 run 10 timed the 3×3 stride-2
+  // dgrads of ResNet-50 at 57.7 µs eager against 46.6 µs replayed in a CUDA graph (128 channels at 56×56), run 11 at
+  // 73-78 µs eager (cuDNN: 27).
   struct Phase {
     int64_t r0, c0;  // the phase's first filter tap (row, column)
     Conv2dShape sp;  // its stride-1 dgrad
@@ -687,12 +762,15 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
     cuda::TcTmaMaps maps;
     bool mapped;  // TMA maps made
   };
-  std::vector<Phase> phases;  // the phases (ph, pw) some tap reaches
-  int64_t all_phases = 0;
+  std::vector<Phase> phases;        // the phases (ph, pw) some tap reaches
+  std::vector<at::Tensor> unreached;  // the rows and columns of dx of the others: zeros
   bool all_mapped = true;
   for (int64_t ph = 0; ph < s.stride_h && ph < s.H; ++ph)
-    for (int64_t pw = 0; pw < s.stride_w && pw < s.W; ++pw, ++all_phases) {
-      if ((ph + s.pad_h) % s.stride_h >= s.R || (pw + s.pad_w) % s.stride_w >= s.S) continue;
+    for (int64_t pw = 0; pw < s.stride_w && pw < s.W; ++pw) {
+      if ((ph + s.pad_h) % s.stride_h >= s.R || (pw + s.pad_w) % s.stride_w >= s.S) {
+        unreached.push_back(dx.slice(2, ph, s.H, s.stride_h).slice(3, pw, s.W, s.stride_w));
+        continue;
+      }
       Phase p{};
       p.r0 = (ph + s.pad_h) % s.stride_h, p.c0 = (pw + s.pad_w) % s.stride_w;
       p.sp = s;
@@ -704,19 +782,61 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
       all_mapped = all_mapped && p.mapped;
       phases.push_back(p);
     }
-  if (int64_t(phases.size()) < all_phases) dx.zero_();
   // every phase's B, one launch, when some phase needs a copy: K-major, or MN-major
   const at::Tensor b_all = !mn                      ? tc_dgrad_weight<T>(weight, s, kp, s.stride_h, s.stride_w)
                            : all_mapped || in_place ? at::Tensor()
                                                     : tc_dgrad_weight<T>(weight, s, kp, s.stride_h, s.stride_w, cp);
+  auto phase_b = [&](const Phase& p) {  // (the TMA kernel takes the phase's tap map from here too)
+    return p.mapped || in_place ? TcDgradB::filter(wf, s, p.r0, p.c0, s.stride_h, s.stride_w)
+                                : TcDgradB::copy<T>(b_all, s, kp, cp, p.r0, p.c0, s.stride_h, s.stride_w);
+  };
+  // One launch unless the reached phases' tiles are few enough for split-K (which the phased launch does not do:
+  // then each phase splits its own reduction, forked as before). The tile for all the launch's rows, the longest
+  // reduction.
+  bool one_launch = phased_dgrad_ok(algo, int64_t(phases.size() + unreached.size()));
+  if (one_launch) {
+    int64_t m_reached = 0, m_zero = 0, taps_max = 0;
+    for (const Phase& p : phases) {
+      m_reached += s.N * p.out.size(2) * p.out.size(3);
+      taps_max = std::max(taps_max, p.sp.R * p.sp.S);
+    }
+    for (const at::Tensor& z : unreached) m_zero += s.N * z.size(2) * z.size(3);
+    const TcTileShape ts = tc_tile_shape<T>(tc_tile(algo, m_reached + m_zero, s.Cg(), s.groups));
+    one_launch = tc_conv_splits(ceil_div(m_reached, ts.bm) * ceil_div(s.Cg(), ts.bn) * s.groups,
+                                ceil_div(taps_max * kp, ts.bk), is_wgmma(algo) ? 8 : 16, s.groups,
+                                ts.blocks_per_sm) == 1;
+  }
+  if (one_launch) {
+    // The phases with the most taps first, so that their longer blocks start in the first wave and the one-tap
+    // phase's short ones fill the tail; then the unreached phases as GEMMs of no taps (no reduction tiles: their
+    // blocks store the zero accumulators), so that every element of dx is written once, by this launch — no fill of
+    // dx before it (a 1×1 stride-2 dgrad wrote its dx twice: 51 MB of zeros, then a quarter of it again, for
+    // ResNet-50's 256 channels at 56×56, batch 32).
+    std::stable_sort(phases.begin(), phases.end(),
+                     [](const Phase& x, const Phase& y) { return x.sp.R * x.sp.S > y.sp.R * y.sp.S; });
+    std::vector<GatherPhase> gp(phases.size() + unreached.size());
+    for (size_t i = 0; i < gp.size(); ++i) {
+      if (i < phases.size()) {
+        gp[i].sp = phases[i].sp, gp[i].out = phases[i].out;
+        if (mn) gp[i].mn = phase_b(phases[i]);
+        else gp[i].b = tc_dgrad_phase_matrix(b_all, s, kp, phases[i].r0, phases[i].c0);
+      } else {  // (B: phase 0's, never read)
+        gp[i].sp = gp[0].sp, gp[i].out = unreached[i - phases.size()];
+        gp[i].sp.R = gp[i].sp.S = 0, gp[i].sp.pad_h = gp[i].sp.pad_w = 0;
+        gp[i].mn = gp[0].mn, gp[i].b = gp[0].b;
+      }
+    }
+    run_tc_gather<T>(algo, gp[0].sp, true, dy, kp, s.P, s.Q, gp[0].out.size(2), gp[0].out.size(3), gp[0].b, s.Cg(),
+                     gp[0].out, nullptr, ConvEpilogue<T>{}, current_stream(), nullptr, mn ? &gp[0].mn : nullptr, &gp);
+    return;
+  }
+  if (!unreached.empty()) dx.zero_();  // (one dense fill: cheaper than a strided one per unreached phase)
   StreamFork fork(int(phases.size()));
   std::vector<at::Tensor> keep;  // the phases' split-K workspaces, alive until the join
   for (size_t i = 0; i < phases.size(); ++i) {
     Phase& p = phases[i];
     TcDgradB b;
-    if (mn)  // (the TMA kernel takes the phase's tap map from here too)
-      b = p.mapped || in_place ? TcDgradB::filter(wf, s, p.r0, p.c0, s.stride_h, s.stride_w)
-                               : TcDgradB::copy<T>(b_all, s, kp, cp, p.r0, p.c0, s.stride_h, s.stride_w);
+    if (mn) b = phase_b(p);
     keep.push_back(run_tc_gather<T>(algo, p.sp, true, dy, kp, s.P, s.Q, p.out.size(2), p.out.size(3),
                                     mn ? at::Tensor() : tc_dgrad_phase_matrix(b_all, s, kp, p.r0, p.c0), s.Cg(),
                                     p.out, nullptr, ConvEpilogue<T>{}, fork.stream(int(i)),

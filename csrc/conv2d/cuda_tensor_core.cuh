@@ -97,6 +97,18 @@ __device__ __forceinline__ void mma_tc<float>(float acc[4], const uint32_t a[4],
 
 // ---- fprop and dgrad: A gathered from an NHWC tensor, B a dense [group][n][r][s][c] matrix ------------------------
 
+// One sub-pixel phase of a strided dgrad launched with the others (TcConvParams::phase): the fields of TcConvParams
+// that differ between phases. x0: its first row tile (blockIdx.x); y_off / b_off: elements from y / b to its output
+// (dx's rows ph, ph + stride, …, columns pw, pw + stride, …) and to its B matrix (K-major: its transposed filter
+// [g][C/g][R'·S'·kp]; MN-major: b_g, b_kvalid and the tap map b_r0 / b_s0 as TcConvParams describes them).
+constexpr int kTcMaxPhases = 4;  // stride 2 × 2 (every strided layer of ResNet and MobileNet); more: one launch each
+struct TcPhase {
+  int x0, R, S, pad_h, pad_w, OH, OW;
+  FastDiv ohw_div, ow_div;
+  int64_t y_off, b_off, b_g;
+  int b_kvalid, b_r0, b_s0;
+};
+
 template <typename T>
 struct TcConvParams {
   // A source: an NHWC tensor (channel stride 1), `ca` channels per group (a multiple of 8), groups side by side.
@@ -139,6 +151,13 @@ struct TcConvParams {
     OH = int(oh), OW = int(ow);
     ohw_div = FastDiv::make(uint32_t(oh * ow)), ow_div = FastDiv::make(uint32_t(ow));  // (used below 2^31 pixels)
   }
+  // A strided dgrad's sub-pixel phases in one launch (nphases > 0; the plain kernels, without split-K): the grid's x
+  // runs over phase 0's row tiles, then phase 1's, … (phase_x_tiles in all), and a block works on the stride-1 GEMM
+  // of the phase its x falls in (tc_phase_params). Each phase is a GEMM of its own shape: its taps, padding, output
+  // grid (its rows and columns of dx) and its B.
+  int nphases;
+  int phase_x_tiles;
+  TcPhase phase[kTcMaxPhases];
 };
 
 // Whether a GEMM of M output pixels takes tc_pixel's multiply-high path: M + 256 < 2^31, so every row of every tile,
@@ -212,6 +231,17 @@ constexpr size_t tc_smem_bytes() {
 template <typename T, typename Tile>
 constexpr int tc_conv_min_blocks() {
   return sizeof(T) == 4 && Tile::kThreads == 256 ? 1 : Tile::kMinBlocks;
+}
+
+// `p`, a non-null pointer into global memory, said so to the compiler (tc_conv_store's pointers, at their place of
+// use): read out of a copy of the parameters (a phased dgrad's, tc_phase_params) a pointer loses that, and the
+// epilogue's stores became generic ST.E.128 instead of STG.E.128 (csrc/sass_expect.txt).
+template <typename P>
+__device__ __forceinline__ P* tc_global(P* p) {
+#if defined(__CUDA_ARCH__)
+  __builtin_assume(__isGlobal(p));
+#endif
+  return p;
 }
 
 // 16 bytes of T as one value: loads and stores of a whole chunk through it are single 16-byte accesses, and reading
@@ -305,8 +335,28 @@ __device__ __forceinline__ TcBlock tc_block_at(const TcConvParams<T>& pr, int bm
   return b;
 }
 template <typename T>
-__device__ __forceinline__ TcBlock tc_block(const TcConvParams<T>& pr, int bm, int bn, int bk) {
-  return tc_block_at(pr, bm, bn, bk, blockIdx.x, blockIdx.y, blockIdx.z);
+__device__ __forceinline__ TcBlock tc_block(const TcConvParams<T>& pr, int bm, int bn, int bk, int64_t bx) {
+  return tc_block_at(pr, bm, bn, bk, bx, blockIdx.y, blockIdx.z);
+}
+
+// The parameters of the dgrad GEMM that row tile `bx` (blockIdx.x) belongs to, with bx made relative to it: `pr`
+// itself, or (a phased launch, pr.nphases > 0) pr with the fields of the phase whose tiles hold bx. The phases' x0
+// ascend, so the last phase starting at or before bx is it; the unrolled loop reads each phase at a constant index
+// (a dynamic index into a kernel parameter would copy the table to local memory) and costs a few selects per block.
+template <typename T>
+__device__ __forceinline__ TcConvParams<T> tc_phase_params(const TcConvParams<T>& pr, int64_t& bx) {
+  TcConvParams<T> p = pr;
+  if (pr.nphases == 0) return p;
+  TcPhase ph = pr.phase[0];
+#pragma unroll
+  for (int j = 1; j < kTcMaxPhases; ++j)
+    if (j < pr.nphases && bx >= pr.phase[j].x0) ph = pr.phase[j];
+  bx -= ph.x0;
+  p.R = ph.R, p.S = ph.S, p.pad_h = ph.pad_h, p.pad_w = ph.pad_w;
+  p.OH = ph.OH, p.OW = ph.OW, p.ohw_div = ph.ohw_div, p.ow_div = ph.ow_div;
+  p.y = pr.y + ph.y_off, p.b = pr.b + ph.b_off, p.b_g = ph.b_g;
+  p.b_kvalid = ph.b_kvalid, p.b_r0 = ph.b_r0, p.b_s0 = ph.b_s0;
+  return p;
 }
 
 // The gather loader of fprop/dgrad, shared by the mma.sync kernel (rows of 4 chunks, 64 bytes) and the wgmma kernels
@@ -532,7 +582,7 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
     // Split-K slice: the float partial sums straight from the accumulators (lane holds rows gq, gq + 8 and columns
     // 2·t4, 2·t4 + 1 of each mma tile: one 8-byte store per pair); bias and epilogue wait for the reduction.
     const int64_t ldw = pr.groups * pr.gemm_n;
-    float* ws = pr.ws + split * M * ldw + g * pr.gemm_n;
+    float* ws = tc_global(pr.ws) + split * M * ldw + g * pr.gemm_n;
 #pragma unroll
     for (int i = 0; i < MI; ++i)
 #pragma unroll
@@ -587,8 +637,8 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
         float b0 = 0.f, b1 = 0.f;
         if (pr.bias != nullptr) {
           const int64_t k = g * pr.gemm_n + n0 + c;
-          if (n0 + c < pr.gemm_n) b0 = to_acc(pr.bias[k]);
-          if (n0 + c + 1 < pr.gemm_n) b1 = to_acc(pr.bias[k + 1]);
+          if (n0 + c < pr.gemm_n) b0 = to_acc(tc_global(pr.bias)[k]);
+          if (n0 + c + 1 < pr.gemm_n) b1 = to_acc(tc_global(pr.bias)[k + 1]);
         }
 #pragma unroll
         for (int i = 0; i < MI; ++i)
@@ -614,12 +664,14 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
       const int64_t k0 = g * pr.gemm_n + col0;
       const int nv = pr.gemm_n - col0 < kVec ? pr.gemm_n - col0 : kVec;  // valid channels of this chunk
       T* chunk = sC + row * kLd + cc;
-      T* out = pr.y + (y_dense ? m * pr.ys.s3 + k0 * pr.ys.s1 : pr.ys.at(n, k0, oh, ow));
+      T* out = tc_global(pr.y + (y_dense ? m * pr.ys.s3 + k0 * pr.ys.s1 : pr.ys.at(n, k0, oh, ow)));
       const bool vec_out = nhwc_out && nv == kVec && (reinterpret_cast<uintptr_t>(out) & 15) == 0;
       if (!pr.epi.trivial()) {
         // Like the unfused sequence, the activation sees the pre-activation rounded to T (already in the tile).
-        const T* res = pr.epi.residual == nullptr ? nullptr
-                       : pr.epi.residual + (r_dense ? m * pr.epi.rs.s3 + k0 * pr.epi.rs.s1 : pr.epi.rs.at(n, k0, oh, ow));
+        const T* res = pr.epi.residual == nullptr
+                           ? nullptr
+                           : tc_global(pr.epi.residual +
+                                       (r_dense ? m * pr.epi.rs.s3 + k0 * pr.epi.rs.s1 : pr.epi.rs.at(n, k0, oh, ow)));
         if (vec_out && tc_epilogue_chunk_ok(pr.epi) &&
             (res == nullptr || (pr.epi.rs.s1 == 1 && (reinterpret_cast<uintptr_t>(res) & 15) == 0))) {
           TcChunk<T> c = *reinterpret_cast<const TcChunk<T>*>(chunk);
@@ -642,8 +694,9 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
   }
 }
 
+// One block of tc_conv_kernel: row tile bx of the GEMM that `pr` describes.
 template <typename T, typename Tile, bool kDgrad>
-__global__ void __launch_bounds__(Tile::kThreads, (tc_conv_min_blocks<T, Tile>())) tc_conv_kernel(TcConvParams<T> pr) {
+__device__ __forceinline__ void tc_conv_block(const TcConvParams<T>& pr, int64_t bx) {
   constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, NT = Tile::kThreads;
   constexpr int kBK = TcElem<T>::kBK;
   PYCONV_EXTERN_SHARED(T, smem);
@@ -651,7 +704,7 @@ __global__ void __launch_bounds__(Tile::kThreads, (tc_conv_min_blocks<T, Tile>()
   T* sB = smem + STAGES * BM * kBK;    // [STAGES][BN][kBK] swizzled
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const TcBlock blk = tc_block(pr, BM, BN, kBK);
+  const TcBlock blk = tc_block(pr, BM, BN, kBK, bx);
   const int64_t g = blk.g, split = blk.split, M = blk.M, m0 = blk.m0;
   const int n0 = blk.n0, KT = blk.KT;
 
@@ -713,6 +766,17 @@ __global__ void __launch_bounds__(Tile::kThreads, (tc_conv_min_blocks<T, Tile>()
 
   tc_conv_store<T, BM, BN, NT, Tile::MI, Tile::NI, Tile::kWarpM, tc_smem_bytes<Tile>()>(pr, acc, smem, m0, n0, g,
                                                                                        split, M, wm0, wn0, tid);
+}
+
+template <typename T, typename Tile, bool kDgrad>
+__global__ void __launch_bounds__(Tile::kThreads, (tc_conv_min_blocks<T, Tile>())) tc_conv_kernel(TcConvParams<T> pr) {
+  if constexpr (kDgrad) {  // (a phased dgrad: this block's phase; fprop reads its parameters where they lie)
+    int64_t bx = blockIdx.x;
+    const TcConvParams<T> p = tc_phase_params(pr, bx);
+    tc_conv_block<T, Tile, kDgrad>(p, bx);
+  } else {
+    tc_conv_block<T, Tile, kDgrad>(pr, blockIdx.x);
+  }
 }
 
 // Split-K's second pass: y = epilogue(round_T(Σ_split ws[split] + bias)), the same value sequence as the one-pass
@@ -808,12 +872,14 @@ template <typename T>
 dim3 tc_conv_grid(const TcConvParams<T>& pr, int bm, int bn) {
   const int64_t M = pr.N * pr.OH * pr.OW;
   const int splits = pr.ws != nullptr ? pr.splits : 1;
-  return dim3(static_cast<unsigned>(ceil_div(M, bm)), static_cast<unsigned>(ceil_div(pr.gemm_n, bn)),
+  return dim3(static_cast<unsigned>(pr.nphases > 0 ? pr.phase_x_tiles : ceil_div(M, bm)),
+              static_cast<unsigned>(ceil_div(pr.gemm_n, bn)),
               static_cast<unsigned>(pr.groups * splits));
 }
 
 template <typename T, typename Tile>
 cudaError_t launch_tc_conv(const TcConvParams<T>& pr, bool dgrad, cudaStream_t stream) {
+  if (pr.nphases > 0 && (!dgrad || pr.ws != nullptr)) return cudaErrorInvalidValue;  // (phases: dgrad, one pass)
   const dim3 grid = tc_conv_grid(pr, Tile::BM, Tile::BN);
   cudaError_t e =
       dgrad ? launch(tc_conv_kernel<T, Tile, true>, grid, dim3(Tile::kThreads), tc_smem_bytes<Tile>(), stream, pr)

@@ -117,11 +117,8 @@ __device__ __forceinline__ void tc_wg_mainloop(float (&acc)[1][Tile::NI][4], Loa
 
 // kBMn (dgrad only): B MN-major, the transposed filter as it lies (TcGatherLoader's kBMn), instead of the K-major
 // transposed copy; both forms are built for this kernel (PYCONV_WGMMA_DGRAD_B picks, see conv2d_cuda.cu).
-template <typename T, typename Tile, bool kDgrad, bool kBMn = kDgrad>
-__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_conv_kernel(TcConvParams<T> pr) {
-#if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
-  __trap();  // an sm_80 (or plain sm_90) pass: no wgmma; the host launches this kernel only where has_wgmma()
-#else
+template <typename T, typename Tile, bool kDgrad, bool kBMn>
+__device__ __forceinline__ void tc_wgmma_conv_block(const TcConvParams<T>& pr, int64_t bx) {
   constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, NT = Tile::kThreads, kBK = Tile::kBK;
   PYCONV_WG_SMEM(smem);
   T* sA = smem;                      // [STAGES][BM][64] 128-byte swizzled (BM·128 bytes: a multiple of 1024)
@@ -129,7 +126,7 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_con
   const uint32_t sA_addr = smem_window_addr(sA), sB_addr = smem_window_addr(sB);
 
   const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
-  const TcBlock blk = tc_block(pr, BM, BN, kBK);
+  const TcBlock blk = tc_block(pr, BM, BN, kBK, bx);
   // Stage 0 of this warpgroup's 64 rows of A (K-major: rows are 128 bytes) and of all of B (kBMn: MN-major blocks of
   // 64 reduction rows × 64 columns, 8 KiB apart: the transposed filter as it lies, TcGatherLoader's kBMn).
   const uint64_t da0 = wgmma_desc_sw128(sA_addr + uint32_t(wg) * 64u * 128u),
@@ -151,6 +148,19 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_con
   tc_conv_store<T, BM, BN, NT, 1, Tile::NI, 16, STAGES * Tile::kStageBytes>(pr, acc, smem, blk.m0, blk.n0, blk.g,
                                                                             blk.split, blk.M, wg * 64 + (warp % 4) * 16,
                                                                             0, tid);
+}
+template <typename T, typename Tile, bool kDgrad, bool kBMn = kDgrad>
+__global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_conv_kernel(TcConvParams<T> pr) {
+#if defined(__CUDA_ARCH__) && !defined(PYCONV_WGMMA_DEVICE)
+  __trap();  // an sm_80 (or plain sm_90) pass: no wgmma; the host launches this kernel only where has_wgmma()
+#else
+  if constexpr (kDgrad) {  // (a phased dgrad: this block's phase; fprop reads its parameters where they lie)
+    int64_t bx = blockIdx.x;
+    const TcConvParams<T> p = tc_phase_params(pr, bx);
+    tc_wgmma_conv_block<T, Tile, kDgrad, kBMn>(p, bx);
+  } else {
+    tc_wgmma_conv_block<T, Tile, kDgrad, kBMn>(pr, blockIdx.x);
+  }
 #endif
 }
 
@@ -656,6 +666,7 @@ cudaError_t launch_tc_wgmma_tma_kernel(const TcConvParams<T>& pr, const TcTmaMap
 template <typename T, typename Tile>
 cudaError_t launch_tc_wgmma_tma_conv(const TcConvParams<T>& pr, const TcTmaMaps& maps, bool dgrad,
                                      cudaStream_t stream) {
+  if (pr.nphases > 0) return cudaErrorInvalidValue;  // (phased dgrad launches: the plain kernels only)
   const dim3 g = tc_conv_grid(pr, Tile::BM, Tile::BN);
   const int64_t tiles = int64_t(g.x) * g.y * g.z;
   const dim3 grid(static_cast<unsigned>(pr.persistent_blocks > 0 && pr.persistent_blocks < tiles ? pr.persistent_blocks
@@ -700,6 +711,8 @@ cudaError_t launch_tc_wgmma_conv(const TcConvParams<T>& pr, bool dgrad, cudaStre
   }
   // dgrad's B: MN-major (pr.b_mn: the b_* fields) or the K-major transposed copy (plain tiles only)
   if (dgrad && Tile::kWarpSpecialized && !pr.b_mn) return cudaErrorInvalidValue;
+  if (pr.nphases > 0 && (Tile::kWarpSpecialized || !dgrad || pr.ws != nullptr))
+    return cudaErrorInvalidValue;  // (phased dgrad: plain tiles, one pass)
   const cudaError_t e = !dgrad    ? launch_tc_wgmma_kernel<T, Tile, false>(pr, grid, stream)
                         : pr.b_mn ? launch_tc_wgmma_kernel<T, Tile, true, true>(pr, grid, stream)
                                   : launch_tc_wgmma_kernel<T, Tile, true, false>(pr, grid, stream);
