@@ -152,6 +152,8 @@ def candidates(direction: str, device: torch.device, dtype: torch.dtype, x_size:
         if a == "winograd" and (direction == "wgrad"  # F(2x2, 3x3) is fprop/dgrad; wgrad would time auto's rung again
                                 or list(w_size[2:]) != [3, 3] or list(stride) != [1, 1] or list(dilation) != [1, 1]):
             continue
+        if a == "tensor_core_wgmma_64x16" and direction == "wgrad":
+            continue  # an fprop/dgrad tile: wgrad named with it runs the rung's heuristic tile, timed already
         if a.startswith("tensor_core") and torch.cuda.get_device_capability(device)[0] < 8:
             continue
         if a.startswith("tensor_core_wgmma") and (

@@ -12,7 +12,7 @@
 #      WG_AB_DIRS, unless SKIP_WGMMA_AB=1; PDL off unless SKIP_PDL_AB=1; dgrad's K-major B unless SKIP_DGRAD_B_AB=1);
 #      always (unless SKIP_PHASES_AB=1) strided dgrad's phases forked against one launch;
 #      with NCU=1 Nsight Compute over those layers, $OUT/ncu.csv; without it, unless SKIP_NCU_FOCUS=1, a focused
-#      Nsight Compute run of two layers, $OUT/ncu-focus.csv; then the issue-7 target benchmark (float16,
+#      Nsight Compute run of three layers, $OUT/ncu-focus.csv; then the issue-7 target benchmark (float16,
 #      channels_last, batch 32) in three passes: auto and the heuristic rungs over BENCH_SUITES (default
 #      resnet50,fused,mobilenet_v2; BENCH_ALGOS, BENCH_FLAGS), auto against cuDNN under CUDA graphs (GRAPH_S seconds,
 #      SKIP_GRAPH=1: no), every tensor-core tile on ResNet-50 (SWEEP_S seconds, SKIP_SWEEP=1: no); then float32
@@ -130,7 +130,7 @@ TMA_TIMED=""
 [ -n "$WG_TIMED" ] && [ "${TMA_RC:-1}" = 0 ] && TMA_TIMED=1
 [ "$CAP" = "9.0a" ] && echo "TMA wgmma timed: ${TMA_TIMED:-no}" | tee -a "$O/summary.txt"
 # the sweep's rungs (bench pass 3): every tensor-core tile the subset vouched for, Winograd
-SWEEP_ALGOS=${SWEEP_ALGOS:-winograd,tensor_core,tensor_core_128x128,tensor_core_128x64,tensor_core_64x64${WG_TIMED:+,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64}${WS_TIMED:+,${WS_ALGOS#*,}}${TMA_TIMED:+,$TMA_ALGOS}}
+SWEEP_ALGOS=${SWEEP_ALGOS:-winograd,tensor_core,tensor_core_128x128,tensor_core_128x64,tensor_core_64x64${WG_TIMED:+,tensor_core_wgmma,tensor_core_wgmma_128x256,tensor_core_wgmma_128x128,tensor_core_wgmma_128x128_s3,tensor_core_wgmma_128x64,tensor_core_wgmma_64x64,tensor_core_wgmma_64x16}${WS_TIMED:+,${WS_ALGOS#*,}}${TMA_TIMED:+,$TMA_ALGOS}}
 
 step "tests + compute-sanitizer (+ cuda-gdb) in parallel"
 SAN=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -n1)
@@ -193,11 +193,14 @@ if [ -z "${SKIP_PROFILE:-}" ]; then
 fi
 if [ -z "${SKIP_PHASES_AB:-}" ]; then
   # strided dgrad: its sub-pixel phases in one launch (the default since 2026-11-27, unmeasured) against one launch
-  # per phase on forked streams (PYCONV_DGRAD_PHASES=fork: runs 5-11), on auto's tiles, back to back
+  # per phase on forked streams (PYCONV_DGRAD_PHASES=fork: runs 5-11), back to back, on auto's tiles (the plain wgmma
+  # tiles for the 3x3s; TMA for the 1x1, one phase and a fill of dx) and on the plain wgmma tiles (the 1x1: its
+  # unreached phases as zero GEMMs in the one launch, against TMA's fill)
   echo "--- strided dgrad phases A/B: PYCONV_DGRAD_PHASES=fork, then one launch (default)" | tee -a "$O/summary.txt"
   for ph in fork one; do
     PYCONV_DGRAD_PHASES=$ph timeout 60 "$PY" scripts/profile_layers.py --time --dirs dgrad \
-      --layers 3x3s2_128_128_56,3x3s2_256_256_28,1x1s2_1024_2048 2>&1 | grep -E "ratio|Error|error" \
+      --algo auto,tensor_core_wgmma --layers 3x3s2_128_128_56,3x3s2_256_256_28,1x1s2_256_512_56 2>&1 \
+      | grep -E "ratio|Error|error" \
       | sed "s/^/PHASES=$ph /" | tee -a "$O/summary.txt"
   done
 fi
@@ -239,16 +242,17 @@ if [ -n "$WG_TIMED" ] && [ -n "${AB:-}" ] && [ -z "${SKIP_WGMMA_AB:-}" ]; then
     2>&1 | grep -E "ratio|Error|error" | tee -a "$O/summary.txt"
 fi
 if [ -n "$WG_TIMED" ] && [ -z "${SKIP_NCU_FOCUS:-}" ] && [ -z "${NCU:-}" ]; then
-  # Two kernels H200 run 8 left unexplained, under Nsight Compute (auto's kernels; ~30 s): wgrad of 3x3 512 ch at 7x7
-  # (81 us against cuDNN's 22 with every tile, ~6x a model of its 25 reduction tiles) and fprop/wgrad of 1x1 64 ch
-  # at 56x56 (one reduction tile a block: latency-bound?). Duration, throughputs, occupancy and the stall reasons
-  # go to summary.txt (the raw CSV to ncu-focus.csv)
-  step "Nsight Compute, focused: wgrad 3x3_512_512_7, fprop 1x1_64_64_56"
+  # auto's kernels under Nsight Compute (~40 s): the 1x1 64 ch layer at 56x56 (one reduction tile a block; run 10
+  # saw the integer pipes busy and the tensor pipe at 3.5% on the plain tile, before the FastDiv decode; auto now
+  # runs it on TMA), the 3x3 stride-2 dgrad at 56x56 (its four phases in one launch since 2026-11-27) and the 3x3
+  # 512 ch layer at 7x7 (wgrad: 144 tiles on 132 SMs, one block each). Duration, throughputs, occupancy and the
+  # stall reasons go to summary.txt (the raw CSV to ncu-focus.csv)
+  step "Nsight Compute, focused: 1x1_64_64_56, 3x3s2_128_128_56 (dgrad), 3x3_512_512_7"
   NCU_BIN=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda*/bin/ncu 2>/dev/null | head -n1)
-  timeout 45 "$NCU_BIN" --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
+  timeout 60 "$NCU_BIN" --clock-control none --section SpeedOfLight --section WarpStateStats --section Occupancy \
     --section LaunchStats --section MemoryWorkloadAnalysis -k regex:"tc_wgmma|tc_wgrad|tc_conv|tc_dgrad" \
-    --launch-count 12 --csv --page raw "$PY" scripts/profile_layers.py --warm 1 --dirs fprop,wgrad \
-    --layers 1x1_64_64_56,3x3_512_512_7 >"$O/ncu-focus.csv" 2>/tmp/ncu.err
+    --launch-count 24 --csv --page raw "$PY" scripts/profile_layers.py --warm 1 --dirs fprop,dgrad,wgrad \
+    --layers 1x1_64_64_56,3x3s2_128_128_56,3x3_512_512_7 >"$O/ncu-focus.csv" 2>/tmp/ncu.err
   echo "ncu-focus rc=$? ($(wc -l <"$O/ncu-focus.csv") lines)" | tee -a "$O/summary.txt"
   # --page raw: a header row of metric names, a row of units, then one row a kernel launch; per launch the
   # duration, the throughputs, occupancy, issue activity and the six largest stall reasons (cycles per issue)

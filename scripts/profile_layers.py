@@ -15,7 +15,8 @@ target configuration. Layers (ResNet-50 / MobileNetV2):
   3x3_512_512_7     3×3, 512→512 at 7×7: 1568 output pixels, a 4608-long reduction: split-K territory
   3x3s2_128_128_56  3×3 stride 2, 128→128 at 56×56: strided dgrad, four sub-pixel phases of 4/2/2/1 taps
   3x3s2_256_256_28  3×3 stride 2, 256→256 at 28×28: the same at a quarter of the pixels
-(the last two only when named in --layers)
+  1x1s2_256_512_56  1×1 stride 2, 256→512 at 56×56: one reached phase of four (three phases of dx are zeros)
+(the last three only when named in --layers)
 --time reports the median over 20 samples of 10 back-to-back calls each (so host launch overhead overlaps the GPU
 work as in a real model); run it with PYCONV_TC_SPLIT_K=0 for the same layers without fprop/dgrad split-K.
 """
@@ -36,6 +37,7 @@ LAYERS = {
 EXTRA_LAYERS = {  # named in --layers only (the default set stays the one earlier runs profiled)
     "3x3s2_128_128_56": (128, 128, 56, 56, 3, 2, 1, 1),
     "3x3s2_256_256_28": (256, 256, 28, 28, 3, 2, 1, 1),
+    "1x1s2_256_512_56": (256, 512, 56, 56, 1, 2, 0, 1),
 }
 
 

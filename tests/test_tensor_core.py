@@ -563,11 +563,13 @@ AUTO_TMA = {
     "1x1_c16_k130": (((1, 16, 6, 6), (130, 16, 1, 1), 1, 0, 1),
                      ("tensor_core_wgmma_tma_128x128", "tensor_core_wgmma_tma_128x64", "tensor_core_wgmma_128x64")),
     # 3×3 of 16 channels: 9 TMA reduction tiles against the gather loader's 3 (fprop; dgrad 24 → 9 against 4): plain
+    # (dgrad's 16 GEMM columns on the n16 tile)
     "c16_3x3": (((2, 16, 8, 8), (24, 16, 3, 3), 1, 1, 1),
-                ("tensor_core_wgmma_64x64", "tensor_core_wgmma_64x64", "tensor_core_wgmma_64x64")),
+                ("tensor_core_wgmma_64x64", "tensor_core_wgmma_64x16", "tensor_core_wgmma_64x64")),
     # the ResNet stem's shape (3 channels padded to 8, 7×7 stride 2): 49 TMA tiles against 7; dgrad C/g = 3, its
-    # four phases in one launch
-    "k7_stem": (((1, 3, 12, 11), (8, 3, 7, 7), 2, 3, 1), ("tensor_core_wgmma_64x64",) * 3),
+    # four phases in one launch; fprop's 8 and dgrad's 3 GEMM columns on the n16 tile (wgrad has its own rule)
+    "k7_stem": (((1, 3, 12, 11), (8, 3, 7, 7), 2, 3, 1),
+                ("tensor_core_wgmma_64x16", "tensor_core_wgmma_64x16", "tensor_core_wgmma_64x64")),
 }
 
 
@@ -680,13 +682,62 @@ def test_dgrad_phases_one_launch(geom, algo, device, backend, monkeypatch):
     _launches(backend)
 
 
+# The n16 wgmma tile (tensor_core_wgmma_64x16: tc_tile's choice for ≤ 16 GEMM columns, fprop and dgrad): (x shape,
+# w shape, stride, padding, groups). fprop's GEMM columns are K/g, dgrad's C/g.
+N16 = {
+    # the ResNet stem's shape at a small size: fprop 8 columns, dgrad 3 (its four phases in one launch)
+    "stem": ((2, 3, 19, 17), (8, 3, 7, 7), 2, 3, 1),
+    # 16 → 16 channels 1×1 (MobileNetV2's): both directions exactly one n16 tile wide
+    "1x1_c16": ((2, 16, 12, 11), (16, 16, 1, 1), 1, 0, 1),
+    # 12 → 13 channels 3×3, two groups of 6 → 6.5: odd column counts (a B row past gemm_n, partial output chunks)
+    "g2_odd": ((1, 12, 9, 10), (14, 6, 3, 3), 1, 1, 2),
+}
+
+
+@pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
+@pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
+@pytest.mark.parametrize("dtype", DTYPES[:2], ids=DIDS[:2])
+@pytest.mark.parametrize("geom", list(N16))
+def test_wgmma_n16_tile(geom, dtype, device, backend):
+    """fprop (with bias and a fused residual + ReLU) and dgrad on the 64×16 wgmma tile, which the rung's heuristic
+    picks for ≤ 16 GEMM columns (the launch log names it; auto too where the TMA kernels do not suit: the stem, see
+    AUTO_TMA) and which dgrad feeds its K-major transposed filter (the tile has no MN-major form); against float64
+    torch and bit-identical between the rung and the tile's name. wgrad named with it runs the rung's own wgrad
+    tile."""
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    xs, ws_, stride, padding, groups = N16[geom]
+    x, w, b, kw = _operands((xs, ws_, stride, padding, 1, groups), dtype, device)
+    xd, wd, bd = (t.double().requires_grad_() for t in (x, w, b))
+    ref = F.conv2d(xd, wd, bd, **kw)
+    go = torch.randn(ref.shape, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
+    ref.backward(go.double())
+    res = torch.randn(ref.shape, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
+    geo = ([stride] * 2, [padding] * 2, [1, 1], groups)
+    _launches(backend)
+    y = ops.conv2d_fprop(x, w, b, *geo, "tensor_core_wgmma")
+    dx = ops.conv2d_dgrad(go, w, list(xs), *geo, "tensor_core_wgmma")
+    log = _launches(backend)
+    assert [t for t, _ in log] == ["tensor_core_wgmma_64x16"] * 2, log
+    _close(y, ref.detach(), dtype)
+    _close(dx, xd.grad, dtype)
+    fused = ops.conv2d_fprop_fused(x, w, b, res, *geo, "relu", 0.0, "tensor_core_wgmma_64x16")
+    _close(fused, F.relu(ref.detach() + res.double()), dtype)
+    assert torch.equal(y, ops.conv2d_fprop(x, w, b, *geo, "tensor_core_wgmma_64x16"))
+    assert torch.equal(dx, ops.conv2d_dgrad(go, w, list(xs), *geo, "tensor_core_wgmma_64x16"))
+    dw = ops.conv2d_wgrad(go, x, list(ws_), *geo, "tensor_core_wgmma_64x16")
+    log = _launches(backend)
+    assert log[-1][0] != "tensor_core_wgmma_64x16" and log[-1][0].startswith("tensor_core_wgmma_"), log
+    _close(dw, wd.grad, dtype)
+
+
 def _filter_copies(backend):
     mod = pyconv._ops._C_emu if backend == "emulator" else pyconv._C
     return mod.conv2d_tc_filter_copies()
 
 
-# dgrad on the wgmma rung (its plain tiles unless PYCONV_WGMMA_DGRAD_B=kmajor; always on the warp-specialised and TMA
-# kernels) reads B MN-major: the filter itself when it is channels_last (or a 1×1 with contiguous channels), K/g padded to a
+# dgrad on the wgmma rung (its plain tiles unless PYCONV_WGMMA_DGRAD_B=kmajor — or the n16 tile, which the heuristic
+# picks for C/g ≤ 16 as in most of these, hence named tiles below; always on the warp-specialised and TMA kernels)
+# reads B MN-major: the filter itself when it is channels_last (or a 1×1 with contiguous channels), K/g padded to a
 # multiple of 64 (a 64-row reduction tile in one tap) and C/g a multiple of 8; else a one-launch MN-major copy.
 # geometry → (x shape, w shape, stride, padding, dilation, groups), in place?
 DGRAD_B = {
@@ -703,7 +754,7 @@ DGRAD_B = {
 
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
-@pytest.mark.parametrize("algo", ["tensor_core_wgmma", "tensor_core_wgmma_64x64", "tensor_core_wgmma_ws",
+@pytest.mark.parametrize("algo", ["tensor_core_wgmma_128x64", "tensor_core_wgmma_64x64", "tensor_core_wgmma_ws",
                                   "tensor_core_wgmma_tma_128x128"])
 @pytest.mark.parametrize("geom", list(DGRAD_B))
 def test_wgmma_dgrad_filter_in_place(geom, algo, device, backend, monkeypatch):

@@ -123,6 +123,15 @@ __device__ __forceinline__ void fence_proxy_async_smem() {
 #define PYCONV_WGMMA_R5 "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95"
 #define PYCONV_WGMMA_R6 "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111"
 #define PYCONV_WGMMA_R7 "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
+// n16: 8 accumulators a thread (column tiles 0 and 1).
+#define PYCONV_WGMMA_M64N16K16(AB, TN, d, desc_a, desc_b) \
+  asm volatile( \
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %10, 0;\n" \
+      "wgmma.mma_async.sync.aligned.m64n16k16.f32." AB "." AB " {" \
+      "%0, %1, %2, %3, %4, %5, %6, %7" \
+      "}, %8, %9, p, 1, 1, " TN ";\n}\n" \
+      : PYCONV_WGMMA_D4(d, 0), PYCONV_WGMMA_D4(d, 1) \
+      : "l"(desc_a), "l"(desc_b), "r"(1))
 #define PYCONV_WGMMA_M64N64K16(AB, TN, d, desc_a, desc_b) \
   asm volatile( \
       "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n" \
@@ -152,13 +161,13 @@ __device__ __forceinline__ void fence_proxy_async_smem() {
 
 // D (64 × N, float) += A (64 × 16) · B (16 × N) for the warpgroup, both operands 128-byte-swizzled tiles in shared
 // memory (descriptors above), each K-major or MN-major: kMnA for A, kMnB for B (wgrad: both MN-major; the TMA
-// dgrad kernel: A K-major, B MN-major — the filter read in place, c contiguous); N = 64, 128 or 256. Accumulator
+// dgrad kernel: A K-major, B MN-major — the filter read in place, c contiguous); N = 16, 64, 128 or 256. Accumulator
 // layout, thread t of the warpgroup (warp w = t/32, lane l, g = l/4, t4 = l%4): d[j][i] holds D(16w + g + 8·(i ≥ 2),
 // 8j + 2·t4 + (i mod 2)) — the mma.sync m16n8 C fragment, repeated over the N/8 column tiles. Asynchronous: d must
 // not be touched until a wgmma_wait covers this group. A warpgroup collective: all 128 threads issue it.
 template <typename T, int N, bool kMnA = false, bool kMnB = kMnA>
 __device__ __forceinline__ void wgmma_m64k16(float (&d)[N / 8][4], uint64_t desc_a, uint64_t desc_b PYCONV_CALL_SITE) {
-  static_assert(N == 64 || N == 128 || N == 256, "wgmma tiles are 64, 128 or 256 columns wide here");
+  static_assert(N == 16 || N == 64 || N == 128 || N == 256, "wgmma tiles are 16, 64, 128 or 256 columns wide here");
   constexpr bool kBf16 = std::is_same<T, __nv_bfloat16>::value;
   static_assert(kBf16 || std::is_same<T, __half>::value, "wgmma kernels take float16 or bfloat16");
 #if defined(PYCONV_EMULATION)
@@ -177,7 +186,8 @@ __device__ __forceinline__ void wgmma_m64k16(float (&d)[N / 8][4], uint64_t desc
     else if constexpr (kMnB) PYCONV_WGMMA_BY_TYPE(SHAPE, "0, 1");             \
     else PYCONV_WGMMA_BY_TYPE(SHAPE, "0, 0");                                 \
   } while (0)
-  if constexpr (N == 64) PYCONV_WGMMA_BY_TRANS(M64N64K16);
+  if constexpr (N == 16) PYCONV_WGMMA_BY_TRANS(M64N16K16);
+  else if constexpr (N == 64) PYCONV_WGMMA_BY_TRANS(M64N64K16);
   else if constexpr (N == 128) PYCONV_WGMMA_BY_TRANS(M64N128K16);
   else PYCONV_WGMMA_BY_TRANS(M64N256K16);
 #undef PYCONV_WGMMA_BY_TRANS

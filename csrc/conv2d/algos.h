@@ -32,6 +32,7 @@ inline const std::vector<std::string>& conv2d_cuda_algos() {
                                           "tensor_core_wgmma_128x128_s3",
                                           "tensor_core_wgmma_128x64",
                                           "tensor_core_wgmma_64x64",
+                                          "tensor_core_wgmma_64x16",
                                           "tensor_core_wgmma_ws",
                                           "tensor_core_wgmma_ws_128x128",
                                           "tensor_core_wgmma_ws_128x256",
@@ -60,6 +61,7 @@ inline const std::map<std::string, std::vector<std::string>>& conv2d_algo_dtypes
       {"tensor_core_wgmma_128x128_s3", {"float16", "bfloat16"}},
       {"tensor_core_wgmma_128x64", {"float16", "bfloat16"}},
       {"tensor_core_wgmma_64x64", {"float16", "bfloat16"}},
+      {"tensor_core_wgmma_64x16", {"float16", "bfloat16"}},  // (fprop/dgrad; wgrad named with it takes the rung's tile)
       {"tensor_core_wgmma_ws", {"float16", "bfloat16"}},
       {"tensor_core_wgmma_ws_128x128", {"float16", "bfloat16"}},
       {"tensor_core_wgmma_ws_128x256", {"float16", "bfloat16"}},

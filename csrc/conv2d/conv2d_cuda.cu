@@ -129,6 +129,7 @@ std::string tc_tile(const std::string& algo, int64_t gemm_m, int64_t gemm_n, int
   const std::string base = algo + "_";
   const int64_t sms = sm_count();
   if (algo == "tensor_core_wgmma") {
+    if (gemm_n <= 16) return base + "64x16";  // (unmeasured, 2026-11-27: TcWgTile64x16 says why)
     if (gemm_n > 64) return base + "128x128_s3";
     return ceil_div(gemm_m, 128) * groups >= sms ? base + "128x64" : base + "64x64";
   }
@@ -207,12 +208,18 @@ decltype(auto) with_wg_tile(const std::string& tile, F&& f) {
   if (tile == "tensor_core_wgmma_128x64") return f(cuda::TcWgTile128x64{});
   return f(cuda::TcWgTile64x64{});
 }
+// fprop/dgrad only: those tiles and the n16 tile (wgrad's MN-major operands come in 64-column blocks).
+template <typename F>
+decltype(auto) with_wg_conv_tile(const std::string& tile, F&& f) {
+  if (tile == "tensor_core_wgmma_64x16") return f(cuda::TcWgTile64x16{});
+  return with_wg_tile(tile, std::forward<F>(f));
+}
 
 template <typename T>
 TcTileShape tc_tile_shape(const std::string& tile) {
   if (is_ws(tile)) return with_ws_tile(tile, [](auto t) { return tc_wg_tile_shape<decltype(t)>(); });
   if (is_tma(tile)) return tc_tile_shape<T>(tma_to_ws(tile));  // (the same block shapes)
-  if (is_wgmma(tile)) return with_wg_tile(tile, [](auto t) { return tc_wg_tile_shape<decltype(t)>(); });
+  if (is_wgmma(tile)) return with_wg_conv_tile(tile, [](auto t) { return tc_wg_tile_shape<decltype(t)>(); });
   return with_tile(tile, [](auto t) { return tc_tile_shape<T, decltype(t)>(); });
 }
 
@@ -235,6 +242,8 @@ std::string tc_wgrad_tile(const std::string& algo, int64_t kg, int64_t gemm_n, i
     return "tensor_core_wgmma_tma" + ws.substr(std::string("tensor_core_wgmma_ws").size());
   }
   if (algo == "tensor_core_wgmma_ws") return algo + (kg <= 64 ? "_64x128" : gemm_n <= 64 ? "_128x64" : "_128x128");
+  // the n16 tile is fprop/dgrad's: wgrad named with it takes the rung's own tile
+  if (algo == "tensor_core_wgmma_64x16") return tc_wgrad_tile("tensor_core_wgmma", kg, gemm_n, groups, taps);
   if (algo == "tensor_core_wgmma") {
     if (kg <= 64) return "tensor_core_wgmma_64x64";
     return gemm_n > 64 && taps > 1 ? "tensor_core_wgmma_128x128_s3" : "tensor_core_wgmma_128x64";
@@ -253,7 +262,7 @@ cudaError_t launch_wgmma_tile(const std::string& tile, const cuda::TcConvParams<
     TORCH_CHECK(false, "pyconv: the wgmma tensor-core kernels take float16 or bfloat16");  // resolve_algo rejects it
   } else {
     auto run = [&](auto t) { return cuda::launch_tc_wgmma_conv<T, decltype(t)>(pr, dgrad, stream); };
-    return is_ws(tile) ? with_ws_tile(tile, run) : with_wg_tile(tile, run);
+    return is_ws(tile) ? with_ws_tile(tile, run) : with_wg_conv_tile(tile, run);
   }
 }
 
@@ -422,8 +431,10 @@ bool filter_in_place(const at::Tensor& w) {
 // is not issue-bound on short reductions). Run 8 timed dgrad 4.5-6 µs slower than fprop on every stride-1 1×1 layer
 // whose GEMM is fprop's of another layer (the transpose and its launch: the loops are the same), 9-19 µs on the 3×3
 // layers with C = K. MN by default since 2026-11-27, unmeasured; gpu_lease.sh times both.
-bool wgmma_dgrad_b_mn(const std::string& algo) {
+bool wgmma_dgrad_b_mn(const std::string& algo, int64_t cg) {
   if (!is_wgmma(algo)) return false;
+  // the n16 tile (tc_tile: ≤ 16 GEMM columns, C/g here) reads B K-major only
+  if (algo == "tensor_core_wgmma_64x16" || (algo == "tensor_core_wgmma" && cg <= 16)) return false;
   if (is_ws(algo) || is_tma(algo)) return true;
   const char* v = std::getenv("PYCONV_WGMMA_DGRAD_B");  // (read per call: tests and A/B runs switch it)
   return v == nullptr || std::string(v) != "kmajor";
@@ -707,7 +718,7 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   // channels_last (TcDgradB): no transpose kernel before the GEMM (the TMA kernels through their maps, the cp.async
   // loaders through TcGatherLoader's kBMn); else a one-launch MN-major copy. The TMA kernels' maps need the filter's
   // channels contiguous: any other layout is copied to channels_last once (what the transpose would cost).
-  const bool mn = wgmma_dgrad_b_mn(algo), tma = is_tma(algo);
+  const bool mn = wgmma_dgrad_b_mn(algo, s.Cg()), tma = is_tma(algo);
   const int64_t cp = round_up(s.Cg(), 8);
   // (only where the maps could then take it: C/g whole 16-byte chunks, 64-channel groups, no strided-dilated gather)
   at::Tensor wf = weight;

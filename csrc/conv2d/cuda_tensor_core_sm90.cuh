@@ -55,7 +55,7 @@ struct TcWgTile {
   static constexpr size_t kStageBytes = size_t(BM + BN) * 128;
   static constexpr size_t kBarrierBytes = 0;  // (the warp-specialised tiles keep more after their stages)
   static constexpr bool kWarpSpecialized = false;
-  static_assert(BM % 64 == 0 && (BN == 64 || BN == 128 || BN == 256), "wgmma m64 × n64/n128/n256 tiles");
+  static_assert(BM % 64 == 0 && (BN == 16 || BN == 64 || BN == 128 || BN == 256), "wgmma m64 × n16/64/128/256 tiles");
   static_assert((kInFlight == 0 || kInFlight == 1) && kAhead >= 1, "at least one tile of copies ahead");
 };
 using TcWgTile128x256 = TcWgTile<128, 256, 4, 1>;     // 256 threads, 4 × 48 KiB, 128 accumulators a thread
@@ -63,6 +63,11 @@ using TcWgTile128x128 = TcWgTile<128, 128, 4, 1>;     // 256 threads, 4 × 32 Ki
 using TcWgTile128x128s3 = TcWgTile<128, 128, 3, 2, 0>;  // 3 × 32 KiB, nothing in flight: two blocks per SM
 using TcWgTile128x64 = TcWgTile<128, 64, 4, 2>;       // 256 threads, 4 × 24 KiB: two blocks per SM
 using TcWgTile64x64 = TcWgTile<64, 64, 4, 3>;         // 128 threads, 4 × 16 KiB: three blocks per SM
+// 128 threads, 4 × 10 KiB: five blocks per SM. fprop/dgrad of ≤ 16 GEMM columns (the ResNet stem's dgrad: 3 input
+// channels; MobileNetV2's 16-channel 1×1 layers), which a 64-column tile would multiply 4× to 21× in padding: these
+// GEMMs are bound by the gather of A, not by the tensor cores, and five blocks a SM keep more of it in flight. B
+// K-major only (the MN-major stage layout is made of 64-column blocks): dgrad reads the transposed filter copy.
+using TcWgTile64x16 = TcWgTile<64, 16, 4, 5>;
 
 // Dynamic shared memory: the stages plus 1 KiB of slack to align them to 1024 bytes (the GPU promises 16).
 template <typename Tile>
@@ -119,6 +124,7 @@ __device__ __forceinline__ void tc_wg_mainloop(float (&acc)[1][Tile::NI][4], Loa
 // transposed copy; both forms are built for this kernel (PYCONV_WGMMA_DGRAD_B picks, see conv2d_cuda.cu).
 template <typename T, typename Tile, bool kDgrad, bool kBMn>
 __device__ __forceinline__ void tc_wgmma_conv_block(const TcConvParams<T>& pr, int64_t bx) {
+  static_assert(!kBMn || Tile::BN >= 64, "MN-major B: 64-column blocks");
   constexpr int BM = Tile::BM, BN = Tile::BN, STAGES = Tile::STAGES, NT = Tile::kThreads, kBK = Tile::kBK;
   PYCONV_WG_SMEM(smem);
   T* sA = smem;                      // [STAGES][BM][64] 128-byte swizzled (BM·128 bytes: a multiple of 1024)
@@ -709,13 +715,20 @@ cudaError_t launch_tc_wgmma_conv(const TcConvParams<T>& pr, bool dgrad, cudaStre
     grid = dim3(static_cast<unsigned>(pr.persistent_blocks > 0 && pr.persistent_blocks < tiles ? pr.persistent_blocks
                                                                                                  : tiles));
   }
-  // dgrad's B: MN-major (pr.b_mn: the b_* fields) or the K-major transposed copy (plain tiles only)
+  // dgrad's B: MN-major (pr.b_mn: the b_* fields) or the K-major transposed copy (plain tiles only; the only form
+  // of the n16 tile)
   if (dgrad && Tile::kWarpSpecialized && !pr.b_mn) return cudaErrorInvalidValue;
+  if (dgrad && Tile::BN < 64 && pr.b_mn) return cudaErrorInvalidValue;
   if (pr.nphases > 0 && (Tile::kWarpSpecialized || !dgrad || pr.ws != nullptr))
     return cudaErrorInvalidValue;  // (phased dgrad: plain tiles, one pass)
-  const cudaError_t e = !dgrad    ? launch_tc_wgmma_kernel<T, Tile, false>(pr, grid, stream)
-                        : pr.b_mn ? launch_tc_wgmma_kernel<T, Tile, true, true>(pr, grid, stream)
-                                  : launch_tc_wgmma_kernel<T, Tile, true, false>(pr, grid, stream);
+  cudaError_t e;
+  if constexpr (Tile::BN < 64)
+    e = dgrad ? launch_tc_wgmma_kernel<T, Tile, true, false>(pr, grid, stream)
+              : launch_tc_wgmma_kernel<T, Tile, false>(pr, grid, stream);
+  else
+    e = !dgrad    ? launch_tc_wgmma_kernel<T, Tile, false>(pr, grid, stream)
+        : pr.b_mn ? launch_tc_wgmma_kernel<T, Tile, true, true>(pr, grid, stream)
+                  : launch_tc_wgmma_kernel<T, Tile, true, false>(pr, grid, stream);
   if (e != cudaSuccess || pr.ws == nullptr) return e;
   return launch_tc_splitk_reduce(pr, stream);
 }
