@@ -16,7 +16,9 @@ target configuration. Layers (ResNet-50 / MobileNetV2):
   3x3s2_128_128_56  3×3 stride 2, 128→128 at 56×56: strided dgrad, four sub-pixel phases of 4/2/2/1 taps
   3x3s2_256_256_28  3×3 stride 2, 256→256 at 28×28: the same at a quarter of the pixels
   1x1s2_256_512_56  1×1 stride 2, 256→512 at 56×56: one reached phase of four (three phases of dx are zeros)
-(the last three only when named in --layers)
+  dw3x3_32_112      depthwise 3×3, 32 channels at 112×112 (MobileNetV2's first; stride 1)
+  dw3x3_576_14      depthwise 3×3, 576 channels at 14×14 (stride 1)
+(the last five only when named in --layers)
 --time reports the median over 20 samples of 10 back-to-back calls each (so host launch overhead overlaps the GPU
 work as in a real model); run it with PYCONV_TC_SPLIT_K=0 for the same layers without fprop/dgrad split-K.
 """
@@ -38,6 +40,8 @@ EXTRA_LAYERS = {  # named in --layers only (the default set stays the one earlie
     "3x3s2_128_128_56": (128, 128, 56, 56, 3, 2, 1, 1),
     "3x3s2_256_256_28": (256, 256, 28, 28, 3, 2, 1, 1),
     "1x1s2_256_512_56": (256, 512, 56, 56, 1, 2, 0, 1),
+    "dw3x3_32_112": (32, 32, 112, 112, 3, 1, 1, 32),
+    "dw3x3_576_14": (576, 576, 14, 14, 3, 1, 1, 576),
 }
 
 

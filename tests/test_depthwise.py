@@ -141,6 +141,50 @@ def test_split_wgrad_and_fused(device, backend):
     torch.testing.assert_close(yc, F.silu(F.conv2d(xc, wc, bc, 2, 1, 1, 8) + rc), rtol=1e-10, atol=1e-10)
 
 
+CUDA_TARGETS = [(d, b) for d, b in TARGETS if b == "emulator" or d == "cuda"]
+
+
+@pytest.mark.skipif(not CUDA_TARGETS, reason="neither the CUDA emulator nor a GPU")
+@pytest.mark.parametrize("device,backend", CUDA_TARGETS, ids=[f"{d}-{b}" for d, b in CUDA_TARGETS])
+@pytest.mark.parametrize("rows", [2, 3, 4])
+@pytest.mark.parametrize("geom", ["win_c40_3x3_wrap", "win_c16_3x3_s2", "win_c8_5x5", "win_c8_5x5_s2_pad1",
+                                  "win_c16_3x3_s2_pad12", "win_c72_3x3"])
+def test_window_row_groups(geom, rows, device, backend, monkeypatch):
+    """The windowed kernels' row-group work order (PYCONV_DW_ROWS: output rows in groups, channel vector fastest, then
+    the row in its group, then the strip): fprop (with bias and a fused residual + ReLU6) and dgrad give the same
+    bits as the one-row order — each output's sum is the same — for group sizes that do and do not divide the output
+    rows (items past the last row skipped), stride 1 and 2, 3×3 and 5×5, channel slots that wrap; float16,
+    channels_last (the fast path)."""
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    xs, ws_, stride, padding, dilation, groups = GEOMS[geom]
+    two = lambda v: list(v) if isinstance(v, tuple) else [v, v]  # noqa: E731
+    geo = (two(stride), two(padding), two(dilation), groups)
+    x = torch.randn(xs, device=device).half().contiguous(memory_format=torch.channels_last)
+    w = (torch.randn(ws_, device=device) * 0.3).half()
+    b = torch.randn(ws_[0], device=device).half()
+    y_ref = F.conv2d(x.double(), w.double(), b.double(), *geo)
+    go = torch.randn(y_ref.shape, device=device).half().contiguous(memory_format=torch.channels_last)
+    r = torch.randn(y_ref.shape, device=device).half().contiguous(memory_format=torch.channels_last)
+
+    def run():
+        return (ops.conv2d_fprop(x, w, b, *geo, "depthwise"),
+                ops.conv2d_fprop_fused(x, w, b, r, *geo, "relu6", 0.0, "depthwise"),
+                ops.conv2d_dgrad(go, w, list(xs), *geo, "depthwise"))
+
+    one = run()
+    monkeypatch.setenv("PYCONV_DW_ROWS", str(rows))
+    grouped = run()
+    for a, c in zip(one, grouped):
+        assert torch.equal(a, c)
+    y, fused, dx = grouped
+    tol = 4e-3
+    assert (y.double() - y_ref).abs().max() <= tol * y_ref.abs().max()
+    fused_ref = F.relu6(y_ref + r.double())
+    assert (fused.double() - fused_ref).abs().max() <= tol * fused_ref.abs().max() + 2e-3
+    dx_ref = torch.nn.grad.conv2d_input(xs, w.double(), go.double(), *geo)
+    assert (dx.double() - dx_ref).abs().max() <= tol * dx_ref.abs().max()
+
+
 @pytest.mark.parametrize("device,backend", TARGETS, ids=TIDS)
 def test_auto_and_errors(device, backend):
     x = torch.randn(2, 4, 6, 6, device=device, dtype=torch.float64)

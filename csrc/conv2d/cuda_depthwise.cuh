@@ -15,6 +15,7 @@
 // products); split over the batch when there are too few channels to fill the GPU, with a deterministic final sum.
 #pragma once
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
@@ -271,20 +272,37 @@ struct DwVecParams {
   ConvEpilogue<T> epi;  // fprop only
   int64_t in_sn, in_sh, in_sw, out_sn, out_sh, out_sw;
   int N, C, IH, IW, OH, OW, R, S, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+  int row_group;  // the windowed kernel's work order: output rows in groups of this many (dw_vec_item; 1: none)
 };
 
 // A fast-path thread's work item i → (image n, output row oh, first output column ow0 of its strip, first channel c0
 // of its vector), channel vector fastest, then strip, row, image (a warp reads adjacent 16-byte vectors: 512
 // contiguous bytes when C ≥ 256); and its accumulators' start: the bias (fprop) or zero.
+// With row groups of RG > 1 rows: channel vector fastest, then the row within its group, then strip, group, image
+// — so that a block's items span RG adjacent output rows of a few strips rather than one row of many, and the input
+// rows those share (kK − stride of every kK) are read again from the SM's L1, not from L2 by another block. The rows
+// are counted up to a multiple of RG; items past OH have oh ≥ OH (the caller skips them).
 template <typename Idx>
 struct DwVecItem {
   Idx n, oh, ow0, c0;
 };
+template <typename Idx>
+__device__ __forceinline__ Idx dw_vec_rows(Idx OH, Idx RG) {  // the output rows the items count (a multiple of RG)
+  return RG > 1 ? (OH + RG - 1) / RG * RG : OH;
+}
 template <typename T, typename Idx>
-__device__ __forceinline__ DwVecItem<Idx> dw_vec_item(Idx i, Idx CV, Idx strips, Idx OH) {
+__device__ __forceinline__ DwVecItem<Idx> dw_vec_item(Idx i, Idx CV, Idx strips, Idx OH, Idx RG = 1) {
   DwVecItem<Idx> it;
   Idx rest = i / CV;
   it.c0 = (i - rest * CV) * DwVec<T>::kN;
+  if (RG > 1) {
+    const Idx r_in = rest % RG;
+    rest /= RG;
+    const Idx strip = rest % strips, groups = (OH + RG - 1) / RG;
+    rest /= strips;
+    it.oh = rest % groups * RG + r_in, it.n = rest / groups, it.ow0 = strip * kDwStrip;
+    return it;
+  }
   const Idx strip = rest % strips;
   rest /= strips;
   it.oh = rest % OH, it.n = rest / OH, it.ow0 = strip * kDwStrip;
@@ -454,7 +472,7 @@ __global__ void __launch_bounds__(kDwThreads, DwWindowMap<kK, kStride, kDgrad, k
   constexpr int kVec = DwVec<T>::kN, kWin = Map::kWin;
   PYCONV_EXTERN_SHARED(DwVec<T>, taps);
   const int CV = pr.C / kVec, strips = (pr.OW + kDwStrip - 1) / kDwStrip;
-  const int total = pr.N * pr.OH * strips * CV, ns = CV < kDwThreads ? CV : kDwThreads;
+  const int total = pr.N * dw_vec_rows(pr.OH, pr.row_group) * strips * CV, ns = CV < kDwThreads ? CV : kDwThreads;
   for (int base = int(blockIdx.x) * kDwThreads; base < total; base += int(gridDim.x) * kDwThreads) {
     const int i = base + int(threadIdx.x), cv_base = base % CV;
     if (pr.w != nullptr) {
@@ -463,8 +481,9 @@ __global__ void __launch_bounds__(kDwThreads, DwWindowMap<kK, kStride, kDgrad, k
       __syncthreads();  // every slot is staged before any thread reads one
     }
     if (i >= total) continue;  // no item, but the next round's barriers still count this thread
-    const DwVecItem<int> it = dw_vec_item<T, int>(i, CV, strips, pr.OH);  // dw_nhwc_vec_kernel's thread order
+    const DwVecItem<int> it = dw_vec_item<T, int>(i, CV, strips, pr.OH, pr.row_group);
     const int n = it.n, oh = it.oh, ow0 = it.ow0, c0 = it.c0;
+    if (oh >= pr.OH) continue;  // a row group's rows past the last (after the barriers, as above)
     // Where tap (r, t) of this thread's channels lies: row-major taps, `tap_step` elements apart.
     const int slot = c0 / kVec - cv_base < 0 ? c0 / kVec - cv_base + CV : c0 / kVec - cv_base;
     const T* tap0 = pr.w != nullptr ? reinterpret_cast<const T*>(taps + slot) : pr.wt + c0;
@@ -558,6 +577,16 @@ bool dw_window_stages(const Conv2dShape& s, const T* w) {
          dw_window_stage_bytes<T>(s) <= 48 * 1024;
 }
 
+// The windowed kernel's row groups (DwVecParams::row_group): PYCONV_DW_ROWS (1 to 8, read per call), default 1 — the
+// one-row order every measurement so far used. Unmeasured (2026-11-27): groups of 4 should cut the L2 reads of a
+// stride-1 3×3 layer from ~3× its input to ~1.5× (MobileNetV2's stride-1 depthwise fprop ran 0.88-0.96× cuDNN in H200
+// run 10; the lease's A/B decides the default).
+inline int dw_row_group() {
+  const char* v = std::getenv("PYCONV_DW_ROWS");
+  const int g = v == nullptr ? 1 : std::atoi(v);
+  return g < 1 ? 1 : g > 8 ? 8 : g;
+}
+
 // w: the filter as [C][R·S] when dw_window_stages says the windowed kernel stages from it (wt may then be null);
 // otherwise null, and wt is the filter as [R·S][C] (contiguous, 16-byte aligned).
 template <typename T, bool kDgrad>
@@ -571,7 +600,14 @@ cudaError_t launch_dw_nhwc_vec(const Conv2dShape& s, const T* in, Strides4 ins, 
   pr.OW = int(kDgrad ? s.W : s.Q);
   pr.stride_h = int(s.stride_h), pr.stride_w = int(s.stride_w), pr.pad_h = int(s.pad_h), pr.pad_w = int(s.pad_w);
   pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
-  const int64_t strips = ceil_div(int64_t(pr.OW), kDwStrip), total = s.N * pr.OH * strips * (s.C / DwVec<T>::kN);
+  const int64_t strips = ceil_div(int64_t(pr.OW), kDwStrip), cv = s.C / DwVec<T>::kN;
+  // row groups: the windowed kernel only (dw_nhwc_vec_kernel keeps one row per group); the padded item count stays
+  // below the element count dw_vec_eligible bounded to 32 bits (checked, though ≤ 7 extra rows cannot pass it)
+  pr.row_group = dw_window_k(s) != 0 ? dw_row_group() : 1;
+  if (s.N * ceil_div(int64_t(pr.OH), int64_t(pr.row_group)) * pr.row_group * strips * cv >
+      s.N * s.C * std::max(s.H * s.W, s.P * s.Q))
+    pr.row_group = 1;
+  const int64_t total = s.N * ceil_div(int64_t(pr.OH), int64_t(pr.row_group)) * pr.row_group * strips * cv;
   // 32-bit indexing: the caller checked dw_vec_eligible, which includes the 32-bit bounds
   const dim3 grid(grid_1d(total, kDwThreads)), block(kDwThreads);
   const size_t smem = w != nullptr ? dw_window_stage_bytes<T>(s) : 0;

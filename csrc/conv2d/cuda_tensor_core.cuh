@@ -341,8 +341,9 @@ __device__ __forceinline__ TcBlock tc_block(const TcConvParams<T>& pr, int bm, i
 
 // The parameters of the dgrad GEMM that row tile `bx` (blockIdx.x) belongs to, with bx made relative to it: `pr`
 // itself, or (a phased launch, pr.nphases > 0) pr with the fields of the phase whose tiles hold bx. The phases' x0
-// ascend, so the last phase starting at or before bx is it; the unrolled loop reads each phase at a constant index
-// (a dynamic index into a kernel parameter would copy the table to local memory) and costs a few selects per block.
+// ascend, so the last phase starting at or before bx is it. Written as selects over constant indices, so that the
+// table never needs an address in local memory (the compiler makes indexed parameter loads of it: no stack, per
+// build/kernel_resources.md); a few instructions per block.
 template <typename T>
 __device__ __forceinline__ TcConvParams<T> tc_phase_params(const TcConvParams<T>& pr, int64_t& bx) {
   TcConvParams<T> p = pr;
