@@ -281,12 +281,19 @@ std::string winograd_unsupported(const Conv2dShape& s) {
 
 // Whether a strided dgrad of `phases` sub-pixel phases (those some tap reaches and those none does) runs them in one
 // launch (run_tc_gather's `phases`): on the plain kernels (rung 3's, the plain wgmma tiles: one block per output
-// tile, which the phase table re-targets per block), 2 to kTcMaxPhases phases. The persistent kernels decode their tiles in a loop and keep the fork. Unmeasured
-// on a GPU (2026-11-27): PYCONV_DGRAD_PHASES=fork restores the fork for A/B timing.
+// tile, which the phase table re-targets per block), 2 to kTcMaxPhases phases. The persistent kernels decode their
+// tiles in a loop and keep the fork. Unmeasured on a GPU (2026-11-27): PYCONV_DGRAD_PHASES=fork restores the fork for
+// A/B timing.
 bool phased_dgrad_ok(const std::string& algo, int64_t phases) {
   if (is_tma(algo) || is_ws(algo) || phases < 2 || phases > cuda::kTcMaxPhases) return false;
   const char* v = std::getenv("PYCONV_DGRAD_PHASES");  // (read per call: tests and A/B runs switch it)
   return v == nullptr || std::string(v) != "fork";
+}
+
+// Whether some filter tap reaches the sub-pixel phase (ph, pw) of a strided dgrad's dx: its first tap
+// (ph + pad) mod stride lies inside the filter, in both directions.
+bool dgrad_phase_reached(const Conv2dShape& s, int64_t ph, int64_t pw) {
+  return (ph + s.pad_h) % s.stride_h < s.R && (pw + s.pad_w) % s.stride_w < s.S;
 }
 
 // The sub-pixel phases of a strided, undilated dgrad that some tap reaches (dgrad_tc runs one GEMM for each); 1
@@ -295,8 +302,7 @@ int64_t dgrad_phase_count(const Conv2dShape& s) {
   if ((s.stride_h == 1 && s.stride_w == 1) || s.dil_h != 1 || s.dil_w != 1) return 1;
   int64_t n = 0;
   for (int64_t ph = 0; ph < s.stride_h && ph < s.H; ++ph)
-    for (int64_t pw = 0; pw < s.stride_w && pw < s.W; ++pw)
-      n += (ph + s.pad_h) % s.stride_h < s.R && (pw + s.pad_w) % s.stride_w < s.S;
+    for (int64_t pw = 0; pw < s.stride_w && pw < s.W; ++pw) n += dgrad_phase_reached(s, ph, pw);
   return n;
 }
 
@@ -778,7 +784,7 @@ void dgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   bool all_mapped = true;
   for (int64_t ph = 0; ph < s.stride_h && ph < s.H; ++ph)
     for (int64_t pw = 0; pw < s.stride_w && pw < s.W; ++pw) {
-      if ((ph + s.pad_h) % s.stride_h >= s.R || (pw + s.pad_w) % s.stride_w >= s.S) {
+      if (!dgrad_phase_reached(s, ph, pw)) {
         unreached.push_back(dx.slice(2, ph, s.H, s.stride_h).slice(3, pw, s.W, s.stride_w));
         continue;
       }

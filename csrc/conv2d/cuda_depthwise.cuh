@@ -287,7 +287,7 @@ struct DwVecItem {
   Idx n, oh, ow0, c0;
 };
 template <typename Idx>
-__device__ __forceinline__ Idx dw_vec_rows(Idx OH, Idx RG) {  // the output rows the items count (a multiple of RG)
+PYCONV_HD Idx dw_vec_rows(Idx OH, Idx RG) {  // the output rows the items count (a multiple of RG)
   return RG > 1 ? (OH + RG - 1) / RG * RG : OH;
 }
 template <typename T, typename Idx>
@@ -601,13 +601,10 @@ cudaError_t launch_dw_nhwc_vec(const Conv2dShape& s, const T* in, Strides4 ins, 
   pr.stride_h = int(s.stride_h), pr.stride_w = int(s.stride_w), pr.pad_h = int(s.pad_h), pr.pad_w = int(s.pad_w);
   pr.dil_h = int(s.dil_h), pr.dil_w = int(s.dil_w);
   const int64_t strips = ceil_div(int64_t(pr.OW), kDwStrip), cv = s.C / DwVec<T>::kN;
-  // row groups: the windowed kernel only (dw_nhwc_vec_kernel keeps one row per group); the padded item count stays
-  // below the element count dw_vec_eligible bounded to 32 bits (checked, though ≤ 7 extra rows cannot pass it)
+  // row groups: the windowed kernel only (dw_nhwc_vec_kernel keeps one row per group). The padded item count stays
+  // below the element count that dw_vec_eligible bounds to 32 bits: N·(OH + 7)·⌈OW/4⌉·C/kVec ≤ N·OH·OW·C.
   pr.row_group = dw_window_k(s) != 0 ? dw_row_group() : 1;
-  if (s.N * ceil_div(int64_t(pr.OH), int64_t(pr.row_group)) * pr.row_group * strips * cv >
-      s.N * s.C * std::max(s.H * s.W, s.P * s.Q))
-    pr.row_group = 1;
-  const int64_t total = s.N * ceil_div(int64_t(pr.OH), int64_t(pr.row_group)) * pr.row_group * strips * cv;
+  const int64_t total = s.N * dw_vec_rows<int64_t>(pr.OH, pr.row_group) * strips * cv;
   // 32-bit indexing: the caller checked dw_vec_eligible, which includes the 32-bit bounds
   const dim3 grid(grid_1d(total, kDwThreads)), block(kDwThreads);
   const size_t smem = w != nullptr ? dw_window_stage_bytes<T>(s) : 0;
