@@ -10,7 +10,8 @@
 #      (auto on five representative layers against cuDNN, each call's kernels in profile.log; PROFILE_KERNELS= leaves
 #      them out); with AB=1 the layer A/Bs too (split-K off unless SKIP_SPLITK_AB=1; rung 3 against each wgmma tile,
 #      WG_AB_DIRS, unless SKIP_WGMMA_AB=1; PDL off unless SKIP_PDL_AB=1; dgrad's K-major B unless SKIP_DGRAD_B_AB=1);
-#      always (unless SKIP_PHASES_AB=1) strided dgrad's phases forked against one launch, and (unless
+#      always (unless SKIP_PIXELS_AB=1) the TMA pixel operand's im2col loads against tiled ones on three 1x1 layers,
+#      (unless SKIP_PHASES_AB=1) strided dgrad's phases forked against one launch, and (unless
 #      SKIP_DW_ROWS_AB=1) the depthwise row groups PYCONV_DW_ROWS=1/2/4;
 #      with NCU=1 Nsight Compute over those layers, $OUT/ncu.csv; without it, unless SKIP_NCU_FOCUS=1, a focused
 #      Nsight Compute run of three layers, $OUT/ncu-focus.csv; then the issue-7 target benchmark (float16,
@@ -192,8 +193,19 @@ if [ -z "${SKIP_PROFILE:-}" ]; then
   timeout 90 "$PY" scripts/profile_layers.py --time ${PROFILE_KERNELS:---kernels} >"$O/profile.log" 2>&1
   grep -E "ratio" "$O/profile.log" | tee -a "$O/summary.txt"
 fi
-# The two A/Bs below (~70 s together, each call capped at 25 s) run only while the budget leaves the benchmark its
-# share (> 420 s left here): the benchmark is the lease's first answer.
+# The three A/Bs below (~35 s each, each call capped at 25 s; the first the most telling) run only while the budget
+# leaves the benchmark its share (> 420 s left here): the benchmark is the lease's first answer.
+if [ -z "${SKIP_PIXELS_AB:-}" ] && [ "$(left)" -gt 420 ]; then
+  # the TMA kernels' pixel operand on ResNet-50's 1x1 stride-1 layers (0.44-0.72x cuDNN in run 11): tiled loads of
+  # the {channels, pixels} matrix (TcTmaMaps::pix_tiled, the default since 2026-11-27, unmeasured) against the
+  # im2col loads runs 10-11 timed (PYCONV_TMA_PIXELS=im2col), back to back on auto (TMA on these layers)
+  echo "--- TMA pixel operand A/B: PYCONV_TMA_PIXELS=im2col, then tiled (default)" | tee -a "$O/summary.txt"
+  for px in im2col tiled; do
+    PYCONV_TMA_PIXELS=$px timeout 25 "$PY" scripts/profile_layers.py --time --dirs fprop,dgrad,wgrad \
+      --layers 1x1_64_64_56,1x1_256_64_56,1x1_1024_256_14 2>&1 | grep -E "ratio|Error|error" \
+      | sed "s/^/PIXELS=$px /" | tee -a "$O/summary.txt"
+  done
+fi
 if [ -z "${SKIP_PHASES_AB:-}" ] && [ "$(left)" -gt 420 ]; then
   # strided dgrad: its sub-pixel phases in one launch (the default since 2026-11-27, unmeasured) against one launch
   # per phase on forked streams (PYCONV_DGRAD_PHASES=fork: runs 5-11), back to back, on auto's tiles (the plain wgmma
@@ -269,15 +281,19 @@ if [ -n "$WG_TIMED" ] && [ -z "${SKIP_NCU_FOCUS:-}" ] && [ -z "${NCU:-}" ]; then
   echo "ncu-focus rc=$? ($(wc -l <"$O/ncu-focus.csv") lines)" | tee -a "$O/summary.txt"
   # --page raw: a header row of metric names, a row of units, then one row a kernel launch; per launch the
   # duration, the throughputs, occupancy, issue activity and the six largest stall reasons (cycles per issue)
-  "$PY" - "$O/ncu-focus.csv" <<'PYEOF' 2>&1 | cut -c1-240 | tee -a "$O/summary.txt"
+  "$PY" - "$O/ncu-focus.csv" <<'PYEOF' 2>&1 | cut -c1-300 | tee -a "$O/summary.txt"
 import csv, sys
 with open(sys.argv[1]) as f:
     rows = list(csv.reader(l for l in f if l.startswith('"')))  # ncu's own messages are not CSV rows
 head, units, data = rows[0], rows[1], rows[2:]
 unit = dict(zip(head, units))
+# (DRAM% under its name in these sections' raw page, gpu__dram_throughput: run 10's dram__throughput came empty;
+# inst: warp instructions executed in the launch, the issue work that run 10 found setting the 1x1 layer's speed)
 want = {"gpu__time_duration.sum": "time", "launch__grid_size": "grid", "launch__registers_per_thread": "regs",
-        "sm__throughput.avg.pct_of_peak_sustained_elapsed": "SM%", "dram__throughput.avg.pct_of_peak_sustained_elapsed":
-        "DRAM%", "lts__throughput.avg.pct_of_peak_sustained_elapsed": "L2%",
+        "sm__throughput.avg.pct_of_peak_sustained_elapsed": "SM%",
+        "gpu__dram_throughput.avg.pct_of_peak_sustained_elapsed": "DRAM%",
+        "lts__throughput.avg.pct_of_peak_sustained_elapsed": "L2%",
+        "sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_elapsed": "tensor%", "inst_executed": "inst",
         "sm__warps_active.avg.pct_of_peak_sustained_active": "occ%", "smsp__issue_active.avg.per_cycle_active": "issue"}
 for r in data:
     m = dict(zip(head, r))

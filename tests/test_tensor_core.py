@@ -547,6 +547,75 @@ def test_wgmma_tma_wgrad_split_k(device, backend):
     assert torch.equal(dw, ops.conv2d_wgrad(go, x, list(w.shape), [1, 1], [0, 0], [1, 1], 1, "tensor_core_wgmma_tma"))
 
 
+# The TMA kernels' pixel operand by tiled loads where the im2col walk is the identity (TcTmaMaps::pix_tiled: one tap,
+# stride 1, no padding, over a source dense in its pixels): (x shape, w shape, stride, padding, groups), then how many
+# of fprop, dgrad, wgrad take the tiled map.
+TMA_PIXELS = {
+    # 72 output channels: dgrad's dy has 72 (kp), so its second 64-channel chunk reads zeros past 72 from the map
+    "1x1_k72": (((2, 128, 5, 6), (72, 128, 1, 1), 1, 0, 1), (1, 1, 1)),
+    # 189 pixels: fprop/dgrad tiles of 128 rows (the second one partial), wgrad 3 reduction tiles of 64 (partial)
+    "1x1_m189": (((3, 64, 9, 7), (96, 64, 1, 1), 1, 0, 1), (1, 1, 1)),
+    # two groups of 64 channels: each group's chunk at its own channel offset in the one map
+    "1x1_g2": (((2, 128, 4, 5), (128, 64, 1, 1), 1, 0, 2), (1, 1, 1)),
+    # stride 2: fprop and wgrad walk every other pixel (im2col); dgrad's one reached sub-pixel phase is a stride-1
+    # GEMM over dx's even rows and columns, whose grid is dy's own: tiled
+    "1x1_s2": (((2, 64, 9, 8), (64, 64, 1, 1), 2, 0, 1), (0, 1, 0)),
+    # padding 1: no direction's walk is the identity
+    "1x1_p1": (((1, 64, 5, 6), (64, 64, 1, 1), 1, 1, 1), (0, 0, 0)),
+}
+
+
+def _tma_tiled_pixels(backend):
+    mod = pyconv._ops._C_emu if backend == "emulator" else pyconv._C
+    return mod.conv2d_tc_tma_tiled_pixels()
+
+
+@pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
+@pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
+@pytest.mark.parametrize("geom", list(TMA_PIXELS))
+def test_tma_tiled_pixels(geom, device, backend, monkeypatch):
+    """The TMA kernels of fprop, dgrad and wgrad read the pixel operand by tiled loads exactly where the im2col walk is
+    the identity (the counter), against float64 torch, and bit-identical to the im2col loads PYCONV_TMA_PIXELS=im2col
+    keeps (the same bytes land in the same stages), for channels_last and NCHW operands alike."""
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    (xs, ws_, stride, padding, groups), expected = TMA_PIXELS[geom]
+    x, w, _, kw = _operands((xs, ws_, stride, padding, 1, groups), torch.float16, device)
+    w = w.contiguous(memory_format=torch.channels_last)
+    geo = ([stride] * 2, [padding] * 2, [1, 1], groups)
+    xd, wd = x.double().requires_grad_(), w.double().requires_grad_()
+    ref = F.conv2d(xd, wd, None, **kw)
+    go = torch.randn(ref.shape, device=device).half().contiguous(memory_format=torch.channels_last)
+    ref.backward(go.double())
+    algo = "tensor_core_wgmma_tma"
+
+    def run(xx, gg):
+        _launches(backend), _tma_tiled_pixels(backend)
+        out, counts = [], []
+        for f in (lambda: ops.conv2d_fprop(xx, w, None, *geo, algo),
+                  lambda: ops.conv2d_dgrad(gg, w, list(xs), *geo, algo),
+                  lambda: ops.conv2d_wgrad(gg, xx, list(ws_), *geo, algo)):
+            out.append(f())
+            counts.append(_tma_tiled_pixels(backend))
+        assert all("_tma_" in t for t, _ in _launches(backend))
+        return out, tuple(counts)
+
+    tiled, counts = run(x, go)
+    assert counts == expected
+    for got, want in zip(tiled, (ref.detach(), xd.grad, wd.grad)):
+        _close(got, want, torch.float16)
+    monkeypatch.setenv("PYCONV_TMA_PIXELS", "im2col")
+    walked, counts = run(x, go)
+    monkeypatch.delenv("PYCONV_TMA_PIXELS")
+    assert counts == (0, 0, 0)
+    for a, b in zip(tiled, walked):
+        assert torch.equal(a, b)
+    # NCHW operands: the host's channels-last copy (nhwc_padded, always dense) is what the maps describe
+    nchw, counts = run(x.contiguous(), go.contiguous())
+    assert counts == expected
+    for a, b in zip(tiled, nchw):
+        assert torch.equal(a, b)
+
+
 # auto on the wgmma rung: the TMA kernels where tma_suits_auto (the maps describe the shape, and whole 64-channel
 # chunks per tap add no reduction tiles over the gather loader's dense packing), else the plain wgmma tiles.
 # geometry → (x shape, w shape, stride, padding, groups), then the expected tile of fprop, dgrad, wgrad

@@ -422,6 +422,29 @@ std::string tma_tiled_map(const void* base, int64_t d0, int64_t d1, int64_t d2, 
   return "";
 }
 
+// Whether the TMA kernels may read their pixel operand through a tiled map where the im2col walk is the identity
+// (TcTmaMaps::pix_tiled): yes unless PYCONV_TMA_PIXELS=im2col (read per call: tests and A/B runs switch it).
+bool tma_pixels_tiled_wanted() {
+  const char* v = std::getenv("PYCONV_TMA_PIXELS");
+  return v == nullptr || std::string(v) != "im2col";
+}
+
+// The tiled map of the NHWC tensor `a` ([N][H][W][channels], channel stride 1) as the matrix {channels, N·H·W, 1}
+// in boxes of 64 channels × `pixels` pixels (TcTmaMaps::pix_tiled): "" and `map` encoded, or why it cannot — its
+// pixels must lie at one stride (dense over N, H, W: nhwc_padded's copies always are) and number below 2^31 (the
+// load's 32-bit coordinate).
+template <typename T>
+std::string tma_pixel_map(const at::Tensor& a, int64_t pixels, TmaDesc* map) {
+  if (a.dim() != 4 || a.stride(3) != 1) return "needs a channels-last source";
+  const int64_t n_pix = a.size(0) * a.size(1) * a.size(2);
+  if (n_pix > INT32_MAX) return "needs fewer than 2^31 pixels";
+  if ((a.size(1) > 1 && a.stride(1) != a.size(2) * a.stride(2)) ||
+      (a.size(0) > 1 && a.stride(0) != a.size(1) * a.size(2) * a.stride(2)))
+    return "needs the source's pixels at one stride";
+  return tma_tiled_map<T>(a.data_ptr(), a.size(3), n_pix, 1, a.stride(2), a.stride(2) * n_pix, uint32_t(pixels), 1,
+                          map);
+}
+
 // Whether dgrad can read the filter w [K][C/g][R][S] in place (no transpose): its channels contiguous and its taps in
 // (r, s) order C/g apart (channels_last, or any 1×1 filter whose channels are contiguous).
 bool filter_in_place(const at::Tensor& w) {
@@ -505,7 +528,12 @@ std::string tma_prepare(const Conv2dShape& s, const at::Tensor& a, int64_t ca, i
   if (dgrad && !filter_in_place(*filter)) return "dgrad needs the filter's channels contiguous (channels_last)";
   const int64_t lower_h = dgrad ? s.pad_h - (s.R - 1) * s.dil_h : -s.pad_h;
   const int64_t lower_w = dgrad ? s.pad_w - (s.S - 1) * s.dil_w : -s.pad_w;
-  std::string why = tma_im2col_map<T>(a, lower_h, lower_w, out_h, out_w, s.stride_h, s.stride_w, bm, &maps->a);
+  // the identity walk (one tap, stride 1, no padding, the source's own grid): a tiled map when `a` allows one
+  const bool identity = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && lower_h == 0 && lower_w == 0 &&
+                        out_h == a.size(1) && out_w == a.size(2);
+  maps->pix_tiled = identity && tma_pixels_tiled_wanted() && tma_pixel_map<T>(a, bm, &maps->a).empty() ? 1 : 0;
+  std::string why;
+  if (!maps->pix_tiled) why = tma_im2col_map<T>(a, lower_h, lower_w, out_h, out_w, s.stride_h, s.stride_w, bm, &maps->a);
   if (!why.empty()) return why;
   if (dgrad) {
     const at::Tensor& w = *filter;
@@ -533,7 +561,9 @@ std::string tma_prepare_wgrad(const Conv2dShape& s, const at::Tensor& dy, const 
                               cuda::TcTmaMaps* maps) {
   std::string why = tma_wgrad_unsupported(s, cp);
   if (!why.empty()) return why;
-  why = tma_im2col_map<T>(x, -s.pad_h, -s.pad_w, s.P, s.Q, s.stride_h, s.stride_w, 64, &maps->b);
+  const bool identity = s.R == 1 && s.S == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_h == 0 && s.pad_w == 0;
+  maps->pix_tiled = identity && tma_pixels_tiled_wanted() && tma_pixel_map<T>(x, 64, &maps->b).empty() ? 1 : 0;
+  if (!maps->pix_tiled) why = tma_im2col_map<T>(x, -s.pad_h, -s.pad_w, s.P, s.Q, s.stride_h, s.stride_w, 64, &maps->b);
   if (!why.empty()) return why;
   const int64_t npq = s.N * s.P * s.Q;
   why = tma_tiled_map<T>(dy.data_ptr(), dy.size(3), npq, 1, dy.stride(2), dy.stride(2) * npq, 64, 1, &maps->a);
@@ -649,6 +679,7 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
   record_tc_launch(tile, splits > 1 ? pr.splits : 1);
   const char* what = dgrad ? "conv2d_dgrad tensor_core" : "conv2d_fprop tensor_core";
   if (is_tma(tile)) {
+    if (maps.pix_tiled) tc_tma_tiled_pixel_count().fetch_add(1);
     if constexpr (!std::is_same<T, float>::value)  // (float32 never reaches a wgmma tile: resolve_algo rejects it)
       check_launch(with_tma_tile(tile, [&](auto t) {
                      return cuda::launch_tc_wgmma_tma_conv<T, decltype(t)>(pr, maps, dgrad, stream);
@@ -902,6 +933,7 @@ void wgrad_tc(const std::string& algo, const Conv2dShape& s, const at::Tensor& g
   pr.N = s.N, pr.groups = s.groups, pr.splits = int(splits), pr.tiles_per_split = int(per);
   pr.pq_div = FastDiv::make(uint32_t(s.P * s.Q)), pr.q_div = FastDiv::make(uint32_t(s.Q));
   record_tc_launch(tile, splits);
+  if (is_tma(tile) && maps.pix_tiled) tc_tma_tiled_pixel_count().fetch_add(1);
   if (wgmma) {
     if constexpr (!std::is_same<T, float>::value) {  // (float32 wgrad never gets here: it runs the SIMT implicit GEMM)
       auto run = [&](auto t) {

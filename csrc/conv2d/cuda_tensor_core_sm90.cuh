@@ -497,10 +497,20 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
 // with stride 1; for a sub-pixel phase of a strided dgrad (the host runs each as a stride-1 dgrad over the phase's
 // taps r0, r0 + stride, …) the phase's own taps, so the one filter serves every phase.
 // (wgrad, tc_wgmma_tma_wgrad_kernel below: `a` is dy's tiled map, `b` x's im2col map, cc unused)
+//
+// pix_tiled: the pixel operand (fprop/dgrad: A; wgrad: B) comes by tiled loads instead of im2col ones. Where the
+// im2col walk is the identity — one tap (1×1), stride 1, no padding, the output grid the source's own — pixel m of the
+// GEMM is the source's pixel m, and a source dense over its pixels is a plain matrix {channels, N·H·W}: its map is
+// tiled (box 64 channels × BM pixels, or × 64 for wgrad's B blocks), the load names (channel, first pixel) and lands
+// the very bytes the im2col load would (pixel rows of 128 bytes, 128-byte swizzled, rows past the last pixel zero).
+// Why: the tiled form is the TMA unit's GEMM path (no bounding-box walk, no per-pixel wrap), and ResNet-50's 1×1
+// stride-1 layers — 13 of its 23 convolutions, the ones furthest from cuDNN (0.44-0.72× in H200 run 11) — are all
+// of this kind. PYCONV_TMA_PIXELS=im2col keeps the im2col loads (A/B timing; the results are bit-identical).
 struct TcTmaMaps {
   TmaDesc a, b;
   int lower_h, lower_w;  // first source row / column of output pixel (0, 0) at tap offset 0
   int cc;                // 64-channel chunks per tap (fprop/dgrad)
+  int pix_tiled;         // 1: the pixel operand's map is tiled (see above), 0: im2col
 };
 
 template <typename T, typename Tile, bool kDgrad>
@@ -524,12 +534,15 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
 #pragma unroll 1
     for (int64_t t = blockIdx.x; t < tiles.count; t += gridDim.x) {
       const TcBlock blk = tiles.at(pr, t);
-      // the tile's first output pixel (n, p, q) → the im2col walk's first source pixel at tap offset 0
-      int64_t n64;
-      int p, q;
-      tc_pixel(pr, blk.m0, tc_pixels_small(blk.M), n64, p, q);
-      const int n = int(n64);
-      const int src_h = p * pr.stride_h + maps.lower_h, src_w = q * pr.stride_w + maps.lower_w;
+      // the tile's first output pixel (n, p, q) → the im2col walk's first source pixel at tap offset 0 (a tiled
+      // pixel map names the pixel m0 itself: the host bounds M below 2^31)
+      int n = 0, src_h = 0, src_w = 0;
+      if (!maps.pix_tiled) {
+        int64_t n64;
+        int p, q;
+        tc_pixel(pr, blk.m0, tc_pixels_small(blk.M), n64, p, q);
+        n = int(n64), src_h = p * pr.stride_h + maps.lower_h, src_w = q * pr.stride_w + maps.lower_w;
+      }
       const int c_base = int(blk.g) * pr.ca, b_row = int(blk.g) * pr.gemm_n + blk.n0;
       // reduction tile kt0 → (tap (r, sx), channel chunk), then counted along
       int chunk = blk.kt0 % maps.cc, tap = blk.kt0 / maps.cc, r = tap / pr.S, sx = tap - r * pr.S;
@@ -538,8 +551,12 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
         if (use > 0) mbarrier_wait_parity(&sh.empty[s], (use - 1) & 1);  // the consumers released its last use
         mbarrier_arrive_expect_tx(&sh.full[s], kStageBytes);
         const int ro = kDgrad ? pr.R - 1 - r : r, so = kDgrad ? pr.S - 1 - sx : sx;
-        tma_load_im2col_4d(sh.sA_addr + uint32_t(s * BM * 128), &maps.a, &sh.full[s], c_base + chunk * 64, src_w,
-                           src_h, n, uint16_t(so * pr.dil_w), uint16_t(ro * pr.dil_h));
+        if (maps.pix_tiled)  // (uniform) one tap, the identity walk: the box of BM pixels from m0
+          tma_load_tiled_3d(sh.sA_addr + uint32_t(s * BM * 128), &maps.a, &sh.full[s], c_base + chunk * 64,
+                            int(blk.m0), 0);
+        else
+          tma_load_im2col_4d(sh.sA_addr + uint32_t(s * BM * 128), &maps.a, &sh.full[s], c_base + chunk * 64, src_w,
+                             src_h, n, uint16_t(so * pr.dil_w), uint16_t(ro * pr.dil_h));
         if constexpr (kDgrad) {
           // BN/64 MN-major blocks: filter channels n0 + 64j .. (zero past C/g), output channels (the reduction) of
           // this group's chunk, at the filter tap of GEMM tap (r, sx)
@@ -575,6 +592,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
 //     multiple of 64): an im2col load of x at the walk's first pixel of npq0 and tap offsets (s·dil, r·dil) — fprop's
 //     walk over the output pixels (TcTmaMaps' corners), so pixel npq0 + i of the tile reads x at its tap, zero in the
 //     padding and past the last image. A block past the GEMM's R·S·cp columns loads tap 0 (columns no store writes).
+//     With maps.pix_tiled (a 1×1, stride-1, unpadded convolution over a pixel-dense x) a tiled load of x viewed as
+//     {channels, N·H·W, 1} at (c0, npq0) instead: the same 64 pixel rows.
 template <typename T, typename Tile>
 __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
     tc_wgmma_tma_wgrad_kernel(TcWgradParams<T> pr, const __grid_constant__ TcTmaMaps maps) {
@@ -606,9 +625,14 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
 #pragma unroll 1
     for (int k = 0; k < rg.KT; ++k) {
       const uint32_t npq0 = uint32_t(rg.kt0 + k) * 64u;  // < 2^31 (tc_unsupported)
-      const uint32_t n = pr.pq_div.div(npq0), pq = npq0 - n * uint32_t(pr.P) * uint32_t(pr.Q);
-      const uint32_t p = pr.q_div.div(pq), q = pq - p * uint32_t(pr.Q);
-      const int src_h = int(p) * pr.stride_h + maps.lower_h, src_w = int(q) * pr.stride_w + maps.lower_w;
+      uint32_t n = 0;
+      int src_h = 0, src_w = 0;
+      if (!maps.pix_tiled) {  // (uniform) the im2col walk's first source pixel; a tiled map names npq0 itself
+        n = pr.pq_div.div(npq0);
+        const uint32_t pq = npq0 - n * uint32_t(pr.P) * uint32_t(pr.Q);
+        const uint32_t p = pr.q_div.div(pq), q = pq - p * uint32_t(pr.Q);
+        src_h = int(p) * pr.stride_h + maps.lower_h, src_w = int(q) * pr.stride_w + maps.lower_w;
+      }
       if (use > 0) mbarrier_wait_parity(&sh.empty[s], (use - 1) & 1);  // the consumers released its last use
       mbarrier_arrive_expect_tx(&sh.full[s], uint32_t(Tile::kStageBytes));
 #pragma unroll
@@ -616,9 +640,14 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks)
         tma_load_tiled_3d(sh.sA_addr + uint32_t(s * BM * 128) + j * kBlockBytes, &maps.a, &sh.full[s], a_k + 64 * j,
                           int(npq0), 0);
 #pragma unroll
-      for (int j = 0; j < BN / 64; ++j)
-        tma_load_im2col_4d(sh.sB_addr + uint32_t(s * BN * 128) + j * kBlockBytes, &maps.b, &sh.full[s], b_c[j], src_w,
-                           src_h, int(n), uint16_t(b_offw[j]), uint16_t(b_offh[j]));
+      for (int j = 0; j < BN / 64; ++j) {
+        if (maps.pix_tiled)  // (uniform) 1×1, stride 1, no padding: 64 pixels from npq0 of channels b_c[j]
+          tma_load_tiled_3d(sh.sB_addr + uint32_t(s * BN * 128) + j * kBlockBytes, &maps.b, &sh.full[s], b_c[j],
+                            int(npq0), 0);
+        else
+          tma_load_im2col_4d(sh.sB_addr + uint32_t(s * BN * 128) + j * kBlockBytes, &maps.b, &sh.full[s], b_c[j],
+                             src_w, src_h, int(n), uint16_t(b_offw[j]), uint16_t(b_offh[j]));
+      }
       if (++s == STAGES) s = 0, ++use;
     }
     return;

@@ -113,4 +113,13 @@ inline std::atomic<int64_t>& tc_filter_copy_count() {
 }
 inline int64_t take_tc_filter_copies() { return tc_filter_copy_count().exchange(0); }
 
+// How many TMA launches (fprop, dgrad, wgrad) read their pixel operand by tiled loads (TcTmaMaps::pix_tiled: a 1×1,
+// stride-1, unpadded convolution over a pixel-dense source) since the last call of
+// pyconv._C(_emu).conv2d_tc_tma_tiled_pixels(), which returns and resets it.
+inline std::atomic<int64_t>& tc_tma_tiled_pixel_count() {
+  static std::atomic<int64_t> count{0};
+  return count;
+}
+inline int64_t take_tc_tma_tiled_pixels() { return tc_tma_tiled_pixel_count().exchange(0); }
+
 }  // namespace pyconv

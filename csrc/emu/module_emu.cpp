@@ -100,4 +100,7 @@ PYBIND11_MODULE(_C_emu, m) {
         "(tile, split-K slices) of each tensor-core GEMM this thread launched since the last call (at most the last 64)");
   m.def("conv2d_tc_filter_copies", &pyconv::take_tc_filter_copies,
         "How many times tensor-core dgrad copied its filter into a GEMM layout since the last call (then 0)");
+  m.def("conv2d_tc_tma_tiled_pixels", &pyconv::take_tc_tma_tiled_pixels,
+        "How many TMA tensor-core launches read their pixel operand by tiled loads (1x1, stride 1, no padding) since the "
+        "last call (then 0)");
 }
