@@ -101,6 +101,8 @@ PYBIND11_MODULE(_C, m) {
   m.def("conv2d_tc_tma_tiled_pixels", &pyconv::take_tc_tma_tiled_pixels,
         "How many TMA tensor-core launches read their pixel operand by tiled loads (1x1, stride 1, no padding) since the "
         "last call (then 0)");
+  m.def("conv2d_tc_tma_stores", &pyconv::take_tc_tma_stores,
+        "How many TMA tensor-core fprop/dgrad launches stored their output tiles by TMA since the last call (then 0)");
 #ifdef PYCONV_WITH_CUDA
   m.def("gpu_selftest", &pyconv::gpu_selftest, pybind11::arg("name"),
         "Runs one of the CUDA emulator's feature self-tests on the current GPU: '' on success, else what differed",

@@ -10,7 +10,8 @@
 #      (auto on five representative layers against cuDNN, each call's kernels in profile.log; PROFILE_KERNELS= leaves
 #      them out); with AB=1 the layer A/Bs too (split-K off unless SKIP_SPLITK_AB=1; rung 3 against each wgmma tile,
 #      WG_AB_DIRS, unless SKIP_WGMMA_AB=1; PDL off unless SKIP_PDL_AB=1; dgrad's K-major B unless SKIP_DGRAD_B_AB=1);
-#      always (unless SKIP_PIXELS_AB=1) the TMA pixel operand's im2col loads against tiled ones on three 1x1 layers,
+#      always (unless SKIP_PIXELS_AB=1) the TMA kernels as runs 10-11 had them against tiled pixel loads and TMA
+#      stores (four layers),
 #      (unless SKIP_PHASES_AB=1) strided dgrad's phases forked against one launch, and (unless
 #      SKIP_DW_ROWS_AB=1) the depthwise row groups PYCONV_DW_ROWS=1/2/4;
 #      with NCU=1 Nsight Compute over those layers, $OUT/ncu.csv; without it, unless SKIP_NCU_FOCUS=1, a focused
@@ -193,17 +194,22 @@ if [ -z "${SKIP_PROFILE:-}" ]; then
   timeout 90 "$PY" scripts/profile_layers.py --time ${PROFILE_KERNELS:---kernels} >"$O/profile.log" 2>&1
   grep -E "ratio" "$O/profile.log" | tee -a "$O/summary.txt"
 fi
-# The three A/Bs below (~35 s each, each call capped at 25 s; the first the most telling) run only while the budget
-# leaves the benchmark its share (> 420 s left here): the benchmark is the lease's first answer.
+# The three A/Bs below (each call capped at 25-40 s; the first the most telling) run only while the budget leaves
+# the benchmark its share (> 420 s left here): the benchmark is the lease's first answer.
 if [ -z "${SKIP_PIXELS_AB:-}" ] && [ "$(left)" -gt 420 ]; then
-  # the TMA kernels' pixel operand on ResNet-50's 1x1 stride-1 layers (0.44-0.72x cuDNN in run 11): tiled loads of
-  # the {channels, pixels} matrix (TcTmaMaps::pix_tiled, the default since 2026-11-27, unmeasured) against the
-  # im2col loads runs 10-11 timed (PYCONV_TMA_PIXELS=im2col), back to back on auto (TMA on these layers)
-  echo "--- TMA pixel operand A/B: PYCONV_TMA_PIXELS=im2col, then tiled (default)" | tee -a "$O/summary.txt"
-  for px in im2col tiled; do
-    PYCONV_TMA_PIXELS=$px timeout 25 "$PY" scripts/profile_layers.py --time --dirs fprop,dgrad,wgrad \
-      --layers 1x1_64_64_56,1x1_256_64_56,1x1_1024_256_14 2>&1 | grep -E "ratio|Error|error" \
-      | sed "s/^/PIXELS=$px /" | tee -a "$O/summary.txt"
+  # the TMA kernels (auto's on ResNet-50's 1x1 stride-1 layers, 0.44-0.72x cuDNN in run 11, and on most 3x3s), three
+  # ways back to back: as runs 10-11 timed them (im2col loads of the pixel operand, chunked stores of the output:
+  # PYCONV_TMA_PIXELS=im2col PYCONV_TMA_STORE=0), with tiled pixel loads only (TcTmaMaps::pix_tiled), and with TMA
+  # stores of the output too (TcTmaMaps::y_tiled) — the two defaults since 2026-11-27, unmeasured
+  echo "--- TMA kernels A/B: old (im2col + chunked stores), pixels (tiled loads), store (tiled loads + TMA stores)" \
+    | tee -a "$O/summary.txt"
+  for v in old pixels store; do
+    px=tiled; st=1
+    [ "$v" = old ] && px=im2col && st=0
+    [ "$v" = pixels ] && st=0
+    PYCONV_TMA_PIXELS=$px PYCONV_TMA_STORE=$st timeout 40 "$PY" scripts/profile_layers.py --time \
+      --dirs fprop,dgrad,wgrad --layers 1x1_64_64_56,1x1_256_64_56,1x1_1024_256_14,3x3_256_256_14 2>&1 \
+      | grep -E "ratio|Error|error" | sed "s/^/TMA=$v /" | tee -a "$O/summary.txt"
   done
 fi
 if [ -z "${SKIP_PHASES_AB:-}" ] && [ "$(left)" -gt 420 ]; then

@@ -616,6 +616,80 @@ def test_tma_tiled_pixels(geom, device, backend, monkeypatch):
         assert torch.equal(a, b)
 
 
+# The TMA kernels' epilogue by TMA stores (TcTmaMaps::y_tiled: a channels_last output dense over its pixels, channels
+# in 16-byte rows, no split-K, bias only, 64-channel boxes inside a group): (x shape, w shape, stride, padding,
+# groups), then whether fprop and dgrad store by TMA.
+TMA_STORE = {
+    # 64 channels: 128×64 tiles; a 3×3 with padding (the store is independent of the gather)
+    "c64_3x3": (((2, 64, 6, 7), (64, 64, 3, 3), 1, 1, 1), (True, True)),
+    # 72 output channels on 128×128 tiles: the second 64-column box is clipped at channel 72 by the map
+    "1x1_k72": (((2, 128, 5, 6), (72, 128, 1, 1), 1, 0, 1), (True, True)),
+    # 190 pixels: the second 128-row tile is clipped at the last pixel
+    "m190": (((2, 64, 5, 19), (64, 64, 3, 3), 1, 1, 1), (True, True)),
+    # 1280 pixels: 10 tiles on the emulator's 4 persistent blocks, so each block reuses its staging tile (the wait for
+    # the previous tile's store before the next tile's accumulators overwrite it)
+    "many_tiles": (((2, 64, 20, 32), (64, 64, 1, 1), 1, 0, 1), (True, True)),
+    # two groups of 64 channels: each group's box at its own channel offset
+    "g2_c64": (((1, 128, 5, 6), (128, 64, 3, 3), 1, 1, 2), (True, True)),
+    # 20 output channels: 40-byte pixel rows are no TMA stride (fprop falls back); dgrad's dx has 64 channels
+    "k20": (((1, 64, 5, 5), (20, 64, 3, 3), 1, 1, 1), (False, True)),
+    # stride 2: fprop stores by TMA; dgrad writes each sub-pixel phase into a strided view of dx (falls back)
+    "c64_s2": (((2, 64, 9, 8), (64, 64, 3, 3), 2, 1, 1), (True, False)),
+}
+
+
+def _tma_stores(backend):
+    mod = pyconv._ops._C_emu if backend == "emulator" else pyconv._C
+    return mod.conv2d_tc_tma_stores()
+
+
+@pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
+@pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
+@pytest.mark.parametrize("geom", list(TMA_STORE))
+def test_tma_store_epilogue(geom, device, backend, monkeypatch):
+    """fprop (with bias) and dgrad on the TMA kernels store their output tiles by TMA where the output's map can be
+    made (the counter: one per launch), against float64 torch, and bit-identical to the chunked stores that
+    PYCONV_TMA_STORE=0 and every fused epilogue (residual, activation) keep; with split-K the slices write float
+    partial sums instead (no TMA store)."""
+    ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
+    (xs, ws_, stride, padding, groups), (want_f, want_d) = TMA_STORE[geom]
+    x, w, b, kw = _operands((xs, ws_, stride, padding, 1, groups), torch.float16, device)
+    w = w.contiguous(memory_format=torch.channels_last)
+    geo = ([stride] * 2, [padding] * 2, [1, 1], groups)
+    xd, wd, bd = x.double().requires_grad_(), w.double().requires_grad_(), b.double()
+    ref = F.conv2d(xd, wd, bd, **kw)
+    go = torch.randn(ref.shape, device=device).half().contiguous(memory_format=torch.channels_last)
+    ref.backward(go.double())
+    algo = "tensor_core_wgmma_tma"
+
+    def run():
+        _launches(backend), _tma_stores(backend)
+        y = ops.conv2d_fprop(x, w, b, *geo, algo)
+        nf, fwd = _tma_stores(backend), _launches(backend)
+        dx = ops.conv2d_dgrad(go, w, list(xs), *geo, algo)
+        nd, bwd = _tma_stores(backend), _launches(backend)
+        assert all(t.startswith("tensor_core_wgmma_tma_") for t, _ in fwd + bwd), (fwd, bwd)
+        split = any(n > 1 for _, n in fwd)
+        return y, dx, nf, nd, split, len(bwd)
+
+    y, dx, nf, nd, split, n_dgrad = run()
+    assert nf == (1 if want_f and not split else 0)
+    assert nd == (n_dgrad if want_d else 0)
+    _close(y, ref.detach(), torch.float16)
+    _close(dx, xd.grad, torch.float16)
+    monkeypatch.setenv("PYCONV_TMA_STORE", "0")
+    y0, dx0, nf0, nd0, _, _ = run()
+    monkeypatch.delenv("PYCONV_TMA_STORE")
+    assert (nf0, nd0) == (0, 0)
+    assert torch.equal(y, y0) and torch.equal(dx, dx0)
+    # a fused epilogue (residual, activation) keeps the chunked stores: same conv, bias and rounding, then its ReLU
+    r = torch.randn(ref.shape, device=device).half().contiguous(memory_format=torch.channels_last)
+    _tma_stores(backend)
+    yf = ops.conv2d_fprop_fused(x, w, b, r, *geo, "relu", 0.0, algo)
+    assert _tma_stores(backend) == 0
+    _close(yf, F.relu(ref.detach() + r.double()), torch.float16)
+
+
 # auto on the wgmma rung: the TMA kernels where tma_suits_auto (the maps describe the shape, and whole 64-channel
 # chunks per tap add no reduction tiles over the gather loader's dense packing), else the plain wgmma tiles.
 # geometry → (x shape, w shape, stride, padding, groups), then the expected tile of fprop, dgrad, wgrad

@@ -100,6 +100,53 @@ __device__ __forceinline__ void tma_load_tiled_3d(uint32_t dst_addr, const TmaDe
 #endif
 }
 
+// cp.async.bulk.tensor.3d tile store: the box at (c0, c1, c2) from the 128-byte-swizzled rows at `src_addr` (a
+// shared-window address, 1024-byte aligned), elements outside the tensor left alone, in this thread's current bulk
+// group. The source must stay untouched until a cp.async.bulk.wait_group(.read) covering the group returns, and the
+// generic-proxy writes that filled it must be fenced into the async proxy first (fence_proxy_async_smem, by each
+// writing thread, before the barrier that hands the tile to the issuing thread).
+__device__ __forceinline__ void tma_store_tiled_3d(const TmaDesc* map, uint32_t src_addr, int c0, int c1,
+                                                   int c2 PYCONV_CALL_SITE) {
+#if defined(PYCONV_EMULATION)
+  const int32_t coords[3] = {c0, c1, c2};
+  ::pyconv_emu::detail::tma_store(src_addr, map, coords, 3, call_file, call_line);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.tensor.3d.global.shared::cta.bulk_group [%0, {%1, %2, %3}], [%4];\n" ::"l"(
+                   reinterpret_cast<uint64_t>(map)),
+               "r"(c0), "r"(c1), "r"(c2), "r"(src_addr)
+               : "memory");
+#elif defined(__CUDA_ARCH__)
+  __trap();
+#endif
+}
+
+// cp.async.bulk.commit_group: this thread's bulk stores issued since the last commit become one bulk group.
+__device__ __forceinline__ void tma_store_commit() {
+#if defined(PYCONV_EMULATION)
+  ::pyconv_emu::detail::bulk_commit();
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+#elif defined(__CUDA_ARCH__)
+  __trap();
+#endif
+}
+
+// cp.async.bulk.wait_group.read N: every bulk group but the N most recent has finished reading its shared-memory
+// source (which may then be rewritten); kFull: has completed altogether (its global writes done).
+template <int N, bool kFull = false>
+__device__ __forceinline__ void tma_store_wait() {
+#if defined(PYCONV_EMULATION)
+  ::pyconv_emu::detail::bulk_wait(N);
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if constexpr (kFull)
+    asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(N) : "memory");
+  else
+    asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");
+#elif defined(__CUDA_ARCH__)
+  __trap();
+#endif
+}
+
 // ---- host: encoding the descriptors -----------------------------------------------------------------------------
 // The driver's encoders reached through the runtime (cudaGetDriverEntryPointByVersion): no link against libcuda.
 // Each returns "" or why the map cannot be made; the checks the driver documents for these maps are repeated here,

@@ -445,6 +445,30 @@ std::string tma_pixel_map(const at::Tensor& a, int64_t pixels, TmaDesc* map) {
                           map);
 }
 
+// Whether the TMA kernels may store their output tiles by TMA (TcTmaMaps::y_tiled): yes unless PYCONV_TMA_STORE=0
+// (read per call: tests and A/B runs switch it).
+bool tma_store_wanted() {
+  const char* v = std::getenv("PYCONV_TMA_STORE");
+  return v == nullptr || std::string(v) != "0";
+}
+
+// The tiled map of a GEMM's output `out` (N, channels, OH, OW: the channels of `groups` groups of gemm_n) as the
+// matrix {channels, N·OH·OW, 1} in boxes of 64 channels × `pixels` pixels, for the TMA stores of the TMA kernels'
+// epilogue (tc_ws_store_tma): "" and `map` encoded, or why not — the output must be channels_last and dense over its
+// pixels (a strided dgrad's phase of dx is not), each pixel's channels whole 16-byte rows (the TMA stride rule), its
+// pixels fewer than 2^31, and a 64-channel box must not reach into the next group's channels.
+template <typename T>
+std::string tma_out_map(const at::Tensor& out, int64_t groups, int64_t gemm_n, int64_t pixels, TmaDesc* map) {
+  if (out.dim() != 4 || out.stride(1) != 1) return "needs a channels_last output";
+  const int64_t ps = out.stride(3), n_pix = out.size(0) * out.size(2) * out.size(3);
+  if ((out.size(2) > 1 && out.stride(2) != out.size(3) * ps) ||
+      (out.size(0) > 1 && out.stride(0) != out.size(2) * out.size(3) * ps))
+    return "needs the output's pixels at one stride";
+  if (n_pix > INT32_MAX) return "needs fewer than 2^31 output pixels";
+  if (groups > 1 && gemm_n % 64 != 0) return "needs groups of whole 64-channel boxes";
+  return tma_tiled_map<T>(out.data_ptr(), out.size(1), n_pix, 1, ps, ps * n_pix, uint32_t(pixels), 1, map);
+}
+
 // Whether dgrad can read the filter w [K][C/g][R][S] in place (no transpose): its channels contiguous and its taps in
 // (r, s) order C/g apart (channels_last, or any 1×1 filter whose channels are contiguous).
 bool filter_in_place(const at::Tensor& w) {
@@ -676,10 +700,16 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
     pr.ws = ws.data_ptr<float>();
   }
   pr.persistent_blocks = int(ts.blocks_per_sm * sm_count());  // (the warp-specialised kernels' grid)
+  // the TMA kernel's epilogue by TMA stores where y's map can be made (no split-K: the slices write float partial
+  // sums; no residual or activation: bias only, added before the store; not the 128×256 tile, which keeps one
+  // epilogue: see tc_ws_conv_consumers)
+  if (is_tma(tile) && splits == 1 && epi.trivial() && ts.bn <= 128 && tma_store_wanted())
+    maps.y_tiled = tma_out_map<T>(out, s.groups, gemm_n, ts.bm, &maps.y).empty() ? 1 : 0;
   record_tc_launch(tile, splits > 1 ? pr.splits : 1);
   const char* what = dgrad ? "conv2d_dgrad tensor_core" : "conv2d_fprop tensor_core";
   if (is_tma(tile)) {
     if (maps.pix_tiled) tc_tma_tiled_pixel_count().fetch_add(1);
+    if (maps.y_tiled) tc_tma_store_count().fetch_add(1);
     if constexpr (!std::is_same<T, float>::value)  // (float32 never reaches a wgmma tile: resolve_algo rejects it)
       check_launch(with_tma_tile(tile, [&](auto t) {
                      return cuda::launch_tc_wgmma_tma_conv<T, decltype(t)>(pr, maps, dgrad, stream);

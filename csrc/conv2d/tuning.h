@@ -121,5 +121,12 @@ inline std::atomic<int64_t>& tc_tma_tiled_pixel_count() {
   return count;
 }
 inline int64_t take_tc_tma_tiled_pixels() { return tc_tma_tiled_pixel_count().exchange(0); }
+// How many TMA fprop/dgrad launches stored their output tiles by TMA (TcTmaMaps::y_tiled) since the last call of
+// pyconv._C(_emu).conv2d_tc_tma_stores(), which returns and resets it.
+inline std::atomic<int64_t>& tc_tma_store_count() {
+  static std::atomic<int64_t> count{0};
+  return count;
+}
+inline int64_t take_tc_tma_stores() { return tc_tma_store_count().exchange(0); }
 
 }  // namespace pyconv

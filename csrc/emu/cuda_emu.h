@@ -303,6 +303,20 @@ struct Fiber {
   };
   std::vector<Wgmma> wg_pending;
   int wg_committed = 0;
+  // TMA stores (cp.async.bulk.tensor shared → global, .bulk_group) this thread issued and has not yet waited for:
+  // performed at the cp.async.bulk.wait_group that covers their bulk group, never earlier — the copy engine may read
+  // the shared-memory source any time before that, so a kernel that rewrites the source before waiting stores the
+  // new contents here, as it may on a GPU.
+  struct BulkStore {
+    TmaEmuMap map;
+    const unsigned char* src;
+    int32_t coords[3];
+    int group;
+    const char* file;
+    int line;
+  };
+  std::vector<BulkStore> bulk_pending;
+  int bulk_committed = 0;  // bulk groups committed so far; uncommitted stores belong to group bulk_committed
   // The mbarrier this thread waits on (State::mbar) and the parity of the phase it waits to see completed.
   const uint64_t* mbar = nullptr;
   int mbar_parity = 0;
@@ -552,6 +566,13 @@ inline void fiber_entry() {
       b.error = thread_desc(f) + " exited with " + std::to_string(f.wg_pending.size()) +
                 " wgmma.mma_async not covered by a wgmma.wait_group (issued at " +
                 where(f.wg_pending[0].file, f.wg_pending[0].line) + ")";
+    }
+    // An exit with TMA stores not waited for: the block's shared memory (their source) is gone while they read it.
+    if (!f.bulk_pending.empty() && !b.failed) {
+      b.failed = true;
+      b.error = thread_desc(f) + " exited with " + std::to_string(f.bulk_pending.size()) +
+                " TMA store(s) not covered by a cp.async.bulk.wait_group (issued at " +
+                where(f.bulk_pending[0].file, f.bulk_pending[0].line) + ")";
     }
   }
 #ifdef PYCONV_EMU_TSAN
@@ -940,6 +961,8 @@ inline void run_block(Block& b) {
     f.cp_committed = 0;
     f.wg_pending.clear();
     f.wg_committed = 0;
+    f.bulk_pending.clear();
+    f.bulk_committed = 0;
     f.mbar = nullptr;
 #ifdef PYCONV_EMU_ASAN
     __asan_unpoison_memory_region(f.stack, f.stack_size);  // an abandoned fiber may have left poisoned frames
@@ -1831,6 +1854,77 @@ inline void tma_load(uint32_t dst_addr, const void* map, void* bar, const int32_
   ld.line = line;
   IgnoreScope ig;
   b.tma_loads.push_back(ld);
+}
+
+// cp.async.bulk.tensor (tiled, shared::cta → global, .bulk_group): the box at `coords` from the 128-byte-swizzled rows
+// at `src_addr`, recorded now and performed at the covering cp.async.bulk.wait_group (bulk_wait). Elements outside
+// the tensor are not written (the box is clipped).
+inline void tma_store(uint32_t src_addr, const void* map, const int32_t* coords, int ncoords, const char* file,
+                      int line) {
+  Fiber& f = fiber();
+  Block& b = block();
+  auto bad = [&](const std::string& why) {
+    fail("cp.async.bulk.tensor store at " + where(file, line) + " (" + thread_desc(f) + "): " + why);
+  };
+  TmaEmuMap m;
+  std::memcpy(&m, map, sizeof m);
+  if (m.magic != TmaEmuMap::kMagic) bad("the tensor map was not made by tma_encode_tiled");
+  if (m.im2col || int(m.rank) != ncoords || ncoords != 3) bad("stores take a tiled map of rank 3 here");
+  if (m.elem_bytes != 2 || m.box[0] * 2u != 128u) bad("the emulator models 64 16-bit elements (128 bytes) per row");
+  if (src_addr % 1024 != 0)
+    bad("a 128-byte-swizzled source must be 1024-byte aligned (window address " + std::to_string(src_addr) + ")");
+  const uint32_t bytes = uint32_t(m.box[1]) * m.box[2] * 128u;
+  const unsigned char* src = static_cast<const unsigned char*>(smem_window_ptr(src_addr));
+  if (src + bytes > b.dyn_smem + b.launch->smem) bad("the store's " + std::to_string(bytes) + " bytes overrun shared memory");
+  Fiber::BulkStore st{};
+  st.map = m;
+  st.src = src;
+  for (int i = 0; i < 3; ++i) st.coords[i] = coords[i];
+  st.group = f.bulk_committed;
+  st.file = file;
+  st.line = line;
+  IgnoreScope ig;
+  f.bulk_pending.push_back(st);
+}
+
+// One TMA store: row r of the box (dims 1 and 2 of the box, dim 1 fastest) from the swizzled source row r — chunk c at
+// chunk position c ^ (window address bits [7, 10)), as the loads lay it down — to global memory, in-bounds elements
+// only.
+inline void bulk_store_perform(const Fiber::BulkStore& st) {
+  const TmaEmuMap& m = st.map;
+  const uint32_t src_addr = smem_window(st.src);
+  unsigned char* base = static_cast<unsigned char*>(const_cast<void*>(m.base));
+  unsigned char row[128];
+  uint32_t r = 0;
+  for (uint32_t i2 = 0; i2 < m.box[2]; ++i2)
+    for (uint32_t i1 = 0; i1 < m.box[1]; ++i1, ++r) {
+      const uint32_t a = src_addr + r * 128u, sw = (a >> 7) & 7u;
+      for (uint32_t c = 0; c < 8; ++c) std::memcpy(row + (c << 4), st.src + r * 128u + ((c ^ sw) << 4), 16);
+      const int64_t c1 = int64_t(st.coords[1]) + i1, c2 = int64_t(st.coords[2]) + i2;
+      if (c1 < 0 || c1 >= int64_t(m.dims[1]) || c2 < 0 || c2 >= int64_t(m.dims[2])) continue;
+      for (int e = 0; e < 64; ++e) {
+        const int64_t c0 = int64_t(st.coords[0]) + e;
+        if (c0 >= 0 && c0 < int64_t(m.dims[0]))
+          std::memcpy(base + c0 * 2 + c1 * int64_t(m.strides[1]) + c2 * int64_t(m.strides[2]), row + 2 * e, 2);
+      }
+    }
+}
+
+inline void bulk_commit() { ++fiber().bulk_committed; }
+// cp.async.bulk.wait_group(.read) n: every store of all but the n most recently committed bulk groups has been
+// performed (the emulator does not tell .read from the full wait: both perform the stores here).
+inline void bulk_wait(int n) {
+  Fiber& f = fiber();
+  const int limit = f.bulk_committed - n;
+  size_t keep = 0;
+  for (size_t i = 0; i < f.bulk_pending.size(); ++i) {
+    const Fiber::BulkStore& st = f.bulk_pending[i];
+    if (st.group < limit)
+      bulk_store_perform(st);
+    else
+      f.bulk_pending[keep++] = st;
+  }
+  f.bulk_pending.resize(keep);
 }
 
 // ---- atomics: real atomics, since blocks run on several OS threads -----------------------------------------------

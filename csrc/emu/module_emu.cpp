@@ -103,4 +103,6 @@ PYBIND11_MODULE(_C_emu, m) {
   m.def("conv2d_tc_tma_tiled_pixels", &pyconv::take_tc_tma_tiled_pixels,
         "How many TMA tensor-core launches read their pixel operand by tiled loads (1x1, stride 1, no padding) since the "
         "last call (then 0)");
+  m.def("conv2d_tc_tma_stores", &pyconv::take_tc_tma_stores,
+        "How many TMA tensor-core fprop/dgrad launches stored their output tiles by TMA since the last call (then 0)");
 }
