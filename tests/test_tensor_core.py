@@ -156,9 +156,14 @@ def test_fused_epilogue(dtype, device, backend):
                 _close(y, fn(ref_pre + (0 if r is None else r.double())), dtype)
 
 
+def _native(backend):
+    """The compiled module whose ops run `backend` (the emulator's, or the CUDA build's): its launch log and
+    counters."""
+    return pyconv._ops._C_emu if backend == "emulator" else pyconv._C
+
+
 def _launches(backend):
-    mod = pyconv._ops._C_emu if backend == "emulator" else pyconv._C
-    return mod.conv2d_tc_launches()
+    return _native(backend).conv2d_tc_launches()
 
 
 # Split-K fprop/dgrad (a long reduction on a grid of few tiles: 1 to 2 output tiles here, 4 SMs on the emulator, 100+
@@ -565,11 +570,6 @@ TMA_PIXELS = {
 }
 
 
-def _tma_tiled_pixels(backend):
-    mod = pyconv._ops._C_emu if backend == "emulator" else pyconv._C
-    return mod.conv2d_tc_tma_tiled_pixels()
-
-
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
 @pytest.mark.parametrize("geom", list(TMA_PIXELS))
@@ -589,13 +589,13 @@ def test_tma_tiled_pixels(geom, device, backend, monkeypatch):
     algo = "tensor_core_wgmma_tma"
 
     def run(xx, gg):
-        _launches(backend), _tma_tiled_pixels(backend)
+        _launches(backend), _native(backend).conv2d_tc_tma_tiled_pixels()
         out, counts = [], []
         for f in (lambda: ops.conv2d_fprop(xx, w, None, *geo, algo),
                   lambda: ops.conv2d_dgrad(gg, w, list(xs), *geo, algo),
                   lambda: ops.conv2d_wgrad(gg, xx, list(ws_), *geo, algo)):
             out.append(f())
-            counts.append(_tma_tiled_pixels(backend))
+            counts.append(_native(backend).conv2d_tc_tma_tiled_pixels())
         assert all("_tma_" in t for t, _ in _launches(backend))
         return out, tuple(counts)
 
@@ -638,19 +638,14 @@ TMA_STORE = {
 }
 
 
-def _tma_stores(backend):
-    mod = pyconv._ops._C_emu if backend == "emulator" else pyconv._C
-    return mod.conv2d_tc_tma_stores()
-
-
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
 @pytest.mark.parametrize("geom", list(TMA_STORE))
 def test_tma_store_epilogue(geom, device, backend, monkeypatch):
-    """fprop (with bias) and dgrad on the TMA kernels store their output tiles by TMA where the output's map can be
-    made (the counter: one per launch), against float64 torch, and bit-identical to the chunked stores that
-    PYCONV_TMA_STORE=0 and every fused epilogue (residual, activation) keep; with split-K the slices write float
-    partial sums instead (no TMA store)."""
+    """fprop (with bias; also fused with ReLU or ReLU6) and dgrad on the TMA kernels store their output tiles by TMA
+    where the output's map can be made (the counter: one per launch), against float64 torch, and bit-identical to the
+    chunked stores that PYCONV_TMA_STORE=0 keeps — and that fused residuals and other activations keep; with split-K
+    the slices write float partial sums instead (no TMA store)."""
     ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
     (xs, ws_, stride, padding, groups), (want_f, want_d) = TMA_STORE[geom]
     x, w, b, kw = _operands((xs, ws_, stride, padding, 1, groups), torch.float16, device)
@@ -663,11 +658,11 @@ def test_tma_store_epilogue(geom, device, backend, monkeypatch):
     algo = "tensor_core_wgmma_tma"
 
     def run():
-        _launches(backend), _tma_stores(backend)
+        _launches(backend), _native(backend).conv2d_tc_tma_stores()
         y = ops.conv2d_fprop(x, w, b, *geo, algo)
-        nf, fwd = _tma_stores(backend), _launches(backend)
+        nf, fwd = _native(backend).conv2d_tc_tma_stores(), _launches(backend)
         dx = ops.conv2d_dgrad(go, w, list(xs), *geo, algo)
-        nd, bwd = _tma_stores(backend), _launches(backend)
+        nd, bwd = _native(backend).conv2d_tc_tma_stores(), _launches(backend)
         assert all(t.startswith("tensor_core_wgmma_tma_") for t, _ in fwd + bwd), (fwd, bwd)
         split = any(n > 1 for _, n in fwd)
         return y, dx, nf, nd, split, len(bwd)
@@ -682,12 +677,25 @@ def test_tma_store_epilogue(geom, device, backend, monkeypatch):
     monkeypatch.delenv("PYCONV_TMA_STORE")
     assert (nf0, nd0) == (0, 0)
     assert torch.equal(y, y0) and torch.equal(dx, dx0)
-    # a fused epilogue (residual, activation) keeps the chunked stores: same conv, bias and rounding, then its ReLU
+    # ReLU / ReLU6 without a residual: applied as the tile is staged, then stored by TMA wherever the plain fprop
+    # was, bit-identical to the chunk path's activation of the rounded value
+    for act, fn in (("relu", F.relu), ("relu6", F.relu6)):
+        _native(backend).conv2d_tc_tma_stores()
+        ya = ops.conv2d_fprop_fused(x, w, b, None, *geo, act, 0.0, algo)
+        assert _native(backend).conv2d_tc_tma_stores() == nf
+        monkeypatch.setenv("PYCONV_TMA_STORE", "0")
+        ya0 = ops.conv2d_fprop_fused(x, w, b, None, *geo, act, 0.0, algo)
+        monkeypatch.delenv("PYCONV_TMA_STORE")
+        assert torch.equal(ya, ya0)
+        _close(ya, fn(ref.detach()), torch.float16)
+    # with a residual (or another activation) the chunked stores stay: same conv, bias and rounding, then the add
     r = torch.randn(ref.shape, device=device).half().contiguous(memory_format=torch.channels_last)
-    _tma_stores(backend)
+    _native(backend).conv2d_tc_tma_stores()
     yf = ops.conv2d_fprop_fused(x, w, b, r, *geo, "relu", 0.0, algo)
-    assert _tma_stores(backend) == 0
+    ys = ops.conv2d_fprop_fused(x, w, b, None, *geo, "silu", 0.0, algo)
+    assert _native(backend).conv2d_tc_tma_stores() == 0
     _close(yf, F.relu(ref.detach() + r.double()), torch.float16)
+    _close(ys, F.silu(ref.detach()), torch.float16)
 
 
 # auto on the wgmma rung: the TMA kernels where tma_suits_auto (the maps describe the shape, and whole 64-channel
@@ -874,8 +882,7 @@ def test_wgmma_n16_tile(geom, dtype, device, backend):
 
 
 def _filter_copies(backend):
-    mod = pyconv._ops._C_emu if backend == "emulator" else pyconv._C
-    return mod.conv2d_tc_filter_copies()
+    return _native(backend).conv2d_tc_filter_copies()
 
 
 # dgrad on the wgmma rung (its plain tiles unless PYCONV_WGMMA_DGRAD_B=kmajor — or the n16 tile, which the heuristic

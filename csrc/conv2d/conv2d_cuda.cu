@@ -454,7 +454,7 @@ bool tma_store_wanted() {
 
 // The tiled map of a GEMM's output `out` (N, channels, OH, OW: the channels of `groups` groups of gemm_n) as the
 // matrix {channels, N·OH·OW, 1} in boxes of 64 channels × `pixels` pixels, for the TMA stores of the TMA kernels'
-// epilogue (tc_ws_store_tma): "" and `map` encoded, or why not — the output must be channels_last and dense over its
+// epilogue (tc_conv_store's "TMA stores"): "" and `map` encoded, or why not — the output must be channels_last and dense over its
 // pixels (a strided dgrad's phase of dx is not), each pixel's channels whole 16-byte rows (the TMA stride rule), its
 // pixels fewer than 2^31, and a 64-channel box must not reach into the next group's channels.
 template <typename T>
@@ -701,9 +701,11 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
   }
   pr.persistent_blocks = int(ts.blocks_per_sm * sm_count());  // (the warp-specialised kernels' grid)
   // the TMA kernel's epilogue by TMA stores where y's map can be made (no split-K: the slices write float partial
-  // sums; no residual or activation: bias only, added before the store; not the 128×256 tile, which keeps one
-  // epilogue: see tc_ws_conv_consumers)
-  if (is_tma(tile) && splits == 1 && epi.trivial() && ts.bn <= 128 && tma_store_wanted())
+  // sums; bias, and ReLU or ReLU6 without a residual: applied as the tile is staged; the 128×64 and 128×128 tiles:
+  // see tc_ws_conv_consumers)
+  const bool store_epi = epi.residual == nullptr &&
+                         (epi.act < 0 || epi.act == int(Act::relu) || epi.act == int(Act::relu6));
+  if (is_tma(tile) && splits == 1 && store_epi && ts.bn <= 128 && ts.bm == 128 && tma_store_wanted())
     maps.y_tiled = tma_out_map<T>(out, s.groups, gemm_n, ts.bm, &maps.y).empty() ? 1 : 0;
   record_tc_launch(tile, splits > 1 ? pr.splits : 1);
   const char* what = dgrad ? "conv2d_dgrad tensor_core" : "conv2d_fprop tensor_core";

@@ -28,6 +28,7 @@
 #include "../common/conv_params.h"
 #include "../common/cuda_common.cuh"
 #include "../common/mbarrier.cuh"
+#include "../common/tma.cuh"
 #include "../common/warp_mma.cuh"
 #include "conv_epilogue.h"
 
@@ -250,6 +251,16 @@ template <typename T>
 struct alignas(16) TcChunk {
   T v[TcElem<T>::kVec];
 };
+
+// ReLU (or ReLU6) of both elements of a pair, as act::forward gives them for the values rounded to T.
+template <typename T>
+__device__ __forceinline__ TcPair<T> tc_pair_relu(TcPair<T> p, bool six) {
+  using F = acc_t<T>;
+  F a = to_acc(p.a), b = to_acc(p.b);
+  a = six ? act::forward<Act::relu6>(a, F(0)) : act::forward<Act::relu>(a, F(0));
+  b = six ? act::forward<Act::relu6>(b, F(0)) : act::forward<Act::relu>(b, F(0));
+  return TcPair<T>{from_acc<T>(a), from_acc<T>(b)};
+}
 
 // The fused epilogue of one whole 16-byte chunk (kVec channels of one pixel) of a channels-last output whose residual,
 // if any, is channels-last too, for no activation, ReLU or ReLU6 (ResNet's, MobileNet's; tc_epilogue_chunk_ok): the
@@ -567,16 +578,40 @@ __device__ __forceinline__ void tc_store_sync() {
   else named_barrier_sync<kBarId>(NT);
 }
 
+// The epilogue's staging tile: where element (row, col) of a BM × BN block tile lies (elements from its start).
+// Padded (kSwz false): rows of BN + kVec elements — the 16 bytes of padding keep chunks aligned and put consecutive
+// rows 4 banks apart. Swizzled (kSwz, BN a multiple of 64, 16-bit T): BN/64 column blocks of BM rows × 128 bytes,
+// 16-byte chunk c of row r at chunk position c ^ (r mod 8) — the layout a TMA store reads (the 128-byte swizzle, the
+// block 1024-byte aligned), and as free of bank conflicts for the accumulator pairs (a warp's eight rows gq at one
+// chunk land in eight chunk positions) and for the 16-byte chunk reads (eight chunks of one row).
+template <typename T, int BM, int BN, bool kSwz>
+struct TcStage {
+  static constexpr int kVec = TcElem<T>::kVec;
+  static constexpr size_t kBytes = kSwz ? size_t(BM) * BN * sizeof(T) : size_t(BM) * (BN + kVec) * sizeof(T);
+  static_assert(!kSwz || (BN % 64 == 0 && sizeof(T) == 2), "swizzled staging: 64-column blocks of 128-byte rows");
+  __device__ __forceinline__ static int at(int row, int col) {
+    if constexpr (kSwz)
+      return (col / 64) * (BM * 64) + row * 64 + (((col % 64) / 8) ^ (row % 8)) * 8 + col % 8;
+    else
+      return row * (BN + kVec) + col;
+  }};
+
 // The end of a fprop/dgrad block (both the mma.sync kernel and the wgmma kernel of cuda_tensor_core_sm90.cuh): its
 // BM × BN accumulators, held as MI × NI mma tiles of 16×8 per warp (warp tile origin (wm0, wn0), kWarpM rows; lane
 // (gq = lane/4, t4 = lane%4) holds rows gq and gq+8, columns 2·t4 and 2·t4+1 of each), go to the split-K workspace or
 // through the staged epilogue to y. `smem` is the kernel's pipeline buffer (kSmemBytes), free once the main loop ended.
 // Every thread of the block calls it (it has block barriers), or with kBarId ≠ 0 the NT threads (ids 0 .. NT−1 in
 // `tid`: the consumer warps of the warp-specialised kernel) that named barrier kBarId synchronises (tc_store_sync).
-template <typename T, int BM, int BN, int NT, int MI, int NI, int kWarpM, size_t kSmemBytes, int kBarId = 0>
+// kSwz: the staging tile swizzled (TcStage; the warp-specialised and TMA kernels'); then, given y_map (the TMA
+// kernel's tiled map of y as {channels, pixels, 1}, made by the host only for a bias-only epilogue into a
+// channels_last, pixel-dense y), thread 0 stores the staged tile by one TMA store per 64-column block instead of
+// every thread's chunk loop: see "TMA stores" below.
+template <typename T, int BM, int BN, int NT, int MI, int NI, int kWarpM, size_t kSmemBytes, int kBarId = 0,
+          bool kSwz = false>
 __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const float (&acc)[MI][NI][4], T* smem,
                                               int64_t m0, int n0, int64_t g, int64_t split, int64_t M, int wm0,
-                                              int wn0, int tid) {
+                                              int wn0, int tid, const TmaDesc* y_map = nullptr) {
+  using Stage = TcStage<T, BM, BN, kSwz>;
   constexpr int kVec = TcElem<T>::kVec;
   const int lane = tid % 32;
   if (pr.ws != nullptr) {
@@ -615,9 +650,9 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
   // thread), 25k instructions a kernel that each block streamed through the instruction cache; and the stores were
   // 2-byte scalars. The staged tile takes one warp row of the block tile per pass when the whole tile does not fit
   // (float32 128×128).
-  constexpr int kLd = BN + kVec;  // row pitch in elements: 16 bytes of padding keeps chunks aligned and spreads banks
-  constexpr int kPassRows = size_t(BM) * kLd * sizeof(T) <= kSmemBytes ? BM : kWarpM;
-  static_assert(size_t(kPassRows) * kLd * sizeof(T) <= kSmemBytes, "the staged epilogue tile fits the pipeline smem");
+  constexpr int kPassRows = Stage::kBytes <= kSmemBytes ? BM : kWarpM;
+  static_assert(!kSwz || kPassRows == BM, "the swizzled staging tile is staged whole");
+  static_assert(Stage::kBytes / BM * kPassRows <= kSmemBytes, "the staged epilogue tile fits the pipeline smem");
   constexpr int kChunksPerRow = BN / kVec;
   T* sC = smem;
   const int gq = lane / 4, t4 = lane % 4;
@@ -625,6 +660,17 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
   // y (and the residual) dense over their pixels: a chunk's address is m·s3 + k·s1, no (n, oh, ow) to decode
   const bool y_dense = tc_pixels_dense(pr.ys, pr.OH, pr.OW);
   const bool r_dense = pr.epi.residual == nullptr || tc_pixels_dense(pr.epi.rs, pr.OH, pr.OW);
+  // TMA stores: thread 0's stores of the previous tile have read the staging tile (cp.async.bulk.wait_group.read)
+  // before the barrier below lets anyone overwrite it. They take ReLU and ReLU6 epilogues without a residual too
+  // (the host's condition), applied here to the pairs as they are staged (tma_act: 1 ReLU, 2 ReLU6, 0 none): the
+  // chunk path's sequence, activation of the value rounded to T, which is representable again.
+  int tma_act = 0;
+  if constexpr (kSwz) {
+    if (y_map != nullptr) {
+      if (tid == 0) tma_store_wait<0>();
+      tma_act = pr.epi.act == int(Act::relu) ? 1 : pr.epi.act == int(Act::relu6) ? 2 : 0;
+    }
+  }
   // every warp has finished reading the last pipeline stage (or, the persistent kernel's own staging tile: copying
   // out the previous tile) before it is overwritten
   tc_store_sync<kBarId, NT>();
@@ -645,14 +691,34 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
         for (int i = 0; i < MI; ++i)
 #pragma unroll
           for (int half = 0; half < 2; ++half) {
-            // one 4-byte (8-byte for float32) store per pair; rows kLd apart start 16 bytes (4 banks) apart, so
-            // the warp's 8 rows × 4 pairs land in 32 distinct banks (16-bit types)
-            *reinterpret_cast<TcPair<T>*>(sC + (wm0 - prow0 + i * 16 + gq + half * 8) * kLd + c) =
-                TcPair<T>{from_acc<T>(acc[i][j][half * 2] + b0), from_acc<T>(acc[i][j][half * 2 + 1] + b1)};
+            // one 4-byte (8-byte for float32) store per pair; padded rows start 16 bytes (4 banks) apart, so the
+            // warp's 8 rows × 4 pairs land in 32 distinct banks (16-bit types); swizzled: see TcStage
+            TcPair<T> v{from_acc<T>(acc[i][j][half * 2] + b0), from_acc<T>(acc[i][j][half * 2 + 1] + b1)};
+            if constexpr (kSwz)
+              if (tma_act > 0) v = tc_pair_relu(v, tma_act == 2);  // (uniform; the TMA stores' ReLU / ReLU6)
+            *reinterpret_cast<TcPair<T>*>(sC + Stage::at(wm0 - prow0 + i * 16 + gq + half * 8, c)) = v;
           }
       }
     }
+    if constexpr (kSwz)
+      if (y_map != nullptr) fence_proxy_async_smem();  // this thread's writes, before the copy engine reads them
     tc_store_sync<kBarId, NT>();  // the staged tile is complete before any thread reads other warps' part of it
+    if constexpr (kSwz) {
+      // TMA stores: one thread hands each 64-column block of the tile to the copy engine (rows past M and channels
+      // past the tensor are clipped by the map; blocks past the group's own columns are not stored), one bulk group
+      // a tile; the next tile's epilogue waits for it to have read the staging tile (above).
+      if (y_map != nullptr) {
+        if (tid == 0) {
+#pragma unroll
+          for (int jb = 0; jb < BN / 64; ++jb)
+            if (n0 + 64 * jb < pr.gemm_n)
+              tma_store_tiled_3d(y_map, smem_window_addr(sC + jb * (BM * 64)), int(g) * pr.gemm_n + n0 + 64 * jb,
+                                 int(m0), 0);
+          tma_store_commit();
+        }
+        return;
+      }
+    }
 #pragma unroll 1
     for (int idx = tid; idx < kPassRows * kChunksPerRow; idx += NT) {
       const int row = idx / kChunksPerRow, cc = (idx % kChunksPerRow) * kVec;
@@ -664,7 +730,7 @@ __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const f
       if (!(y_dense && r_dense)) tc_pixel(pr, m, small, n, oh, ow);  // (uniform)
       const int64_t k0 = g * pr.gemm_n + col0;
       const int nv = pr.gemm_n - col0 < kVec ? pr.gemm_n - col0 : kVec;  // valid channels of this chunk
-      T* chunk = sC + row * kLd + cc;
+      T* chunk = sC + Stage::at(row, cc);
       T* out = tc_global(pr.y + (y_dense ? m * pr.ys.s3 + k0 * pr.ys.s1 : pr.ys.at(n, k0, oh, ow)));
       const bool vec_out = nhwc_out && nv == kVec && (reinterpret_cast<uintptr_t>(out) & 15) == 0;
       if (!pr.epi.trivial()) {

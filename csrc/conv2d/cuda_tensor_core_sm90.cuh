@@ -333,70 +333,23 @@ struct TcWsTiles {
   }
 };
 
-// The TMA-store epilogue of one output tile (the TMA kernel's consumers, where the host made y's map: TcTmaMaps::y_tiled
-// says when): the accumulators plus bias, rounded to T, into the staging tile laid out as the TMA unit reads it — BN/64
-// column blocks of BM rows × 128 bytes, 128-byte swizzled (16-byte chunk c of row r at c ^ (r mod 8)) — then one
-// thread stores each 64-column block with one cp.async.bulk.tensor. What it replaces (tc_conv_store's second step):
-// every consumer thread looping over 16-byte chunks, each a shared-memory load, its global address and a 16-byte
-// store — per tile of a short reduction (a 1×1 layer's one to four reduction tiles) the larger part of the consumers'
-// work. The store runs asynchronously; the staging tile is reused only after the issuing thread's
-// cp.async.bulk.wait_group.read at the next tile's epilogue (and the barrier after it).
-// Bank conflicts: a warp's pair stores for one n8 column tile j cover rows gq = 0..7 (+ its 16-row offset, + 8) at
-// chunk j mod 8 and byte 4·t4 of it: chunk positions (j mod 8) ^ gq, distinct over the eight rows, × four t4 = 32 banks.
-template <typename T, typename Tile>
-__device__ __forceinline__ void tc_ws_store_tma(const TcConvParams<T>& pr, const float (&acc)[1][Tile::NI][4],
-                                                const TcWsShared<T, Tile>& sh, const TcBlock& blk, const TmaDesc* y_map,
-                                                int row0, int ctid, int lane) {
-  constexpr int BM = Tile::BM, BN = Tile::BN, NT = Tile::kConsumers * 128;
-  static_assert(size_t(BM) * BN * sizeof(T) <= Tile::kEpilogueBytes, "the swizzled tile fits the staging area");
-  // the previous tile's stores have read the staging tile (the issuing thread's bulk group), and every consumer is
-  // past its own part of that tile
-  if (ctid == 0) tma_store_wait<0>();
-  named_barrier_sync<1>(NT);
-  unsigned char* st = reinterpret_cast<unsigned char*>(sh.sC);
-  const int gq = lane / 4, t4 = lane % 4;
-#pragma unroll
-  for (int j = 0; j < Tile::NI; ++j) {
-    const int c = j * 8 + 2 * t4;  // block-tile column of the pair
-    float b0 = 0.f, b1 = 0.f;
-    if (pr.bias != nullptr) {
-      const int64_t k = blk.g * pr.gemm_n + blk.n0 + c;
-      if (blk.n0 + c < pr.gemm_n) b0 = to_acc(tc_global(pr.bias)[k]);
-      if (blk.n0 + c + 1 < pr.gemm_n) b1 = to_acc(tc_global(pr.bias)[k + 1]);
-    }
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int r = row0 + gq + half * 8;
-      *reinterpret_cast<TcPair<T>*>(st + (j / 8) * (BM * 128) + r * 128 + (((j % 8) ^ (r % 8)) << 4) + 4 * t4) =
-          TcPair<T>{from_acc<T>(acc[0][j][half * 2] + b0), from_acc<T>(acc[0][j][half * 2 + 1] + b1)};
-    }
-  }
-  fence_proxy_async_smem();  // this thread's writes, before the copy engine (async proxy) reads them
-  named_barrier_sync<1>(NT);
-  if (ctid == 0) {
-#pragma unroll
-    for (int jb = 0; jb < BN / 64; ++jb)
-      if (blk.n0 + 64 * jb < pr.gemm_n)  // (columns past the group's own are never stored)
-        tma_store_tiled_3d(y_map, smem_window_addr(st + jb * (BM * 128)), int(blk.g) * pr.gemm_n + blk.n0 + 64 * jb,
-                           int(blk.m0), 0);
-    tma_store_commit();
-  }
-}
-
 // The consumer warpgroups of a persistent fprop/dgrad kernel, from ring position `ring` on: warpgroup c = wg − 1
 // computes rows 64c .. 64c + 63 of each of the block's output tiles and writes them through the staging tile. The
 // producer warps never join the epilogue, so the consumers (ids tid − 128) synchronise it by named barrier 1. (With
 // the producers in the epilogue too, the accumulators were live in code both roles ran: 128×256 spilled at the 168
 // registers a thread that 384 threads allow.) kFence: see tc_ws_consume. kMnB: B's stages hold MN-major blocks
 // (64 reduction rows × 64 columns of 128 bytes, 8 KiB apart: the TMA dgrad kernel's filter) instead of K-major rows.
-// y_map (the TMA kernel, where the host made it; tiles of at most 128 columns): the tiles leave by TMA stores
-// (tc_ws_store_tma), else through tc_conv_store.
+// The staging tile is swizzled (TcStage), the layout a TMA store reads, on the 128×64 and 128×128 tiles; y_map (the
+// TMA kernel, where the host made it): the tiles leave by TMA stores (tc_conv_store's "TMA stores"), else by the
+// chunked stores. (128×256 and 64×128 keep the padded tile and the chunked stores: with the swizzled addresses
+// 128×256's 128 accumulators a thread spilled 240-340 bytes at 168 registers, 64×128 16-76 bytes at the 128 of its
+// two blocks a SM.)
 template <typename T, typename Tile, bool kFence, bool kMnB = false>
 __device__ __forceinline__ void tc_ws_conv_consumers(const TcConvParams<T>& pr, const TcWsShared<T, Tile>& sh,
                                                      const TcWsTiles<T, Tile>& tiles, int ring,
                                                      const TmaDesc* y_map = nullptr) {
-  // (not on 128×256 tiles: their 128 accumulators a thread and both epilogues spilled at 168 registers)
-  constexpr bool kTmaStore = Tile::BN <= 128;
+  constexpr bool kSwz = Tile::BN <= 128 && Tile::kMinBlocks == 1;
+  if constexpr (!kSwz) y_map = nullptr;
   const int tid = threadIdx.x, warp = tid / 32, wg = warp / 4;
   const uint64_t da0 = wgmma_desc_sw128(sh.sA_addr + uint32_t(wg - 1) * 64u * 128u),
                  db0 = kMnB ? wgmma_desc_sw128_mn(sh.sB_addr, 64u * 128u) : wgmma_desc_sw128(sh.sB_addr);
@@ -406,14 +359,12 @@ __device__ __forceinline__ void tc_ws_conv_consumers(const TcConvParams<T>& pr, 
     const TcBlock blk = tiles.at(pr, t);
     tc_ws_consume<T, Tile, false, kMnB, kFence>(acc, ring, blk.KT, sh.full, sh.empty, da0, db0);
     ring += blk.KT;
-    if (kTmaStore && y_map != nullptr)  // (uniform)
-      tc_ws_store_tma<T, Tile>(pr, acc, sh, blk, y_map, (wg - 1) * 64 + (warp % 4) * 16, tid - 128, tid % 32);
-    else
-      tc_conv_store<T, Tile::BM, Tile::BN, Tile::kConsumers * 128, 1, Tile::NI, 16, Tile::kEpilogueBytes, 1>(
-          pr, acc, sh.sC, blk.m0, blk.n0, blk.g, blk.split, blk.M, (wg - 1) * 64 + (warp % 4) * 16, 0, tid - 128);
+    tc_conv_store<T, Tile::BM, Tile::BN, Tile::kConsumers * 128, 1, Tile::NI, 16, Tile::kEpilogueBytes, 1, kSwz>(
+        pr, acc, sh.sC, blk.m0, blk.n0, blk.g, blk.split, blk.M, (wg - 1) * 64 + (warp % 4) * 16, 0, tid - 128,
+        y_map);
   }
   // the last tile's stores complete before the block's shared memory (their source) goes
-  if (kTmaStore && y_map != nullptr && tid == 128) tma_store_wait<0, true>();
+  if (y_map != nullptr && tid == 128) tma_store_wait<0, true>();
 }
 
 // Persistent: the grid holds at most the resident blocks (pr.persistent_blocks), and each loops over output tiles
@@ -567,10 +518,11 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
 // stride-1 layers — 13 of its 23 convolutions, the ones furthest from cuDNN (0.44-0.72× in H200 run 11) — are all
 // of this kind. PYCONV_TMA_PIXELS=im2col keeps the im2col loads (A/B timing; the results are bit-identical).
 //
-// y_tiled (fprop/dgrad, tiles of at most 128 columns): the consumers store each output tile by TMA (tc_ws_store_tma)
-// through `y`, the tiled map of the output as {channels, N·P·Q, 1} in boxes of 64 channels × BM pixels — where the
-// host could make it: a channels_last output dense over its pixels, channels in whole 16-byte rows, no split-K, no
-// residual or activation (bias is added before the store), and 64-column boxes that stay inside one group's channels.
+// y_tiled (fprop/dgrad, the 128×64 and 128×128 tiles): the consumers store each output tile by TMA (tc_conv_store's
+// "TMA stores") through `y`, the tiled map of the output as {channels, N·P·Q, 1} in boxes of 64 channels × BM pixels
+// — where the host could make it: a channels_last output dense over its pixels, channels in whole 16-byte rows, no
+// split-K, no residual or activation (bias is added before the store), and 64-column boxes that stay inside one
+// group's channels.
 struct TcTmaMaps {
   TmaDesc a, b, y;
   int lower_h, lower_w;  // first source row / column of output pixel (0, 0) at tap offset 0
