@@ -603,9 +603,9 @@ struct TcStage {
 // Every thread of the block calls it (it has block barriers), or with kBarId ≠ 0 the NT threads (ids 0 .. NT−1 in
 // `tid`: the consumer warps of the warp-specialised kernel) that named barrier kBarId synchronises (tc_store_sync).
 // kSwz: the staging tile swizzled (TcStage; the warp-specialised and TMA kernels'); then, given y_map (the TMA
-// kernel's tiled map of y as {channels, pixels, 1}, made by the host only for a bias-only epilogue into a
-// channels_last, pixel-dense y), thread 0 stores the staged tile by one TMA store per 64-column block instead of
-// every thread's chunk loop: see "TMA stores" below.
+// kernel's tiled map of y as {channels, pixels, 1}, made by the host only for an epilogue of bias and ReLU/ReLU6 at
+// most, into a channels_last, pixel-dense y), thread 0 stores the staged tile by one TMA store per 64-column block
+// instead of every thread's chunk loop: see "TMA stores" below.
 template <typename T, int BM, int BN, int NT, int MI, int NI, int kWarpM, size_t kSmemBytes, int kBarId = 0,
           bool kSwz = false>
 __device__ __forceinline__ void tc_conv_store(const TcConvParams<T>& pr, const float (&acc)[MI][NI][4], T* smem,

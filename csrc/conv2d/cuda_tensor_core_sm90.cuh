@@ -521,8 +521,8 @@ __global__ void __launch_bounds__(Tile::kThreads, Tile::kMinBlocks) tc_wgmma_ws_
 // y_tiled (fprop/dgrad, the 128×64 and 128×128 tiles): the consumers store each output tile by TMA (tc_conv_store's
 // "TMA stores") through `y`, the tiled map of the output as {channels, N·P·Q, 1} in boxes of 64 channels × BM pixels
 // — where the host could make it: a channels_last output dense over its pixels, channels in whole 16-byte rows, no
-// split-K, no residual or activation (bias is added before the store), and 64-column boxes that stay inside one
-// group's channels.
+// split-K, no residual, no activation but ReLU or ReLU6 (bias and activation are applied as the tile is staged), and
+// 64-column boxes that stay inside one group's channels.
 struct TcTmaMaps {
   TmaDesc a, b, y;
   int lower_h, lower_w;  // first source row / column of output pixel (0, 0) at tap offset 0
