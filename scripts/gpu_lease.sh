@@ -211,6 +211,13 @@ if [ -z "${SKIP_PIXELS_AB:-}" ] && [ "$(left)" -gt 420 ]; then
       --dirs fprop,dgrad,wgrad --layers 1x1_64_64_56,1x1_256_64_56,1x1_1024_256_14,3x3_256_256_14 2>&1 \
       | grep -E "ratio|Error|error" | sed "s/^/TMA=$v /" | tee -a "$O/summary.txt"
   done
+  # the TMA stores run on the 128x64 and 128x128 tiles only (128x256 spilled with the swizzled staging tile), so on
+  # the layers whose rule picks 128x256 (GEMMs of > 128 columns in >= 2 waves: 64 -> 256 fprop, 256 -> 64 dgrad at
+  # 56x56) 128x128 with TMA stores may now win: both named, side by side
+  echo "--- TMA 128x128 (TMA stores) against 128x256 (chunked stores)" | tee -a "$O/summary.txt"
+  timeout 25 "$PY" scripts/profile_layers.py --time --dirs fprop,dgrad \
+    --algo tensor_core_wgmma_tma_128x128,tensor_core_wgmma_tma_128x256 --layers 1x1_64_256_56,1x1_256_64_56 2>&1 \
+    | grep -E "ratio|Error|error" | sed "s/^/TMA=tiles /" | tee -a "$O/summary.txt"
 fi
 if [ -z "${SKIP_PHASES_AB:-}" ] && [ "$(left)" -gt 420 ]; then
   # strided dgrad: its sub-pixel phases in one launch (the default since 2026-11-27, unmeasured) against one launch

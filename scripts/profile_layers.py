@@ -44,6 +44,7 @@ EXTRA_LAYERS = {  # named in --layers only (the default set stays the one earlie
     "dw3x3_576_14": (576, 576, 14, 14, 3, 1, 1, 576),
     "1x1_256_64_56": (256, 64, 56, 56, 1, 1, 0, 1),
     "1x1_1024_256_14": (1024, 256, 14, 14, 1, 1, 0, 1),
+    "1x1_64_256_56": (64, 256, 56, 56, 1, 1, 0, 1),
 }
 
 
@@ -96,11 +97,17 @@ def main(argv=None) -> int:
             for _ in range(args.warm):
                 ours(), theirs()
             torch.cuda.synchronize()
-            pyconv._C.conv2d_tc_launches()
+            counters = [getattr(pyconv._C, f) for f in ("conv2d_tc_launches", "conv2d_tc_tma_tiled_pixels",
+                                                         "conv2d_tc_tma_stores") if hasattr(pyconv._C, f)]
+            for c in counters:
+                c()
             torch.cuda.nvtx.range_push(f"{name} {d} {algo}")
             ours()
             torch.cuda.nvtx.range_pop()
             plan = " ".join(f"{t.replace('tensor_core_', '')}/{k}" for t, k in pyconv._C.conv2d_tc_launches())
+            # the TMA kernels' forms this call took: tiled pixel loads, TMA stores (launch counts)
+            if len(counters) == 3:
+                plan += f" pix={counters[1]()} st={counters[2]()}"
             torch.cuda.synchronize()
             if args.time:
                 def med(fn):
