@@ -640,20 +640,21 @@ TMA_STORE = {
 
 @pytest.mark.skipif(not WG_TARGETS, reason="neither the emulator nor a compute capability 9.0 GPU with sm_90a")
 @pytest.mark.parametrize("device,backend", WG_TARGETS, ids=WG_TIDS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
 @pytest.mark.parametrize("geom", list(TMA_STORE))
-def test_tma_store_epilogue(geom, device, backend, monkeypatch):
+def test_tma_store_epilogue(geom, dtype, device, backend, monkeypatch):
     """fprop (with bias; also fused with ReLU or ReLU6) and dgrad on the TMA kernels store their output tiles by TMA
     where the output's map can be made (the counter: one per launch), against float64 torch, and bit-identical to the
     chunked stores that PYCONV_TMA_STORE=0 keeps — and that fused residuals and other activations keep; with split-K
     the slices write float partial sums instead (no TMA store)."""
     ops = torch.ops.pyconv_emu if backend == "emulator" else torch.ops.pyconv
     (xs, ws_, stride, padding, groups), (want_f, want_d) = TMA_STORE[geom]
-    x, w, b, kw = _operands((xs, ws_, stride, padding, 1, groups), torch.float16, device)
+    x, w, b, kw = _operands((xs, ws_, stride, padding, 1, groups), dtype, device)
     w = w.contiguous(memory_format=torch.channels_last)
     geo = ([stride] * 2, [padding] * 2, [1, 1], groups)
     xd, wd, bd = x.double().requires_grad_(), w.double().requires_grad_(), b.double()
     ref = F.conv2d(xd, wd, bd, **kw)
-    go = torch.randn(ref.shape, device=device).half().contiguous(memory_format=torch.channels_last)
+    go = torch.randn(ref.shape, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
     ref.backward(go.double())
     algo = "tensor_core_wgmma_tma"
 
@@ -670,8 +671,8 @@ def test_tma_store_epilogue(geom, device, backend, monkeypatch):
     y, dx, nf, nd, split, n_dgrad = run()
     assert nf == (1 if want_f and not split else 0)
     assert nd == (n_dgrad if want_d else 0)
-    _close(y, ref.detach(), torch.float16)
-    _close(dx, xd.grad, torch.float16)
+    _close(y, ref.detach(), dtype)
+    _close(dx, xd.grad, dtype)
     monkeypatch.setenv("PYCONV_TMA_STORE", "0")
     y0, dx0, nf0, nd0, _, _ = run()
     monkeypatch.delenv("PYCONV_TMA_STORE")
@@ -687,15 +688,15 @@ def test_tma_store_epilogue(geom, device, backend, monkeypatch):
         ya0 = ops.conv2d_fprop_fused(x, w, b, None, *geo, act, 0.0, algo)
         monkeypatch.delenv("PYCONV_TMA_STORE")
         assert torch.equal(ya, ya0)
-        _close(ya, fn(ref.detach()), torch.float16)
+        _close(ya, fn(ref.detach()), dtype)
     # with a residual (or another activation) the chunked stores stay: same conv, bias and rounding, then the add
-    r = torch.randn(ref.shape, device=device).half().contiguous(memory_format=torch.channels_last)
+    r = torch.randn(ref.shape, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
     _native(backend).conv2d_tc_tma_stores()
     yf = ops.conv2d_fprop_fused(x, w, b, r, *geo, "relu", 0.0, algo)
     ys = ops.conv2d_fprop_fused(x, w, b, None, *geo, "silu", 0.0, algo)
     assert _native(backend).conv2d_tc_tma_stores() == 0
-    _close(yf, F.relu(ref.detach() + r.double()), torch.float16)
-    _close(ys, F.silu(ref.detach()), torch.float16)
+    _close(yf, F.relu(ref.detach() + r.double()), dtype)
+    _close(ys, F.silu(ref.detach()), dtype)
 
 
 # auto on the wgmma rung: the TMA kernels where tma_suits_auto (the maps describe the shape, and whole 64-channel
