@@ -431,8 +431,8 @@ bool tma_pixels_tiled_wanted() {
 
 // The tiled map of the NHWC tensor `a` ([N][H][W][channels], channel stride 1) as the matrix {channels, N·H·W, 1}
 // in boxes of 64 channels × `pixels` pixels (TcTmaMaps::pix_tiled): "" and `map` encoded, or why it cannot — its
-// pixels must lie at one stride (dense over N, H, W: nhwc_padded's copies always are) and number below 2^31 (the
-// load's 32-bit coordinate).
+// pixels must lie at one stride (dense over N, H, W: nhwc_padded's copies always are, an output need not be) and
+// number below 2^31 (the load's 32-bit coordinate).
 template <typename T>
 std::string tma_pixel_map(const at::Tensor& a, int64_t pixels, TmaDesc* map) {
   if (a.dim() != 4 || a.stride(3) != 1) return "needs a channels-last source";
@@ -452,21 +452,16 @@ bool tma_store_wanted() {
   return v == nullptr || std::string(v) != "0";
 }
 
-// The tiled map of a GEMM's output `out` (N, channels, OH, OW: the channels of `groups` groups of gemm_n) as the
-// matrix {channels, N·OH·OW, 1} in boxes of 64 channels × `pixels` pixels, for the TMA stores of the TMA kernels'
-// epilogue (tc_conv_store's "TMA stores"): "" and `map` encoded, or why not — the output must be channels_last and dense over its
-// pixels (a strided dgrad's phase of dx is not), each pixel's channels whole 16-byte rows (the TMA stride rule), its
-// pixels fewer than 2^31, and a 64-channel box must not reach into the next group's channels.
+// The tiled map of a GEMM's output `out` (N, channels, OH, OW: the channels of `groups` groups of gemm_n) for the TMA
+// stores of the TMA kernels' epilogue (tc_conv_store's "TMA stores"): tma_pixel_map's matrix of its NHWC view — so
+// channels_last and dense over its pixels (a strided dgrad's phase of dx is not), each pixel's channels whole 16-byte
+// rows (the TMA stride rule) — provided a 64-channel box cannot reach into the next group's channels. "" and `map`
+// encoded, or why not.
 template <typename T>
 std::string tma_out_map(const at::Tensor& out, int64_t groups, int64_t gemm_n, int64_t pixels, TmaDesc* map) {
-  if (out.dim() != 4 || out.stride(1) != 1) return "needs a channels_last output";
-  const int64_t ps = out.stride(3), n_pix = out.size(0) * out.size(2) * out.size(3);
-  if ((out.size(2) > 1 && out.stride(2) != out.size(3) * ps) ||
-      (out.size(0) > 1 && out.stride(0) != out.size(2) * out.size(3) * ps))
-    return "needs the output's pixels at one stride";
-  if (n_pix > INT32_MAX) return "needs fewer than 2^31 output pixels";
+  if (out.dim() != 4) return "needs a 4-d output";
   if (groups > 1 && gemm_n % 64 != 0) return "needs groups of whole 64-channel boxes";
-  return tma_tiled_map<T>(out.data_ptr(), out.size(1), n_pix, 1, ps, ps * n_pix, uint32_t(pixels), 1, map);
+  return tma_pixel_map<T>(out.permute({0, 2, 3, 1}), pixels, map);
 }
 
 // Whether dgrad can read the filter w [K][C/g][R][S] in place (no transpose): its channels contiguous and its taps in
@@ -703,8 +698,7 @@ at::Tensor run_tc_gather(const std::string& algo, const Conv2dShape& s, bool dgr
   // the TMA kernel's epilogue by TMA stores where y's map can be made (no split-K: the slices write float partial
   // sums; bias, and ReLU or ReLU6 without a residual: applied as the tile is staged; the 128×64 and 128×128 tiles:
   // see tc_ws_conv_consumers)
-  const bool store_epi = epi.residual == nullptr &&
-                         (epi.act < 0 || epi.act == int(Act::relu) || epi.act == int(Act::relu6));
+  const bool store_epi = epi.residual == nullptr && cuda::tc_epilogue_chunk_ok(epi);  // (none, ReLU, ReLU6)
   if (is_tma(tile) && splits == 1 && store_epi && ts.bn <= 128 && ts.bm == 128 && tma_store_wanted())
     maps.y_tiled = tma_out_map<T>(out, s.groups, gemm_n, ts.bm, &maps.y).empty() ? 1 : 0;
   record_tc_launch(tile, splits > 1 ? pr.splits : 1);
